@@ -1,0 +1,82 @@
+"""Map every error to the contract's `{"error", "message"}` shape; never leak a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zapd.errors import RateLimited, ZapError
+
+log = logging.getLogger("zapd.api")
+
+_HTTP_CODES = {
+    400: "ERR_BAD_REQUEST",
+    401: "ERR_UNAUTHORIZED",
+    403: "ERR_FORBIDDEN",
+    404: "ERR_NOT_FOUND",
+    405: "ERR_METHOD_NOT_ALLOWED",
+    406: "ERR_NOT_ACCEPTABLE",
+    409: "ERR_CONFLICT",
+    413: "ERR_PAYLOAD_TOO_LARGE",
+    415: "ERR_UNSUPPORTED_MEDIA_TYPE",
+    422: "ERR_VALIDATION",
+    429: "ERR_RATE_LIMITED",
+    503: "ERR_UNAVAILABLE",
+}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Build the contract's error document."""
+    return {"error": code, "message": message, **extra}
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers so every failure answers in the contract's shape."""
+
+    @app.exception_handler(ZapError)
+    async def _zap_error(_: Request, exc: ZapError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"ERR_HTTP_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return JSONResponse(
+            error_body(code, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("ERR_VALIDATION", _describe(errors), details=errors), status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("ERR_INTERNAL", "internal error; the daemon log has the details"),
+            status_code=500,
+        )

@@ -1,0 +1,70 @@
+"""Engine creation with the per-backend settings zap relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def sqlite_url(path: Path) -> str:
+    """Return the async SQLAlchemy URL of a SQLite database file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def normalize_url(url: str) -> str:
+    """Map plain `postgresql://` and `sqlite://` URLs to their async drivers."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        u = u.set(drivername="postgresql+asyncpg")
+    elif u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    if u.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {u.get_backend_name()!r}: use SQLite or PostgreSQL")
+    return u.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
+    url = normalize_url(url)
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling is bypassed (isolation_level=None) so that
+    # SQLAlchemy's BEGIN is the one emitted, and it is BEGIN IMMEDIATE: a deferred
+    # transaction that reads and then writes can fail with SQLITE_BUSY at once when
+    # another writer holds the lock (the busy timeout is not consulted for that lock
+    # upgrade). Taking the write lock up front makes concurrent writers queue instead.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory every service uses."""
+    return async_sessionmaker(engine, expire_on_commit=False)

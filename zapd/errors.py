@@ -1,0 +1,76 @@
+"""Errors the services raise; the API edge maps each to a status code and error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ZapError(Exception):
+    """Base of every error a user may see; carries a stable code and a human message."""
+
+    status_code = 400
+    code = "ERR_BAD_REQUEST"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class BadRequest(ZapError):
+    """The request makes no sense as given."""
+
+
+class ValidationFailed(ZapError):
+    """A value is not acceptable (bad CNPJ, bad phone, too long...)."""
+
+    status_code = 422
+    code = "ERR_VALIDATION"
+
+
+class Unauthorized(ZapError):
+    """No valid credentials."""
+
+    status_code = 401
+    code = "ERR_UNAUTHORIZED"
+
+
+class Forbidden(ZapError):
+    """Valid credentials, but the role does not allow this."""
+
+    status_code = 403
+    code = "ERR_FORBIDDEN"
+
+
+class NotFound(ZapError):
+    """No such thing, or not in the caller's company (the two look the same)."""
+
+    status_code = 404
+    code = "ERR_NOT_FOUND"
+
+
+class Conflict(ZapError):
+    """The change collides with existing data (duplicate CNPJ, e-mail, phone...)."""
+
+    status_code = 409
+    code = "ERR_CONFLICT"
+
+
+class RateLimited(ZapError):
+    """Too many attempts; retry after `retry_after` seconds."""
+
+    status_code = 429
+    code = "ERR_RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class Unavailable(ZapError):
+    """A dependency (database, engine) is not there right now."""
+
+    status_code = 503
+    code = "ERR_UNAVAILABLE"
