@@ -32,6 +32,18 @@ class ZapdSettings(BaseSettings):
     jwt_secret: SecretStr | None = None
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Auth
+    access_token_ttl: int = Field(900, ge=30, le=86400)  # seconds
+    refresh_token_ttl: int = Field(30 * 86400, ge=60)
+    login_max_failures: int = Field(5, ge=1)
+    login_window: int = Field(60, ge=1)  # seconds
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8)
+    # Input and realtime limits
+    max_body_bytes: int = Field(1 << 20, ge=1024)  # JSON bodies; media has its own limit
+    ws_queue_size: int = Field(1000, ge=10)  # events buffered per client before it is dropped
+    ws_ping_interval: float = Field(20.0, gt=0)
+    ws_ping_timeout: float = Field(20.0, gt=0)
 
     @field_validator("state_dir")
     @classmethod

@@ -1,7 +1,8 @@
-"""Password hashing (argon2id) and the state dir's secret files."""
+"""Password hashing (argon2id), token hashing, and the state dir's secret files."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -11,25 +12,57 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 MIN_PASSWORD_LENGTH = 8
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+class Passwords:
+    """argon2id hashing with configurable cost (tests lower it; production keeps defaults)."""
+
+    def __init__(self, *, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 4):
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
+
+    def hash(self, password: str) -> str:
+        """Return the argon2id hash of a password."""
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """Tell whether `password` matches `password_hash`."""
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Tell whether a stored hash uses other parameters than the current ones."""
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+_default = Passwords()
 
 
 def hash_password(password: str) -> str:
-    """Return the argon2id hash of a password."""
-    return _hasher.hash(password)
+    """Return the argon2id hash of a password with the default cost."""
+    return _default.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     """Tell whether `password` matches `password_hash`."""
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    return _default.verify(password_hash, password)
 
 
 def password_needs_rehash(password_hash: str) -> bool:
     """Tell whether a stored hash uses outdated parameters."""
-    return _hasher.check_needs_rehash(password_hash)
+    return _default.needs_rehash(password_hash)
+
+
+def new_token(prefix: str, nbytes: int = 32) -> str:
+    """Return a new random bearer secret such as `zap_...`."""
+    return prefix + secrets.token_urlsafe(nbytes)
+
+
+def token_hash(token: str) -> str:
+    """Hash a high-entropy bearer secret for storage (a fast hash suffices at 256 bits)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def prepare_state_dir(path: Path) -> Path:

@@ -5,70 +5,47 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapd.api import health
 from zapd.api.errors import install_error_handlers
+from zapd.api.routes import (
+    audit,
+    auth,
+    categories,
+    clients,
+    companies,
+    departments,
+    metrics,
+    quick_replies,
+    sessions,
+    tags,
+    tickets,
+    users,
+    ws,
+)
 from zapd.config import ZapdSettings
-from zapd.db import migrate
-from zapd.db.engine import create_engine, session_factory
-from zapd.security import ensure_secret_file, prepare_state_dir
+from zapd.resources import Resources, open_resources
 from zapd.systemd import service_lifecycle
 
 log = logging.getLogger("zapd")
 
 
-@dataclass
-class Resources:
-    """What the lifespan opened; handed to routes and services."""
-
-    settings: ZapdSettings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    jwt_secret: str
-
-
-async def open_resources(settings: ZapdSettings) -> Resources:
-    """Prepare the state dir, secret and database (migrating when allowed)."""
-    prepare_state_dir(settings.state_dir)
-    if settings.jwt_secret is not None:
-        secret = settings.jwt_secret.get_secret_value()
-    else:
-        secret = ensure_secret_file(settings.jwt_secret_file)
-    engine = create_engine(settings.db_url, pool_pre_ping=True)
-    try:
-        if settings.auto_migrate:
-            await migrate.upgrade(engine)
-        else:
-            st = await migrate.status(engine)
-            if not st.up_to_date:
-                log.warning(
-                    "schema at %s, code expects %s: run `zapctl db upgrade`", st.current, st.head
-                )
-    except Exception:
-        await engine.dispose()
-        raise
-    return Resources(
-        settings=settings, engine=engine, sessions=session_factory(engine), jwt_secret=secret
-    )
-
-
-def create_app(settings: ZapdSettings) -> FastAPI:
-    """Build the zapd application for these settings."""
+def create_app(settings: ZapdSettings, resources: Resources | None = None) -> FastAPI:
+    """Build the zapd application (tests may hand in already opened resources)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await open_resources(settings)
-        app.state.resources = resources
-        log.info("zapd ready (database %s)", resources.engine.url.render_as_string())
+        res = resources or await open_resources(settings)
+        app.state.resources = res
+        log.info("zapd ready (database %s)", res.engine.url.render_as_string())
         try:
             async with service_lifecycle():
                 yield
         finally:
-            await resources.engine.dispose()
+            if resources is None:
+                await res.close()
             log.info("zapd stopped")
 
     app = FastAPI(
@@ -82,4 +59,20 @@ def create_app(settings: ZapdSettings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    for module in (
+        auth,
+        companies,
+        users,
+        departments,
+        categories,
+        tags,
+        quick_replies,
+        clients,
+        sessions,
+        tickets,
+        audit,
+        metrics,
+        ws,
+    ):
+        app.include_router(module.router)
     return app

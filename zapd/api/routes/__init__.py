@@ -1,0 +1,1 @@
+"""HTTP routes, one module per noun; each is a thin layer over `zapd.services`."""

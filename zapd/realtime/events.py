@@ -1,0 +1,60 @@
+"""Persisted realtime events: a per-company `seq` committed with the change that caused it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapd.db.models import Company, Event
+from zapd.services.audit import jsonable
+from zapd.services.unit import after_commit
+
+
+async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
+    """Take the company's next event number.
+
+    The UPDATE holds the company row's lock until commit (PostgreSQL; SQLite's
+    BEGIN IMMEDIATE serialises every writer), so events of one company commit in
+    `seq` order and a reader never sees seq N+1 before N.
+    """
+    seq = await db.scalar(
+        update(Company)
+        .where(Company.id == company_id)
+        .values(last_event_seq=Company.last_event_seq + 1)
+        .returning(Company.last_event_seq)
+        .execution_options(synchronize_session=False)
+    )
+    if seq is None:
+        raise LookupError(f"company {company_id} does not exist")
+    return int(seq)
+
+
+async def publish(
+    db: AsyncSession,
+    company_id: uuid.UUID,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    department_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+) -> Event:
+    """Persist an event in the current transaction; it goes out live once that commits.
+
+    `department_id` / `user_id` say who may see it: an agent gets events of their
+    departments and events addressed to them; events with neither are company-wide.
+    """
+    seq = await next_seq(db, company_id)
+    event = Event(
+        company_id=company_id,
+        seq=seq,
+        type=type_,
+        department_id=department_id,
+        user_id=user_id,
+        data=jsonable(data),
+    )
+    db.add(event)
+    after_commit(db, lambda res: res.hub.dispatch(event))
+    return event

@@ -1,0 +1,160 @@
+"""In-process fan-out of committed events to WebSocket subscribers.
+
+Each subscriber owns a bounded queue. `dispatch` never blocks and never grows memory
+without bound: a subscriber whose queue is full is marked for closing (the socket
+closes with CLOSE_SLOW_CONSUMER and the client resumes with `since=`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from zapd.db.models import Event
+from zapd.services.principal import Principal
+
+log = logging.getLogger("zapd.realtime")
+
+# Close codes (4000-4999 are the application's own).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4001  # token revoked, user disabled or password changed
+CLOSE_SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last seq>
+
+
+@dataclass(frozen=True)
+class HubItem:
+    """What a subscriber's queue carries: a persisted event or an ephemeral envelope."""
+
+    company_id: uuid.UUID
+    seq: int | None
+    type: str
+    data: dict[str, Any]
+    department_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+    @classmethod
+    def from_event(cls, ev: Event) -> HubItem:
+        """Build from a committed event row."""
+        return cls(ev.company_id, ev.seq, ev.type, ev.data, ev.department_id, ev.user_id)
+
+    def envelope(self) -> dict[str, Any]:
+        """Return the wire envelope."""
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "company_id": str(self.company_id),
+            "data": self.data,
+        }
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One live WebSocket connection's mailbox."""
+
+    principal: Principal
+    queue: asyncio.Queue[HubItem]
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int = CLOSE_NORMAL
+    close_reason: str = ""
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the connection to close with `code` (first reason wins)."""
+        if not self.closing.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closing.set()
+
+
+class Hub:
+    """Registry of subscribers per company; the only path from commits to sockets."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], queue_size: int = 1000):
+        self.sessions = sessions
+        self.queue_size = queue_size
+        self._by_company: dict[uuid.UUID | None, set[Subscriber]] = {}
+        self.dispatched = 0  # events handed to subscribers (for /metrics)
+
+    def subscribe(self, principal: Principal) -> Subscriber:
+        """Register a connection; it starts receiving every event dispatched from now on."""
+        sub = Subscriber(principal, asyncio.Queue(maxsize=self.queue_size))
+        self._by_company.setdefault(principal.company_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Forget a connection."""
+        subs = self._by_company.get(sub.principal.company_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_company[sub.principal.company_id]
+
+    @property
+    def client_count(self) -> int:
+        """Return the number of live subscribers."""
+        return sum(len(s) for s in self._by_company.values())
+
+    def _targets(self, company_id: uuid.UUID) -> list[Subscriber]:
+        # Global admins (company None) watch every company.
+        return [*self._by_company.get(company_id, ()), *self._by_company.get(None, ())]
+
+    def _offer(self, sub: Subscriber, item: HubItem) -> None:
+        if sub.closing.is_set():
+            return
+        try:
+            sub.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            sub.close(CLOSE_SLOW_CONSUMER, "too slow: reconnect with since=<last seq>")
+
+    def dispatch(self, event: Event | HubItem) -> None:
+        """Hand a committed event to every subscriber of its company."""
+        item = event if isinstance(event, HubItem) else HubItem.from_event(event)
+        for sub in self._targets(item.company_id):
+            self._offer(sub, item)
+        self.dispatched += 1
+
+    def send_ephemeral(
+        self, item: HubItem, accept: Callable[[Subscriber], bool] = lambda _s: True
+    ) -> int:
+        """Send a non-persisted event (typing) to the subscribers `accept` lets through."""
+        n = 0
+        for sub in self._targets(item.company_id):
+            if accept(sub):
+                self._offer(sub, item)
+                n += 1
+        return n
+
+    def close_user(
+        self, user_id: uuid.UUID, code: int = CLOSE_UNAUTHORIZED, reason: str = ""
+    ) -> int:
+        """Close every connection of a user (disabled, password changed, logged out)."""
+        n = 0
+        for subs in self._by_company.values():
+            for sub in subs:
+                if sub.principal.user_id == user_id:
+                    sub.close(code, reason or "credentials no longer valid")
+                    n += 1
+        return n
+
+    def close_where(self, pred: Callable[[Principal], bool], code: int, reason: str) -> int:
+        """Close every connection whose principal matches `pred`."""
+        n = 0
+        for subs in self._by_company.values():
+            for sub in subs:
+                if pred(sub.principal):
+                    sub.close(code, reason)
+                    n += 1
+        return n
+
+    async def close_all(self) -> None:
+        """Ask every connection to close (server shutting down)."""
+        for subs in list(self._by_company.values()):
+            for sub in subs:
+                sub.close(CLOSE_GOING_AWAY, "server shutting down")

@@ -1,0 +1,53 @@
+"""Cursor pagination over time-ordered (UUIDv7) ids: stable under concurrent inserts."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapd.errors import ValidationFailed
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """`?cursor=&limit=&order=` of a listing."""
+
+    cursor: str | None = None
+    limit: int = DEFAULT_LIMIT
+    order: Literal["asc", "desc"] = "desc"
+
+
+def encode_cursor(row_id: uuid.UUID) -> str:
+    """Return the opaque cursor pointing after `row_id`."""
+    return base64.urlsafe_b64encode(row_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    """Read a cursor back; a malformed one is a 422."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (ValueError, TypeError):
+        raise ValidationFailed("malformed cursor", code="ERR_BAD_CURSOR") from None
+
+
+async def paginate(
+    db: AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
+) -> tuple[list[Any], str | None]:
+    """Run `stmt` one page at a time, ordered by `id_column` (a UUIDv7 column)."""
+    if page.cursor:
+        after = decode_cursor(page.cursor)
+        stmt = stmt.where(id_column > after if page.order == "asc" else id_column < after)
+    ordered = id_column.asc() if page.order == "asc" else id_column.desc()
+    rows = list((await db.scalars(stmt.order_by(ordered).limit(page.limit + 1))).all())
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return rows, (encode_cursor(rows[-1].id) if more and rows else None)
