@@ -1,0 +1,56 @@
+"""The one small interface every WhatsApp engine implements."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.enums import Engine, MessageType
+from zapd.connectors.events import AnyEngineEvent
+
+EventSink = Callable[[AnyEngineEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What the outbox hands to an engine."""
+
+    session_id: uuid.UUID
+    to_jid: str
+    type: MessageType
+    body: str | None = None
+    media_path: str | None = None
+    media_mime: str | None = None
+    media_filename: str | None = None
+    quoted_wa_message_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class SendError(Exception):
+    """An engine refused a send; `transient` says whether retrying may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Connector(Protocol):
+    """A live session on one engine. Events go out through the sink given at creation."""
+
+    engine: Engine
+    session_id: uuid.UUID
+
+    async def start(self) -> None:
+        """Connect (emitting QR and status events until linked)."""
+
+    async def stop(self) -> None:
+        """Disconnect, keeping the link so a later start resumes without a QR."""
+
+    async def logout(self) -> None:
+        """Unlink the number; the next start needs a new QR."""
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Send and return WhatsApp's message id; raise SendError on refusal."""
+        ...
