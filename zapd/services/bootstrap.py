@@ -47,7 +47,10 @@ class InitResult:
 def normalize_email(email: str) -> str:
     """Validate an e-mail address and return it lower-cased."""
     try:
+        # Special-use domains (.local, localhost, .test) are refused by the library;
+        # allowing them would mean patching its module-level list, which we avoid.
         info = validate_email(email.strip(), check_deliverability=False)
+
     except EmailNotValidError as exc:
         raise ValidationFailed(f"invalid e-mail address {email!r}: {exc}") from None
     return info.normalized.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zapd.unit")
 
-AfterCommit = Callable[["Resources"], Awaitable[None] | None]
+AfterCommit = Callable[["Resources"], Awaitable[None] | object]
+
 
 _HOOKS = "zap_after_commit"
 
@@ -29,7 +31,7 @@ async def run_after_commit(db: AsyncSession, resources: Resources) -> None:
     for hook in hooks:
         try:
             result = hook(resources)
-            if result is not None:
+            if inspect.isawaitable(result):
                 await result
         except Exception:  # a failed notification must not undo a committed change
             log.exception("after-commit hook failed")

@@ -1,7 +1,93 @@
-"""/api/v1/sessions."""
+"""/api/v1/sessions: the company's WhatsApp numbers.
+
+Engine control (`/{id}/start`, `/stop`, `/logout`, `/qr`) comes with the engines work.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter(tags=["sessions"])
+from fastapi import APIRouter, Query
+
+from shared.enums import LogLevel, SessionStatus
+from shared.protocol.common import Page
+from shared.protocol.sessions import (
+    SessionCreate,
+    SessionLogOut,
+    SessionOut,
+    SessionUpdate,
+    SessionWithSecret,
+)
+from zapd.api.deps import ActorDep, Auth, PageDep, Res
+from zapd.services import sessions
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+@router.get("", response_model=list[SessionOut])
+async def list_sessions(
+    principal: Auth,
+    res: Res,
+    status: Annotated[SessionStatus | None, Query()] = None,
+    company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
+) -> list[SessionOut]:
+    """List sessions with their connection state."""
+    async with res.read() as db:
+        rows = await sessions.list_(db, principal, company_id, status)
+        return [SessionOut.model_validate(r) for r in rows]
+
+
+@router.post("", response_model=SessionWithSecret, status_code=201)
+async def create_session(body: SessionCreate, actor: ActorDep, res: Res) -> SessionWithSecret:
+    """Create a session (ADMIN); the webhook secret is shown in this answer only."""
+    async with res.tx() as db:
+        row, secret = await sessions.create(db, actor, body)
+        out = SessionOut.model_validate(row)
+    return SessionWithSecret(**out.model_dump(), webhook_secret=secret)
+
+
+@router.get("/{session_id}", response_model=SessionOut)
+async def get_session(session_id: uuid.UUID, principal: Auth, res: Res) -> SessionOut:
+    """Show one session."""
+    async with res.read() as db:
+        return SessionOut.model_validate(await sessions.get(db, principal, session_id))
+
+
+@router.patch("/{session_id}", response_model=SessionWithSecret)
+async def update_session(
+    session_id: uuid.UUID, body: SessionUpdate, actor: ActorDep, res: Res
+) -> SessionWithSecret:
+    """Change a session (ADMIN); a newly minted webhook secret is shown in this answer only."""
+    async with res.tx() as db:
+        row, secret = await sessions.update(db, actor, session_id, body)
+        out = SessionOut.model_validate(row)
+    return SessionWithSecret(**out.model_dump(), webhook_secret=secret)
+
+
+@router.delete("/{session_id}", status_code=204)
+async def delete_session(
+    session_id: uuid.UUID,
+    actor: ActorDep,
+    res: Res,
+    force: Annotated[bool, Query(description="also delete its chats and messages")] = False,
+) -> None:
+    """Remove a session (ADMIN); one with message history needs `force=true`."""
+    async with res.tx() as db:
+        await sessions.delete(db, actor, session_id, force=force)
+
+
+@router.get("/{session_id}/logs", response_model=Page[SessionLogOut])
+async def session_logs(
+    session_id: uuid.UUID,
+    principal: Auth,
+    res: Res,
+    page: PageDep,
+    level: Annotated[LogLevel | None, Query(description="minimum level: 10, 20, 30, 40")] = None,
+) -> Page[SessionLogOut]:
+    """Page through a session's log (ADMIN, SUPERVISOR), newest first by default."""
+    async with res.read() as db:
+        rows, cursor = await sessions.logs(db, principal, session_id, page, level)
+        return Page[SessionLogOut](
+            items=[SessionLogOut.model_validate(r) for r in rows], next_cursor=cursor
+        )

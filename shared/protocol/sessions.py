@@ -1,0 +1,224 @@
+"""WhatsApp sessions: one company number driven by one engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from shared.enums import Engine, LogLevel, SessionStatus
+from shared.protocol.common import OutModel, WireModel
+
+# What a secret config value looks like on the way out: the value itself never leaves.
+MASK = "********"
+MAX_CONFIG_KEYS = 50
+MAX_CONFIG_BYTES = 16_000
+MAX_FLOW_CONFIG_KEYS = 50
+MAX_FLOW_CONFIG_BYTES = 64_000
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_SECRET_KEY_PARTS = ("token", "secret", "password", "passwd", "api_key", "apikey", "private_key")
+_DIGITS = r"^\d{1,32}$"
+_API_VERSION = r"^v\d{1,3}\.\d{1,2}$"
+
+
+def is_secret_key(key: str) -> bool:
+    """Tell whether a config key holds a credential (masked in every output)."""
+    lowered = key.lower()
+    return any(part in lowered for part in _SECRET_KEY_PARTS)
+
+
+def mask_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Return `config` with every credential value replaced by `MASK`."""
+    return {
+        k: (MASK if is_secret_key(k) and v not in (None, "") else v)
+        for k, v in (config or {}).items()
+    }
+
+
+def check_webhook_url(value: str | None) -> str | None:
+    """Validate an absolute http(s) URL with a host."""
+    if value is None:
+        return None
+    value = value.strip()
+    if any(c.isspace() for c in value):
+        raise ValueError("webhook_url must not contain spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("webhook_url must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("webhook_url needs a host")
+    return value
+
+
+def _check_free_dict(value: dict[str, Any], what: str, max_keys: int, max_bytes: int) -> None:
+    if len(value) > max_keys:
+        raise ValueError(f"{what} has at most {max_keys} keys")
+    for key in value:
+        if not _KEY.match(key):
+            raise ValueError(
+                f"{what}: key {key!r} must be 1-64 letters, digits, '_', '.' or '-' "
+                "and start with a letter or '_'"
+            )
+    if len(json.dumps(value, ensure_ascii=False)) > max_bytes:
+        raise ValueError(f"{what} is larger than {max_bytes} bytes as JSON")
+
+
+class CloudConfig(WireModel):
+    """Engine settings of a Meta WhatsApp Cloud API session."""
+
+    phone_number_id: str = Field(pattern=_DIGITS)
+    access_token: str = Field(min_length=1, max_length=1000)
+    business_account_id: str | None = Field(default=None, pattern=_DIGITS)
+    app_secret: str | None = Field(default=None, min_length=1, max_length=200)
+    verify_token: str | None = Field(default=None, min_length=1, max_length=200)
+    api_version: str | None = Field(default=None, pattern=_API_VERSION)
+
+
+def check_config(engine: Engine, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate an engine's settings and return what to store (ValueError when invalid)."""
+    _check_free_dict(config, "config", MAX_CONFIG_KEYS, MAX_CONFIG_BYTES)
+    if engine is Engine.CLOUD:
+        try:
+            cloud = CloudConfig.model_validate(config)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            raise ValueError(f"cloud config: {problems}") from None
+        return cloud.model_dump(exclude_none=True)
+    return dict(config)
+
+
+def check_flow_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate the free-form greeting-flow settings."""
+    if value is not None:
+        _check_free_dict(value, "flow_config", MAX_FLOW_CONFIG_KEYS, MAX_FLOW_CONFIG_BYTES)
+    return value
+
+
+class SessionCreate(WireModel):
+    """Body of `POST /sessions`."""
+
+    name: str = Field(min_length=1, max_length=120)
+    engine: Engine
+    default_department_id: uuid.UUID | None = None
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    config: dict[str, Any] = Field(default_factory=dict)
+    flow_config: dict[str, Any] = Field(default_factory=dict)
+    active: bool = True
+    company_id: uuid.UUID | None = None  # global admins name the company
+
+    _url = field_validator("webhook_url")(check_webhook_url)
+    _flow = field_validator("flow_config")(check_flow_config)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("name must not be blank")
+        return v
+
+    @model_validator(mode="after")
+    def _engine_config(self) -> SessionCreate:
+        self.config = check_config(self.engine, self.config)
+        return self
+
+
+class SessionUpdate(WireModel):
+    """Body of `PATCH /sessions/{id}`: only the fields given change.
+
+    `config` is merged key by key into the stored settings (a null value removes a key,
+    and a value equal to the mask keeps the stored secret), then validated as a whole
+    for the session's engine. `rotate_webhook_secret` mints a new secret, shown once.
+    """
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    default_department_id: uuid.UUID | None = None
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    config: dict[str, Any] | None = None
+    flow_config: dict[str, Any] | None = None
+    active: bool | None = None
+    rotate_webhook_secret: bool = False
+
+    _url = field_validator("webhook_url")(check_webhook_url)
+    _flow = field_validator("flow_config")(check_flow_config)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None:
+            v = v.strip()
+            if not v:
+                raise ValueError("name must not be blank")
+        return v
+
+    @field_validator("config")
+    @classmethod
+    def _config_size(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            _check_free_dict(v, "config", MAX_CONFIG_KEYS, MAX_CONFIG_BYTES)
+        return v
+
+
+class SessionOut(OutModel):
+    """A session as the API shows it; credentials in `config` are masked."""
+
+    id: uuid.UUID
+    company_id: uuid.UUID
+    name: str
+    phone: str | None
+    engine: Engine
+    status: SessionStatus
+    status_reason: str | None
+    qr_expires_at: datetime | None
+    last_heartbeat_at: datetime | None
+    webhook_url: str | None
+    has_webhook_secret: bool = False
+    config: dict[str, Any]
+    flow_config: dict[str, Any]
+    default_department_id: uuid.UUID | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_flag(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        secret = getattr(data, "webhook_secret", None)
+        return {
+            name: getattr(data, name)
+            for name in cls.model_fields
+            if name != "has_webhook_secret" and hasattr(data, name)
+        } | {"has_webhook_secret": bool(secret)}
+
+    @field_validator("config")
+    @classmethod
+    def _mask(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return mask_config(v)
+
+
+class SessionWithSecret(SessionOut):
+    """A session right after create (or secret rotation): the webhook secret, shown once."""
+
+    webhook_secret: str | None = None
+
+
+class SessionLogOut(OutModel):
+    """One line of a session's log."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    level: LogLevel
+    event: str
+    message: str
+    data: dict[str, Any]
+    created_at: datetime
