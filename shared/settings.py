@@ -44,26 +44,28 @@ def load_settings(
         raise ConfigFileError(f"config file not found: {path}")
     toml_path = path if path.is_file() else None
 
-    class _Loaded(cls):  # type: ignore[valid-type,misc]
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-            if toml_path is not None:
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-            return tuple(sources)
+    def sources(
+        klass: type[BaseSettings],
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        chosen: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path is not None:
+            chosen.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(chosen)
 
-    _Loaded.__name__ = cls.__name__
-    _Loaded.__qualname__ = cls.__qualname__
+    # Built with type() under the program's own class name, so validation errors say
+    # "ZapdSettings", not the name of a helper class.
+    loaded: type[S] = type(
+        cls.__name__, (cls,), {"settings_customise_sources": classmethod(sources)}
+    )
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return _Loaded(**clean)
+        return loaded(**clean)
+
     except ValueError as exc:
         if "TOML" in type(exc).__name__ or "toml" in str(exc).lower()[:200]:
             raise ConfigFileError(f"cannot read config file {path}: {exc}") from exc

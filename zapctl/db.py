@@ -53,6 +53,7 @@ def current(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None)
     from zapd.db.engine import create_engine
 
     _, url = offline.resolve_db(state_dir, db)
+    offline.require_existing(url)
 
     async def go() -> migrate.MigrationStatus:
         engine = create_engine(url)
@@ -81,6 +82,7 @@ def check(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) -
     from zapd.db.engine import create_engine
 
     _, url = offline.resolve_db(state_dir, db)
+    offline.require_existing(url)
 
     async def go() -> tuple[migrate.MigrationStatus, list[object]]:
         engine = create_engine(url)
@@ -93,7 +95,12 @@ def check(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) -
     ok = st.up_to_date and not diff
     emit(
         ctx,
-        {"current": st.current, "head": st.head, "ok": ok, "differences": [str(d) for d in diff]},
+        {
+            "current": st.current,
+            "head": st.head,
+            "ok": ok,
+            "differences": [offline.describe_diff(d) for d in diff],
+        },
         "schema ok" if ok else f"schema not current ({st.current} vs {st.head}), {len(diff)} diffs",
     )
     if not ok:

@@ -7,17 +7,44 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zapctl.errors import CliError
+from zapctl.errors import CliError, ExitCode
 
 T = TypeVar("T")
 
 
 def resolve_db(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
     """Return the state dir and database URL the offline commands act on."""
+    from sqlalchemy.exc import ArgumentError
+
     from zapd.config import load
+    from zapd.db.engine import normalize_url
 
     settings = load(state_dir=state_dir, database_url=db)
-    return settings.state_dir, settings.db_url
+    try:
+        url = normalize_url(settings.db_url)
+    except (ValueError, ArgumentError) as exc:
+        raise CliError(f"bad database URL: {exc}", ExitCode.USAGE) from None
+    return settings.state_dir, url
+
+
+def require_existing(url: str) -> None:
+    """Refuse to open a SQLite file that does not exist (read-only commands create nothing)."""
+    from zapd.db.engine import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise CliError(f"no database at {path} (run: zapctl init or zapctl db upgrade)")
+
+
+def describe_diff(item: object) -> list[str]:
+    """Render one Alembic autogenerate difference as short strings."""
+    if isinstance(item, tuple) and item:
+        op = str(item[0])
+        rest = [getattr(x, "name", None) or str(x) for x in item[1:] if x is not None]
+        return [op, *[r for r in rest if not r.startswith("<")][:3]]
+    if isinstance(item, list):  # column modifications come grouped
+        return [s for sub in item for s in describe_diff(sub)][:4]
+    return [type(item).__name__]
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

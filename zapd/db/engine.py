@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +51,36 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     # transaction that reads and then writes can fail with SQLITE_BUSY at once when
     # another writer holds the lock (the busy timeout is not consulted for that lock
     # upgrade). Taking the write lock up front makes concurrent writers queue instead.
+    database = engine.url.database
+    on_disk = database not in (None, "", ":memory:") and not str(database).startswith("file:")
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if on_disk:
+            # The database holds password hashes and conversations: owner-only. SQLite
+            # gives its -wal and -shm files the database file's permissions.
+            with contextlib.suppress(OSError):
+                os.chmod(str(database), 0o600)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        if engine.url.database not in (None, "", ":memory:"):
+        if on_disk:
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file of a SQLite URL (None for other backends and memory databases)."""
+    u = make_url(normalize_url(url))
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    return Path(str(u.database))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

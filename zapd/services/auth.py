@@ -340,10 +340,11 @@ async def list_api_tokens(db: AsyncSession, actor: Actor) -> list[ApiToken]:
 
 async def revoke_api_token(db: AsyncSession, actor: Actor, token_id: uuid.UUID) -> ApiToken:
     """Revoke an API token at once."""
-    actor.principal.require(Role.ADMIN)
     row = await db.get(ApiToken, token_id)
     if row is None or not actor.principal.owns(row.company_id):
         raise NotFound("API token not found")
+    actor.principal.require(Role.ADMIN)
+
     if row.revoked_at is None:
         row.revoked_at = _now()
         audit.record(db, actor, "api_token.revoke", "api_token", row.id, company_id=row.company_id)

@@ -85,7 +85,6 @@ async def init_instance(
         revision = (await migrate.status(engine)).current or ""
     finally:
         await engine.dispose()
-    _tighten_sqlite_file(engine.url.database if engine.dialect.name == "sqlite" else None)
     return InitResult(
         state_dir=state_dir,
         database_url=database_url,
@@ -94,15 +93,6 @@ async def init_instance(
         admin_email=email,
         admin=outcome,
     )
-
-
-def _tighten_sqlite_file(database: str | None) -> None:
-    # The database holds password hashes and conversations: owner-only, like the dir.
-    if database and database != ":memory:":
-        for suffix in ("", "-wal", "-shm"):
-            path = Path(database + suffix)
-            if path.exists():
-                path.chmod(0o600)
 
 
 async def _ensure_admin(

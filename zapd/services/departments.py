@@ -107,8 +107,9 @@ async def update(
 ) -> Department:
     """Change a department (ADMIN); only the fields given change."""
     p = actor.principal
-    p.require(Role.ADMIN)
+    # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, department_id)
+    p.require(Role.ADMIN)
     fields = body.model_dump(exclude_unset=True)
     for required in (
         "name",
@@ -144,8 +145,9 @@ async def update(
 async def delete(db: AsyncSession, actor: Actor, department_id: uuid.UUID) -> None:
     """Remove a department (ADMIN); its tickets keep their history with no department."""
     p = actor.principal
-    p.require(Role.ADMIN)
+    # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, department_id)
+    p.require(Role.ADMIN)
     before = audit.snapshot(row)
     company_id = row.company_id
     await db.delete(row)

@@ -141,8 +141,9 @@ async def update(
 ) -> tuple[WaSession, str | None]:
     """Change a session (ADMIN); return it and a webhook secret when a new one was minted."""
     p = actor.principal
-    p.require(Role.ADMIN)
+    # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, session_id)
+    p.require(Role.ADMIN)
     fields = body.model_dump(exclude_unset=True, exclude={"rotate_webhook_secret"})
     for required in ("name", "config", "flow_config", "active"):
         if required in fields and fields[required] is None:
@@ -193,8 +194,9 @@ async def delete(
 ) -> None:
     """Remove a session (ADMIN); with message history only when `force` (it goes too)."""
     p = actor.principal
-    p.require(Role.ADMIN)
+    # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, session_id)
+    p.require(Role.ADMIN)
     messages = int(
         await db.scalar(
             select(func.count()).select_from(Message).where(Message.session_id == row.id)
@@ -237,8 +239,9 @@ async def logs(
     level: LogLevel | None = None,
 ) -> tuple[list[SessionLog], str | None]:
     """Page through a session's log (SUPERVISOR and up), optionally from `level` up."""
-    p.require(Role.SUPERVISOR)
+    # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, session_id)
+    p.require(Role.SUPERVISOR)
     stmt = select(SessionLog).where(
         SessionLog.company_id == row.company_id, SessionLog.session_id == row.id
     )

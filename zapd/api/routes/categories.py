@@ -1,7 +1,57 @@
-"""/api/v1/categories."""
+"""/api/v1/categories: ticket closing categories."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter(tags=["categories"])
+from fastapi import APIRouter, Query
+
+from shared.protocol.catalog import CategoryCreate, CategoryOut, CategoryUpdate
+from zapd.api.deps import ActorDep, Auth, Res
+from zapd.services import categories
+
+router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
+
+
+@router.get("", response_model=list[CategoryOut])
+async def list_categories(
+    principal: Auth,
+    res: Res,
+    active: bool | None = None,
+    company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
+) -> list[CategoryOut]:
+    """List categories by name (every role)."""
+    async with res.read() as db:
+        rows = await categories.list_(db, principal, company_id, active)
+        return [CategoryOut.model_validate(r) for r in rows]
+
+
+@router.post("", response_model=CategoryOut, status_code=201)
+async def create_category(body: CategoryCreate, actor: ActorDep, res: Res) -> CategoryOut:
+    """Create a category (ADMIN)."""
+    async with res.tx() as db:
+        return CategoryOut.model_validate(await categories.create(db, actor, body))
+
+
+@router.get("/{category_id}", response_model=CategoryOut)
+async def get_category(category_id: uuid.UUID, principal: Auth, res: Res) -> CategoryOut:
+    """Show one category."""
+    async with res.read() as db:
+        return CategoryOut.model_validate(await categories.get(db, principal, category_id))
+
+
+@router.patch("/{category_id}", response_model=CategoryOut)
+async def update_category(
+    category_id: uuid.UUID, body: CategoryUpdate, actor: ActorDep, res: Res
+) -> CategoryOut:
+    """Change a category (ADMIN); only the fields given change."""
+    async with res.tx() as db:
+        return CategoryOut.model_validate(await categories.update(db, actor, category_id, body))
+
+
+@router.delete("/{category_id}", status_code=204)
+async def delete_category(category_id: uuid.UUID, actor: ActorDep, res: Res) -> None:
+    """Remove a category (ADMIN)."""
+    async with res.tx() as db:
+        await categories.delete(db, actor, category_id)

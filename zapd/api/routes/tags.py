@@ -1,7 +1,53 @@
-"""/api/v1/tags."""
+"""/api/v1/tags: labels put on tickets and clients."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter(tags=["tags"])
+from fastapi import APIRouter, Query
+
+from shared.protocol.catalog import TagCreate, TagOut, TagUpdate
+from zapd.api.deps import ActorDep, Auth, Res
+from zapd.services import tags
+
+router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
+
+
+@router.get("", response_model=list[TagOut])
+async def list_tags(
+    principal: Auth,
+    res: Res,
+    company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
+) -> list[TagOut]:
+    """List tags by name (every role)."""
+    async with res.read() as db:
+        return [TagOut.model_validate(r) for r in await tags.list_(db, principal, company_id)]
+
+
+@router.post("", response_model=TagOut, status_code=201)
+async def create_tag(body: TagCreate, actor: ActorDep, res: Res) -> TagOut:
+    """Create a tag (SUPERVISOR and up)."""
+    async with res.tx() as db:
+        return TagOut.model_validate(await tags.create(db, actor, body))
+
+
+@router.get("/{tag_id}", response_model=TagOut)
+async def get_tag(tag_id: uuid.UUID, principal: Auth, res: Res) -> TagOut:
+    """Show one tag."""
+    async with res.read() as db:
+        return TagOut.model_validate(await tags.get(db, principal, tag_id))
+
+
+@router.patch("/{tag_id}", response_model=TagOut)
+async def update_tag(tag_id: uuid.UUID, body: TagUpdate, actor: ActorDep, res: Res) -> TagOut:
+    """Rename or recolor a tag (SUPERVISOR and up)."""
+    async with res.tx() as db:
+        return TagOut.model_validate(await tags.update(db, actor, tag_id, body))
+
+
+@router.delete("/{tag_id}", status_code=204)
+async def delete_tag(tag_id: uuid.UUID, actor: ActorDep, res: Res) -> None:
+    """Remove a tag from everything it labels (SUPERVISOR and up)."""
+    async with res.tx() as db:
+        await tags.delete(db, actor, tag_id)

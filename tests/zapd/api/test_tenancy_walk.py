@@ -1,0 +1,137 @@
+"""Multi-tenant isolation: every route, fed another company's ids, answers 404.
+
+The walk reads the route table from the OpenAPI document, so a new route with a path
+parameter is walked automatically; a parameter the walk cannot fill fails the test
+instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from shared.enums import TicketStatus
+from tests.zapd.api import seed
+from tests.zapd.api.conftest import Live
+from zapd.db.models import AuditLog, Category, QuickReply, Tag
+
+# Bodies that pass validation, so the request reaches the ownership check.
+BODIES: dict[tuple[str, str], Any] = {
+    ("put", "/api/v1/users/{user_id}/departments"): {"department_ids": []},
+    ("put", "/api/v1/clients/{client_id}/tags"): {"tag_ids": []},
+    ("post", "/api/v1/users/{user_id}/reset-password"): {"password": "another-pass-1"},
+}
+
+
+async def _victim_ids(live: Live) -> tuple[dict[str, uuid.UUID], Any]:
+    b = await live.tenant("Victim")
+    session_id = await seed.session(live, b.company_id)
+    client_id = await seed.client(live, b.company_id, "+5511987650001", "Cliente B")
+    ticket_id = await seed.ticket(
+        live,
+        b.company_id,
+        session_id,
+        client_id,
+        department_id=b.lab_id,
+        status=TicketStatus.PENDING,
+    )
+    await seed.messages(live, ticket_id, 2)
+    async with live.res.tx() as db:
+        cat = Category(company_id=b.company_id, name="Resolvido")
+        tag = Tag(company_id=b.company_id, name="VIP", color="#FF0000")
+        qr = QuickReply(company_id=b.company_id, shortcut="oi", body="Olá!")
+        db.add_all([cat, tag, qr])
+        await db.flush()
+        extra = {"category_id": cat.id, "tag_id": tag.id, "reply_id": qr.id}
+    r = await b.admin.post("/api/v1/api-tokens", json={"name": "b-script"})
+    assert r.status_code == 201
+    ids = {
+        "company_id": b.company_id,
+        "user_id": b.users["agent"],
+        "department_id": b.lab_id,
+        "session_id": session_id,
+        "client_id": client_id,
+        "ticket_id": ticket_id,
+        "token_id": uuid.UUID(r.json()["id"]),
+        **extra,
+    }
+    return ids, b
+
+
+async def _audit_count(live: Live, company_id: uuid.UUID) -> int:
+    async with live.res.read() as db:
+        return int(
+            await db.scalar(
+                select(func.count()).select_from(AuditLog).where(AuditLog.company_id == company_id)
+            )
+            or 0
+        )
+
+
+async def test_every_route_hides_other_companies(live: Live) -> None:
+    ids, b = await _victim_ids(live)
+    a = await live.tenant("Attacker")
+    r = await a.admin.post("/api/v1/api-tokens", json={"name": "a-script", "role": 0})
+    attackers = {
+        "admin": a.admin,
+        "supervisor": a.supervisor,
+        "agent": a.agent,
+        "api-token": live.client(r.json()["token"]),
+    }
+    spec = (await live.client().get("/api/v1/openapi.json")).json()
+    before = await _audit_count(live, b.company_id)
+    walked, failures = 0, []
+    for template, ops in spec["paths"].items():
+        params = re.findall(r"{(\w+)}", template)
+        if not params:
+            continue
+        missing = [p for p in params if p not in ids]
+        assert not missing, f"the walk has no foreign id for {missing} in {template}"
+        path = template
+        for p in params:
+            path = path.replace("{" + p + "}", str(ids[p]))
+        for method in ops:
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            body = BODIES.get(
+                (method, template), {} if method in ("post", "put", "patch") else None
+            )
+            for who, client in attackers.items():
+                resp = await client.request(method.upper(), path, json=body)
+                walked += 1
+                if resp.status_code != 404 or resp.json().get("error") != "ERR_NOT_FOUND":
+                    failures.append(
+                        f"{who} {method.upper()} {template} -> {resp.status_code} {resp.text[:120]}"
+                    )
+    assert walked >= 60
+    assert not failures, "\n".join(failures)
+    # Nothing of the victim changed, and nothing was written in its name.
+    assert await _audit_count(live, b.company_id) == before
+    dep = (await b.admin.get(f"/api/v1/departments/{b.lab_id}")).json()
+    assert dep["name"] == "Laboratório"
+    assert (await b.agent.get("/api/v1/auth/me")).status_code == 200
+
+
+async def test_listings_never_show_other_companies(live: Live) -> None:
+    ids, b = await _victim_ids(live)
+    a = await live.tenant("Attacker")
+    spec = (await live.client().get("/api/v1/openapi.json")).json()
+    victim = {str(v) for v in ids.values()} | {str(b.company_id)}
+    uuid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    checked = 0
+    for template, ops in spec["paths"].items():
+        if "{" in template or "get" not in ops or template in ("/healthz", "/readyz", "/metrics"):
+            continue
+        declared = {q["name"] for q in ops["get"].get("parameters", []) if q["in"] == "query"}
+        for params in ({}, {"company_id": str(b.company_id)}):
+            resp = await a.admin.get(template, params=params)
+            leaked = victim & set(uuid_re.findall(resp.text))
+            assert not leaked, f"GET {template} {params} leaks {leaked}"
+            if params and "company_id" in declared:
+                # A foreign company filter is refused, never honoured.
+                assert resp.status_code == 404, (template, resp.status_code)
+            checked += 1
+    assert checked >= 20
