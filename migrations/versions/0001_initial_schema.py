@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-22 08:34:20.022207
+Create Date: 2026-11-22 09:12:07.102962
 """
 
 from collections.abc import Sequence
@@ -513,13 +513,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_audit_log_company_id_action_created_at"),
-            ["company_id", "action", "created_at"],
-            unique=False,
-        )
-        batch_op.create_index(
-            batch_op.f("ix_audit_log_company_id_created_at"),
-            ["company_id", "created_at"],
+            batch_op.f("ix_audit_log_company_id_action_id"),
+            ["company_id", "action", "id"],
             unique=False,
         )
         batch_op.create_index(
@@ -528,8 +523,11 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_audit_log_company_id_user_id_created_at"),
-            ["company_id", "user_id", "created_at"],
+            batch_op.f("ix_audit_log_company_id_id"), ["company_id", "id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_audit_log_company_id_user_id_id"),
+            ["company_id", "user_id", "id"],
             unique=False,
         )
 
@@ -637,9 +635,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("session_logs", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_session_logs_session_id_created_at"),
-            ["session_id", "created_at"],
-            unique=False,
+            batch_op.f("ix_session_logs_session_id_id"), ["session_id", "id"], unique=False
         )
 
     op.create_table(
@@ -782,6 +778,9 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
+            batch_op.f("ix_tickets_company_id_id"), ["company_id", "id"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_tickets_status_timeout_at"), ["status", "timeout_at"], unique=False
         )
         batch_op.create_index(
@@ -917,9 +916,7 @@ def upgrade() -> None:
             batch_op.f("ix_messages_chat_id_created_at"), ["chat_id", "created_at"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_messages_ticket_id_created_at"),
-            ["ticket_id", "created_at"],
-            unique=False,
+            batch_op.f("ix_messages_ticket_id_id"), ["ticket_id", "id"], unique=False
         )
 
     op.create_table(
@@ -1047,7 +1044,7 @@ def downgrade() -> None:
 
     op.drop_table("ticket_tags")
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_messages_ticket_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_messages_ticket_id_id"))
         batch_op.drop_index(batch_op.f("ix_messages_chat_id_created_at"))
 
     op.drop_table("messages")
@@ -1063,6 +1060,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("status != 2"),
         )
         batch_op.drop_index(batch_op.f("ix_tickets_status_timeout_at"))
+        batch_op.drop_index(batch_op.f("ix_tickets_company_id_id"))
         batch_op.drop_index(batch_op.f("ix_tickets_company_id_department_id_status"))
         batch_op.drop_index(batch_op.f("ix_tickets_company_id_assignee_id_status"))
         batch_op.drop_index(batch_op.f("ix_tickets_client_id_session_id_status"))
@@ -1075,7 +1073,7 @@ def downgrade() -> None:
 
     op.drop_table("webhook_events")
     with op.batch_alter_table("session_logs", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_session_logs_session_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_session_logs_session_id_id"))
 
     op.drop_table("session_logs")
     with op.batch_alter_table("pending_acks", schema=None) as batch_op:
@@ -1088,10 +1086,10 @@ def downgrade() -> None:
 
     op.drop_table("chats")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_log_company_id_user_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_company_id_user_id_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_company_id_id"))
         batch_op.drop_index(batch_op.f("ix_audit_log_company_id_entity_type_entity_id"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_company_id_created_at"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_company_id_action_created_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_company_id_action_id"))
 
     op.drop_table("audit_log")
     with op.batch_alter_table("user_departments", schema=None) as batch_op:

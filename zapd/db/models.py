@@ -388,6 +388,8 @@ class Ticket(Base):
         Index(None, "company_id", "assignee_id", "status"),
         Index(None, "client_id", "session_id", "status"),
         Index(None, "status", "timeout_at"),
+        Index(None, "company_id", "id"),  # listings page by (time-ordered) id
+
         # Never two open tickets for one client on one session: the database says so.
         Index(
             "uq_tickets_one_open_per_client_session",
@@ -484,7 +486,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "session_id", "wa_message_id"),
         Index(None, "chat_id", "created_at"),
-        Index(None, "ticket_id", "created_at"),
+        Index(None, "ticket_id", "id"),  # a ticket's messages, paged by id
+
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -604,7 +607,8 @@ class SessionLog(Base):
     """What happened to a session: connects, QR rotations, errors."""
 
     __tablename__ = "session_logs"
-    __table_args__ = (Index(None, "session_id", "created_at"),)
+    __table_args__ = (Index(None, "session_id", "id"),)
+
 
     id: Mapped[uuid.UUID] = _pk()
     company_id: Mapped[uuid.UUID] = _company_fk()
@@ -655,10 +659,12 @@ class AuditLog(Base):
 
     __tablename__ = "audit_log"
     __table_args__ = (
-        Index(None, "company_id", "created_at"),
-        Index(None, "company_id", "user_id", "created_at"),
-        Index(None, "company_id", "action", "created_at"),
+        # Paged newest-first by id (UUIDv7, so id order is time order).
+        Index(None, "company_id", "id"),
+        Index(None, "company_id", "user_id", "id"),
+        Index(None, "company_id", "action", "id"),
         Index(None, "company_id", "entity_type", "entity_id"),
+
     )
 
     id: Mapped[uuid.UUID] = _pk()
