@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import uvicorn
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+WS_MAX_FRAME_BYTES = 64 * 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
         description="zap daemon: WhatsApp sessions, database, outbox, HTTP + WebSocket API.",
         epilog=(
             "Environment: ZAP_HOST, ZAP_PORT, ZAP_STATE_DIR, ZAP_DATABASE_URL, ZAP_CONFIG "
-            "(TOML file). Example: zapd --state-dir /var/lib/zap --port 8765"
+            "(TOML file), ZAP_LOG_LEVEL (debug|info|warning|error), ZAP_LOG_FORMAT "
+            "(auto|json|text; auto = text on a terminal, JSON lines otherwise). "
+            "Example: zapd --state-dir /var/lib/zap --port 8765"
         ),
     )
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
@@ -34,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_zero_on_sigterm(server: uvicorn.Server) -> None:
+    """Make SIGTERM a clean stop: shut down gracefully, then exit 0 (systemd's success).
+
+    uvicorn catches SIGTERM while serving and, once shut down, raises it again against
+    the handler that was there before it started; with the default handler the process
+    would then die by the signal. This handler is that "before" one: it only asks the
+    server to stop, so `main` returns normally. It also covers a SIGTERM that arrives
+    before uvicorn took over (during start-up).
+    """
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, _stop)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
     args = _parser().parse_args(argv)
@@ -49,17 +76,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"zapd: bad configuration: {exc}\n")
         sys.exit(2)
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from zapd.logging import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
     import uvicorn
 
     from zapd.api.app import create_app
+    from zapd.systemd import notify
 
-    server = uvicorn.Server(
+    class ZapServer(uvicorn.Server):
+        """uvicorn's server, telling systemd READY=1 once the listeners are bound."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                notify("READY=1")
+
+    server = ZapServer(
         uvicorn.Config(
             create_app(settings),
             host=settings.host,
@@ -67,12 +100,18 @@ def main(argv: list[str] | None = None) -> None:
             uds=str(settings.unix_socket) if settings.unix_socket else None,
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-            log_config=None,
-            access_log=False,
+            log_config=None,  # ours (zapd.logging) is already in place
+            access_log=False,  # zapd.access (the request-id middleware) logs requests
+            server_header=False,
+            proxy_headers=False,  # zapd is not behind a proxy by default: trust the peer
+            ws_ping_interval=settings.ws_ping_interval,
+            ws_ping_timeout=settings.ws_ping_timeout,
+            ws_max_size=WS_MAX_FRAME_BYTES,  # clients send pings and typing flags only
             lifespan="on",
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     )
+    _exit_zero_on_sigterm(server)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started and os.environ.get("ZAP_DEBUG") != "1":

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapd.config import ZapdSettings
 from zapd.db import migrate
-from zapd.db.engine import create_engine, session_factory
+from zapd.db.engine import create_engine, read_only, session_factory
+from zapd.observability import Metrics
 from zapd.realtime.hub import Hub
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
 from zapd.services.throttle import LoginThrottle
@@ -31,6 +32,7 @@ class Resources:
     passwords: Passwords
     hub: Hub
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    metrics: Metrics = field(default_factory=Metrics)  # this daemon's Prometheus registry
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
@@ -42,8 +44,11 @@ class Resources:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only (still one transaction, for a consistent view)."""
-        async with self.sessions() as db, db.begin():
+        """A session for reads only: one consistent snapshot, no write lock on SQLite."""
+        async with (
+            AsyncSession(read_only(self.engine), expire_on_commit=False) as db,
+            db.begin(),
+        ):
             yield db
 
     async def close(self) -> None:
@@ -87,4 +92,5 @@ async def open_resources(settings: ZapdSettings, engine: AsyncEngine | None = No
         ),
         hub=Hub(sessions, queue_size=settings.ws_queue_size),
         throttle=LoginThrottle(settings.login_max_failures, settings.login_window),
+        metrics=Metrics(),
     )

@@ -49,8 +49,11 @@ async def watchdog_loop(interval: float) -> None:
 
 @contextlib.asynccontextmanager
 async def service_lifecycle() -> AsyncIterator[None]:
-    """Report READY=1 on entry, ping the watchdog meanwhile, STOPPING=1 on exit."""
-    notify("READY=1")
+    """Ping the watchdog while serving and report STOPPING=1 on exit.
+
+    READY=1 is sent by zapd's server once its sockets are bound (zapd.main), not here:
+    the lifespan starts before uvicorn listens.
+    """
     interval = watchdog_interval()
     task = asyncio.create_task(watchdog_loop(interval)) if interval else None
     try:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from zapd.api import health
 from zapd.api.errors import install_error_handlers
+from zapd.api.middleware import install_middleware
 from zapd.api.routes import (
     audit,
     auth,
@@ -58,6 +59,7 @@ def create_app(settings: ZapdSettings, resources: Resources | None = None) -> Fa
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(health.router)
     for module in (
         auth,

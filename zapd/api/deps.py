@@ -35,9 +35,9 @@ def bearer_of(header: str | None) -> str:
 async def get_principal(request: Request, res: Res) -> Principal:
     """Authenticate the request's bearer token."""
     token = bearer_of(request.headers.get("authorization"))
-    async with res.tx() as db:  # a tx: API-token use updates last_used_at
-        principal = await auth.authenticate(db, res, token)
+    principal = await auth.resolve(res, token)
     request.state.principal = principal
+
     return principal
 
 

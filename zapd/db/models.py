@@ -389,7 +389,6 @@ class Ticket(Base):
         Index(None, "client_id", "session_id", "status"),
         Index(None, "status", "timeout_at"),
         Index(None, "company_id", "id"),  # listings page by (time-ordered) id
-
         # Never two open tickets for one client on one session: the database says so.
         Index(
             "uq_tickets_one_open_per_client_session",
@@ -487,7 +486,6 @@ class Message(Base):
         UniqueConstraint("company_id", "session_id", "wa_message_id"),
         Index(None, "chat_id", "created_at"),
         Index(None, "ticket_id", "id"),  # a ticket's messages, paged by id
-
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -609,7 +607,6 @@ class SessionLog(Base):
     __tablename__ = "session_logs"
     __table_args__ = (Index(None, "session_id", "id"),)
 
-
     id: Mapped[uuid.UUID] = _pk()
     company_id: Mapped[uuid.UUID] = _company_fk()
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
@@ -664,7 +661,6 @@ class AuditLog(Base):
         Index(None, "company_id", "user_id", "id"),
         Index(None, "company_id", "action", "id"),
         Index(None, "company_id", "entity_type", "entity_id"),
-
     )
 
     id: Mapped[uuid.UUID] = _pk()

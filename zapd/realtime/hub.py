@@ -1,17 +1,20 @@
 """In-process fan-out of committed events to WebSocket subscribers.
 
-Each subscriber owns a bounded queue. `dispatch` never blocks and never grows memory
-without bound: a subscriber whose queue is full is marked for closing (the socket
+Each subscriber owns a bounded mailbox. `dispatch` never blocks and never grows memory
+without bound: a subscriber whose mailbox is full is marked for closing (the socket
 closes with CLOSE_SLOW_CONSUMER and the client resumes with `since=`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +28,7 @@ log = logging.getLogger("zapd.realtime")
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4001  # token revoked, user disabled or password changed
 CLOSE_SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last seq>
@@ -32,7 +36,7 @@ CLOSE_SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last se
 
 @dataclass(frozen=True)
 class HubItem:
-    """What a subscriber's queue carries: a persisted event or an ephemeral envelope."""
+    """What a subscriber's mailbox carries: a persisted event or an ephemeral envelope."""
 
     company_id: uuid.UUID
     seq: int | None
@@ -55,22 +59,59 @@ class HubItem:
             "data": self.data,
         }
 
+    @cached_property
+    def text(self) -> str:
+        """Return the envelope as JSON, encoded once however many sockets it goes to."""
+        return json.dumps(self.envelope(), separators=(",", ":"), ensure_ascii=False)
+
 
 @dataclass(eq=False)
 class Subscriber:
-    """One live WebSocket connection's mailbox."""
+    """One live WebSocket connection's mailbox (bounded; overflow closes the connection)."""
 
     principal: Principal
-    queue: asyncio.Queue[HubItem]
+    maxsize: int = 1000
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = CLOSE_NORMAL
     close_reason: str = ""
+    _items: deque[HubItem] = field(default_factory=deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, item: HubItem) -> bool:
+        """Queue `item` without blocking; a full mailbox closes the subscriber instead."""
+        if self.closing.is_set():
+            return False
+        if len(self._items) >= self.maxsize:
+            self.close(CLOSE_SLOW_CONSUMER, "too slow: reconnect with since=<last seq>")
+            return False
+        self._items.append(item)
+        self._ready.set()
+        return True
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the connection to close with `code` (first reason wins)."""
+        """Ask the connection to close with `code` (first reason wins); drop what is queued."""
         if not self.closing.is_set():
             self.close_code, self.close_reason = code, reason
             self.closing.set()
+            self._items.clear()
+            self._ready.set()
+
+    @property
+    def pending(self) -> int:
+        """Return how many items wait in the mailbox."""
+        return len(self._items)
+
+    async def wait(self) -> None:
+        """Wait until there is something to take or the subscriber is closing."""
+        await self._ready.wait()
+
+    def take(self) -> list[HubItem]:
+        """Return and remove everything queued, oldest first."""
+        items = list(self._items)
+        self._items.clear()
+        if not self.closing.is_set():
+            self._ready.clear()
+        return items
 
 
 class Hub:
@@ -81,10 +122,15 @@ class Hub:
         self.queue_size = queue_size
         self._by_company: dict[uuid.UUID | None, set[Subscriber]] = {}
         self.dispatched = 0  # events handed to subscribers (for /metrics)
+        self.slow_consumers = 0  # connections dropped because their mailbox overflowed
+        self.gap_fills = 0  # live items that arrived ahead of an earlier seq (read from the log)
+        self.accepting = True  # False once close_all ran: new connections are refused
 
     def subscribe(self, principal: Principal) -> Subscriber:
         """Register a connection; it starts receiving every event dispatched from now on."""
-        sub = Subscriber(principal, asyncio.Queue(maxsize=self.queue_size))
+        sub = Subscriber(principal, self.queue_size)
+        if not self.accepting:
+            sub.close(CLOSE_GOING_AWAY, "server shutting down")
         self._by_company.setdefault(principal.company_id, set()).add(sub)
         return sub
 
@@ -108,10 +154,9 @@ class Hub:
     def _offer(self, sub: Subscriber, item: HubItem) -> None:
         if sub.closing.is_set():
             return
-        try:
-            sub.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            sub.close(CLOSE_SLOW_CONSUMER, "too slow: reconnect with since=<last seq>")
+        if not sub.offer(item):  # the mailbox was full: this subscriber is now closing
+            self.slow_consumers += 1
+            log.warning("realtime: dropping a slow consumer (%s)", sub.principal.name)
 
     def dispatch(self, event: Event | HubItem) -> None:
         """Hand a committed event to every subscriber of its company."""
@@ -135,26 +180,21 @@ class Hub:
         self, user_id: uuid.UUID, code: int = CLOSE_UNAUTHORIZED, reason: str = ""
     ) -> int:
         """Close every connection of a user (disabled, password changed, logged out)."""
-        n = 0
-        for subs in self._by_company.values():
-            for sub in subs:
-                if sub.principal.user_id == user_id:
-                    sub.close(code, reason or "credentials no longer valid")
-                    n += 1
-        return n
+        return self.close_where(
+            lambda p: p.user_id == user_id, code, reason or "credentials no longer valid"
+        )
 
     def close_where(self, pred: Callable[[Principal], bool], code: int, reason: str) -> int:
         """Close every connection whose principal matches `pred`."""
         n = 0
-        for subs in self._by_company.values():
-            for sub in subs:
+        for subs in list(self._by_company.values()):
+            for sub in list(subs):
                 if pred(sub.principal):
                     sub.close(code, reason)
                     n += 1
         return n
 
     async def close_all(self) -> None:
-        """Ask every connection to close (server shutting down)."""
-        for subs in list(self._by_company.values()):
-            for sub in subs:
-                sub.close(CLOSE_GOING_AWAY, "server shutting down")
+        """Refuse new connections and ask every open one to close (server shutting down)."""
+        self.accepting = False
+        self.close_where(lambda _p: True, CLOSE_GOING_AWAY, "server shutting down")

@@ -212,6 +212,13 @@ async def logout(db: AsyncSession, actor: Actor, refresh_token: str | None) -> N
         family = row.family_id
     if family is not None:
         await revoke_family(db, family)
+        ended = family
+        after_commit(
+            db,
+            lambda r: r.hub.close_where(
+                lambda pr: pr.session_family == ended, CLOSE_UNAUTHORIZED, "logged out"
+            ),
+        )
     audit.record(db, actor, "auth.logout", "user", user_id)
 
 
@@ -281,16 +288,30 @@ async def _authenticate_api_token(db: AsyncSession, bearer: str) -> Principal:
         raise Unauthorized("API token expired", code="ERR_TOKEN_EXPIRED")
     if not await _company_active(db, row.company_id):
         raise Unauthorized("this company is disabled", code="ERR_ACCOUNT_DISABLED")
-    if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60):
-        # Throttled so that a busy script does not turn every GET into a write.
-        await db.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
     return Principal(
         user_id=None,
         company_id=row.company_id,
         role=row.role,
         name=f"API token {row.name}",
         api_token_id=row.id,
+        # Touched at most once a minute, so a busy script does not turn reads into writes.
+        api_token_stale=row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60),
     )
+
+
+async def resolve(res: Resources, bearer: str) -> Principal:
+    """Authenticate a bearer in a read transaction; note API-token use in a write only if due."""
+    async with res.read() as db:
+        principal = await authenticate(db, res, bearer)
+    if principal.api_token_stale and principal.api_token_id is not None:
+        async with res.tx() as db:
+            await db.execute(
+                update(ApiToken)
+                .where(ApiToken.id == principal.api_token_id)
+                .values(last_used_at=_now())
+                .execution_options(synchronize_session=False)
+            )
+    return principal
 
 
 async def create_api_token(
@@ -348,4 +369,11 @@ async def revoke_api_token(db: AsyncSession, actor: Actor, token_id: uuid.UUID) 
     if row.revoked_at is None:
         row.revoked_at = _now()
         audit.record(db, actor, "api_token.revoke", "api_token", row.id, company_id=row.company_id)
+        token_id = row.id
+        after_commit(
+            db,
+            lambda r: r.hub.close_where(
+                lambda pr: pr.api_token_id == token_id, CLOSE_UNAUTHORIZED, "API token revoked"
+            ),
+        )
     return row

@@ -24,6 +24,7 @@ class Principal:
     department_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     api_token_id: uuid.UUID | None = None
     session_family: uuid.UUID | None = None  # refresh-token family of this login
+    api_token_stale: bool = False  # its last_used_at is due for a refresh
 
     @property
     def is_global_admin(self) -> bool:

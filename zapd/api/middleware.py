@@ -1,0 +1,262 @@
+"""The HTTP edge's middleware: request ids, access log, metrics and the body size limit.
+
+`install_middleware` puts `RequestContextMiddleware` *outside* Starlette's
+ServerErrorMiddleware, so even a 500 answered by the catch-all handler carries the
+`X-Request-ID` header and is counted and logged. `BodyLimitMiddleware` sits inside
+it and refuses bodies over `max_body_bytes` with 413, whether the size is announced
+by Content-Length or only discovered while a chunked body streams in. Media uploads
+(`/api/v1/media`) get their own, larger ceiling (`max_media_bytes` when the settings
+have it, else 100 MiB); the media route still checks its own per-type limits.
+
+The access log never records headers (Authorization stays out), query strings
+(tokens may travel there) or bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zapd.api.errors import error_body
+from zapd.config import ZapdSettings
+from zapd.logging import REQUEST_ID
+from zapd.observability import UNMATCHED_ROUTE
+
+access_log = logging.getLogger("zapd.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+MEDIA_PATH = "/api/v1/media"  # uploads: bodies are files, not JSON
+DEFAULT_MEDIA_BYTES = 100 << 20  # WhatsApp's own ceiling (documents); a setting may lower it
+# An incoming id is honoured only when it is short and plain (no log or header injection).
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
+
+
+def request_id_of(scope: Scope) -> str:
+    """Return the request's incoming X-Request-ID if acceptable, else a new one."""
+    incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+    if incoming is not None and _REQUEST_ID_RE.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """Return the path template of the route that handled the request (bounded labels)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    """Give each request an id, echo it back, log the request and count it."""
+
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
+        self.app = app
+        self.owner = owner  # its state.resources (opened by the lifespan) holds the metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        token = REQUEST_ID.set(rid)
+        try:
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send, rid)
+            else:
+                await self._http(scope, receive, send, rid)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        # One access line per connection, when it ends: 101 if it was accepted, the
+        # denial's status if refused (403 when closed before accepting).
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind in ("websocket.accept", "websocket.http.response.start"):
+                message.setdefault("headers", [])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            if status is None:
+                if kind == "websocket.accept":
+                    status = 101
+                elif kind == "websocket.http.response.start":
+                    status = int(message["status"])
+                elif kind == "websocket.close":
+                    status = 403
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        finally:
+            seconds = time.perf_counter() - started
+            self._log("WS", scope, route_template(scope), status or 500, seconds, rid)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:  # shutdown gave up on it before it answered
+            status = status or 499
+            raise
+        except Exception:
+            if status is None:
+                status = 500
+                raise
+            # Already answered (ServerErrorMiddleware sent the 500 and logged the
+            # traceback through the catch-all handler): nothing left to do.
+        finally:
+            self._record(scope, status or 500, time.perf_counter() - started, rid)
+
+    def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
+        method = str(scope.get("method", ""))
+        route = route_template(scope)
+        res = getattr(self.owner.state, "resources", None)
+        if res is not None:
+            res.metrics.observe_request(method, route, status, seconds)
+        self._log(method, scope, route, status, seconds, rid)
+
+    @staticmethod
+    def _log(method: str, scope: Scope, route: str, status: int, seconds: float, rid: str) -> None:
+        path = str(scope.get("path", ""))
+        client = scope.get("client")
+        ms = round(seconds * 1000, 1)
+        access_log.info(
+            "%s %s %d %.1fms",
+            method,
+            path,
+            status,
+            ms,
+            extra={
+                "request_id": rid,
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "duration_ms": ms,
+                "client": client[0] if client else None,
+            },
+        )
+
+
+class PayloadTooLarge(HTTPException):
+    """The request body is over the limit (raised from `receive` while it streams in)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than the {limit}-byte limit")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with 413, announced or streamed.
+
+    `limits_by_prefix` gives some paths their own limit (media uploads are not JSON and
+    may be far bigger); the longest matching prefix wins.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, limits_by_prefix: dict[str, int] | None = None
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.by_prefix = sorted((limits_by_prefix or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        """Return the body limit that applies to `path`."""
+        for prefix, limit in self.by_prefix:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(str(scope.get("path", "")))
+        announced = _content_length(scope)
+        if announced is not None and announced > limit:
+            await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", PayloadTooLarge(limit))
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except PayloadTooLarge as exc:  # read outside FastAPI's handlers (a raw route)
+            if response_started:
+                raise
+            await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", exc)
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+async def _send_error(send: Send, status: int, code: str, exc: HTTPException) -> None:
+    body = json.dumps(error_body(code, str(exc.detail))).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def install_middleware(app: FastAPI, settings: ZapdSettings) -> None:
+    """Add the body limit, and wrap the whole stack in the request-context middleware."""
+    media_limit = int(getattr(settings, "max_media_bytes", DEFAULT_MEDIA_BYTES))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        limits_by_prefix={MEDIA_PATH: max(media_limit, settings.max_body_bytes)},
+    )
+    build_inner = app.build_middleware_stack
+
+    def build_outer() -> ASGIApp:
+        return RequestContextMiddleware(build_inner(), app)
+
+    # Starlette builds the stack on first call; wrapping the builder puts our middleware
+    # outside ServerErrorMiddleware, which `add_middleware` cannot do.
+    app.build_middleware_stack = build_outer  # type: ignore[method-assign]
