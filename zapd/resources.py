@@ -6,19 +6,33 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapd.config import ZapdSettings
+from zapd.connectors.sandbox import SandboxNetwork
 from zapd.db import migrate
 from zapd.db.engine import create_engine, read_only, session_factory
 from zapd.observability import Metrics
 from zapd.realtime.hub import Hub
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
+from zapd.services.engines import SessionManager
+from zapd.services.inbound import Inbound
 from zapd.services.throttle import LoginThrottle
 from zapd.services.unit import run_after_commit
 
 log = logging.getLogger("zapd")
+
+
+class Worker(Protocol):
+    """A background loop started and stopped with the daemon (outbox, timers...)."""
+
+    async def start(self) -> None:
+        """Start the loop."""
+
+    async def stop(self) -> None:
+        """Stop the loop, finishing or abandoning in-flight work safely."""
 
 
 @dataclass
@@ -50,6 +64,32 @@ class Resources:
             db.begin(),
         ):
             yield db
+
+    def __post_init__(self) -> None:
+        self.sandbox = SandboxNetwork()
+        self.engines = SessionManager(self, self.sandbox)
+        self.inbound = Inbound(self)
+        self.engines.on_inbound = self.inbound.receive
+        self.workers: list[Worker] = []
+
+    async def start_background(self) -> None:
+        """Catch up on stored inbound events, resume sessions, start the workers."""
+        recovered = await self.inbound.recover()
+        if recovered:
+            log.info("processed %d stored inbound events left from the last run", recovered)
+        await self.engines.resume()
+        for worker in self.workers:
+            await worker.start()
+
+    async def stop_background(self) -> None:
+        """Stop workers and engines (sessions keep their status, to be resumed)."""
+        for worker in reversed(self.workers):
+            try:
+                await worker.stop()
+            except Exception:
+                log.exception("stopping worker %s", worker)
+        await self.engines.close()
+        await self.sandbox.close()
 
     async def close(self) -> None:
         """Release everything."""

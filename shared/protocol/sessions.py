@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.enums import Engine, LogLevel, SessionStatus
+from shared.enums import Engine, LogLevel, MessageType, SessionStatus
 from shared.protocol.common import OutModel, WireModel
 
 # What a secret config value looks like on the way out: the value itself never leaves.
@@ -222,3 +222,47 @@ class SessionLogOut(OutModel):
     message: str
     data: dict[str, Any]
     created_at: datetime
+
+
+class SessionQr(OutModel):
+    """The QR code to link a session, while it waits for one."""
+
+    session_id: uuid.UUID
+    status: SessionStatus
+    qr: str | None
+    expires_at: datetime | None
+    sandbox: bool = False  # a simulated network: scan with `zapctl sandbox scan`
+
+
+class SandboxScan(WireModel):
+    """Body of `POST /sandbox/{session_id}/scan`: the number the simulated phone has."""
+
+    phone: str | None = Field(default=None, max_length=32)
+
+
+class SandboxInbound(WireModel):
+    """Body of `POST /sandbox/{session_id}/inbound`: a simulated customer's message."""
+
+    phone: str = Field(alias="from", min_length=3, max_length=32)
+    text: str = Field(min_length=1, max_length=4096)
+    name: str | None = Field(default=None, max_length=200)
+    wa_message_id: str | None = Field(default=None, min_length=1, max_length=200)
+    lid: str | None = Field(default=None, pattern=r"^\d{5,20}@lid$")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SandboxInboundOut(OutModel):
+    """What `POST /sandbox/{session_id}/inbound` did."""
+
+    wa_message_id: str
+    event_id: uuid.UUID | None
+
+
+class SandboxDelivered(OutModel):
+    """A message as the simulated customer's phone received it."""
+
+    wa_message_id: str
+    body: str | None
+    type: MessageType
+    at: datetime

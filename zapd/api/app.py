@@ -20,6 +20,7 @@ from zapd.api.routes import (
     departments,
     metrics,
     quick_replies,
+    sandbox,
     sessions,
     tags,
     tickets,
@@ -40,11 +41,13 @@ def create_app(settings: ZapdSettings, resources: Resources | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         res = resources or await open_resources(settings)
         app.state.resources = res
+        await res.start_background()
         log.info("zapd ready (database %s)", res.engine.url.render_as_string())
         try:
             async with service_lifecycle():
                 yield
         finally:
+            await res.stop_background()
             if resources is None:
                 await res.close()
             log.info("zapd stopped")
@@ -71,6 +74,7 @@ def create_app(settings: ZapdSettings, resources: Resources | None = None) -> Fa
         quick_replies,
         clients,
         sessions,
+        sandbox,
         tickets,
         audit,
         metrics,

@@ -1,7 +1,4 @@
-"""/api/v1/sessions: the company's WhatsApp numbers.
-
-Engine control (`/{id}/start`, `/stop`, `/logout`, `/qr`) comes with the engines work.
-"""
+"""/api/v1/sessions: the company's WhatsApp numbers, and their engine control."""
 
 from __future__ import annotations
 
@@ -10,17 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shared.enums import LogLevel, SessionStatus
+from shared.enums import Engine, LogLevel, Role, SessionStatus
 from shared.protocol.common import Page
 from shared.protocol.sessions import (
     SessionCreate,
     SessionLogOut,
     SessionOut,
+    SessionQr,
     SessionUpdate,
     SessionWithSecret,
 )
 from zapd.api.deps import ActorDep, Auth, PageDep, Res
-from zapd.services import sessions
+from zapd.services import audit, sessions
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -90,4 +88,51 @@ async def session_logs(
         rows, cursor = await sessions.logs(db, principal, session_id, page, level)
         return Page[SessionLogOut](
             items=[SessionLogOut.model_validate(r) for r in rows], next_cursor=cursor
+        )
+
+
+async def _controlled(res: Res, actor: ActorDep, session_id: uuid.UUID, action: str) -> None:
+    """Check the caller may control this session (404 first, then ADMIN) and audit it."""
+    async with res.tx() as db:
+        row = await sessions.get(db, actor.principal, session_id)
+        actor.principal.require(Role.ADMIN)
+        audit.record(db, actor, f"session.{action}", "session", row.id, company_id=row.company_id)
+
+
+@router.post("/{session_id}/start", status_code=202)
+async def start_session(session_id: uuid.UUID, actor: ActorDep, res: Res) -> dict[str, str]:
+    """Start the session's engine; QR codes follow (GET /qr or the realtime stream)."""
+    await _controlled(res, actor, session_id, "start")
+    await res.engines.start(session_id)
+    return {"status": "starting"}
+
+
+@router.post("/{session_id}/stop", status_code=202)
+async def stop_session(session_id: uuid.UUID, actor: ActorDep, res: Res) -> dict[str, str]:
+    """Disconnect the session, keeping its link (start resumes without a QR)."""
+    await _controlled(res, actor, session_id, "stop")
+    await res.engines.stop(session_id)
+    return {"status": "stopped"}
+
+
+@router.post("/{session_id}/logout", status_code=202)
+async def logout_session(session_id: uuid.UUID, actor: ActorDep, res: Res) -> dict[str, str]:
+    """Unlink the number from the session (the next start needs a new QR)."""
+    await _controlled(res, actor, session_id, "logout")
+    await res.engines.logout(session_id)
+    return {"status": "logged_out"}
+
+
+@router.get("/{session_id}/qr", response_model=SessionQr)
+async def session_qr(session_id: uuid.UUID, principal: Auth, res: Res) -> SessionQr:
+    """Show the current QR code of a session waiting to be linked (ADMIN)."""
+    async with res.read() as db:
+        row = await sessions.get(db, principal, session_id)
+        principal.require(Role.ADMIN)
+        return SessionQr(
+            session_id=row.id,
+            status=row.status,
+            qr=row.qr_code if row.status == SessionStatus.WAITING_QR else None,
+            expires_at=row.qr_expires_at if row.status == SessionStatus.WAITING_QR else None,
+            sandbox=row.engine == Engine.SANDBOX,
         )

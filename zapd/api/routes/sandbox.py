@@ -1,0 +1,88 @@
+"""/api/v1/sandbox: drive the simulated WhatsApp network (demo and tests only).
+
+Everything here acts on sessions whose engine is the sandbox; other sessions answer
+409. Customers' messages injected here go through the same inbound pipeline as real
+ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query
+
+from shared.enums import Engine, Role
+from shared.protocol.sessions import (
+    SandboxDelivered,
+    SandboxInbound,
+    SandboxInboundOut,
+    SandboxScan,
+)
+from zapd.api.deps import Auth, Res
+from zapd.connectors.base import SendError
+from zapd.errors import Conflict, ValidationFailed
+from zapd.services import sessions
+from zapd.services.principal import Principal
+
+router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
+
+
+async def _sandbox_session(res: Res, principal: Principal, session_id: uuid.UUID) -> None:
+    async with res.read() as db:
+        row = await sessions.get(db, principal, session_id)
+        principal.require(Role.ADMIN)
+        if row.engine != Engine.SANDBOX:
+            raise Conflict("not a sandbox session", code="ERR_NOT_SANDBOX")
+
+
+@router.post("/{session_id}/scan")
+async def scan(
+    session_id: uuid.UUID, principal: Auth, res: Res, body: SandboxScan
+) -> dict[str, str]:
+    """Simulate a phone scanning the session's QR code; returns the linked number."""
+    await _sandbox_session(res, principal, session_id)
+    try:
+        phone = await res.sandbox.scan(session_id, body.phone)
+    except SendError as exc:
+        raise Conflict(str(exc), code="ERR_NO_QR") from None
+    except ValueError as exc:
+        raise ValidationFailed(f"phone: {exc}") from None
+    return {"phone": phone}
+
+
+@router.post("/{session_id}/inbound", response_model=SandboxInboundOut, status_code=201)
+async def inbound(
+    session_id: uuid.UUID, body: SandboxInbound, principal: Auth, res: Res
+) -> SandboxInboundOut:
+    """Make a simulated customer send a text to the session."""
+    await _sandbox_session(res, principal, session_id)
+    try:
+        event = await res.sandbox.customer_says(
+            session_id,
+            body.phone,
+            body.text,
+            name=body.name,
+            wa_message_id=body.wa_message_id,
+            lid=body.lid,
+        )
+    except SendError as exc:
+        raise Conflict(str(exc), code="ERR_SESSION_NOT_CONNECTED") from None
+    except ValueError as exc:
+        raise ValidationFailed(f"from: {exc}") from None
+    return SandboxInboundOut(wa_message_id=event.wa_message_id, event_id=None)
+
+
+@router.get("/{session_id}/inbox", response_model=list[SandboxDelivered])
+async def inbox(
+    session_id: uuid.UUID,
+    principal: Auth,
+    res: Res,
+    phone: str = Query(min_length=3, max_length=32),
+) -> list[SandboxDelivered]:
+    """List what a simulated customer's phone received from the session."""
+    await _sandbox_session(res, principal, session_id)
+    try:
+        got = res.sandbox.inbox(session_id, phone)
+    except ValueError as exc:
+        raise ValidationFailed(f"phone: {exc}") from None
+    return [SandboxDelivered.model_validate(d) for d in got]
