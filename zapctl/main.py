@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from zapctl import db as db_cmd
+from zapctl import demo as demo_cmd
 from zapctl import init as init_cmd
 from zapctl.errors import CliError, ExitCode
 from zapctl.output import CliState
@@ -38,6 +39,7 @@ def _root(
 
 
 app.command("init")(init_cmd.init)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(db_cmd.app, name="db")
 
 

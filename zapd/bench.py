@@ -255,12 +255,31 @@ def _parser() -> argparse.ArgumentParser:
     http.add_argument("--clients", type=int, default=8, help="concurrent connections")
     http.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
     http.add_argument("--path", default=DEFAULT_PATH, help="authenticated GET to measure")
+    pipe = sub.add_parser("pipeline", help="inbound events/s vs raw inserts of the same rows")
+    pipe.add_argument("--db", default="sqlite", help="'sqlite' (temp file) or a scratch DB URL")
+    pipe.add_argument("--customers", type=int, default=100)
+    pipe.add_argument("--per-customer", type=int, default=10)
+    pipe.add_argument("--concurrency", type=int, default=16)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run a benchmark and print its result as one JSON document."""
     args = _parser().parse_args(argv)
+    if args.command == "pipeline":
+        from zapd.bench_pipeline import bench_pipeline
+        from zapd.logging import setup_logging
+
+        if not (1 <= args.customers <= 100_000 and 1 <= args.per_customer <= 1000):
+            sys.stderr.write("zapd.bench: --customers 1-100000, --per-customer 1-1000\n")
+            sys.exit(2)
+        setup_logging("warning", "text", sys.stderr)
+        db = None if args.db == "sqlite" else args.db
+        figures = asyncio.run(
+            bench_pipeline(db, args.customers, args.per_customer, args.concurrency)
+        )
+        sys.stdout.write(json.dumps(figures.as_dict(), indent=2) + "\n")
+        return
     if not 1 <= args.clients <= 256 or not 0.1 <= args.duration <= 60:
         sys.stderr.write("zapd.bench: --clients must be 1-256 and --duration 0.1-60 s\n")
         sys.exit(2)

@@ -1,0 +1,308 @@
+"""`zapctl demo`: a whole zap on SQLite with a simulated WhatsApp and customers writing.
+
+Starts zapd on a demo state dir, seeds a company with four departments, an admin and
+two agents (credentials printed), links a SANDBOX session (a simulated WhatsApp
+network: no real message leaves the machine), then lets simulated customers write
+now and then and prints the traffic as it happens. Ctrl+C stops everything. Running
+it again reuses what is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from zapctl.errors import CliError, ExitCode
+from zapctl.output import notice
+
+if TYPE_CHECKING:
+    from shared.client import ZapClient
+
+ROOT = ("root@demo.zap.br", "zapdemo123")
+PASSWORD = "zapdemo123"
+CNPJ = "11222333000181"  # a valid demo CNPJ
+COMPANY = "Clínica Vida (demo)"
+DEPARTMENTS = [
+    ("Laboratório", ["exame", "coleta", "resultado"]),
+    ("Comercial", ["orçamento", "preço", "plano"]),
+    ("Financeiro", ["boleto", "pagamento", "nota"]),
+    ("Administrativo", ["documento", "rh"]),
+]
+PEOPLE = [
+    ("admin@demo.zap.br", "Alice Admin", 0, []),
+    ("ana@demo.zap.br", "Ana Atendente", 2, ["Laboratório", "Comercial"]),
+    ("bruno@demo.zap.br", "Bruno Atendente", 2, ["Financeiro", "Administrativo"]),
+]
+SESSION = "WhatsApp Demo (sandbox)"
+CUSTOMERS = [
+    (
+        "Maria Souza",
+        "+5511987650001",
+        ["Oi, bom dia!", "1", "Quero saber do resultado do meu exame"],
+    ),
+    ("João Lima", "+5511987650002", ["Olá", "comercial", "Quanto custa o check-up completo?"]),
+    ("Fernanda Alves", "+5511987650003", ["Boa tarde", "3", "Preciso da segunda via do boleto"]),
+    ("Carlos Pereira", "+5521987650004", ["oi", "xyz", "administrativo", "Vocês emitem atestado?"]),
+    ("Juliana Costa", "+5531987650005", ["Bom dia", "laboratorio", "A coleta precisa de jejum?"]),
+]
+
+
+@dataclass
+class Seeded:
+    """Ids the demo needs after seeding."""
+
+    company_id: Any
+    session_id: Any
+
+
+def _zapd_argv(state_dir: Path, host: str, port: int) -> list[str]:
+    exe = Path(sys.executable).parent / "zapd"
+    cmd = (
+        [str(exe)] if exe.exists() else [sys.executable, "-c", "from zapd.main import main; main()"]
+    )
+    return [*cmd, "--state-dir", str(state_dir), "--host", host, "--port", str(port)]
+
+
+async def _wait_ready(zap: ZapClient, proc: subprocess.Popen[bytes], within: float) -> None:
+    from shared.client import ZapError
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CliError(f"zapd exited with code {proc.returncode}; see its log")
+        with contextlib.suppress(ZapError):
+            await zap.readyz()
+            return
+        await asyncio.sleep(0.2)
+    raise CliError(f"zapd did not become ready within {within:g}s", ExitCode.TIMEOUT)
+
+
+async def _seed(zap: ZapClient) -> Seeded:
+    from shared.client import Conflict
+    from shared.enums import Engine, Role, SessionStatus
+    from shared.protocol.companies import CompanyCreate
+    from shared.protocol.departments import DepartmentCreate
+    from shared.protocol.sessions import SessionCreate
+    from shared.protocol.users import UserCreate
+
+    await zap.login(*ROOT)
+    companies = [c async for c in zap.iterate(zap.list_companies)]
+    company = next((c for c in companies if c.cnpj == CNPJ), None)
+    if company is None:
+        company = await zap.create_company(CompanyCreate(name=COMPANY, cnpj=CNPJ))
+    cid = company.id
+    existing = {d.name: d for d in await zap.list_departments(company_id=cid)}
+    depts = {}
+    for order, (name, keywords) in enumerate(DEPARTMENTS, start=1):
+        if name not in existing:
+            existing[name] = await zap.create_department(
+                DepartmentCreate(name=name, keywords=keywords, menu_order=order, company_id=cid)
+            )
+        depts[name] = existing[name].id
+    for email, name, role, dept_names in PEOPLE:
+        with contextlib.suppress(Conflict):
+            await zap.create_user(
+                UserCreate(
+                    email=email,
+                    name=name,
+                    password=PASSWORD,
+                    role=Role(role),
+                    department_ids=[depts[d] for d in dept_names],
+                    company_id=cid,
+                )
+            )
+    sessions = await zap.list_sessions(company_id=cid)
+    session = next((s for s in sessions if s.name == SESSION), None)
+    if session is None:
+        session = await zap.create_session(
+            SessionCreate(name=SESSION, engine=Engine.SANDBOX, company_id=cid)
+        )
+    sid = session.id
+    with contextlib.suppress(Conflict):  # already running after a daemon restart
+        await zap.request("POST", f"/api/v1/sessions/{sid}/start")
+    for _ in range(100):
+        current = await zap.get_session(sid)
+        if current.status == SessionStatus.CONNECTED:
+            return Seeded(cid, sid)
+        qr = (await zap.request("GET", f"/api/v1/sessions/{sid}/qr")).json()
+        if qr.get("qr"):
+            await zap.request("POST", f"/api/v1/sandbox/{sid}/scan", json={})
+        await asyncio.sleep(0.1)
+    raise CliError("the sandbox session did not connect", ExitCode.TIMEOUT)
+
+
+def _describe(event: Any) -> str | None:
+    data = event.data
+    if event.type == "message.new":
+        arrow = "←" if data.get("direction") == 0 else "→"
+        who = "cliente" if data.get("direction") == 0 else data.get("kind") or "agente"
+        body = (data.get("body") or "").replace("\n", " ⏎ ")
+        return f"{arrow} [{who}] {body[:90]}"
+    if event.type in ("ticket.new", "ticket.update"):
+        routed = " (fora do horário)" if data.get("out_of_hours") else ""
+        label = "novo" if event.type == "ticket.new" else "atualizado"
+        return f"• ticket #{data.get('number')} {label}{routed}"
+    if event.type == "session.status":
+        return f"• sessão: status {data.get('status')} {data.get('reason') or ''}".rstrip()
+    return None
+
+
+async def _watch(url: str, stop: asyncio.Event) -> None:
+    from shared.client import ZapClient
+
+    async with ZapClient(url) as zap:
+        await zap.login(PEOPLE[0][0], PASSWORD)
+        async with zap.subscribe() as sub:
+            async for event in sub:
+                line = _describe(event)
+                if line:
+                    sys.stdout.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+                    sys.stdout.flush()
+                if stop.is_set():
+                    return
+
+
+async def _customers(zap: ZapClient, sid: Any, interval: float, stop: asyncio.Event) -> None:
+    rng = random.Random()  # noqa: S311 - pacing a simulation
+    progress = dict.fromkeys(range(len(CUSTOMERS)), 0)
+    while not stop.is_set():
+        waiting = [i for i, n in progress.items() if n < len(CUSTOMERS[i][2])]
+        if not waiting:  # everyone said everything: start a new round
+            progress = dict.fromkeys(progress, 0)
+            continue
+        i = rng.choice(waiting)
+        name, phone, script = CUSTOMERS[i]
+        await zap.request(
+            "POST",
+            f"/api/v1/sandbox/{sid}/inbound",
+            json={"from": phone, "name": name, "text": script[progress[i]]},
+        )
+        progress[i] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 1.5) * interval)
+
+
+async def _init(state_dir: Path) -> None:
+    from zapd.services.bootstrap import init_instance
+
+    await init_instance(
+        state_dir=state_dir,
+        database_url=f"sqlite+aiosqlite:///{state_dir / 'zap.db'}",
+        admin_email=ROOT[0],
+        admin_password=ROOT[1],
+        admin_name="Demo root",
+        force=True,
+    )
+
+
+def _spawn(state_dir: Path, host: str, port: int) -> subprocess.Popen[bytes]:
+    """Start zapd on the demo state dir, its log in the state dir."""
+    env = {**os.environ, "ZAP_LOG_FORMAT": "json"}
+    with (state_dir / "zapd.log").open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter's zapd, fixed arguments
+            _zapd_argv(state_dir, host, port),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+async def _run(
+    url: str, state_dir: Path, proc: subprocess.Popen[bytes], interval: float, duration: float
+) -> None:
+    from shared.client import ZapClient
+
+    stop = asyncio.Event()
+    async with ZapClient(url) as zap:
+        await _wait_ready(zap, proc, 30)
+        seeded = await _seed(zap)
+        _banner(url, state_dir, state_dir / "zapd.log")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        watcher = asyncio.create_task(_watch(url, stop))
+        talker = asyncio.create_task(_customers(zap, seeded.session_id, interval, stop))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration if duration > 0 else None)
+        stop.set()
+        for task in (talker, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _banner(url: str, state_dir: Path, log_path: Path) -> None:
+    people = "\n".join(f"    {email:<22} {PASSWORD}   ({name})" for email, name, _, _ in PEOPLE)
+    sys.stdout.write(
+        f"""
+zap demo — running on {url}   (SANDBOX: simulated WhatsApp, nothing leaves this machine)
+
+  company   {COMPANY}: Laboratório, Comercial, Financeiro, Administrativo
+  people (e-mail / password):
+{people}
+    {ROOT[0]:<22} {ROOT[1]}   (global admin)
+  data      {state_dir}   (daemon log: {log_path})
+
+  Simulated customers write now and then; the traffic shows below.
+  Try it from another terminal:
+    zapctl --server {url} ...        (API: {url}/api/v1, OpenAPI at /api/v1/openapi.json)
+  Ctrl+C stops the demo.
+
+"""
+    )
+    sys.stdout.flush()
+
+
+def demo(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Where the demo keeps its data.", file_okay=False)
+    ] = Path(".demo"),
+    host: Annotated[str, typer.Option("--host", help="Bind address of the demo daemon.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Its port.")] = 8765,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.05, max=3600, help="Mean seconds between messages."),
+    ] = 6.0,
+    duration: Annotated[
+        float, typer.Option("--duration", min=0, help="Stop after this many seconds (0: never).")
+    ] = 0.0,
+) -> None:
+    """Run a whole zap locally: daemon, sandbox WhatsApp, demo company and customers.
+
+    Examples:
+
+      zapctl demo
+
+      zapctl demo --port 9000 --interval 2
+    """
+    from shared.client import ZapError
+
+    state = state_dir.resolve()
+    asyncio.run(_init(state))
+    proc = _spawn(state, host, port)
+    try:
+        asyncio.run(_run(f"http://{host}:{port}", state, proc, interval, duration))
+    except ZapError as exc:
+        raise CliError(f"demo failed: {exc}") from None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        notice("zap demo stopped")
