@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,28 @@ from shared.settings import load_settings
 CONFIG_FILENAME = "zapd.toml"
 DB_FILENAME = "zap.db"
 JWT_SECRET_FILENAME = "jwt.secret"
+MEDIA_DIRNAME = "media"
+
+# Images, audio, video, PDF, office documents and plain text.
+DEFAULT_MEDIA_TYPES = (
+    "image/*",
+    "audio/*",
+    "video/*",
+    "application/pdf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/rtf",
+    "text/plain",
+    "text/csv",
+)
+_MIME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$")
 
 
 class ZapdSettings(BaseSettings):
@@ -44,6 +67,37 @@ class ZapdSettings(BaseSettings):
     ws_queue_size: int = Field(1000, ge=10)  # events buffered per client before it is dropped
     ws_ping_interval: float = Field(20.0, gt=0)
     ws_ping_timeout: float = Field(20.0, gt=0)
+    # Ticket scheduler: response timeouts and auto-assignment
+    scheduler_interval: float = Field(1.0, gt=0, le=3600)  # seconds between ticks
+    # An auto-assigned agent who has not answered within this many seconds loses the
+    # ticket to another agent (0: never).
+    assignee_silence_seconds: int = Field(600, ge=0, le=7 * 86400)
+    # Outbox: per-session send rate (a token bucket) and random jitter are ban-risk
+    # control; failed sends retry with exponential backoff, then go to the dead letter.
+    outbox_rate_per_second: float = Field(1.0, gt=0, le=1000)  # per session
+    outbox_burst: int = Field(5, ge=1, le=1000)  # sends a rested session may make at once
+    outbox_jitter_ms: int = Field(300, ge=0, le=60_000)  # random pause before each send
+    outbox_max_attempts: int = Field(8, ge=1, le=100)
+    outbox_backoff_base: float = Field(2.0, gt=0, le=3600)  # seconds, doubled per attempt
+    outbox_backoff_cap: float = Field(300.0, gt=0, le=86400)  # seconds
+    outbox_poll_interval: float = Field(0.2, gt=0, le=60)  # seconds between due-row scans
+    outbox_lock_seconds: float = Field(60.0, gt=0, le=3600)  # a claim older than this is retaken
+    # Media uploads (the body-limit middleware reads max_media_bytes for /api/v1/media)
+    max_media_bytes: int = Field(16 << 20, ge=1024, le=2 << 30)
+    # What an upload may be, judged by its content (see zapd.services.media): exact
+    # types or "type/*"; anything else is refused with 415.
+    media_allowed_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MEDIA_TYPES), max_length=200
+    )
+
+    @field_validator("media_allowed_types")
+    @classmethod
+    def _mime_patterns(cls, v: list[str]) -> list[str]:
+        out = [p.strip().lower() for p in v if p.strip()]
+        for pattern in out:
+            if not _MIME_PATTERN.match(pattern):
+                raise ValueError(f"media_allowed_types: {pattern!r} is not type/subtype or type/*")
+        return out
 
     @field_validator("state_dir")
     @classmethod
@@ -56,6 +110,11 @@ class ZapdSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.state_dir / DB_FILENAME}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Return where uploaded and received media files are stored."""
+        return self.state_dir / MEDIA_DIRNAME
 
     @property
     def jwt_secret_file(self) -> Path:

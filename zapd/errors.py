@@ -74,3 +74,17 @@ class Unavailable(ZapError):
 
     status_code = 503
     code = "ERR_UNAVAILABLE"
+
+
+class PayloadTooLarge(ZapError):
+    """A body or file is over its size limit."""
+
+    status_code = 413
+    code = "ERR_PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(ZapError):
+    """A file's content is of a type zap does not accept."""
+
+    status_code = 415
+    code = "ERR_UNSUPPORTED_MEDIA_TYPE"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,10 +21,17 @@ from zapd.realtime.hub import Hub
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
 from zapd.services.engines import SessionManager
 from zapd.services.inbound import Inbound
+from zapd.services.media import MediaStore
+from zapd.services.outbox_worker import OutboxWorker
+from zapd.services.scheduler import Scheduler
 from zapd.services.throttle import LoginThrottle
 from zapd.services.unit import run_after_commit
 
 log = logging.getLogger("zapd")
+# Set while the current task holds the SQLite write transaction.
+_IN_WRITE_TX: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "zap_in_write_tx", default=False
+)
 
 
 class Worker(Protocol):
@@ -50,11 +59,29 @@ class Resources:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
-        """Run one transaction; on commit, fan out its events and run its after-commit hooks."""
-        async with self.sessions() as db:
-            async with db.begin():
-                yield db
-            await run_after_commit(db, self)
+        """Run one transaction; on commit, fan out its events and run its after-commit hooks.
+
+        On SQLite, writers queue on an in-process lock instead of in SQLite's busy
+        handler, whose sleeps (up to 100 ms each) collapse throughput under contention.
+        A write transaction opened inside another by the same task would wait for
+        itself forever, so that raises at once instead.
+        """
+        if self.engine.dialect.name != "sqlite":
+            async with self.sessions() as db:
+                async with db.begin():
+                    yield db
+                await run_after_commit(db, self)
+            return
+        if _IN_WRITE_TX.get():
+            raise RuntimeError("nested write transaction: SQLite has a single writer")
+        async with self._write_lock:
+            token = _IN_WRITE_TX.set(True)
+            try:
+                async with self.sessions() as db, db.begin():
+                    yield db
+            finally:
+                _IN_WRITE_TX.reset(token)
+        await run_after_commit(db, self)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -66,14 +93,21 @@ class Resources:
             yield db
 
     def __post_init__(self) -> None:
+        self._write_lock = asyncio.Lock()
         self.sandbox = SandboxNetwork()
         self.engines = SessionManager(self, self.sandbox)
         self.inbound = Inbound(self)
         self.engines.on_inbound = self.inbound.receive
         self.workers: list[Worker] = []
+        self.outbox_worker = OutboxWorker(self)
+        self.workers.append(self.outbox_worker)
+        self.workers.append(Scheduler(self))
 
     async def start_background(self) -> None:
         """Catch up on stored inbound events, resume sessions, start the workers."""
+        swept = MediaStore.from_settings(self.settings).sweep_partial_uploads()
+        if swept:
+            log.info("removed %d partial uploads left by a crash", swept)
         recovered = await self.inbound.recover()
         if recovered:
             log.info("processed %d stored inbound events left from the last run", recovered)
@@ -90,6 +124,11 @@ class Resources:
                 log.exception("stopping worker %s", worker)
         await self.engines.close()
         await self.sandbox.close()
+        # Events stored but not yet processed (their processing was cut short by the
+        # shutdown) are processed now rather than at the next start.
+        drained = await self.inbound.recover()
+        if drained:
+            log.info("processed %d stored inbound events before stopping", drained)
 
     async def close(self) -> None:
         """Release everything."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-22 09:12:07.102962
+Create Date: 2026-11-22 09:46:07.947963
 """
 
 from collections.abc import Sequence
@@ -773,6 +773,11 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
+            batch_op.f("ix_tickets_company_id_created_at"),
+            ["company_id", "created_at"],
+            unique=False,
+        )
+        batch_op.create_index(
             batch_op.f("ix_tickets_company_id_department_id_status"),
             ["company_id", "department_id", "status"],
             unique=False,
@@ -916,6 +921,12 @@ def upgrade() -> None:
             batch_op.f("ix_messages_chat_id_created_at"), ["chat_id", "created_at"], unique=False
         )
         batch_op.create_index(
+            batch_op.f("ix_messages_company_id_created_at"),
+            ["company_id", "created_at"],
+            unique=False,
+        )
+        batch_op.create_index(batch_op.f("ix_messages_media_id"), ["media_id"], unique=False)
+        batch_op.create_index(
             batch_op.f("ix_messages_ticket_id_id"), ["ticket_id", "id"], unique=False
         )
 
@@ -1045,6 +1056,8 @@ def downgrade() -> None:
     op.drop_table("ticket_tags")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_messages_ticket_id_id"))
+        batch_op.drop_index(batch_op.f("ix_messages_media_id"))
+        batch_op.drop_index(batch_op.f("ix_messages_company_id_created_at"))
         batch_op.drop_index(batch_op.f("ix_messages_chat_id_created_at"))
 
     op.drop_table("messages")
@@ -1062,6 +1075,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tickets_status_timeout_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_company_id_id"))
         batch_op.drop_index(batch_op.f("ix_tickets_company_id_department_id_status"))
+        batch_op.drop_index(batch_op.f("ix_tickets_company_id_created_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_company_id_assignee_id_status"))
         batch_op.drop_index(batch_op.f("ix_tickets_client_id_session_id_status"))
 

@@ -1,10 +1,12 @@
-"""Tickets and their messages, as the API shows them (read side)."""
+"""Tickets and their messages as the API shows them, and the bodies that change tickets."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
+
+from pydantic import Field, field_validator, model_validator
 
 from shared.enums import (
     FlowState,
@@ -14,7 +16,7 @@ from shared.enums import (
     Priority,
     TicketStatus,
 )
-from shared.protocol.common import OutModel
+from shared.protocol.common import OutModel, WireModel
 
 
 class ClientSummary(OutModel):
@@ -88,3 +90,73 @@ class MessageOut(OutModel):
     extra: dict[str, Any]
     wa_timestamp: datetime | None
     created_at: datetime
+
+
+# --------------------------------------------------------------------------- write side
+
+TICKET_TAGS_MAX = 50
+CUSTOMER_TEXT_MAX = 4096  # WhatsApp's limit for one text message
+
+
+def check_customer_text(value: str | None) -> str | None:
+    """Refuse a text to the customer that is only blanks; keep it otherwise as written."""
+    if value is not None and not value.strip():
+        raise ValueError("message cannot be blank")
+    return value
+
+
+class TicketAssign(WireModel):
+    """Body of `POST /tickets/{id}/assign` (SUPERVISOR+)."""
+
+    user_id: uuid.UUID
+    force: bool = Field(default=False, description="ignore the agent's ticket limit")
+
+
+class TicketTransfer(WireModel):
+    """Body of `POST /tickets/{id}/transfer`: a department, a user, or both.
+
+    To a department only, the ticket waits in that queue (PENDING); with a user it is
+    OPEN with them. The customer is told unless `notify_customer` is false; `message`
+    replaces the standard text.
+    """
+
+    department_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    message: str | None = Field(default=None, min_length=1, max_length=CUSTOMER_TEXT_MAX)
+    notify_customer: bool = True
+    force: bool = Field(default=False, description="SUPERVISOR+: ignore the agent's limit")
+
+    _text = field_validator("message")(check_customer_text)
+
+    @model_validator(mode="after")
+    def _message_needs_notice(self) -> Self:
+        if self.message is not None and not self.notify_customer:
+            raise ValueError("message is sent to the customer: it needs notify_customer")
+        return self
+
+
+class TicketClose(WireModel):
+    """Body of `POST /tickets/{id}/close`; `message` replaces the standard farewell."""
+
+    category_id: uuid.UUID | None = None
+    farewell: bool = True
+    message: str | None = Field(default=None, min_length=1, max_length=CUSTOMER_TEXT_MAX)
+
+    _text = field_validator("message")(check_customer_text)
+
+    @model_validator(mode="after")
+    def _message_needs_farewell(self) -> Self:
+        if self.message is not None and not self.farewell:
+            raise ValueError("message is the farewell: it needs farewell to be true")
+        return self
+
+
+class TicketUpdate(WireModel):
+    """Body of `PATCH /tickets/{id}`: priority (SUPERVISOR+) and the whole set of tags."""
+
+    priority: Priority | None = None
+    tag_ids: list[uuid.UUID] | None = Field(default=None, max_length=TICKET_TAGS_MAX)
+
+
+# Event sent when a ticket waited past its department's response timeout.
+TICKET_ESCALATED = "ticket.escalated"

@@ -35,6 +35,8 @@ access_log = logging.getLogger("zapd.access")
 
 REQUEST_ID_HEADER = "x-request-id"
 MEDIA_PATH = "/api/v1/media"  # uploads: bodies are files, not JSON
+MULTIPART_SLACK = 64 * 1024
+
 DEFAULT_MEDIA_BYTES = 100 << 20  # WhatsApp's own ceiling (documents); a setting may lower it
 # An incoming id is honoured only when it is short and plain (no log or header injection).
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
@@ -192,8 +194,19 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in str(scope.get("path", "")):
+            # PostgreSQL cannot hold U+0000 in text: refuse it at the door (422), not
+            # as a database error deep inside a search.
+            await _send_error(
+                send,
+                422,
+                "ERR_VALIDATION",
+                HTTPException(422, "the URL must not contain NUL (%00) characters"),
+            )
+            return
         limit = self.limit_for(str(scope.get("path", "")))
         announced = _content_length(scope)
+
         if announced is not None and announced > limit:
             await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", PayloadTooLarge(limit))
             return
@@ -250,7 +263,9 @@ def install_middleware(app: FastAPI, settings: ZapdSettings) -> None:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        limits_by_prefix={MEDIA_PATH: max(media_limit, settings.max_body_bytes)},
+        # The file may be max_media_bytes itself; the multipart framing around it
+        # (boundaries, part headers) is allowed on top. The media route checks the file.
+        limits_by_prefix={MEDIA_PATH: max(media_limit + MULTIPART_SLACK, settings.max_body_bytes)},
     )
     build_inner = app.build_middleware_stack
 

@@ -63,6 +63,9 @@ class SandboxSession:
     qr: str | None = None
     inbox: dict[str, list[Delivered]] = field(default_factory=dict)  # customer E.164 → msgs
     fail_sends: list[bool] = field(default_factory=list)  # queued failures: transient?
+    # Client-chosen ids, as WhatsApp Web has them: a send repeated with the same
+    # idempotency key answers the first send's id and delivers nothing again.
+    accepted: dict[str, str] = field(default_factory=dict)  # idempotency key → wa id
     connector: SandboxConnector | None = None
 
 
@@ -76,6 +79,7 @@ class SandboxNetwork:
         self._rng = random.Random(seed)  # noqa: S311 - simulation, not security
         self._phones = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.lids: dict[str, str] = {}  # "…@lid" → E.164 of the customer behind it
 
     def session(self, session_id: uuid.UUID) -> SandboxSession:
         """Return (creating) the network's record of a session."""
@@ -115,6 +119,8 @@ class SandboxNetwork:
             raise SendError("sandbox session is not connected", transient=True)
         e164 = normalize_phone(phone)
         jid = e164_to_jid(e164)
+        if lid:
+            self.lids[lid] = e164
         now = _now()
         event = MessageEvent(
             session_id=session_id,
@@ -150,7 +156,9 @@ class SandboxNetwork:
     # ------------------------------------------------------------------ delivery
 
     def _deliver(self, s: SandboxSession, msg: OutboundMessage, wa_id: str) -> None:
-        to = jid_to_e164(msg.to_jid)
+        # A chat known by LID is delivered to the phone behind it (learned when the
+        # customer wrote), as WhatsApp does.
+        to = self.lids.get(msg.to_jid) or jid_to_e164(msg.to_jid)
         s.inbox.setdefault(to, []).append(Delivered(wa_id, msg.body, msg.type, _now()))
         assert s.connector is not None
         self._spawn(self._acks(s.connector, wa_id))
@@ -274,13 +282,22 @@ class SandboxConnector:
         await self._status(SessionStatus.DISCONNECTED, "logged out")
 
     async def send(self, message: OutboundMessage) -> str:
-        """Deliver to the simulated customer; acks follow on their own."""
+        """Deliver to the simulated customer; acks follow on their own.
+
+        A repeated `idempotency_key` returns the id of the send that key already made,
+        delivering nothing twice (a resend after a crash between accept and commit).
+        """
         s = self._state
         if not self.connected:
             raise SendError("sandbox session is not connected", transient=True)
+        key = message.idempotency_key
+        if key is not None and key in s.accepted:
+            return s.accepted[key]
         if s.fail_sends:
             transient = s.fail_sends.pop(0)
             raise SendError("injected sandbox failure", transient=transient)
         wa_id = self.network.new_message_id()
         self.network._deliver(s, message, wa_id)
+        if key is not None:
+            s.accepted[key] = wa_id
         return wa_id

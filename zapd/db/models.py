@@ -389,6 +389,7 @@ class Ticket(Base):
         Index(None, "client_id", "session_id", "status"),
         Index(None, "status", "timeout_at"),
         Index(None, "company_id", "id"),  # listings page by (time-ordered) id
+        Index(None, "company_id", "created_at"),  # metrics range scans
         # Never two open tickets for one client on one session: the database says so.
         Index(
             "uq_tickets_one_open_per_client_session",
@@ -486,6 +487,8 @@ class Message(Base):
         UniqueConstraint("company_id", "session_id", "wa_message_id"),
         Index(None, "chat_id", "created_at"),
         Index(None, "ticket_id", "id"),  # a ticket's messages, paged by id
+        Index(None, "media_id"),  # media visibility checks, ON DELETE SET NULL
+        Index(None, "company_id", "created_at"),  # metrics range scans
     )
 
     id: Mapped[uuid.UUID] = _pk()

@@ -21,6 +21,7 @@ A database session is opened only for the head reads and for each replay batch.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -142,6 +143,10 @@ class EventFeed:
             if start < head:
                 await self._replay(cid, start, head, send)
             self.last[cid] = max(self.last.get(cid, 0), head)
+        # Tell the client where the stream stands, per company, so that it can resume
+        # exactly even if it drops before any event reaches it.
+        hello = {"type": "hello", "seqs": {str(cid): seq for cid, seq in self.last.items()}}
+        await send(json.dumps(hello))
 
     async def deliver(self, batch: list[HubItem], send: Send) -> None:
         """Send a drained batch: ephemeral items as they are, persisted ones in seq order."""

@@ -15,14 +15,12 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.realtime import events
 from zapd.services import audit
 from zapd.services.principal import Actor, Principal
+from zapd.services.scoping import company_scoped, get_owned
 
 
 async def get(db: AsyncSession, p: Principal, category_id: uuid.UUID) -> Category:
     """Return a category of the caller's company, or 404."""
-    row = await db.get(Category, category_id)
-    if row is None or not p.owns(row.company_id):
-        raise NotFound("category not found")
-    return row
+    return await get_owned(db, p, Category, category_id, "category")
 
 
 async def list_(
@@ -33,9 +31,7 @@ async def list_(
 ) -> list[Category]:
     """List categories by name (every role may read them)."""
     stmt = select(Category).order_by(Category.name, Category.id)
-    company = p.company_filter(company_id)
-    if company is not None:
-        stmt = stmt.where(Category.company_id == company)
+    stmt = company_scoped(stmt, Category.company_id, p, company_id)
     if active is not None:
         stmt = stmt.where(Category.active == active)
     return list((await db.scalars(stmt)).all())

@@ -21,6 +21,7 @@ from zapd.realtime import events
 from zapd.services import audit, tags
 from zapd.services.pagination import PageParams, paginate
 from zapd.services.principal import Actor, Principal
+from zapd.services.scoping import get_owned
 
 _PHONE_KINDS = (ClientIdentityKind.PHONE, ClientIdentityKind.PHONE_ALT)
 _PHONE_QUERY_CHARS = frozenset("0123456789+ ()-./")
@@ -89,10 +90,7 @@ def _search_filter(q: str, dialect: str) -> ColumnElement[bool] | None:
 
 async def get(db: AsyncSession, p: Principal, client_id: uuid.UUID) -> Client:
     """Return a client of the caller's company, or 404."""
-    row = await db.get(Client, client_id)
-    if row is None or not p.owns(row.company_id):
-        raise NotFound("client not found")
-    return row
+    return await get_owned(db, p, Client, client_id, "client")
 
 
 async def tag_map(

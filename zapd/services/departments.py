@@ -17,14 +17,12 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.realtime import events
 from zapd.services import audit
 from zapd.services.principal import Actor, Principal
+from zapd.services.scoping import company_scoped, get_owned
 
 
 async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Department:
     """Return a department of the caller's company, or 404."""
-    row = await db.get(Department, department_id)
-    if row is None or not p.owns(row.company_id):
-        raise NotFound("department not found")
-    return row
+    return await get_owned(db, p, Department, department_id, "department")
 
 
 async def list_(
@@ -32,9 +30,7 @@ async def list_(
 ) -> list[Department]:
     """List departments in menu order (every role may read them)."""
     stmt = select(Department).order_by(Department.menu_order, Department.name)
-    company = p.company_filter(company_id)
-    if company is not None:
-        stmt = stmt.where(Department.company_id == company)
+    stmt = company_scoped(stmt, Department.company_id, p, company_id)
     return list((await db.scalars(stmt)).all())
 
 

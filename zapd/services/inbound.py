@@ -63,6 +63,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.realtime import events
 from zapd.services import acks, outbox
 from zapd.services.companies import settings_of
+from zapd.services.scoping import next_ticket_number
 
 if TYPE_CHECKING:
     from zapd.resources import Resources
@@ -112,7 +113,8 @@ class Inbound:
     def __init__(self, res: Resources) -> None:
         self.res = res
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._company: dict[uuid.UUID, uuid.UUID] = {}
+        self._company: dict[uuid.UUID, uuid.UUID] = {}  # a session's company never changes
+        self._engine: dict[uuid.UUID, Engine] = {}
         self.processed = 0
         self.failed = 0
 
@@ -122,7 +124,8 @@ class Inbound:
         """Store an engine event durably, then process it; return the stored row id."""
         row_id = await self.store(session_id, event)
         if row_id is not None:
-            await self.process(row_id)
+            company_id = self._company[session_id]
+            await self.process(row_id, known=(company_id, event))
         return row_id
 
     async def store(self, session_id: uuid.UUID, event: AnyEngineEvent) -> uuid.UUID | None:
@@ -133,11 +136,10 @@ class Inbound:
             return None
         dedupe = getattr(event, "wa_message_id", None)
         async with self.res.tx() as db:
-            engine = await db.scalar(select(WaSession.engine).where(WaSession.id == session_id))
             row = WebhookEvent(
                 company_id=company_id,
                 session_id=session_id,
-                engine=engine if engine is not None else Engine.SANDBOX,
+                engine=self._engine.get(session_id, Engine.SANDBOX),
                 event_type=event.kind,
                 dedupe_key=dedupe,
                 payload=dump_event(event),
@@ -151,12 +153,15 @@ class Inbound:
         if cached is not None:
             return cached
         async with self.res.read() as db:
-            company_id = await db.scalar(
-                select(WaSession.company_id).where(WaSession.id == session_id)
-            )
-        if company_id is not None:
-            self._company[session_id] = company_id
-        return company_id
+            found = (
+                await db.execute(
+                    select(WaSession.company_id, WaSession.engine).where(WaSession.id == session_id)
+                )
+            ).first()
+        if found is None:
+            return None
+        self._company[session_id], self._engine[session_id] = found[0], found[1]
+        return found[0]
 
     async def recover(self, batch: int = 500) -> int:
         """Process every stored event not yet processed, oldest first (daemon start)."""
@@ -181,14 +186,24 @@ class Inbound:
 
     # ------------------------------------------------------------------ processing
 
-    async def process(self, row_id: uuid.UUID) -> None:
-        """Process one stored event exactly once (ordered per sender, retried on races)."""
-        async with self.res.read() as db:
-            row = await db.get(WebhookEvent, row_id)
-            if row is None or row.state != WebhookEventState.PENDING:
-                return
-            event = load_event(row.payload)
-            company_id = row.company_id
+    async def process(
+        self, row_id: uuid.UUID, known: tuple[uuid.UUID, AnyEngineEvent] | None = None
+    ) -> None:
+        """Process one stored event exactly once (ordered per sender, retried on races).
+
+        `known` (company id and event) spares re-reading a row that was just stored;
+        the state check inside the processing transaction still decides.
+        """
+        if known is not None:
+            company_id, event = known
+        else:
+            async with self.res.read() as db:
+                row = await db.get(WebhookEvent, row_id)
+                if row is None or row.state != WebhookEventState.PENDING:
+                    return
+                event = load_event(row.payload)
+                company_id = row.company_id
+
         key = f"{event.session_id}:"
         if isinstance(event, MessageEvent | ContactEvent):
             key += sender_of(event).key
@@ -499,22 +514,18 @@ class Inbound:
             and last.closed_at is not None
             and now - last.closed_at <= timedelta(minutes=window)
         ):
-            last.status = TicketStatus.OPEN if last.assignee_id else TicketStatus.PENDING
-            last.closed_at = None
-            last.closed_by_id = None
-            last.reopen_count += 1
+            # Imported here: lifecycle imports this module's ticket_event.
+            from zapd.services.lifecycle import restore
+
+            # Back to its last agent if still active with room, else to its queue.
+            await restore(db, last, now)
             await db.flush()  # the partial unique index speaks here if a race was lost
+
             return last, False, True
-        number = await db.scalar(
-            update(Company)
-            .where(Company.id == company_id)
-            .values(last_ticket_number=Company.last_ticket_number + 1)
-            .returning(Company.last_ticket_number)
-            .execution_options(synchronize_session=False)
-        )
+        number = await next_ticket_number(db, company_id)
         ticket = Ticket(
             company_id=company_id,
-            number=int(number or 0),
+            number=number,
             client_id=client.id,
             session_id=session_id,
             status=TicketStatus.PENDING,

@@ -19,6 +19,7 @@ from zapd.security import new_token
 from zapd.services import audit
 from zapd.services.pagination import PageParams, paginate
 from zapd.services.principal import Actor, Principal
+from zapd.services.scoping import company_scoped, get_owned
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
 # Never copied into the audit log (besides audit.SECRET_FIELDS); config is masked.
@@ -36,10 +37,7 @@ def _snapshot(row: WaSession) -> dict[str, Any]:
 
 async def get(db: AsyncSession, p: Principal, session_id: uuid.UUID) -> WaSession:
     """Return a session of the caller's company, or 404."""
-    row = await db.get(WaSession, session_id)
-    if row is None or not p.owns(row.company_id):
-        raise NotFound("session not found")
-    return row
+    return await get_owned(db, p, WaSession, session_id, "session")
 
 
 async def list_(
@@ -50,9 +48,7 @@ async def list_(
 ) -> list[WaSession]:
     """List sessions by name (every role may read them)."""
     stmt = select(WaSession).order_by(WaSession.company_id, WaSession.name)
-    company = p.company_filter(company_id)
-    if company is not None:
-        stmt = stmt.where(WaSession.company_id == company)
+    stmt = company_scoped(stmt, WaSession.company_id, p, company_id)
     if status is not None:
         stmt = stmt.where(WaSession.status == status)
     return list((await db.scalars(stmt)).all())

@@ -16,22 +16,18 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.realtime import events
 from zapd.services import audit
 from zapd.services.principal import Actor, Principal
+from zapd.services.scoping import company_scoped, get_owned
 
 
 async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
     """Return a tag of the caller's company, or 404."""
-    row = await db.get(Tag, tag_id)
-    if row is None or not p.owns(row.company_id):
-        raise NotFound("tag not found")
-    return row
+    return await get_owned(db, p, Tag, tag_id, "tag")
 
 
 async def list_(db: AsyncSession, p: Principal, company_id: uuid.UUID | None = None) -> list[Tag]:
     """List tags by name (every role may read them)."""
     stmt = select(Tag).order_by(Tag.name, Tag.id)
-    company = p.company_filter(company_id)
-    if company is not None:
-        stmt = stmt.where(Tag.company_id == company)
+    stmt = company_scoped(stmt, Tag.company_id, p, company_id)
     return list((await db.scalars(stmt)).all())
 
 

@@ -11,8 +11,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-
 from shared.enums import (
     Engine,
     LogLevel,
@@ -26,12 +24,12 @@ from zapd.db.models import (
     AuditLog,
     Chat,
     Client,
-    Company,
     Message,
     SessionLog,
     Ticket,
     WaSession,
 )
+from zapd.services.scoping import next_ticket_number
 
 _n = itertools.count(1)
 
@@ -80,13 +78,7 @@ async def ticket(
 ) -> uuid.UUID:
     """Insert a ticket (numbered like the real thing) with a chat of its own."""
     async with live.res.tx() as db:
-        number = await db.scalar(
-            update(Company)
-            .where(Company.id == company_id)
-            .values(last_ticket_number=Company.last_ticket_number + 1)
-            .returning(Company.last_ticket_number)
-            .execution_options(synchronize_session=False)
-        )
+        number = await next_ticket_number(db, company_id)
         chat = Chat(
             company_id=company_id,
             session_id=session_id,
@@ -97,7 +89,7 @@ async def ticket(
         await db.flush()
         row = Ticket(
             company_id=company_id,
-            number=int(number or 0),
+            number=number,
             session_id=session_id,
             client_id=client_id,
             chat_id=chat.id,

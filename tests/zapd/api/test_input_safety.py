@@ -386,3 +386,19 @@ async def test_websocket_handshakes_get_a_request_id_and_an_access_line(
     assert (lines["ws-1"].method, lines["ws-1"].status) == ("WS", 401)  # type: ignore[attr-defined]
     assert (lines["ws-2"].status, lines["ws-2"].route) == (101, "/api/v1/ws")  # type: ignore[attr-defined]
     assert token not in caplog.text
+
+
+async def test_nul_characters_are_refused_not_stored(live: Live) -> None:
+    """PostgreSQL cannot store U+0000: bodies and URLs carrying it get 422, never 500."""
+    t = await live.tenant()
+    r = await t.admin.post("/api/v1/departments", json={"name": "Lab\x00oratório"})
+    assert r.status_code == 422 and r.json()["error"] == "ERR_VALIDATION"
+    r = await t.admin.post(
+        "/api/v1/clients", json={"phone": "+5511912345678", "custom_fields": {"k\x00": "v"}}
+    )
+    assert r.status_code == 422
+    for path in ("/api/v1/clients?q=ab%00cd", "/api/v1/users?q=%00", "/api/v1/tickets?q=x%00"):
+        r = await t.admin.get(path)
+        assert r.status_code == 422, path
+        assert r.json()["error"] == "ERR_VALIDATION"
+    assert len((await t.admin.get("/api/v1/departments")).json()) == 2

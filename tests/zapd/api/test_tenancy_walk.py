@@ -16,13 +16,20 @@ from sqlalchemy import func, select
 from shared.enums import TicketStatus
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
-from zapd.db.models import AuditLog, Category, QuickReply, Tag
+from zapd.db.models import AuditLog, Category, Chat, QuickReply, Tag, Ticket
+from zapd.services import outbox
 
 # Bodies that pass validation, so the request reaches the ownership check.
 BODIES: dict[tuple[str, str], Any] = {
     ("put", "/api/v1/users/{user_id}/departments"): {"department_ids": []},
     ("put", "/api/v1/clients/{client_id}/tags"): {"tag_ids": []},
     ("post", "/api/v1/users/{user_id}/reset-password"): {"password": "another-pass-1"},
+    ("post", "/api/v1/tickets/{ticket_id}/assign"): {"user_id": str(uuid.uuid4())},
+    ("post", "/api/v1/sandbox/{session_id}/inbound"): {"from": "+5511912345678", "text": "oi"},
+}
+# Required query parameters, for the same reason.
+PARAMS: dict[tuple[str, str], dict[str, str]] = {
+    ("get", "/api/v1/sandbox/{session_id}/inbox"): {"phone": "+5511912345678"},
 }
 
 
@@ -46,6 +53,19 @@ async def _victim_ids(live: Live) -> tuple[dict[str, uuid.UUID], Any]:
         db.add_all([cat, tag, qr])
         await db.flush()
         extra = {"category_id": cat.id, "tag_id": tag.id, "reply_id": qr.id}
+    async with live.res.tx() as db:
+        chat = await db.scalar(
+            select(Chat).join(Ticket, Ticket.chat_id == Chat.id).where(Ticket.id == ticket_id)
+        )
+        assert chat is not None
+        queued = await outbox.enqueue(db, chat, "segredo da empresa B")
+        assert queued.outbox is not None
+        extra["outbox_id"] = queued.outbox.id
+    r = await b.admin.post(
+        "/api/v1/media", files={"file": ("laudo.pdf", b"%PDF-1.4\n% victim\n", "application/pdf")}
+    )
+    assert r.status_code == 201, r.text
+    extra["media_id"] = uuid.UUID(r.json()["id"])
     r = await b.admin.post("/api/v1/api-tokens", json={"name": "b-script"})
     assert r.status_code == 201
     ids = {
@@ -100,7 +120,9 @@ async def test_every_route_hides_other_companies(live: Live) -> None:
                 (method, template), {} if method in ("post", "put", "patch") else None
             )
             for who, client in attackers.items():
-                resp = await client.request(method.upper(), path, json=body)
+                params = PARAMS.get((method, template))
+                resp = await client.request(method.upper(), path, json=body, params=params)
+
                 walked += 1
                 if resp.status_code != 404 or resp.json().get("error") != "ERR_NOT_FOUND":
                     failures.append(

@@ -253,9 +253,11 @@ class Sink:
 
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
+        self.hellos: list[dict[str, Any]] = []
 
     async def __call__(self, text: str) -> None:
-        self.frames.append(json.loads(text))
+        doc = json.loads(text)
+        (self.hellos if doc.get("type") == "hello" else self.frames).append(doc)
 
     def seqs(self, company: uuid.UUID | None = None) -> list[int]:
         return [

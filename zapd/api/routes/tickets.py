@@ -1,4 +1,4 @@
-"""/api/v1/tickets: service episodes (read side).
+"""/api/v1/tickets: service episodes — listings and their life (accept ... close, reopen).
 
 Agents see the tickets of their departments and the ones assigned to them; any other
 ticket answers 404. Supervisors and admins see every ticket of their company.
@@ -10,12 +10,21 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import TicketStatus
 from shared.protocol.common import Page
-from shared.protocol.tickets import MessageOut, TicketOut
-from zapd.api.deps import Auth, PageDep, Res
-from zapd.services import tickets
+from shared.protocol.tickets import (
+    MessageOut,
+    TicketAssign,
+    TicketClose,
+    TicketOut,
+    TicketTransfer,
+    TicketUpdate,
+)
+from zapd.api.deps import ActorDep, Auth, PageDep, Res
+from zapd.db.models import Ticket
+from zapd.services import lifecycle, tickets
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -69,3 +78,71 @@ async def ticket_messages(
         return Page[MessageOut](
             items=[MessageOut.model_validate(r) for r in rows], next_cursor=cursor
         )
+
+
+# --------------------------------------------------------------------------- write side
+
+
+async def _out(db: AsyncSession, ticket: Ticket) -> TicketOut:
+    return TicketOut.model_validate((await tickets.views(db, [ticket]))[0])
+
+
+@router.post("/{ticket_id}/accept", response_model=TicketOut)
+async def accept_ticket(ticket_id: uuid.UUID, actor: ActorDep, res: Res) -> TicketOut:
+    """Take a waiting ticket: an agent from their departments' queues, SUPERVISOR+ any.
+
+    409 ERR_AT_CAPACITY when the taker already holds their maximum of open tickets,
+    409 ERR_TICKET_TAKEN when someone else holds it (of two racing takers, one wins).
+    """
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.accept(db, actor, ticket_id))
+
+
+@router.post("/{ticket_id}/assign", response_model=TicketOut)
+async def assign_ticket(
+    ticket_id: uuid.UUID, body: TicketAssign, actor: ActorDep, res: Res
+) -> TicketOut:
+    """Give a ticket to an active member of the company (SUPERVISOR+)."""
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.assign(db, actor, ticket_id, body))
+
+
+@router.post("/{ticket_id}/transfer", response_model=TicketOut)
+async def transfer_ticket(
+    ticket_id: uuid.UUID, body: TicketTransfer, actor: ActorDep, res: Res
+) -> TicketOut:
+    """Move a ticket to another department and/or person (its assignee or SUPERVISOR+)."""
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.transfer(db, actor, ticket_id, body))
+
+
+@router.post("/{ticket_id}/close", response_model=TicketOut)
+async def close_ticket(
+    ticket_id: uuid.UUID, actor: ActorDep, res: Res, body: TicketClose | None = None
+) -> TicketOut:
+    """Close a ticket (its assignee or SUPERVISOR+), saying goodbye unless told not to."""
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.close(db, actor, ticket_id, body or TicketClose()))
+
+
+@router.post("/{ticket_id}/reopen", response_model=TicketOut)
+async def reopen_ticket(ticket_id: uuid.UUID, actor: ActorDep, res: Res) -> TicketOut:
+    """Reopen a closed ticket (SUPERVISOR+ or its last assignee)."""
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.reopen(db, actor, ticket_id))
+
+
+@router.post("/{ticket_id}/read", response_model=TicketOut)
+async def read_ticket(ticket_id: uuid.UUID, actor: ActorDep, res: Res) -> TicketOut:
+    """Mark a ticket and its chat as read."""
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.mark_read(db, actor, ticket_id))
+
+
+@router.patch("/{ticket_id}", response_model=TicketOut)
+async def update_ticket(
+    ticket_id: uuid.UUID, body: TicketUpdate, actor: ActorDep, res: Res
+) -> TicketOut:
+    """Change a ticket's priority (SUPERVISOR+) and/or replace its tags."""
+    async with res.tx() as db:
+        return await _out(db, await lifecycle.update_ticket(db, actor, ticket_id, body))

@@ -1,0 +1,59 @@
+"""/api/v1/messages: agents (and scripts) writing to customers, through the outbox.
+
+`POST` answers 201 with the queued message (or stored note); repeating a request with
+the same `Idempotency-Key` answers 200 with that same message and queues nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from sqlalchemy.exc import IntegrityError
+
+from shared.protocol.messages import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_MAX,
+    REPLAYED_HEADER,
+    MessageOut,
+    MessageSend,
+)
+from zapd.api.deps import ActorDep, Res
+from zapd.errors import Conflict
+from zapd.services import messages
+
+router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
+
+
+@router.post("", response_model=MessageOut, status_code=201)
+async def send_message(
+    body: MessageSend,
+    actor: ActorDep,
+    res: Res,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX,
+            description="repeat a request safely: the same key answers the same message",
+        ),
+    ] = None,
+) -> MessageOut:
+    """Send a message to a ticket's customer, or to a phone on a session (SUPERVISOR+)."""
+    for attempt in range(2):
+        try:
+            async with res.tx() as db:
+                sent = await messages.send(db, actor, body, idempotency_key)
+                out = MessageOut.model_validate(sent.message)
+            break
+        except IntegrityError:
+            # A concurrent request with the same key (or creating the same client)
+            # committed first: the second try finds what it made.
+            if attempt == 1:
+                raise Conflict("a concurrent request collided; try again") from None
+    if not sent.created:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+    return out
