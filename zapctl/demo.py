@@ -158,12 +158,13 @@ def _describe(event: Any) -> str | None:
     return None
 
 
-async def _watch(url: str, stop: asyncio.Event) -> None:
+async def _watch(url: str, stop: asyncio.Event, ready: asyncio.Event) -> None:
     from shared.client import ZapClient
 
     async with ZapClient(url) as zap:
         await zap.login(PEOPLE[0][0], PASSWORD)
         async with zap.subscribe() as sub:
+            ready.set()  # subscribed: the customers may start, nothing will be missed
             async for event in sub:
                 line = _describe(event)
                 if line:
@@ -232,8 +233,11 @@ async def _run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        watcher = asyncio.create_task(_watch(url, stop))
+        ready = asyncio.Event()
+        watcher = asyncio.create_task(_watch(url, stop, ready))
+        await asyncio.wait_for(ready.wait(), 30)
         talker = asyncio.create_task(_customers(zap, seeded.session_id, interval, stop))
+
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration if duration > 0 else None)
         stop.set()
