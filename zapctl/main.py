@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from zapctl import auth as auth_cmd
 from zapctl import db as db_cmd
 from zapctl import demo as demo_cmd
 from zapctl import init as init_cmd
@@ -39,6 +40,9 @@ def _root(
 
 
 app.command("init")(init_cmd.init)
+app.command("login")(auth_cmd.login)
+app.command("logout")(auth_cmd.logout)
+app.command("whoami")(auth_cmd.whoami)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(db_cmd.app, name="db")
 
