@@ -22,6 +22,7 @@ def upgrade(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None)
     from zapd.db.engine import create_engine
 
     _, url = offline.resolve_db(state_dir, db)
+    offline.require_directory(url)
 
     async def go() -> tuple[str | None, str]:
         engine = create_engine(url)
@@ -53,6 +54,7 @@ def current(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None)
     from zapd.db.engine import create_engine
 
     _, url = offline.resolve_db(state_dir, db)
+    offline.require_directory(url)
     offline.require_existing(url)
 
     async def go() -> migrate.MigrationStatus:
@@ -82,6 +84,7 @@ def check(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) -
     from zapd.db.engine import create_engine
 
     _, url = offline.resolve_db(state_dir, db)
+    offline.require_directory(url)
     offline.require_existing(url)
 
     async def go() -> tuple[migrate.MigrationStatus, list[object]]:

@@ -53,6 +53,8 @@ def init(
     from zapd.services.bootstrap import init_instance
 
     sdir, url = offline.resolve_db(state_dir, db)
+    offline.require_directory(url, will_create=sdir.resolve())
+
     email = _ask(admin_email, "--admin-email", "Admin e-mail")
     password = _ask(admin_password, "--admin-password", "Admin password", secret=True)
     result = offline.run(

@@ -27,6 +27,22 @@ def resolve_db(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
     return settings.state_dir, url
 
 
+def require_directory(url: str, will_create: Path | None = None) -> None:
+    """Refuse a SQLite file whose directory does not exist, before the driver tries it.
+
+    aiosqlite's worker thread can print a traceback of its own when the file cannot
+    be opened; checking first keeps the failure to one line. `will_create` is a
+    directory the command is about to create (init's state dir).
+    """
+    from zapd.db.engine import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None or (will_create is not None and path.parent.resolve() == will_create):
+        return
+    if not path.parent.is_dir():
+        raise CliError(f"cannot open the database: directory {path.parent} does not exist")
+
+
 def require_existing(url: str) -> None:
     """Refuse to open a SQLite file that does not exist (read-only commands create nothing)."""
     from zapd.db.engine import sqlite_path

@@ -201,8 +201,14 @@ class Inbound:
                 row = await db.get(WebhookEvent, row_id)
                 if row is None or row.state != WebhookEventState.PENDING:
                     return
-                event = load_event(row.payload)
-                company_id = row.company_id
+                payload, company_id = row.payload, row.company_id
+            try:
+                event = load_event(payload)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                # A stored event this version cannot read is poison: mark it and go on,
+                # never keep the daemon from starting over it.
+                await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
+                return
 
         key = f"{event.session_id}:"
         if isinstance(event, MessageEvent | ContactEvent):
