@@ -32,7 +32,7 @@ from zapd.realtime import events
 from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
 from zapd.services import auth
 
-TIMEOUT = 10.0
+TIMEOUT = 30.0  # generous: a 2-core CI box may be loaded; passing runs never wait it out
 
 
 def token_of(client: httpx.AsyncClient) -> str:
