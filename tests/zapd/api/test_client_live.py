@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from shared.client import (
     Conflict,
@@ -44,6 +45,7 @@ from shared.protocol.tickets import TicketAssign, TicketClose, TicketTransfer, T
 from shared.protocol.users import UserCreate, UserUpdate
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant, new_cnpj
+from zapd.db.models import Company
 from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
 from zapd.services import auth
 
@@ -438,6 +440,8 @@ async def test_tickets_messages_and_typing_through_the_client(live: Live, zap: A
     assert [m.body for m in first.items] == ["mensagem 0", "mensagem 1"] and first.next_cursor
 
     # Typing: ephemeral (seq None), delivered to the others who may see the ticket.
+    async with live.res.read() as db:
+        head = await db.scalar(select(Company.last_event_seq).where(Company.id == t.company_id))
     async with supervisor.subscribe() as watching, agent.subscribe() as typing:
         await _wait_connected(watching)
         await _wait_connected(typing)
@@ -447,7 +451,8 @@ async def test_tickets_messages_and_typing_through_the_client(live: Live, zap: A
         assert ev.seq is None and ev.type == "typing"
         assert ev.data["ticket_id"] == str(lab) and ev.data["typing"] is True
         assert ev.data["user_id"] == str(t.users["agent"])
-        assert watching.last_seq is None  # ephemeral events do not move the resume point
+        # The hello set the resume point to the head at connect; typing did not move it.
+        assert watching.last_seq == head
 
 
 def tiny_png() -> bytes:
