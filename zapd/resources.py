@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapd.config import ZapdSettings
@@ -94,6 +95,8 @@ class Resources:
 
     def __post_init__(self) -> None:
         self._write_lock = asyncio.Lock()
+        self._background = False
+
         self.sandbox = SandboxNetwork()
         self.engines = SessionManager(self, self.sandbox)
         self.inbound = Inbound(self)
@@ -104,7 +107,17 @@ class Resources:
         self.workers.append(Scheduler(self))
 
     async def start_background(self) -> None:
-        """Catch up on stored inbound events, resume sessions, start the workers."""
+        """Catch up on stored inbound events, resume sessions, start the workers.
+
+        Nothing starts on a database whose schema is not current (`--no-migrate`):
+        zapd then only answers /healthz and a 503 /readyz until it is migrated.
+        """
+        async with self.engine.connect() as conn:
+            ready = await conn.run_sync(lambda c: inspect(c).has_table("webhook_events"))
+        if not ready:
+            log.warning("no schema: background work (pipeline, outbox) not started")
+            return
+        self._background = True
         swept = MediaStore.from_settings(self.settings).sweep_partial_uploads()
         if swept:
             log.info("removed %d partial uploads left by a crash", swept)
@@ -117,6 +130,8 @@ class Resources:
 
     async def stop_background(self) -> None:
         """Stop workers and engines (sessions keep their status, to be resumed)."""
+        if not self._background:
+            return
         for worker in reversed(self.workers):
             try:
                 await worker.stop()
