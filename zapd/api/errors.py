@@ -35,6 +35,17 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 
 
+# pydantic prefixes what a validator raised; the validator's own text is the message.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _message(msg: Any) -> str:
+    text = str(msg) if msg is not None else "invalid"
+    for prefix in _PYDANTIC_PREFIXES:
+        text = text.removeprefix(prefix)
+    return text
+
+
 def _describe(errors: list[Any]) -> str:
     parts = []
     for err in errors[:5]:
@@ -66,7 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            {"loc": list(e.get("loc", ())), "msg": _message(e.get("msg")), "type": e.get("type")}
             for e in exc.errors()
         ]
         return JSONResponse(

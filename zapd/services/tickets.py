@@ -51,6 +51,7 @@ class TicketFilter:
     client_id: uuid.UUID | None = None
     session_id: uuid.UUID | None = None
     q: str | None = None
+    number: int | None = None  # the per-company "#123"
 
 
 def can_see(p: Principal, ticket: Ticket) -> bool:
@@ -146,6 +147,8 @@ def _apply_filter(stmt: Select[Any], p: Principal, f: TicketFilter) -> Select[An
         stmt = stmt.where(Ticket.client_id == f.client_id)
     if f.session_id is not None:
         stmt = stmt.where(Ticket.session_id == f.session_id)
+    if f.number is not None:
+        stmt = stmt.where(Ticket.number == f.number)
     q = (f.q or "").strip()
     if q:
         pattern = _contains(q)

@@ -175,6 +175,14 @@ async def test_filters(live: Live) -> None:
     assert await keys(q="zzz") == set()
     assert await keys(t.agent, q="ana") == {"lab_pending"}
     assert await keys(q="ana", status=0, session_id=str(w.session_id)) == {"lab_pending"}
+    # number: the per-company "#N"; an agent finds it only where they may see the ticket.
+    got = await sup.get(f"/api/v1/tickets/{w.tickets['lab_pending']}")
+    number = got.json()["number"]
+    assert await keys(number=number) == {"lab_pending"}
+    assert await keys(t.agent, number=number) == {"lab_pending"}
+    assert await keys(t.clients["agent2"], number=number) == set()
+    assert await keys(number=number, status=1) == set()
+    assert await keys(number=10**9) == set()
 
     for bad in (
         {"status": 7},
@@ -183,6 +191,8 @@ async def test_filters(live: Live) -> None:
         {"department_id": "x"},
         {"client_id": "1"},
         {"q": "x" * 101},
+        {"number": 0},
+        {"number": "#1"},
         {"limit": 201},
         {"order": "sideways"},
         {"cursor": "not!a!cursor"},

@@ -42,6 +42,9 @@ async def list_tickets(
     client_id: Annotated[uuid.UUID | None, Query()] = None,
     session_id: Annotated[uuid.UUID | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100, description="client name or phone")] = None,
+    number: Annotated[
+        int | None, Query(ge=1, le=2**62, description="the per-company ticket number (#123)")
+    ] = None,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> Page[TicketOut]:
     """List the tickets the caller may see, newest first by default."""
@@ -53,6 +56,7 @@ async def list_tickets(
         client_id=client_id,
         session_id=session_id,
         q=q,
+        number=number,
     )
     async with res.read() as db:
         rows, cursor = await tickets.list_(db, principal, f, page)
