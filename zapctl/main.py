@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Annotated
@@ -45,6 +46,16 @@ app.command("logout")(auth_cmd.logout)
 app.command("whoami")(auth_cmd.whoami)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(db_cmd.app, name="db")
+# One Typer module per noun; each keeps its heavy imports inside its commands.
+for _module, _name in (
+    ("company", "company"),
+    ("user", "user"),
+    ("dept", "dept"),
+    ("quick_reply", "quick-reply"),
+    ("tag", "tag"),
+    ("token", "token"),
+):
+    app.add_typer(importlib.import_module(f"zapctl.{_module}").app, name=_name)
 
 
 def main() -> None:

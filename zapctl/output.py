@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -37,3 +38,76 @@ def emit(ctx: typer.Context, data: Any, human: str) -> None:
 def notice(message: str) -> None:
     """Write a side remark to stderr (never pollutes --json output)."""
     sys.stderr.write(message.rstrip("\n") + "\n")
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]] | list[str]) -> str:
+    """Render `rows` as an aligned plain-text table with a header line.
+
+    `columns` lists the keys to show, either as bare keys (the header is the key upper-cased)
+    or as `(key, header)` pairs. Missing values and None print as "-", booleans as yes/no,
+    lists joined with ", ". Returns "(none)" when there are no rows. Example:
+
+        table([{"id": "1", "name": "Acme"}], [("id", "ID"), ("name", "NAME")])
+    """
+    cols = [(c, c.upper()) if isinstance(c, str) else c for c in columns]
+    if not rows:
+        return "(none)"
+
+    grid = [[header for _, header in cols]]
+    grid += [[_cell(row.get(key)) for key, _ in cols] for row in rows]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(cols))]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in grid
+    ]
+    return "\n".join(lines)
+
+
+def details(pairs: list[tuple[str, Any]]) -> str:
+    """Render `(label, value)` pairs as aligned "label: value" lines (for `show` commands)."""
+    if not pairs:
+        return ""
+    width = max(len(label) for label, _ in pairs) + 1
+    return "\n".join(f"{(label + ':').ljust(width)} {_cell(value)}" for label, value in pairs)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value) or "-"
+    return str(value).replace("\n", " ")
+
+
+def dump(value: Any) -> Any:
+    """Turn a pydantic model (or a list of them) into plain JSON-ready data."""
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return model_dump(mode="json")
+    return value
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask `question` on a terminal unless `yes`; refuse (exit 2) with no terminal to ask on."""
+    from zapctl.errors import CliError, ExitCode
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("refusing without confirmation: pass --yes (no terminal)", ExitCode.USAGE)
+    # Not typer.confirm: click echoes part of its prompt on stdout, which must stay clean.
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes", "s", "sim"):
+        raise CliError("cancelled", ExitCode.ERROR)
+
+
+def when(value: datetime | None) -> str | None:
+    """Format a timestamp in local time for people (None stays None)."""
+    if value is None:
+        return None
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")

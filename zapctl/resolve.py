@@ -1,0 +1,198 @@
+"""Turn what people type (an id, a CNPJ, a name, an e-mail, #42) into the API's objects.
+
+One resolver per noun, shared by every command that names one; each exits 3 (not found)
+with a one-line message when nothing matches.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, TypeVar
+
+from zapctl.errors import CliError, ExitCode
+from zapctl.options import as_uuid
+
+if TYPE_CHECKING:
+    from shared.client import ZapClient
+    from shared.protocol.companies import CompanyOut
+    from shared.protocol.departments import DepartmentOut
+    from shared.protocol.sessions import SessionOut
+    from shared.protocol.tickets import TicketOut
+    from shared.protocol.users import UserOut
+
+T = TypeVar("T")
+PAGE = 200  # the API's largest page
+
+
+async def first(items: AsyncIterator[T], limit: int) -> list[T]:
+    """Collect at most `limit` items of a listing walk (`zap.iterate(...)`)."""
+    got: list[T] = []
+    async for item in items:
+        got.append(item)
+        if len(got) >= limit:
+            break
+    return got
+
+
+def fold(text: str) -> str:
+    """Fold case and accents ("Jurídico" and "juridico" compare equal)."""
+    folded = unicodedata.normalize("NFKD", text.strip().casefold())
+    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+
+
+# --------------------------------------------------------------------------- companies
+
+
+async def resolve_company(zap: ZapClient, ref: str) -> CompanyOut:
+    """Find a company by id or CNPJ (formatted or digits)."""
+    from shared.cnpj import InvalidCNPJ, format_cnpj, normalize_cnpj
+
+    uid = as_uuid(ref)
+    if uid is not None:
+        return await zap.get_company(uid)
+    try:
+        digits = normalize_cnpj(ref)
+    except InvalidCNPJ as exc:
+        raise CliError(
+            f"no company {ref!r}: give its id or CNPJ ({exc})", ExitCode.NOT_FOUND
+        ) from None
+    async for row in zap.iterate(zap.list_companies, q=digits):
+        if row.cnpj == digits:
+            return row
+    raise CliError(f"no company with CNPJ {format_cnpj(digits)}", ExitCode.NOT_FOUND)
+
+
+async def company_id_of(zap: ZapClient, ref: str | None) -> uuid.UUID | None:
+    """Return the id of the company named by a --company option (None when not given)."""
+    if ref is None:
+        return None
+    uid = as_uuid(ref)
+    return uid if uid is not None else (await resolve_company(zap, ref)).id
+
+
+# --------------------------------------------------------------------------- departments
+
+
+async def resolve_department(
+    zap: ZapClient, ref: str, company_id: uuid.UUID | None = None
+) -> DepartmentOut:
+    """Find a department by id, slug or name (case and accents ignored)."""
+    uid = as_uuid(ref)
+    if uid is not None:
+        return await zap.get_department(uid)
+    rows = await zap.list_departments(company_id)
+    return pick_department(rows, ref)
+
+
+def pick_department(rows: list[DepartmentOut], ref: str) -> DepartmentOut:
+    """Pick the department `ref` (id, slug or name) names among `rows`."""
+    uid = as_uuid(ref)
+    if uid is not None:
+        found = [d for d in rows if d.id == uid]
+    else:
+        want = fold(ref)
+        found = [d for d in rows if d.slug == ref.strip().lower()]
+        found = found or [d for d in rows if fold(d.name) == want]
+    if not found:
+        raise CliError(f"no department {ref!r}", ExitCode.NOT_FOUND)
+    if len(found) > 1:
+        raise CliError(
+            f"{ref!r} names departments of {len(found)} companies: pass --company or the id",
+            ExitCode.USAGE,
+        )
+    return found[0]
+
+
+async def department_ids(
+    zap: ZapClient, refs: list[str], company_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Resolve department ids, slugs or names to ids (one listing for all of them)."""
+    if not refs:
+        return []
+    rows = await zap.list_departments(company_id)
+    out: list[uuid.UUID] = []
+    for ref in refs:
+        uid = as_uuid(ref)
+        dep_id = uid if uid is not None else pick_department(rows, ref).id
+        if dep_id not in out:
+            out.append(dep_id)
+    return out
+
+
+async def resolve_category(zap: ZapClient, ref: str, company_id: uuid.UUID) -> uuid.UUID:
+    """Find a closing category by id or name (case and accents ignored)."""
+    cid = as_uuid(ref)
+    if cid is not None:
+        return cid
+    want = fold(ref)
+    found = [c for c in await zap.list_categories(company_id=company_id) if fold(c.name) == want]
+    if not found:
+        raise CliError(f"no category {ref!r}", ExitCode.NOT_FOUND)
+    return found[0].id
+
+
+# --------------------------------------------------------------------------- people
+
+
+async def resolve_user(zap: ZapClient, ref: str, company_id: uuid.UUID | None = None) -> UserOut:
+    """Find a user by id or e-mail (case ignored; e-mails are unique across zap)."""
+    uid = as_uuid(ref)
+    if uid is not None:
+        return await zap.get_user(uid)
+    email = ref.strip().lower()
+    if "@" not in email:
+        raise CliError(f"no user {ref!r}: give an id or an e-mail", ExitCode.NOT_FOUND)
+    async for row in zap.iterate(zap.list_users, q=email, company_id=company_id):
+        if row.email.lower() == email:
+            return row
+    raise CliError(f"no user with e-mail {email}", ExitCode.NOT_FOUND)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+async def resolve_session(zap: ZapClient, ref: str) -> SessionOut:
+    """Find a session by id or by name (exact, else case-insensitive)."""
+    sid = as_uuid(ref)
+    if sid is not None:
+        return await zap.get_session(sid)
+    sessions = await zap.list_sessions()
+    found = [s for s in sessions if s.name == ref.strip()]
+    if not found:
+        found = [s for s in sessions if s.name.casefold() == ref.strip().casefold()]
+    if not found:
+        raise CliError(f"no session named {ref!r}", ExitCode.NOT_FOUND)
+    if len(found) > 1:
+        raise CliError(f"{len(found)} sessions are named {ref!r}: give the id", ExitCode.ERROR)
+    return found[0]
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+def ticket_number(ref: str) -> int | None:
+    """Read "#123" or "123" as a ticket number (None when it is neither)."""
+    text = ref.strip().removeprefix("#").strip()
+    return int(text) if text.isdigit() else None
+
+
+async def resolve_ticket(zap: ZapClient, ref: str) -> TicketOut:
+    """Find a ticket the caller can see by id or by number (#123)."""
+    tid = as_uuid(ref)
+    if tid is not None:
+        return await zap.get_ticket(tid)
+    number = ticket_number(ref)
+    if number is None:
+        raise CliError(f"not a ticket id or number: {ref!r} (use #123 or a UUID)", ExitCode.USAGE)
+    # Numbers are unique within a company: one ticket, or one per company for global admins.
+    found = (await zap.list_tickets(number=number, limit=PAGE)).items
+    if not found:
+        raise CliError(f"no ticket #{number}", ExitCode.NOT_FOUND)
+    if len(found) > 1:
+        raise CliError(
+            f"#{number} names tickets of {len(found)} companies: give the ticket id",
+            ExitCode.ERROR,
+        )
+    return found[0]

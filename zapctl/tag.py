@@ -1,0 +1,150 @@
+"""`zapctl tag ...`: labels put on clients."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from zapctl.errors import CliError, ExitCode
+from zapctl.options import CompanyOpt, as_uuid
+from zapctl.output import dump, emit, table
+
+if TYPE_CHECKING:
+    import uuid
+
+    from shared.client import ZapClient
+    from shared.protocol.catalog import TagOut
+
+app = typer.Typer(help="Tags: labels put on clients.", no_args_is_help=True)
+
+COLUMNS = [("name", "NAME"), ("color", "COLOR"), ("id", "ID")]
+
+TagArg = Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The tag's name or id.")]
+ColorOpt = Annotated[
+    str | None, typer.Option("--color", metavar="#RRGGBB", help="Color, e.g. #1e90ff.")
+]
+
+
+async def resolve_tag(zap: ZapClient, ref: str, company_id: uuid.UUID | None = None) -> TagOut:
+    """Find a tag by id or name (case ignored); exit 3 when there is none."""
+    uid = as_uuid(ref)
+    if uid is not None:
+        return await zap.get_tag(uid)
+    want = ref.strip().casefold()
+    found = [t for t in await zap.list_tags(company_id=company_id) if t.name.casefold() == want]
+    if not found:
+        raise CliError(f"no tag {ref!r}", ExitCode.NOT_FOUND)
+    if len(found) > 1:
+        raise CliError(
+            f"{ref!r} names tags of {len(found)} companies: pass --company or the id",
+            ExitCode.USAGE,
+        )
+    return found[0]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tag name.")],
+    color: ColorOpt = None,
+    company: CompanyOpt = None,
+) -> None:
+    """Add a tag (SUPERVISOR and up).
+
+    Examples:
+
+    \b
+      zapctl tag add VIP --color "#ffd700"
+      zapctl --json tag add inadimplente
+    """
+    from shared.protocol.catalog import TagCreate
+    from zapctl import api
+    from zapctl.resolve import company_id_of
+
+    fields: dict[str, Any] = {"name": name}
+    if color is not None:
+        fields["color"] = color
+
+    async def go(zap: ZapClient) -> TagOut:
+        cid = await company_id_of(zap, company)
+        if cid is not None:
+            fields["company_id"] = cid
+        return await zap.create_tag(TagCreate.model_construct(**fields))
+
+    row = api.run(ctx, go)
+    emit(ctx, dump(row), f"added tag {row.name}  id {row.id}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, company: CompanyOpt = None) -> None:
+    """List tags by name.
+
+    Examples:
+
+    \b
+      zapctl tag list
+      zapctl --json tag list
+    """
+    from zapctl import api
+    from zapctl.resolve import company_id_of
+
+    async def go(zap: ZapClient) -> list[TagOut]:
+        return await zap.list_tags(company_id=await company_id_of(zap, company))
+
+    rows = api.run(ctx, go)
+    emit(ctx, dump(rows), table([t.model_dump() for t in rows], COLUMNS))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    ref: TagArg,
+    name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    color: ColorOpt = None,
+    company: CompanyOpt = None,
+) -> None:
+    """Rename or recolor a tag (SUPERVISOR and up).
+
+    Example: zapctl tag update vip --name VIP --color "#ff0000"
+    """
+    from shared.protocol.catalog import TagUpdate
+    from zapctl import api
+    from zapctl.resolve import company_id_of
+
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["name"] = name
+    if color is not None:
+        fields["color"] = color
+    if not fields:
+        raise CliError("nothing to change: give --name or --color", ExitCode.USAGE)
+
+    async def go(zap: ZapClient) -> TagOut:
+        target = await resolve_tag(zap, ref, await company_id_of(zap, company))
+        return await zap.update_tag(target.id, TagUpdate.model_construct(**fields))
+
+    row = api.run(ctx, go)
+    emit(ctx, dump(row), f"updated tag {row.name}")
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, ref: TagArg, company: CompanyOpt = None) -> None:
+    """Remove a tag from everything it labels (SUPERVISOR and up).
+
+    Examples:
+
+    \b
+      zapctl tag remove VIP
+      zapctl tag remove 0190c0de-...
+    """
+    from zapctl import api
+    from zapctl.resolve import company_id_of
+
+    async def go(zap: ZapClient) -> TagOut:
+        target = await resolve_tag(zap, ref, await company_id_of(zap, company))
+        await zap.delete_tag(target.id)
+        return target
+
+    row = api.run(ctx, go)
+    emit(ctx, {"id": str(row.id), "deleted": True}, f"removed tag {row.name}")
