@@ -13,6 +13,7 @@ from zapctl import auth as auth_cmd
 from zapctl import db as db_cmd
 from zapctl import demo as demo_cmd
 from zapctl import init as init_cmd
+from zapctl import send as send_cmd
 from zapctl.errors import CliError, ExitCode
 from zapctl.output import CliState
 
@@ -45,6 +46,7 @@ app.command("login")(auth_cmd.login)
 app.command("logout")(auth_cmd.logout)
 app.command("whoami")(auth_cmd.whoami)
 app.command("demo")(demo_cmd.demo)
+app.command("send")(send_cmd.send)
 app.add_typer(db_cmd.app, name="db")
 # One Typer module per noun; each keeps its heavy imports inside its commands.
 for _module, _name in (
@@ -54,6 +56,10 @@ for _module, _name in (
     ("quick_reply", "quick-reply"),
     ("tag", "tag"),
     ("token", "token"),
+    ("session", "session"),
+    ("ticket", "ticket"),
+    ("sandbox", "sandbox"),
+    ("outbox", "outbox"),
 ):
     app.add_typer(importlib.import_module(f"zapctl.{_module}").app, name=_name)
 
