@@ -13,6 +13,7 @@ from zapctl import auth as auth_cmd
 from zapctl import db as db_cmd
 from zapctl import demo as demo_cmd
 from zapctl import init as init_cmd
+from zapctl import maintenance
 from zapctl import send as send_cmd
 from zapctl.errors import CliError, ExitCode
 from zapctl.output import CliState
@@ -46,6 +47,9 @@ app.command("login")(auth_cmd.login)
 app.command("logout")(auth_cmd.logout)
 app.command("whoami")(auth_cmd.whoami)
 app.command("demo")(demo_cmd.demo)
+app.command("purge")(maintenance.purge)
+app.command("doctor")(maintenance.doctor)
+app.command("backup")(maintenance.backup)
 app.command("send")(send_cmd.send)
 app.add_typer(db_cmd.app, name="db")
 # One Typer module per noun; each keeps its heavy imports inside its commands.
@@ -60,6 +64,9 @@ for _module, _name in (
     ("ticket", "ticket"),
     ("sandbox", "sandbox"),
     ("outbox", "outbox"),
+    ("export", "export"),
+    ("client", "client"),
+    ("events", "events"),
 ):
     app.add_typer(importlib.import_module(f"zapctl.{_module}").app, name=_name)
 
