@@ -69,12 +69,15 @@ from shared.protocol.media import UPLOAD_FIELD, MediaOut
 from shared.protocol.messages import IDEMPOTENCY_HEADER, MessageSend, OutboxOut
 from shared.protocol.sessions import (
     SandboxDelivered,
+    SandboxEnterCode,
     SandboxInbound,
     SandboxInboundOut,
     SandboxScan,
     SessionCreate,
     SessionLogOut,
     SessionOut,
+    SessionPair,
+    SessionPairingCode,
     SessionQr,
     SessionUpdate,
     SessionWithSecret,
@@ -948,6 +951,15 @@ class ZapClient:
         """Unlink the number from a session; the next start needs a new QR (ADMIN)."""
         return _parse_dict(await self.request("POST", f"{API}/sessions/{session_id}/logout"))
 
+    async def pair_session(self, session_id: uuid.UUID, phone: str) -> SessionPairingCode:
+        """Ask for a code that links `phone` to a waiting session without a QR (ADMIN)."""
+        return await self._send(
+            SessionPairingCode,
+            "POST",
+            f"{API}/sessions/{session_id}/pair",
+            SessionPair.model_construct(phone=phone),
+        )
+
     async def session_qr(self, session_id: uuid.UUID) -> SessionQr:
         """Show the QR code of a session waiting to be linked (ADMIN)."""
         return await self._get(SessionQr, f"{API}/sessions/{session_id}/qr")
@@ -959,6 +971,14 @@ class ZapClient:
         body = SandboxScan(phone=phone) if phone is not None else SandboxScan()
         response = await self.request(
             "POST", f"{API}/sandbox/{session_id}/scan", json=body_of(body)
+        )
+        return str(_parse_dict(response).get("phone", ""))
+
+    async def sandbox_enter_code(self, session_id: uuid.UUID, code: str) -> str:
+        """Simulate the phone typing a sandbox session's pairing code; return the number."""
+        body = SandboxEnterCode.model_construct(code=code)
+        response = await self.request(
+            "POST", f"{API}/sandbox/{session_id}/pair", json=body_of(body)
         )
         return str(_parse_dict(response).get("phone", ""))
 

@@ -90,6 +90,28 @@ def scan(
     emit(ctx, {"session": name, "phone": linked}, f"session {name} linked to {linked}")
 
 
+def pair(
+    ctx: typer.Context,
+    session: SessionArg,
+    code: Annotated[str, typer.Argument(help="The pairing code, e.g. ABCD-EFGH.", metavar="CODE")],
+) -> None:
+    """Simulate the phone's owner typing a sandbox session's pairing code: it links (ADMIN).
+
+    Get the code with `zapctl session pair SESSION --phone P`; the session links to
+    that phone.
+
+    Example: zapctl sandbox pair Teste ABCD-EFGH
+    """
+    from zapctl import api
+
+    async def go(zap: ZapClient) -> tuple[str, str]:
+        s = await resolve_session(zap, session)
+        return s.name, await zap.sandbox_enter_code(s.id, code)
+
+    name, linked = api.run(ctx, go)
+    emit(ctx, {"session": name, "phone": linked}, f"session {name} linked to {linked}")
+
+
 def inbox(
     ctx: typer.Context,
     session: SessionArg,
@@ -122,4 +144,5 @@ def inbox(
 
 app.command("say")(say)
 app.command("scan")(scan)
+app.command("pair")(pair)
 app.command("inbox")(inbox)

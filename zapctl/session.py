@@ -487,21 +487,93 @@ def pair(
     ctx: typer.Context,
     session: SessionArg,
     phone: Annotated[str, typer.Option("--phone", help="The number to link, e.g. +5511...")],
+    wait: Annotated[bool, typer.Option("--wait", help="Block until CONNECTED.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="With --wait: give up after S seconds (exit 6)."),
+    ] = DEFAULT_WAIT_SECONDS,
 ) -> None:
-    """Link a session with a pairing code instead of a QR code (where the engine can).
+    """Link a session with a pairing code instead of a QR code (ADMIN).
 
-    No engine of this build offers pairing codes yet: link with `zapctl session qr`.
+    Starts the session when it is not running, asks its engine for an eight-character
+    code and prints it. On the phone: WhatsApp → Linked devices → Link a device →
+    Link with phone number instead, then type the code. With --wait, block until the
+    session is connected (exit 6 on timeout); with --json the code also goes to stderr
+    at once, so it can be typed while the command waits. Exit 1 when the engine cannot
+    pair (the reason says so).
 
-    Example: zapctl session pair Atendimento --phone +5511912345678
+    Examples:
+
+      zapctl session pair Atendimento --phone +5511912345678 --wait
+
+      zapctl --json session pair Atendimento --phone 11912345678 | jq -r .code
     """
     from zapctl import api
 
-    check_phone(phone)
-    s = api.run(ctx, lambda zap: resolve_session(zap, session))
-    raise CliError(
-        f"pairing codes are not supported by the {s.engine.name.lower()} engine"
-        f" (link it with: zapctl session qr {s.name!r} --watch)"
+    e164 = check_phone(phone)
+    chatty = not state(ctx).json
+
+    async def go(zap: ZapClient) -> tuple[Any, SessionOut | None, str]:
+        from shared.client import Conflict
+
+        s = await resolve_session(zap, session)
+        try:
+            await zap.start_session(s.id)
+        except Conflict as exc:
+            if exc.code != "ERR_SESSION_STARTED":
+                raise
+        await _until_waiting(zap, s, min(timeout, 30.0))
+        code = await zap.pair_session(s.id, e164)
+        lines = _pairing_text(s.name, code)
+        if wait:  # the code is needed now, not when the command ends
+            if chatty:
+                sys.stdout.write(lines + "\n")
+                sys.stdout.flush()
+            else:
+                notice(f"pairing code for {s.name}: {code.display}")
+        final = await _wait_connected(zap, s, timeout, draw=False, chatty=False) if wait else None
+        return code, final, s.name
+
+    code, final, name = api.run(ctx, go)
+    data = dump(code) | {"display": code.display}
+    if final is not None:
+        data["status"] = final.status.name
+        human = f"session {final.name} is connected" + (f" ({final.phone})" if final.phone else "")
+    else:
+        human = _pairing_text(name, code)
+    emit(ctx, data, human)
+
+
+def _pairing_text(name: str, code: Any) -> str:
+    text = (
+        f"pairing code for {name}: {code.display}  (for {code.phone}, "
+        f"expires {when(code.expires_at)})\n"
+        "on the phone: WhatsApp → Linked devices → Link a device → "
+        "Link with phone number instead, then type the code"
     )
+    if code.sandbox:
+        text += f"\nSANDBOX: type it with: zapctl sandbox pair {name!r} {code.display}"
+    return text
+
+
+async def _until_waiting(zap: ZapClient, s: SessionOut, within: float) -> None:
+    """Wait for a just-started session to reach WAITING_QR (a linked one never does)."""
+    from shared.enums import SessionStatus
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        cur = await zap.get_session(s.id)
+        if cur.status == SessionStatus.WAITING_QR:
+            return
+        if cur.status == SessionStatus.CONNECTED:
+            raise CliError(f"session {cur.name} is already linked ({cur.phone or 'connected'})")
+        if loop.time() >= deadline:
+            raise CliError(
+                f"session {cur.name} is not waiting to be linked (status {cur.status.name})",
+                ExitCode.TIMEOUT,
+            )
+        await asyncio.sleep(POLL_SECONDS)
 
 
 def check_phone(phone: str) -> str:

@@ -234,6 +234,40 @@ class SessionQr(OutModel):
     sandbox: bool = False  # a simulated network: scan with `zapctl sandbox scan`
 
 
+class SessionPair(WireModel):
+    """Body of `POST /sessions/{id}/pair`: the number to link with a pairing code."""
+
+    phone: str = Field(min_length=3, max_length=32)
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        from shared.phone import normalize_phone
+
+        return normalize_phone(value)
+
+
+class SessionPairingCode(OutModel):
+    """A pairing code: typed on the phone under Linked devices → Link with phone number."""
+
+    session_id: uuid.UUID
+    phone: str
+    code: str  # eight characters; shown as ABCD-EFGH
+    expires_at: datetime
+    sandbox: bool = False  # a simulated network: enter it with `zapctl sandbox pair`
+
+    @property
+    def display(self) -> str:
+        """The code as WhatsApp shows it: two groups of four."""
+        return f"{self.code[:4]}-{self.code[4:]}"
+
+
+class SandboxEnterCode(WireModel):
+    """Body of `POST /sandbox/{session_id}/pair`: the code the simulated phone types."""
+
+    code: str = Field(min_length=8, max_length=16)
+
+
 class SandboxScan(WireModel):
     """Body of `POST /sandbox/{session_id}/scan`: the number the simulated phone has."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from shared.enums import Engine, MessageType
 from zapd.connectors.events import AnyEngineEvent
@@ -34,6 +35,28 @@ class SendError(Exception):
     def __init__(self, message: str, *, transient: bool) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+class PairingError(Exception):
+    """An engine cannot give a pairing code now (not waiting to be linked, bad number)."""
+
+
+@dataclass(frozen=True)
+class PairingCode:
+    """A code the phone's owner types in WhatsApp to link the session without a QR."""
+
+    code: str  # eight characters, shown as ABCD-EFGH
+    phone: str  # E.164 of the number being linked
+    expires_at: datetime
+
+
+@runtime_checkable
+class SupportsPairing(Protocol):
+    """A connector that can link with a pairing code (WhatsApp's "link with phone number")."""
+
+    async def request_pairing_code(self, phone: str) -> PairingCode:
+        """Return a code for `phone` to type; raise PairingError when it cannot."""
+        ...
 
 
 class Connector(Protocol):

@@ -1,7 +1,8 @@
 """The sandbox engine: an in-process simulated WhatsApp network for the demo and tests.
 
-Always labelled as a sandbox. A session links when its QR is "scanned" (`scan`),
-simulated customers write through `customer_says`, outbound messages reach the
+Always labelled as a sandbox. A session links when its QR is "scanned" (`scan`), or
+when the simulated phone types the pairing code it asked for (`enter_code`); simulated
+customers write through `customer_says`, outbound messages reach the
 customer's inbox and get acks after realistic (configurable) delays, and failures can
 be injected: refused sends (transient or permanent), disconnects, reordered acks.
 """
@@ -20,11 +21,20 @@ from typing import Any
 
 from shared.enums import Engine, MessageStatus, MessageType, SessionStatus
 from shared.phone import e164_to_jid, jid_to_e164, normalize_phone
-from zapd.connectors.base import EventSink, OutboundMessage, SendError
+from zapd.connectors.base import (
+    EventSink,
+    OutboundMessage,
+    PairingCode,
+    PairingError,
+    SendError,
+)
 from zapd.connectors.events import AckEvent, MessageEvent, QrEvent, StatusEvent
 
 SANDBOX_LABEL = "SANDBOX (simulated WhatsApp)"
 QR_TTL = timedelta(seconds=20)
+PAIRING_TTL = timedelta(minutes=3)
+# WhatsApp's pairing codes: eight characters, no 0/O/I/U look-alikes.
+PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 
 
 def _now() -> datetime:
@@ -66,6 +76,7 @@ class SandboxSession:
     # Client-chosen ids, as WhatsApp Web has them: a send repeated with the same
     # idempotency key answers the first send's id and delivers nothing again.
     accepted: dict[str, str] = field(default_factory=dict)  # idempotency key → wa id
+    pairing: PairingCode | None = None  # the code the session last asked for
     connector: SandboxConnector | None = None
 
 
@@ -100,6 +111,24 @@ class SandboxNetwork:
         s.linked = True
         await s.connector._linked()
         return s.phone
+
+    async def enter_code(self, session_id: uuid.UUID, code: str) -> str:
+        """Simulate the phone's owner typing a pairing code; return the linked E.164."""
+        s = self.session(session_id)
+        pairing = s.pairing
+        if s.connector is None or s.linked or pairing is None:
+            raise PairingError("no pairing code to enter: ask for one first (session pair)")
+        typed = "".join(ch for ch in code.upper() if ch.isalnum())
+        if _now() >= pairing.expires_at:
+            s.pairing = None
+            raise PairingError("the pairing code expired: ask for a new one")
+        if not secrets.compare_digest(typed, pairing.code):
+            raise PairingError("wrong pairing code")
+        s.pairing = None
+        s.phone = pairing.phone
+        s.linked = True
+        await s.connector._linked()
+        return pairing.phone
 
     # ------------------------------------------------------------------ customers
 
@@ -246,11 +275,25 @@ class SandboxConnector:
             )
             await asyncio.sleep(QR_TTL.total_seconds())
 
+    async def request_pairing_code(self, phone: str) -> PairingCode:
+        """Give a code for `phone` to type, while the session waits to be linked."""
+        s = self._state
+        if s.linked or self._qr_task is None:
+            raise PairingError("the session is not waiting to be linked")
+        try:
+            e164 = normalize_phone(phone)
+        except ValueError as exc:
+            raise PairingError(f"invalid phone number {phone!r}: {exc}") from None
+        code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
+        s.pairing = PairingCode(code=code, phone=e164, expires_at=_now() + PAIRING_TTL)
+        return s.pairing
+
     async def _linked(self) -> None:
         if self._qr_task is not None:
             self._qr_task.cancel()
             self._qr_task = None
         self._state.qr = None
+        self._state.pairing = None
         await self._status(SessionStatus.AUTHENTICATING)
         await self._status(SessionStatus.SYNCING)
         await self._connected()

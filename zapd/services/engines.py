@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from shared.enums import Engine, LogLevel, SessionStatus
 from shared.protocol.events import SESSION_QR, SESSION_STATUS
-from zapd.connectors.base import Connector
+from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
 from zapd.db.models import SessionLog, WaSession
@@ -107,6 +107,21 @@ class SessionManager:
             row = await db.get(WaSession, session_id)
             if row is not None:
                 row.auth_state_path = None
+
+    async def pairing_code(self, session_id: uuid.UUID, phone: str) -> PairingCode:
+        """Ask a waiting session's engine for a code that links `phone` without a QR."""
+        connector = self._connectors.get(session_id)
+        if connector is None:
+            raise Conflict("session is not running: start it first", code="ERR_SESSION_NOT_RUNNING")
+        if not isinstance(connector, SupportsPairing):
+            raise Conflict(
+                f"the {connector.engine.name.lower()} engine cannot link with a pairing code",
+                code="ERR_PAIRING_UNSUPPORTED",
+            )
+        try:
+            return await connector.request_pairing_code(phone)
+        except PairingError as exc:
+            raise Conflict(str(exc), code="ERR_PAIRING_REFUSED") from None
 
     def _build_for_logout(self, session_id: uuid.UUID) -> Connector:
         async def sink(event: AnyEngineEvent) -> None:

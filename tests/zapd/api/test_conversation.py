@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 
 from shared.enums import FlowState, OutboxState, SessionStatus, TicketStatus
 from tests.zapd.api.conftest import Live, Tenant
-from zapd.db.models import Client, ClientIdentity, Message, Outbox, Ticket, WebhookEvent
+from zapd.db.models import (
+    AuditLog,
+    Client,
+    ClientIdentity,
+    Message,
+    Outbox,
+    Ticket,
+    WebhookEvent,
+)
 
 
 async def wait_for(predicate: Any, within: float = 10.0) -> Any:
@@ -156,3 +164,51 @@ async def test_sandbox_routes_refuse_bad_input_and_others(live: Live) -> None:
     assert (await t.admin.post(f"/api/v1/sessions/{uuid.uuid4()}/start")).status_code == 404
     r = await t.admin.post(f"/api/v1/sessions/{sid}/start")
     assert r.status_code == 409 and r.json()["error"] == "ERR_SESSION_STARTED"
+
+
+async def test_pairing_code_links_a_session_without_a_qr(live: Live) -> None:
+    t = await live.tenant()
+    r = await t.admin.post("/api/v1/sessions", json={"name": "Pareada", "engine": 0})
+    sid = r.json()["id"]
+    pair = f"/api/v1/sessions/{sid}/pair"
+    r = await t.admin.post(pair, json={"phone": "+5511912345678"})
+    assert r.status_code == 409 and r.json()["error"] == "ERR_SESSION_NOT_RUNNING"
+    assert (await t.admin.post(f"/api/v1/sessions/{sid}/start")).status_code == 202
+
+    for body in ({"phone": "12"}, {}, {"phone": "+5511912345678", "extra": 1}):
+        r = await t.admin.post(pair, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert "Traceback" not in r.text
+    assert (await t.agent.post(pair, json={"phone": "+5511912345678"})).status_code == 403
+    other = await live.tenant("Other")
+    assert (await other.admin.post(pair, json={"phone": "+5511912345678"})).status_code == 404
+
+    r = await t.admin.post(pair, json={"phone": "(11) 91234-5678"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["session_id"] == sid and got["phone"] == "+5511912345678"
+    assert got["sandbox"] is True and len(got["code"]) == 8
+
+    enter = f"/api/v1/sandbox/{sid}/pair"
+    r = await t.admin.post(
+        enter, json={"code": "ZZZZZZZZ" if got["code"] != "ZZZZZZZZ" else "YYYYYYYY"}
+    )
+    assert r.status_code == 409 and r.json()["error"] == "ERR_PAIRING_REFUSED"
+    assert (await t.admin.post(enter, json={"code": "x"})).status_code == 422
+    assert (await other.admin.post(enter, json={"code": got["code"]})).status_code == 404
+    r = await t.admin.post(enter, json={"code": got["code"][:4] + "-" + got["code"][4:]})
+    assert r.status_code == 200 and r.json() == {"phone": "+5511912345678"}
+
+    async def connected() -> Any:
+        s = (await t.admin.get(f"/api/v1/sessions/{sid}")).json()
+        return s if s["status"] == SessionStatus.CONNECTED else None
+
+    s = await wait_for(connected)
+    assert s["phone"] == "+5511912345678"
+    r = await t.admin.post(pair, json={"phone": "+5511912345678"})
+    assert r.status_code == 409 and r.json()["error"] == "ERR_PAIRING_REFUSED"
+    async with live.res.read() as db:
+        actions = (
+            await db.scalars(select(AuditLog.action).where(AuditLog.entity_id == uuid.UUID(sid)))
+        ).all()
+    assert "session.pair" in actions

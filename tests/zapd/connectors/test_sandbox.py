@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from shared.enums import MessageStatus, MessageType, SessionStatus
-from zapd.connectors.base import OutboundMessage, SendError
+from zapd.connectors.base import OutboundMessage, PairingError, SendError, SupportsPairing
 from zapd.connectors.events import (
     AckEvent,
     AnyEngineEvent,
@@ -18,7 +18,12 @@ from zapd.connectors.events import (
     dump_event,
     load_event,
 )
-from zapd.connectors.sandbox import AckTiming, SandboxConnector, SandboxNetwork
+from zapd.connectors.sandbox import (
+    PAIRING_ALPHABET,
+    AckTiming,
+    SandboxConnector,
+    SandboxNetwork,
+)
 
 FAST = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
 
@@ -141,6 +146,59 @@ async def test_logout_unlinks() -> None:
     await asyncio.sleep(0.01)
     assert rec.of(StatusEvent)[-1].status is SessionStatus.WAITING_QR
     assert len(rec.of(QrEvent)) == 2
+    await conn.stop()
+    await net.close()
+
+
+async def test_pairing_code_links_the_number_it_was_asked_for() -> None:
+    net = SandboxNetwork(FAST)
+    rec = Recorder()
+    conn = SandboxConnector(uuid.uuid4(), net, rec)
+    assert isinstance(conn, SupportsPairing)
+    with pytest.raises(PairingError, match="not waiting"):
+        await conn.request_pairing_code("+5511912345678")  # not started
+    await conn.start()
+    with pytest.raises(PairingError, match="no pairing code"):
+        await net.enter_code(conn.session_id, "ABCDEFGH")
+    with pytest.raises(PairingError, match="invalid phone"):
+        await conn.request_pairing_code("12")
+    first = await conn.request_pairing_code("(11) 91234-5678")
+    assert first.phone == "+5511912345678"
+    assert len(first.code) == 8 and set(first.code) <= set(PAIRING_ALPHABET)
+    assert first.expires_at > rec.of(StatusEvent)[0].at
+    second = await conn.request_pairing_code("+55 11 91234-5678")  # a new code replaces it
+    with pytest.raises(PairingError, match="wrong pairing code"):
+        await net.enter_code(conn.session_id, first.code if first.code != second.code else "1")
+    # Typed as WhatsApp shows it, in lower case, with the dash: still the code.
+    shown = f"{second.code[:4]}-{second.code[4:]}".lower()
+    assert await net.enter_code(conn.session_id, shown) == "+5511912345678"
+    statuses = [e.status for e in rec.of(StatusEvent)]
+    assert statuses[-3:] == [
+        SessionStatus.AUTHENTICATING,
+        SessionStatus.SYNCING,
+        SessionStatus.CONNECTED,
+    ]
+    assert rec.of(StatusEvent)[-1].phone == "+5511912345678"
+    with pytest.raises(PairingError, match="not waiting"):
+        await conn.request_pairing_code("+5511912345678")  # linked now
+    with pytest.raises(PairingError, match="no pairing code"):
+        await net.enter_code(conn.session_id, second.code)  # used once
+    await conn.stop()
+    await net.close()
+
+
+async def test_an_expired_pairing_code_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zapd.connectors.sandbox as sandbox
+
+    net = SandboxNetwork(FAST)
+    conn = SandboxConnector(uuid.uuid4(), net, Recorder())
+    await conn.start()
+    got = await conn.request_pairing_code("+5511912345678")
+    later = got.expires_at
+    monkeypatch.setattr(sandbox, "_now", lambda: later)
+    with pytest.raises(PairingError, match="expired"):
+        await net.enter_code(conn.session_id, got.code)
+    assert not net.session(conn.session_id).linked
     await conn.stop()
     await net.close()
 

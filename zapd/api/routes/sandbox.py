@@ -14,12 +14,13 @@ from fastapi import APIRouter, Query
 from shared.enums import Engine, Role
 from shared.protocol.sessions import (
     SandboxDelivered,
+    SandboxEnterCode,
     SandboxInbound,
     SandboxInboundOut,
     SandboxScan,
 )
 from zapd.api.deps import Auth, Res
-from zapd.connectors.base import SendError
+from zapd.connectors.base import PairingError, SendError
 from zapd.errors import Conflict, ValidationFailed
 from zapd.services import sessions
 from zapd.services.principal import Principal
@@ -47,6 +48,19 @@ async def scan(
         raise Conflict(str(exc), code="ERR_NO_QR") from None
     except ValueError as exc:
         raise ValidationFailed(f"phone: {exc}") from None
+    return {"phone": phone}
+
+
+@router.post("/{session_id}/pair")
+async def enter_code(
+    session_id: uuid.UUID, principal: Auth, res: Res, body: SandboxEnterCode
+) -> dict[str, str]:
+    """Simulate the phone's owner typing the session's pairing code; returns the number."""
+    await _sandbox_session(res, principal, session_id)
+    try:
+        phone = await res.sandbox.enter_code(session_id, body.code)
+    except PairingError as exc:
+        raise Conflict(str(exc), code="ERR_PAIRING_REFUSED") from None
     return {"phone": phone}
 
 

@@ -13,6 +13,8 @@ from shared.protocol.sessions import (
     SessionCreate,
     SessionLogOut,
     SessionOut,
+    SessionPair,
+    SessionPairingCode,
     SessionQr,
     SessionUpdate,
     SessionWithSecret,
@@ -121,6 +123,25 @@ async def logout_session(session_id: uuid.UUID, actor: ActorDep, res: Res) -> di
     await _controlled(res, actor, session_id, "logout")
     await res.engines.logout(session_id)
     return {"status": "logged_out"}
+
+
+@router.post("/{session_id}/pair", response_model=SessionPairingCode)
+async def pair_session(
+    session_id: uuid.UUID, body: SessionPair, actor: ActorDep, res: Res
+) -> SessionPairingCode:
+    """Ask for a pairing code that links `phone` without a QR (the session must be waiting)."""
+    await _controlled(res, actor, session_id, "pair")
+    got = await res.engines.pairing_code(session_id, body.phone)
+    async with res.read() as db:
+        row = await sessions.get(db, actor.principal, session_id)
+        sandbox = row.engine == Engine.SANDBOX
+    return SessionPairingCode(
+        session_id=session_id,
+        phone=got.phone,
+        code=got.code,
+        expires_at=got.expires_at,
+        sandbox=sandbox,
+    )
 
 
 @router.get("/{session_id}/qr", response_model=SessionQr)
