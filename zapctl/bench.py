@@ -1,0 +1,74 @@
+"""Start-up cost of zapctl commands against a same-run baseline: a bare interpreter.
+
+    python -m zapctl.bench [--runs 15]
+
+Each command runs as a fresh process (as a script or a person runs it), `--runs` times,
+interleaved with the baseline `python -c pass` so machine noise hits both alike. The
+figure that travels is the ratio of medians: what zapctl's imports cost on top of
+starting Python at all. The commands:
+
+- `--help`: the root app with every noun registered (lazy imports keep it small);
+- `whoami` against a closed loopback port: the typed client, settings and credential
+  store are imported and the error path runs, but nothing waits on a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    subprocess.run(  # noqa: S603 - our own interpreter and console script
+        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
+    )
+    return time.perf_counter() - began
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the start-up benchmark and print one JSON document."""
+    parser = argparse.ArgumentParser(prog="python -m zapctl.bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=15, help="runs of each command")
+    args = parser.parse_args(argv)
+    zapctl = str(Path(sys.executable).parent / "zapctl")
+    with tempfile.TemporaryDirectory(prefix="zapctl-bench-") as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZAP_")}
+        env |= {"HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "ZAP_TOKEN": "zap_bench"}
+        down = f"http://127.0.0.1:{_closed_port()}"
+        commands = {
+            "python -c pass (baseline)": [sys.executable, "-c", "pass"],
+            "zapctl --help": [zapctl, "--help"],
+            "zapctl whoami (daemon down)": [zapctl, "--server", down, "whoami"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, cmd in commands.items():
+                times[name].append(_timed(cmd, env))
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    base = medians["python -c pass (baseline)"]
+    report = {
+        "runs": args.runs,
+        "median_seconds": {k: round(v, 4) for k, v in medians.items()},
+        "ratio_to_baseline": {k: round(v / base, 2) for k, v in medians.items()},
+    }
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
