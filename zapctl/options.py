@@ -67,3 +67,6 @@ ActiveFilterOpt = Annotated[
     bool | None,
     typer.Option("--active/--inactive", help="Only active (or only inactive) rows."),
 ]
+LimitOpt = Annotated[
+    int, typer.Option("--limit", min=1, max=10_000, help="Show at most N, the newest.")
+]

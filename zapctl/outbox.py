@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zapctl.options import YesOpt
+from zapctl.options import LimitOpt, YesOpt
 from zapctl.output import confirm, dump, emit, table, when
 from zapctl.resolve import PAGE, first, resolve_session
 
@@ -54,9 +54,7 @@ def list_(
     session: Annotated[
         str | None, typer.Option("--session", help="Only this session (id or name).")
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=10_000, help="Show at most N entries.")
-    ] = 50,
+    limit: LimitOpt = 50,
 ) -> None:
     """List outbox entries, newest first (ADMIN).
 

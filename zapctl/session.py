@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import YesOpt
+from zapctl.options import LimitOpt, YesOpt
 from zapctl.output import confirm, details, dump, emit, notice, state, table, when
 from zapctl.resolve import PAGE, company_id_of, first, resolve_department, resolve_session
 
@@ -633,9 +633,7 @@ def logs(
     level: Annotated[
         LevelChoice | None, typer.Option("--level", help="Minimum level to show.")
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=10_000, help="Show the last N lines.")
-    ] = 50,
+    limit: LimitOpt = 50,
 ) -> None:
     """Show the last lines of a session's log, oldest first (ADMIN, SUPERVISOR).
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zapctl.errors import CliError, ExitCode
+from zapctl.options import LimitOpt
 from zapctl.output import details, dump, emit, table, when
 from zapctl.resolve import (
     PAGE,
@@ -127,9 +128,7 @@ def list_(
     q: Annotated[
         str | None, typer.Option("--q", help="Only clients whose name or phone contains this.")
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", min=1, max=10_000, help="Show at most N tickets.")
-    ] = 50,
+    limit: LimitOpt = 50,
 ) -> None:
     """List the tickets you can see, newest first.
 

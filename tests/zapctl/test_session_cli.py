@@ -128,6 +128,17 @@ class Stack:
         assert "Traceback" not in result.out + result.err, result
         return result
 
+    def spawn(self, who: str, *args: str) -> subprocess.Popen[str]:
+        """Start `zapctl ARGS...` as `who` in the background, its output piped as text."""
+        return subprocess.Popen(
+            [str(ZAPCTL), *args],
+            env=self.env(who),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def ok(self, who: str, *args: str) -> CliResult:
         """Run a command that must succeed."""
         result = self.cli(who, *args)
@@ -381,14 +392,7 @@ def test_start_wait_links_when_the_sandbox_phone_scans(stack: Stack) -> None:
         f"zapctl: session {name} is not started: there is no QR code"
         f" (run: zapctl session start {name!r} --wait)"
     )
-    waiter = subprocess.Popen(
-        [str(ZAPCTL), "--json", "session", "start", name, "--wait", "--timeout", "60"],
-        env=stack.env("admin"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    waiter = stack.spawn("admin", "--json", "session", "start", name, "--wait", "--timeout", "60")
     try:
         eventually(
             lambda: stack.api("admin", f"/sessions/{sid}/qr")["qr"], within=30, what="a QR code"
@@ -485,14 +489,7 @@ def test_watch_ends_when_the_session_connects(stack: Stack) -> None:
     client_side_only(stack)
     name = new_name()
     stack.session(name, start=True)
-    watcher = subprocess.Popen(
-        [str(ZAPCTL), "session", "qr", name, "--watch", "--timeout", "60"],
-        env=stack.env("admin"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watcher = stack.spawn("admin", "session", "qr", name, "--watch", "--timeout", "60")
     try:
         assert watcher.stdout is not None
         first = watcher.stdout.readline()  # the watcher drew the code: now scan it
@@ -564,14 +561,7 @@ def test_pair_links_with_a_code_typed_on_the_phone(stack: Stack) -> None:
     add_session(stack, name)
     add_session(stack, quick)
     # --wait: the code shows at once, the command ends when the phone has typed it.
-    proc = subprocess.Popen(
-        [str(ZAPCTL), "session", "pair", name, "--phone", "11 91234-0001", "--wait"],
-        env=stack.env("admin"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = stack.spawn("admin", "session", "pair", name, "--phone", "11 91234-0001", "--wait")
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
