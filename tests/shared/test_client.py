@@ -381,6 +381,14 @@ async def test_retry_after_seconds_and_http_date(fake: FakeZapd) -> None:
     assert parse_retry_after(past) == 0.0
 
 
+async def test_requests_stay_under_the_daemons_url() -> None:
+    # Plain-HTTP clients skip TLS set-up; an absolute URL could otherwise go elsewhere.
+    async with ZapClient(f"http://127.0.0.1:{free_port()}") as zap:
+        for bad in ("https://example.com/api/v1/auth/me", "api/v1/auth/me", "//evil/x"):
+            with pytest.raises(ValueError, match="not a path under the daemon's URL"):
+                await zap.request("GET", bad)
+
+
 async def test_connection_refused_is_daemon_unreachable() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     async with ZapClient(url, token="good") as zap:
