@@ -26,6 +26,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/users/{user_id}/reset-password"): {"password": "another-pass-1"},
     ("post", "/api/v1/tickets/{ticket_id}/assign"): {"user_id": str(uuid.uuid4())},
     ("post", "/api/v1/sandbox/{session_id}/inbound"): {"from": "+5511912345678", "text": "oi"},
+    ("post", "/api/v1/sessions/{session_id}/pair"): {"phone": "+5511912345678"},
+    ("post", "/api/v1/sandbox/{session_id}/pair"): {"code": "ABCD-EFGH"},
 }
 # Required query parameters, for the same reason.
 PARAMS: dict[tuple[str, str], dict[str, str]] = {
