@@ -10,7 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.export import CompanyOpt, Output, open_database, run_offline
+from zapctl.export import CompanyOpt, Output
+from zapctl.offline import open_database
+from zapctl.offline import run as run_offline
 from zapctl.options import DbOpt, StateDirOpt
 from zapctl.output import confirm, emit, state
 

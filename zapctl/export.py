@@ -13,7 +13,7 @@ import enum
 import io
 import os
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
@@ -21,6 +21,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from zapctl.errors import CliError, ExitCode
+from zapctl.offline import open_database
+from zapctl.offline import run as run_offline
 from zapctl.options import DbOpt, StateDirOpt
 from zapctl.output import emit, notice, state
 
@@ -86,31 +88,6 @@ def parse_time(value: str | None, flag: str) -> datetime | None:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def run_offline(coro: Coroutine[Any, Any, T]) -> T:
-    """Run an offline coroutine; not found → exit 3, usage problems → exit 2, others → 1."""
-    from zapctl import offline
-    from zapd.errors import BadRequest, NotFound
-
-    try:
-        return offline.run(coro)
-    except CliError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, NotFound):
-            raise CliError(exc.message, ExitCode.NOT_FOUND) from None
-        if isinstance(cause, BadRequest) and cause.code == "ERR_USAGE":
-            raise CliError(exc.message, ExitCode.USAGE) from None
-        raise
-
-
-def open_database(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
-    """Return the state dir and URL of an existing database (exit 1 if there is none)."""
-    from zapctl import offline
-
-    sdir, url = offline.resolve_db(state_dir, db)
-    offline.require_existing(url)
-    return sdir, url
 
 
 class Output:

@@ -64,17 +64,23 @@ def describe_diff(item: object) -> list[str]:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine, turning database and zap errors into one-line CLI errors."""
+    """Run a coroutine, turning database and zap errors into one-line CLI errors.
+
+    Not found exits 3, a usage problem 2, anything else 1.
+    """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    from zapd.errors import Conflict, ZapError
+    from zapd.errors import BadRequest, NotFound, ZapError
 
     try:
         return asyncio.run(coro)
-    except Conflict as exc:
-        raise CliError(exc.message) from exc
     except ZapError as exc:
-        raise CliError(exc.message) from exc
+        code = ExitCode.ERROR
+        if isinstance(exc, NotFound):
+            code = ExitCode.NOT_FOUND
+        elif isinstance(exc, BadRequest) and exc.code == "ERR_USAGE":
+            code = ExitCode.USAGE
+        raise CliError(exc.message, code) from exc
     except (OperationalError, DBAPIError, OSError) as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise CliError(f"cannot open the database: {detail}") from exc
@@ -85,3 +91,10 @@ def safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def open_database(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
+    """Return the state dir and URL of an existing database (exit 1 if there is none)."""
+    sdir, url = resolve_db(state_dir, db)
+    require_existing(url)
+    return sdir, url
