@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from zapd.db import search as _search  # noqa: F401  (registers the client_terms listeners)
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY_OPTION = "zap_read_only"
 

@@ -294,6 +294,23 @@ class Client(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
+class ClientTerm(Base):
+    """One searchable word of a client's names, folded (no case, no accents): the index
+    that name search reads instead of scanning every client ("lucia" finds "Lúcia").
+
+    Kept in step with `clients.name` / `profile_name` by `zapd.db.search` on every flush.
+    """
+
+    __tablename__ = "client_terms"
+    __table_args__ = (Index(None, "company_id", "term"),)
+
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[uuid.UUID] = _company_fk()
+
+
 class ClientIdentity(Base):
     """One way a client shows up on the wire: phone, alternate BR form, or LID."""
 
@@ -696,6 +713,9 @@ class Event(Base):
     # Audience hints, so a replay can filter without decoding `data`.
     department_id: Mapped[uuid.UUID | None]
     user_id: Mapped[uuid.UUID | None]
+    # About a ticket or a conversation: the hints are the ticket's, and the ticket rule of
+    # `zapd.kernel.visibility` applies (no hints then means supervisors only).
+    scoped: Mapped[bool] = _flag(False)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = _created()
 

@@ -10,6 +10,13 @@ receives exactly the events about what REST lets it read):
   events, those of their departments, those addressed to them, and company-wide ones
   (neither a department nor a user).
 
+An event about a ticket or a conversation is *scoped* (`Event.scoped`): its hints are the
+ticket's department and assignee, and it follows the ticket rule exactly — so the
+traffic of a ticket still in the greeting menu (no department, no assignee) or of a
+message with no ticket reaches supervisors only, like REST, which answers 404 to an
+agent for that ticket. Only unscoped events (catalog, sessions, clients) are company-wide
+when they carry neither hint.
+
 Each rule exists once as a predicate and once as the matching SQL condition; the two
 must agree (tests/zapd/kernel/test_visibility.py checks them against each other).
 """
@@ -67,8 +74,14 @@ def can_see_event(
     company_id: uuid.UUID,
     department_id: uuid.UUID | None,
     user_id: uuid.UUID | None,
+    scoped: bool = False,
 ) -> bool:
-    """Tell whether `p` may receive an event with these audience hints."""
+    """Tell whether `p` may receive an event with these audience hints.
+
+    A scoped event (about a ticket) is `can_see_ticket` on its hints.
+    """
+    if scoped:
+        return can_see_ticket(p, company_id, department_id, user_id)
     if not p.owns(company_id):
         return False
     if p.at_least(Role.SUPERVISOR):
@@ -85,7 +98,7 @@ def event_clause(p: Principal) -> ColumnElement[bool] | None:
     if p.at_least(Role.SUPERVISOR):
         return None
     conds: list[ColumnElement[bool]] = [
-        and_(Event.department_id.is_(None), Event.user_id.is_(None))
+        and_(Event.scoped.is_(False), Event.department_id.is_(None), Event.user_id.is_(None))
     ]
     if p.department_ids:
         conds.append(Event.department_id.in_(sorted(p.department_ids)))

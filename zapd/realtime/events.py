@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapd.db.models import Company, Event
+from zapd.db.models import Company, Event, Ticket
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit
 
@@ -40,11 +40,13 @@ async def publish(
     *,
     department_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
+    scoped: bool = False,
 ) -> Event:
     """Persist an event in the current transaction; it goes out live once that commits.
 
     `department_id` / `user_id` say who may see it: an agent gets events of their
-    departments and events addressed to them; events with neither are company-wide.
+    departments and events addressed to them; events with neither are company-wide,
+    unless `scoped` (an event about a ticket or a conversation: see `for_ticket`).
     """
     seq = await next_seq(db, company_id)
     event = Event(
@@ -53,8 +55,32 @@ async def publish(
         type=type_,
         department_id=department_id,
         user_id=user_id,
+        scoped=scoped,
         data=jsonable(data),
     )
     db.add(event)
     after_commit(db, lambda res: res.hub.dispatch(event))
     return event
+
+
+async def for_ticket(
+    db: AsyncSession,
+    company_id: uuid.UUID,
+    type_: str,
+    data: dict[str, Any],
+    ticket: Ticket | None,
+) -> Event:
+    """Publish an event about `ticket` (or a conversation with none) to exactly its audience.
+
+    The event is scoped: whoever may read the ticket through REST receives it, and no one
+    else (a ticket with no department and no assignee, or no ticket, reaches supervisors).
+    """
+    return await publish(
+        db,
+        company_id,
+        type_,
+        data,
+        department_id=ticket.department_id if ticket is not None else None,
+        user_id=ticket.assignee_id if ticket is not None else None,
+        scoped=True,
+    )

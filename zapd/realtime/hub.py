@@ -44,11 +44,14 @@ class HubItem:
     data: dict[str, Any]
     department_id: uuid.UUID | None = None
     user_id: uuid.UUID | None = None
+    scoped: bool = False  # about a ticket: the ticket rule applies (zapd.kernel.visibility)
 
     @classmethod
     def from_event(cls, ev: Event) -> HubItem:
         """Build from a committed event row."""
-        return cls(ev.company_id, ev.seq, ev.type, ev.data, ev.department_id, ev.user_id)
+        return cls(
+            ev.company_id, ev.seq, ev.type, ev.data, ev.department_id, ev.user_id, bool(ev.scoped)
+        )
 
     def envelope(self) -> dict[str, Any]:
         """Return the wire envelope."""

@@ -175,7 +175,7 @@ class EventFeed:
             self.gap_fills += 1
             self.hub.gap_fills += 1
             await self._replay(cid, last, seq - 1, send)
-        if can_see_event(self.principal, cid, item.department_id, item.user_id):
+        if can_see_event(self.principal, cid, item.department_id, item.user_id, item.scoped):
             await self._send(item, send)
         self.last[cid] = seq
 
@@ -191,6 +191,7 @@ class EventFeed:
                     Event.data,
                     Event.department_id,
                     Event.user_id,
+                    Event.scoped,
                 )
                 .where(Event.company_id == company_id, Event.seq > cursor, Event.seq <= upto)
                 .order_by(Event.seq)

@@ -137,6 +137,25 @@ class Inbound:
             await db.flush()
             return row.id
 
+    async def seen(self, session_id: uuid.UUID, wa_message_id: str) -> bool:
+        """Tell whether a message with this WhatsApp id is already stored for the session.
+
+        An intake answers such a redelivery as a duplicate (it is stored raw for the
+        audit, and its processing changes nothing: the message is never stored twice).
+        """
+        company_id = await self._company_of(session_id)
+        if company_id is None:
+            return False
+        async with self.kernel.read() as db:
+            found = await db.scalar(
+                select(Message.id).where(
+                    Message.company_id == company_id,
+                    Message.session_id == session_id,
+                    Message.wa_message_id == wa_message_id,
+                )
+            )
+        return found is not None
+
     async def _company_of(self, session_id: uuid.UUID) -> uuid.UUID | None:
         cached = self._company.get(session_id)
         if cached is not None:
@@ -369,7 +388,7 @@ class Inbound:
             if not ev.from_me:
                 ticket.unread_count += 1
                 ticket.last_inbound_at = now
-        await events.publish(
+        await events.for_ticket(
             db,
             company_id,
             MESSAGE_NEW,
@@ -384,19 +403,17 @@ class Inbound:
                 "body": message.body,
                 "is_note": False,
             },
-            department_id=ticket.department_id if ticket else None,
-            user_id=ticket.assignee_id if ticket else None,
+            ticket,
         )
         if ticket is None or ev.from_me:
             return
         step = await self._run_flow(db, company_id, ticket, client, chat, ev, created)  # type: ignore[arg-type]
-        await events.publish(
+        await events.for_ticket(
             db,
             company_id,
             TICKET_NEW if created else TICKET_UPDATE,
             ticket_event(ticket, reopened=reopened, step=step),
-            department_id=ticket.department_id,
-            user_id=ticket.assignee_id,
+            ticket,
         )
 
     # ------------------------------------------------------------------ tickets

@@ -42,7 +42,7 @@ async def apply_status(
         )
     )
     ticket = await db.get(Ticket, message.ticket_id) if message.ticket_id else None
-    await events.publish(
+    await events.for_ticket(
         db,
         message.company_id,
         MESSAGE_STATUS,
@@ -52,8 +52,7 @@ async def apply_status(
             "status": int(nxt),
             "error": message.error,
         },
-        department_id=ticket.department_id if ticket else None,
-        user_id=ticket.assignee_id if ticket else None,
+        ticket,
     )
     return True
 

@@ -111,7 +111,7 @@ async def enqueue(
     if ticket is not None:
         ticket.last_message_at = now
     await db.flush()
-    await events.publish(
+    await events.for_ticket(
         db,
         chat.company_id,
         MESSAGE_NEW,
@@ -127,8 +127,7 @@ async def enqueue(
             "author_id": author_id,
             "kind": kind,
         },
-        department_id=ticket.department_id if ticket else None,
-        user_id=ticket.assignee_id if ticket else None,
+        ticket,
     )
     return Enqueued(message, box, created=True)
 

@@ -106,7 +106,7 @@ class TokenBucket:
 
 async def _publish_status(db: AsyncSession, message: Message) -> None:
     ticket = await db.get(Ticket, message.ticket_id) if message.ticket_id else None
-    await events.publish(
+    await events.for_ticket(
         db,
         message.company_id,
         MESSAGE_STATUS,
@@ -116,8 +116,7 @@ async def _publish_status(db: AsyncSession, message: Message) -> None:
             "status": int(message.status),
             "error": message.error,
         },
-        department_id=ticket.department_id if ticket else None,
-        user_id=ticket.assignee_id if ticket else None,
+        ticket,
     )
 
 

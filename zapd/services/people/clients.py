@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ClientIdentityKind, Role
 from shared.phone import InvalidPhone, normalize_phone
 from shared.protocol.clients import CLIENT_UPDATE, ClientCreate, ClientTagsSet, ClientUpdate
-from shared.text import fold
+from zapd.db import search
 from zapd.db.models import Client, ClientIdentity, ClientTag, Company
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, ValidationFailed
@@ -29,55 +29,14 @@ from zapd.services.people.identity import Identity
 _PHONE_KINDS = (ClientIdentityKind.PHONE, ClientIdentityKind.PHONE_ALT)
 _PHONE_QUERY_CHARS = frozenset("0123456789+ ()-./")
 
-# Accent- and case-insensitive name matching, with what each backend has built in.
-# PostgreSQL: translate() maps accented Latin letters (both cases) to their base letter
-# and drops combining marks, lower() does the rest. SQLite has no translate() and chokes
-# on deeply nested replace() calls, so the folded query becomes a GLOB pattern whose
-# letters are classes of every spelling ("joao" -> "*[jJ][oOóÓ...][aAáÁ...][oOóÓ...]*").
-_ACCENTED = "áàâãäåéèêëíìîïóòôõöúùûüçñýÿÁÀÂÃÄÅÉÈÊËÍÌÎÏÓÒÔÕÖÚÙÛÜÇÑÝŸ"
-_BASE = "aaaaaaeeeeiiiiooooouuuucnyyaaaaaaeeeeiiiiooooouuuucnyy"
-_COMBINING = "\u0300\u0301\u0302\u0303\u0308\u0327"
 
-
-def _spellings() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for accented, base in zip(_ACCENTED, _BASE, strict=True):
-        out[base] = out.get(base, base + base.upper()) + accented
-    return out
-
-
-_SPELLINGS = _spellings()
-
-
-def _glob_class(ch: str) -> str:
-    if ch in _SPELLINGS:
-        return f"[{_SPELLINGS[ch]}]"
-    if ch in "*?[]":
-        return f"[{ch}]"
-    if ch.upper() != ch and len(ch.upper()) == 1:
-        return f"[{ch}{ch.upper()}]"
-    return ch
-
-
-def _name_matches(column: Any, folded: str, dialect: str) -> ColumnElement[bool]:
-    """Match `column` containing `folded` (from `shared.text.fold`), ignoring case and accents."""
-    if dialect == "postgresql":
-        plain = func.lower(func.translate(column, literal(_ACCENTED + _COMBINING), literal(_BASE)))
-        return plain.contains(folded, autoescape=True)
-    pattern = "*" + "".join(_glob_class(ch) for ch in folded) + "*"
-    glob: ColumnElement[bool] = column.op("GLOB", is_comparison=True)(literal(pattern))
-    return glob
-
-
-def _search_filter(q: str, dialect: str) -> ColumnElement[bool] | None:
-    """Match `q` against name and profile name (folded) and, if it looks like one, the phone."""
+def _search_filter(q: str, company_id: uuid.UUID | None) -> ColumnElement[bool] | None:
+    """Match `q` against the names (folded word prefixes, on the `client_terms` index) and,
+    if it looks like one, the phone."""
     conditions: list[ColumnElement[bool]] = []
-    text = fold(q)
-    if text:
-        conditions += [
-            _name_matches(Client.name, text, dialect),
-            _name_matches(Client.profile_name, text, dialect),
-        ]
+    words = search.query_words(q)
+    if words:
+        conditions.append(search.name_matches(Client.id, words, company_id))
     digits = "".join(c for c in q if c.isascii() and c.isdigit())
     if digits and all(c in _PHONE_QUERY_CHARS for c in q.strip()):
         conditions += [
@@ -129,7 +88,7 @@ async def list_(
     if company is not None:
         stmt = stmt.where(Client.company_id == company)
     if q:
-        cond = _search_filter(q, db.get_bind().dialect.name)
+        cond = _search_filter(q, company)
         if cond is not None:
             stmt = stmt.where(cond)
     if blocked is not None:

@@ -24,12 +24,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import FlowState, Role, TicketStatus
+from shared.errors import ErrorCode
 from shared.protocol.events import TICKET_UPDATE
 from shared.protocol.tickets import TicketAssign, TicketClose, TicketTransfer, TicketUpdate
 from zapd.db.models import (
     Assignment,
     Category,
     Chat,
+    Client,
     Company,
     Department,
     Message,
@@ -233,15 +235,20 @@ async def publish_update(
     """
     data = {**ticket_event(ticket), "action": action, **extra}
     now_dept, now_user = hints(ticket)
-    await events.publish(
-        db, ticket.company_id, TICKET_UPDATE, data, department_id=now_dept, user_id=now_user
-    )
+    await events.for_ticket(db, ticket.company_id, TICKET_UPDATE, data, ticket)
     if before is None:
         return
     old_dept, old_user = before
     if old_dept != now_dept or old_user not in (None, now_user):
+        # The former audience learns that the ticket left it (scoped to who saw it).
         await events.publish(
-            db, ticket.company_id, TICKET_UPDATE, data, department_id=old_dept, user_id=old_user
+            db,
+            ticket.company_id,
+            TICKET_UPDATE,
+            data,
+            department_id=old_dept,
+            user_id=old_user,
+            scoped=True,
         )
 
 
@@ -507,6 +514,12 @@ async def reopen(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     ticket = await _visible(db, p, ticket_id, lock=True)
     _holder_or(p, ticket, Role.SUPERVISOR)
     refuse(rules.transition_refusal(rules.Action.REOPEN, ticket.status))
+    client = await db.get(Client, ticket.client_id)
+    if client is not None and client.erased_at is not None:
+        raise Conflict(
+            "this client's data was erased (LGPD): the ticket stays closed",
+            code=ErrorCode.CLIENT_ERASED,
+        )
     other = await db.scalar(
         select(Ticket.number).where(
             Ticket.client_id == ticket.client_id,

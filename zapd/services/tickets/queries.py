@@ -15,16 +15,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import TicketStatus
-from zapd.db.models import Client, Department, Message, Ticket, User
+from zapd.db import search
+from zapd.db.models import (
+    Assignment,
+    Client,
+    Department,
+    Message,
+    MessageStatusHistory,
+    Ticket,
+    User,
+)
 from zapd.domain.flow import Step
 from zapd.errors import NotFound, ValidationFailed
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Principal
-from zapd.kernel.visibility import can_see, ticket_clause
+from zapd.kernel.visibility import can_see, can_see_ticket, ticket_clause
 
 ASSIGNEE_ME = "me"
 ASSIGNEE_NONE = "none"
@@ -115,11 +124,6 @@ async def get(db: AsyncSession, p: Principal, ticket_id: uuid.UUID) -> TicketVie
     return (await views(db, [await get_ticket(db, p, ticket_id)]))[0]
 
 
-def _contains(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _apply_filter(stmt: Select[Any], p: Principal, f: TicketFilter) -> Select[Any]:
     company = p.company_filter(f.company_id)
     if company is not None:
@@ -152,15 +156,19 @@ def _apply_filter(stmt: Select[Any], p: Principal, f: TicketFilter) -> Select[An
         stmt = stmt.where(Ticket.number == f.number)
     q = (f.q or "").strip()
     if q:
-        pattern = _contains(q)
-        matches: list[ColumnElement[bool]] = [
-            Client.name.ilike(pattern, escape="\\"),
-            Client.profile_name.ilike(pattern, escape="\\"),
-        ]
+        # Names: folded word prefixes on the indexed `client_terms` ("lucia" finds "Lúcia").
+        matches: list[ColumnElement[bool]] = []
+        words = search.query_words(q)
+        if words:
+            matches.append(search.name_matches(Ticket.client_id, words, company))
         digits = re.sub(r"\D", "", q)
         if len(digits) >= 3:
-            matches.append(Client.phone.like(f"%{digits}%"))
-        stmt = stmt.join(Client, Client.id == Ticket.client_id).where(or_(*matches))
+            matches.append(
+                Ticket.client_id.in_(select(Client.id).where(Client.phone.contains(digits)))
+            )
+        if not matches:
+            return stmt.where(false())
+        stmt = stmt.where(or_(*matches))
     return stmt
 
 
@@ -182,3 +190,40 @@ async def messages(
         Message.company_id == ticket.company_id, Message.ticket_id == ticket.id
     )
     return await paginate(db, stmt, Message.id, page)
+
+
+async def assignments(
+    db: AsyncSession, p: Principal, ticket_id: uuid.UUID, page: PageParams
+) -> tuple[list[Assignment], str | None]:
+    """Page through a visible ticket's assignment history (404 for a ticket not visible)."""
+    ticket = await get_ticket(db, p, ticket_id)
+    stmt = select(Assignment).where(
+        Assignment.company_id == ticket.company_id, Assignment.ticket_id == ticket.id
+    )
+    return await paginate(db, stmt, Assignment.id, page)
+
+
+async def status_history(
+    db: AsyncSession, p: Principal, message_id: uuid.UUID, page: PageParams
+) -> tuple[list[MessageStatusHistory], str | None]:
+    """Page through a message's delivery statuses.
+
+    The message is visible when its ticket is (`zapd.kernel.visibility`); one with no
+    ticket follows the rule of a ticket with no department and no assignee.
+    """
+    message = await db.get(Message, message_id)
+    if message is None:
+        raise NotFound("message not found")
+    ticket = await db.get(Ticket, message.ticket_id) if message.ticket_id else None
+    visible = (
+        can_see(p, ticket)
+        if ticket is not None
+        else can_see_ticket(p, message.company_id, None, None)
+    )
+    if not visible:
+        raise NotFound("message not found")
+    stmt = select(MessageStatusHistory).where(
+        MessageStatusHistory.company_id == message.company_id,
+        MessageStatusHistory.message_id == message.id,
+    )
+    return await paginate(db, stmt, MessageStatusHistory.id, page)

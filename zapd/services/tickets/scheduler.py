@@ -208,6 +208,8 @@ class Scheduler:
             TICKET_ESCALATED,
             payload,
             department_id=decision.from_department_id,
+            user_id=ticket.assignee_id,
+            scoped=True,
         )
         if decision.move_to is not None and fallback is not None:
             ticket.department_id = fallback.id
