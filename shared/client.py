@@ -91,7 +91,9 @@ from shared.protocol.stats import (
     VolumeReport,
 )
 from shared.protocol.tickets import (
+    AssignmentOut,
     MessageOut,
+    StatusChangeOut,
     TicketAssign,
     TicketClose,
     TicketOut,
@@ -587,9 +589,31 @@ class ZapClient:
 
     # ----------------------------------------------------------------- departments
 
+    async def page_departments(
+        self,
+        *,
+        company_id: uuid.UUID | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        order: Order | None = None,
+    ) -> Page[DepartmentOut]:
+        """List one page of departments (id order, like every listing)."""
+        return await self._get_page(
+            DepartmentOut,
+            f"{API}/departments",
+            company_id=company_id,
+            cursor=cursor,
+            limit=limit,
+            order=order,
+        )
+
     async def list_departments(self, company_id: uuid.UUID | None = None) -> list[DepartmentOut]:
-        """List departments in menu order (global admins may name the company)."""
-        return await self._get_list(DepartmentOut, f"{API}/departments", company_id=company_id)
+        """List every department in menu order, walking the pages (global admins may name
+        the company)."""
+        rows = [
+            d async for d in self.iterate(self.page_departments, company_id=company_id, limit=200)
+        ]
+        return sorted(rows, key=lambda d: (d.menu_order, d.name))
 
     async def get_department(self, department_id: uuid.UUID) -> DepartmentOut:
         """Show one department."""
@@ -937,6 +961,40 @@ class ZapClient:
         return await self._get_page(
             MessageOut,
             f"{API}/tickets/{ticket_id}/messages",
+            cursor=cursor,
+            limit=limit,
+            order=order,
+        )
+
+    async def list_ticket_assignments(
+        self,
+        ticket_id: uuid.UUID,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        order: Order | None = None,
+    ) -> Page[AssignmentOut]:
+        """List one page of a ticket's assignment history (who held it, and when)."""
+        return await self._get_page(
+            AssignmentOut,
+            f"{API}/tickets/{ticket_id}/assignments",
+            cursor=cursor,
+            limit=limit,
+            order=order,
+        )
+
+    async def list_message_status_history(
+        self,
+        message_id: uuid.UUID,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        order: Order | None = None,
+    ) -> Page[StatusChangeOut]:
+        """List one page of the delivery statuses a message reached."""
+        return await self._get_page(
+            StatusChangeOut,
+            f"{API}/messages/{message_id}/status-history",
             cursor=cursor,
             limit=limit,
             order=order,

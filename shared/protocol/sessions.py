@@ -291,6 +291,9 @@ class SandboxInboundOut(OutModel):
 
     wa_message_id: str
     event_id: uuid.UUID | None
+    # True when a message with this id had already arrived: acknowledged, not stored again
+    # (the answer is then 200 with `Idempotent-Replayed: true`).
+    duplicate: bool = False
 
 
 class SandboxDelivered(OutModel):

@@ -160,3 +160,30 @@ class TicketUpdate(WireModel):
 
 # Event sent when a ticket waited past its department's response timeout.
 TICKET_ESCALATED = "ticket.escalated"
+
+
+class AssignmentOut(OutModel):
+    """One stretch of a ticket's history: who (and which department) held it, and when.
+
+    `ended_at` is null while it lasts; `reason` is how it started (accept, assign,
+    transfer, auto, reopen...).
+    """
+
+    id: uuid.UUID
+    ticket_id: uuid.UUID
+    user_id: uuid.UUID | None
+    department_id: uuid.UUID | None
+    assigned_by_id: uuid.UUID | None
+    reason: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class StatusChangeOut(OutModel):
+    """One delivery status a message reached, when, and who said so (engine, outbox...)."""
+
+    id: uuid.UUID
+    message_id: uuid.UUID
+    status: MessageStatus
+    source: str | None
+    occurred_at: datetime

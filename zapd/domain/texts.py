@@ -38,6 +38,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "closed": "Atendimento encerrado. Obrigado pelo contato!",
         "escalated": "Seu atendimento foi encaminhado para *$department* para ser mais rápido.",
         "agent_prefix": "*$agent - $department*:",
+        # System lines: internal notes in a ticket's history, never sent to the customer.
+        "sys_client_erased": "Cliente apagado (LGPD): atendimento encerrado pelo sistema.",
+        "sys_user_disabled": "$agent foi desativado(a): atendimento devolvido à fila do setor.",
         "weekday_mon": "segunda-feira",
         "weekday_tue": "terça-feira",
         "weekday_wed": "quarta-feira",
@@ -71,6 +74,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "closed": "This conversation is closed. Thank you for reaching out!",
         "escalated": "Your request was forwarded to *$department* to be answered sooner.",
         "agent_prefix": "*$agent - $department*:",
+        # System lines: internal notes in a ticket's history, never sent to the customer.
+        "sys_client_erased": "Client erased (LGPD): conversation closed by the system.",
+        "sys_user_disabled": "$agent was disabled: conversation returned to the queue.",
         "weekday_mon": "Monday",
         "weekday_tue": "Tuesday",
         "weekday_wed": "Wednesday",

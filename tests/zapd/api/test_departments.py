@@ -24,7 +24,8 @@ async def test_admin_creates_and_everyone_reads(live: Live) -> None:
     dep = r.json()
     assert dep["slug"] == "pos-venda-suporte" and dep["menu_order"] == 3
     assert dep["keywords"] == ["suporte", "ajuda"]
-    names = [d["name"] for d in (await t.agent.get("/api/v1/departments")).json()]
+    listed = await t.agent.get("/api/v1/departments", params={"order": "asc"})
+    names = [d["name"] for d in listed.json()["items"]]
     assert names == ["Laboratório", "Comercial", "Pós-venda & Suporte"]
     r = await t.agent.post("/api/v1/departments", json={"name": "X"})
     assert r.status_code == 403 and r.json()["error"] == "ERR_FORBIDDEN"
@@ -81,7 +82,7 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         "/api/v1/departments", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert r.status_code == 422
-    assert len((await t.admin.get("/api/v1/departments")).json()) == 2
+    assert len((await t.admin.get("/api/v1/departments")).json()["items"]) == 2
 
 
 async def test_other_company_ids_answer_404(live: Live) -> None:
@@ -102,7 +103,7 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
         "/api/v1/departments", json={"name": "X", "fallback_department_id": str(b.lab_id)}
     )
     assert r.status_code == 422
-    assert len((await b.admin.get("/api/v1/departments")).json()) == 2
+    assert len((await b.admin.get("/api/v1/departments")).json()["items"]) == 2
 
 
 async def test_global_admin_acts_on_a_named_company(live: Live) -> None:
@@ -114,4 +115,4 @@ async def test_global_admin_acts_on_a_named_company(live: Live) -> None:
         "/api/v1/departments", json={"name": "Financeiro", "company_id": str(t.company_id)}
     )
     assert r.status_code == 201
-    assert len((await t.agent.get("/api/v1/departments")).json()) == 3
+    assert len((await t.agent.get("/api/v1/departments")).json()["items"]) == 3

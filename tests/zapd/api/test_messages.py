@@ -196,7 +196,9 @@ async def test_idempotency_key_answers_the_same_message_once(live: Live) -> None
     # Even from a colleague of the same company, after it was sent.
     await received(live, sid, first.json()["body"])
     third = await t.supervisor.post(
-        "/api/v1/messages", json={"ticket_id": str(ticket_id), "body": "outra"}, headers=headers
+        "/api/v1/messages",
+        json={"ticket_id": str(ticket_id), "body": "Só uma vez"},
+        headers=headers,
     )
     assert third.status_code == 200 and third.json()["id"] == first.json()["id"]
     await asyncio.sleep(0.3)

@@ -1,16 +1,20 @@
 """/api/v1/messages: agents (and scripts) writing to customers, through the outbox.
 
 `POST` answers 201 with the queued message (or stored note); repeating a request with
-the same `Idempotency-Key` answers 200 with that same message and queues nothing.
+the same `Idempotency-Key` answers 200 with that same message, `Idempotent-Replayed:
+true`, and queues nothing; the same key with another request answers 422
+ERR_IDEMPOTENCY_MISMATCH. `GET /{id}/status-history` pages through its delivery statuses.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from sqlalchemy.exc import IntegrityError
 
+from shared.protocol.common import Page
 from shared.protocol.messages import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY_MAX,
@@ -18,9 +22,11 @@ from shared.protocol.messages import (
     MessageOut,
     MessageSend,
 )
-from zapd.api.deps import ActorDep, KernelDep
+from shared.protocol.tickets import StatusChangeOut
+from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
 from zapd.errors import Conflict
 from zapd.services.conversations import messages
+from zapd.services.tickets import queries as tickets
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
@@ -57,3 +63,15 @@ async def send_message(
         response.status_code = 200
         response.headers[REPLAYED_HEADER] = "true"
     return out
+
+
+@router.get("/{message_id}/status-history", response_model=Page[StatusChangeOut])
+async def message_status_history(
+    message_id: uuid.UUID, principal: Auth, kernel: KernelDep, page: PageDep
+) -> Page[StatusChangeOut]:
+    """Page through the delivery statuses a message reached (who may see its ticket)."""
+    async with kernel.read() as db:
+        rows, cursor = await tickets.status_history(db, principal, message_id, page)
+        return Page[StatusChangeOut](
+            items=[StatusChangeOut.model_validate(r) for r in rows], next_cursor=cursor
+        )

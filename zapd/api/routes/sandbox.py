@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from shared.enums import Engine, Role
+from shared.protocol.messages import REPLAYED_HEADER
 from shared.protocol.sessions import (
     SandboxDelivered,
     SandboxEnterCode,
@@ -67,10 +68,21 @@ async def enter_code(
 
 @router.post("/{session_id}/inbound", response_model=SandboxInboundOut, status_code=201)
 async def inbound(
-    session_id: uuid.UUID, body: SandboxInbound, principal: Auth, daemon: DaemonDep
+    session_id: uuid.UUID,
+    body: SandboxInbound,
+    principal: Auth,
+    daemon: DaemonDep,
+    response: Response,
 ) -> SandboxInboundOut:
-    """Make a simulated customer send a text to the session."""
+    """Make a simulated customer send a text to the session.
+
+    A `wa_message_id` that already arrived is acknowledged as a duplicate (200,
+    `Idempotent-Replayed: true`, `duplicate: true`) and stored no second time.
+    """
     await _sandbox_session(daemon.kernel, principal, session_id)
+    duplicate = body.wa_message_id is not None and await daemon.inbound.seen(
+        session_id, body.wa_message_id
+    )
     try:
         event = await daemon.sandbox.customer_says(
             session_id,
@@ -84,7 +96,10 @@ async def inbound(
         raise Conflict(str(exc), code="ERR_SESSION_NOT_CONNECTED") from None
     except ValueError as exc:
         raise ValidationFailed(f"from: {exc}") from None
-    return SandboxInboundOut(wa_message_id=event.wa_message_id, event_id=None)
+    if duplicate:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+    return SandboxInboundOut(wa_message_id=event.wa_message_id, event_id=None, duplicate=duplicate)
 
 
 @router.get("/{session_id}/inbox", response_model=list[SandboxDelivered])

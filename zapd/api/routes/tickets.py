@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.enums import TicketStatus
 from shared.protocol.common import Page
 from shared.protocol.tickets import (
+    AssignmentOut,
     MessageOut,
     TicketAssign,
     TicketClose,
@@ -82,6 +83,18 @@ async def ticket_messages(
         rows, cursor = await tickets.messages(db, principal, ticket_id, page)
         return Page[MessageOut](
             items=[MessageOut.model_validate(r) for r in rows], next_cursor=cursor
+        )
+
+
+@router.get("/{ticket_id}/assignments", response_model=Page[AssignmentOut])
+async def ticket_assignments(
+    ticket_id: uuid.UUID, principal: Auth, kernel: KernelDep, page: PageDep
+) -> Page[AssignmentOut]:
+    """Page through who held the ticket and when (its assignment history)."""
+    async with kernel.read() as db:
+        rows, cursor = await tickets.assignments(db, principal, ticket_id, page)
+        return Page[AssignmentOut](
+            items=[AssignmentOut.model_validate(r) for r in rows], next_cursor=cursor
         )
 
 

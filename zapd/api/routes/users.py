@@ -19,6 +19,7 @@ from shared.protocol.users import (
 )
 from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
 from zapd.services.people import users
+from zapd.services.tickets import release
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -70,15 +71,16 @@ async def update_user(
 ) -> UserOut:
     """Change a user's name, role, state, ticket limit or departments (ADMIN)."""
     async with kernel.tx() as db:
-        row = await users.update(db, actor, user_id, body)
+        row = await release.update_user(db, actor, user_id, body)
         return (await users.present(db, [row]))[0]
 
 
 @router.post("/{user_id}/disable", response_model=UserOut)
 async def disable_user(user_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> UserOut:
-    """Disable a user (ADMIN): their tokens and live connections die at once."""
+    """Disable a user (ADMIN): their tokens and live connections die at once, and their
+    open tickets return to their departments' queues."""
     async with kernel.tx() as db:
-        row = await users.set_active(db, actor, user_id, False)
+        row = await release.set_user_active(db, actor, user_id, False)
         return (await users.present(db, [row]))[0]
 
 

@@ -15,8 +15,9 @@ waiting in the outbox are cancelled; media rows no longer used by any message ar
 deleted, and their files too once no media row (of any company) points at them; raw
 inbound events that mention the person's numbers or LID are deleted; the body of the
 realtime `message.new` events of its chats is cleared; audit rows about the client,
-its messages and its deleted media are redacted. Rows stay (tickets, messages,
-statuses, timestamps), so counts and metrics do not change. An audit row
+its messages and its deleted media are redacted; its open tickets are closed with a
+system line (`zapd.services.tickets.release`), and sends to it are refused. Rows
+stay (tickets, messages, statuses, timestamps), so counts and metrics do not change. An audit row
 `client.erase` (user NULL, data {"by": "zapctl", ...counts}) records the erasure.
 
 Retention (`purge_*`): closed tickets older than a cutoff with their messages (and, by
@@ -66,6 +67,7 @@ from zapd.kernel.principal import CLI_ACTOR
 from zapd.realtime import events
 from zapd.services.people import identity
 from zapd.services.people.identity import Identity
+from zapd.services.tickets import release
 
 DOCUMENT_FORMAT = "zap.lgpd.client.v1"
 IN_CHUNK = 500  # ids per IN (...) list
@@ -380,6 +382,9 @@ async def erase(db: AsyncSession, client: Client) -> Erased:
     client.lid = None
     client.erased_at = utcnow()
     await db.flush()
+    # Its open tickets close (a system line says why), so no one answers a person who
+    # is gone; sending to an erased client is refused (ERR_CLIENT_ERASED).
+    counts["tickets_closed"] = await release.close_for_erased_client(db, CLI_ACTOR, client.id)
 
     audit.record(
         db,

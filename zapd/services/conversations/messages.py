@@ -7,11 +7,16 @@ reply); when the company says so, the agent's name and department go before it, 
 customer will read it. Internal notes are stored and shown to agents, never sent.
 
 An `Idempotency-Key` makes a send safe to repeat: the same key from the same company
-answers the first message and queues nothing.
+with the same request answers the first message and queues nothing; the same key with
+another request (a different body, ticket, media...) is refused with 422
+ERR_IDEMPOTENCY_MISMATCH. The request's fingerprint (`request_fingerprint`) is kept in
+the message's `extra`; messages stored before it existed replay as before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import MessageType, Role, TicketStatus
+from shared.errors import ErrorCode
 from shared.phone import InvalidPhone, e164_to_jid, normalize_phone
 from shared.protocol.clients import CLIENT_UPDATE
 from shared.protocol.events import TICKET_UPDATE
@@ -68,13 +74,22 @@ class Sent:
     created: bool
 
 
+FINGERPRINT = "request_sha256"  # the key of the request fingerprint in `Message.extra`
+
+
+def request_fingerprint(body: MessageSend) -> str:
+    """Return a stable hash of what was asked (the whole request body, canonical JSON)."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def scoped_key(company_id: uuid.UUID, key: str) -> str:
     """Return the outbox idempotency key of a client-given key (scoped by company)."""
     return f"api:{company_id}:{key}"
 
 
 async def _replay(
-    db: AsyncSession, p: Principal, key: str, ticket: Ticket | None
+    db: AsyncSession, p: Principal, key: str, ticket: Ticket | None, fingerprint: str
 ) -> Message | None:
     found = await outbox.by_key(db, key)
     if found is None and ticket is not None:
@@ -93,8 +108,15 @@ async def _replay(
         if original is not None and not can_see(p, original):
             raise Conflict(
                 "this Idempotency-Key was already used for another ticket",
-                code="ERR_IDEMPOTENCY_KEY_REUSED",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
+    first = (found.extra or {}).get(FINGERPRINT)
+    if first is not None and first != fingerprint:
+        raise ValidationFailed(
+            "this Idempotency-Key was already used with another request; "
+            "use a new key for a new message",
+            code=ErrorCode.IDEMPOTENCY_MISMATCH,
+        )
     return found
 
 
@@ -202,12 +224,19 @@ async def send(
         except InvalidPhone as exc:
             raise ValidationFailed(f"to: {exc}") from None
     key = scoped_key(company_id, idempotency_key) if idempotency_key else None
+    fingerprint = request_fingerprint(body)
     if key is not None:
-        replayed = await _replay(db, p, key, ticket)
+        replayed = await _replay(db, p, key, ticket, fingerprint)
         if replayed is not None:
             return Sent(replayed, created=False)
 
     if ticket is not None:
+        owner = await db.get(Client, ticket.client_id)
+        if owner is not None and owner.erased_at is not None and not body.note:
+            raise Conflict(
+                "this client's data was erased (LGPD): messages to them are refused",
+                code=ErrorCode.CLIENT_ERASED,
+            )
         if ticket.status is TicketStatus.CLOSED:
             raise Conflict("the ticket is closed", code="ERR_TICKET_CLOSED")
         if ticket.chat_id is None or ticket.session_id is None:
@@ -287,6 +316,8 @@ async def send(
         kind="agent",
     )
     message = queued.message
+    if key is not None:
+        message.extra = {**(message.extra or {}), FINGERPRINT: fingerprint}
     if body.note and key is not None:
         message.extra = {**(message.extra or {}), "idempotency_key": key}
 
@@ -313,12 +344,5 @@ async def send(
         db, actor, "message.send", "message", message.id, company_id=company_id, extra=extra
     )
     if ticket is not None:
-        await events.publish(
-            db,
-            company_id,
-            TICKET_UPDATE,
-            ticket_event(ticket),
-            department_id=ticket.department_id,
-            user_id=ticket.assignee_id,
-        )
+        await events.for_ticket(db, company_id, TICKET_UPDATE, ticket_event(ticket), ticket)
     return Sent(message, created=True)

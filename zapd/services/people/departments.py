@@ -15,6 +15,7 @@ from shared.text import slugify
 from zapd.db.models import Company, Department
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit
+from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned
 from zapd.realtime import events
@@ -26,12 +27,15 @@ async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Depar
 
 
 async def list_(
-    db: AsyncSession, p: Principal, company_id: uuid.UUID | None = None
-) -> list[Department]:
-    """List departments in menu order (every role may read them)."""
-    stmt = select(Department).order_by(Department.menu_order, Department.name)
-    stmt = company_scoped(stmt, Department.company_id, p, company_id)
-    return list((await db.scalars(stmt)).all())
+    db: AsyncSession, p: Principal, page: PageParams, company_id: uuid.UUID | None = None
+) -> tuple[list[Department], str | None]:
+    """Page through departments like every listing (by id); every role may read them.
+
+    A page is in id order (creation order with `order=asc`); clients that show the menu
+    sort the whole list by `menu_order`.
+    """
+    stmt = company_scoped(select(Department), Department.company_id, p, company_id)
+    return await paginate(db, stmt, Department.id, page)
 
 
 async def _check_refs(
