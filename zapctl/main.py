@@ -14,6 +14,7 @@ from zapctl import db as db_cmd
 from zapctl import demo as demo_cmd
 from zapctl import init as init_cmd
 from zapctl import maintenance
+from zapctl import restore as restore_cmd
 from zapctl import send as send_cmd
 from zapctl.errors import CliError, ExitCode
 from zapctl.output import CliState
@@ -50,6 +51,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("purge")(maintenance.purge)
 app.command("doctor")(maintenance.doctor)
 app.command("backup")(maintenance.backup)
+app.command("restore")(restore_cmd.restore)
 app.command("send")(send_cmd.send)
 app.add_typer(db_cmd.app, name="db")
 # One Typer module per noun; each keeps its heavy imports inside its commands.

@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -430,6 +431,16 @@ def doctor(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) 
 _MEDIA_FILE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}$")
 
 
+BACKUP_SUFFIXES = (".tar.gz", ".tgz")
+BACKUP_FORMAT = "zap.backup.v1"
+
+
+def _private(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Store every member owner-only (0600): the archive holds the database and secrets."""
+    info.mode = 0o600
+    return info
+
+
 def _sqlite_copy(src: Path, dst: Path) -> None:
     import sqlite3
 
@@ -491,8 +502,8 @@ def backup(
     zap.pgdump, which needs pg_dump on PATH), the JWT secret (jwt.secret) and the media
     files (media/). It holds secrets and conversations: keep it private.
 
-    Restore (SQLite): stop zapd, unpack into the state dir. PostgreSQL: pg_restore
-    --no-owner -d URL zap.pgdump, then unpack jwt.secret and media/ into the state dir.
+    Every member is stored with mode 0600. Restore with `zapctl restore FILE` (zapd
+    stopped).
 
     Examples:
 
@@ -501,11 +512,15 @@ def backup(
       zapctl --json backup --db postgresql://zap@db/zap -o zap.tar.gz
     """
     import json
-    import tarfile
 
     from zapd.config import JWT_SECRET_FILENAME, MEDIA_DIRNAME
     from zapd.db.engine import sqlite_path
 
+    if not output.name.endswith(BACKUP_SUFFIXES):
+        raise CliError(
+            f"{output.name}: a backup is a gzip'd tar, name it *.tar.gz (or *.tgz)",
+            ExitCode.USAGE,
+        )
     if output.exists() and not force:
         raise CliError(f"{output} exists (use --force to overwrite)")
     if not output.parent.is_dir():
@@ -522,7 +537,7 @@ def backup(
             _pg_dump(url, staging / "zap.pgdump")
             db_name, backend = "zap.pgdump", "postgresql"
         manifest = {
-            "format": "zap.backup.v1",
+            "format": BACKUP_FORMAT,
             "created_at": datetime.now(UTC).isoformat(),
             "database": backend,
             "state_dir": str(sdir),
@@ -533,12 +548,12 @@ def backup(
         media_files = 0
         with os.fdopen(fd, "wb") as raw:
             tar = tarfile.open(fileobj=raw, mode="w:gz")  # noqa: SIM115 - closed below
-            tar.add(staging / "manifest.json", arcname="manifest.json")
-            tar.add(staging / db_name, arcname=db_name)
+            tar.add(staging / "manifest.json", arcname="manifest.json", filter=_private)
+            tar.add(staging / db_name, arcname=db_name, filter=_private)
             contents += ["manifest.json", db_name]
             secret = sdir / JWT_SECRET_FILENAME
             if secret.is_file():
-                tar.add(secret, arcname=JWT_SECRET_FILENAME)
+                tar.add(secret, arcname=JWT_SECRET_FILENAME, filter=_private)
                 contents.append(JWT_SECRET_FILENAME)
             media = sdir / MEDIA_DIRNAME
             if media.is_dir():
@@ -547,7 +562,7 @@ def backup(
                     if not _MEDIA_FILE.match(key):
                         continue  # uploads in progress, strays
                     with contextlib.suppress(FileNotFoundError):  # erased meanwhile
-                        tar.add(path, arcname=f"{MEDIA_DIRNAME}/{key}")
+                        tar.add(path, arcname=f"{MEDIA_DIRNAME}/{key}", filter=_private)
                         media_files += 1
                 contents.append(f"{MEDIA_DIRNAME}/ ({media_files} files)")
             tar.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,14 +13,70 @@ from zapctl.errors import CliError, ExitCode
 T = TypeVar("T")
 
 
+# Where packaging/zapd.service keeps zapd's files on a systemd host: a shell there has
+# neither STATE_DIRECTORY nor the unit's EnvironmentFile, so offline commands look here.
+SYSTEM_CONFIG_DIR = Path("/etc/zap")  # ConfigurationDirectory=zap (zapd.toml, zapd.env)
+SYSTEM_STATE_DIR = Path("/var/lib/zap")  # StateDirectory=zap
+_STATE_MARKERS = ("zap.db", "jwt.secret")
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """Read the ZAP_* lines of a systemd EnvironmentFile (KEY=VALUE, # comments)."""
+    out: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep and key.startswith("ZAP_") and not key.startswith("#"):
+            out[key] = value.strip().strip("'\"")
+    return out
+
+
+def _system_host(config_dir: Path, state_dir: Path) -> tuple[Path | None, dict[str, Any]]:
+    """Return (config file, overrides) of a systemd install, or (None, {}) if none is found.
+
+    Used only when nothing names the state dir: no --state-dir, no ZAP_STATE_DIR, no
+    STATE_DIRECTORY, and no `state_dir` in the user's own config file.
+    """
+    toml = config_dir / "zapd.toml"
+    env = _env_file(config_dir / "zapd.env")
+    overrides: dict[str, Any] = {}
+    if "ZAP_STATE_DIR" in env:
+        overrides["state_dir"] = Path(env["ZAP_STATE_DIR"])
+    elif any((state_dir / m).exists() for m in _STATE_MARKERS):
+        overrides["state_dir"] = state_dir
+    if "ZAP_DATABASE_URL" in env:
+        overrides["database_url"] = env["ZAP_DATABASE_URL"]
+    if not overrides and not toml.is_file():
+        return None, {}
+    return (toml if toml.is_file() else None), overrides
+
+
 def resolve_db(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
-    """Return the state dir and database URL the offline commands act on."""
+    """Return the state dir and database URL the offline commands act on.
+
+    The same places zapd reads, in its order: --state-dir / --db, ZAP_STATE_DIR /
+    ZAP_DATABASE_URL, STATE_DIRECTORY (systemd), the config file; and, when none of them
+    names a state dir, the systemd install of packaging/zapd.service (/etc/zap/zapd.toml
+    and zapd.env, /var/lib/zap), so `zapctl backup` works as root on that host.
+    """
     from sqlalchemy.exc import ArgumentError
 
     from zapd.config import load
     from zapd.db.engine import normalize_url
 
     settings = load(state_dir=state_dir, database_url=db)
+    named = state_dir is not None or any(
+        os.environ.get(v, "").strip() for v in ("ZAP_STATE_DIR", "STATE_DIRECTORY")
+    )
+    if not named and "state_dir" not in settings.model_fields_set:
+        config_file, system = _system_host(SYSTEM_CONFIG_DIR, SYSTEM_STATE_DIR)
+        if config_file is not None or system:
+            if db is not None:
+                system["database_url"] = db  # --db / ZAP_DATABASE_URL still win
+            settings = load(config_file=config_file, **system)
     try:
         url = normalize_url(settings.db_url)
     except (ValueError, ArgumentError) as exc:
