@@ -58,6 +58,14 @@ OutputOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="csv (RFC 4180, header row) or jsonl.")]
+BomOpt = Annotated[
+    bool,
+    typer.Option(
+        "--bom",
+        help="CSV: start with a UTF-8 byte order mark, so Excel (pt-BR) reads the accents.",
+    ),
+]
+UTF8_BOM = "\ufeff"
 SinceOpt = Annotated[
     str | None,
     typer.Option("--since", help="From this time on (ISO 8601; no zone means UTC), inclusive."),
@@ -313,8 +321,11 @@ def run_export(
     output: Path | None,
     state_dir: Path | None,
     db: str | None,
+    bom: bool = False,
 ) -> None:
     """Run one export kind end to end (shared by the `export` commands)."""
+    if bom and fmt is not Format.csv:
+        raise CliError("--bom is for CSV: JSON Lines never start with a BOM", ExitCode.USAGE)
     if state(ctx).json and output is None:
         raise CliError(
             "--json needs -o FILE (without it the export itself goes to stdout)", ExitCode.USAGE
@@ -325,6 +336,8 @@ def run_export(
     _, url = open_database(state_dir, db)
     progress = show_progress(output)
     with broken_pipe_guard(), Output(output) as fh:
+        if bom:
+            fh.write(UTF8_BOM)
         rows = run_offline(
             _export(url, kind, {"company": company, "dept": dept}, times, fmt, fh, progress)
         )
@@ -344,8 +357,9 @@ def run_export(
 _COMMON = """
 Streams from the database with flat memory (a server-side cursor on PostgreSQL, id-ordered
 chunks on SQLite) and never blocks zapd. CSV: RFC 4180, UTF-8, CRLF line ends, a header
-row; empty cells are NULL. JSON Lines: one object per line. Times are ISO 8601 in UTC
-(...Z); enums are lower-case names. A progress bar shows on a terminal, never in a pipe.
+row; empty cells are NULL; --bom puts a UTF-8 byte order mark first (for Excel). JSON
+Lines: one object per line. Times are ISO 8601 in UTC (...Z); enums are lower-case
+names. A progress bar shows on a terminal, never in a pipe.
 --since/--until filter on {time}.
 """
 
@@ -465,8 +479,9 @@ def _row_export(kind: str, summary: str, example: str) -> None:
         output: OutputOpt = None,
         state_dir: StateDirOpt = None,
         db: DbOpt = None,
+        bom: BomOpt = False,
     ) -> None:
-        run_export(ctx, kind, fmt, since, until, company, dept, output, state_dir, db)
+        run_export(ctx, kind, fmt, since, until, company, dept, output, state_dir, db, bom)
 
     app.command(kind, help=_help(kind, summary, example))(command)
 
@@ -509,9 +524,10 @@ def audit(
     output: OutputOpt = None,
     state_dir: StateDirOpt = None,
     db: DbOpt = None,
+    bom: BomOpt = False,
 ) -> None:
     """Export the audit log."""
-    run_export(ctx, "audit", fmt, since, until, company, None, output, state_dir, db)
+    run_export(ctx, "audit", fmt, since, until, company, None, output, state_dir, db, bom)
 
 
 @app.command("metrics")
@@ -527,6 +543,7 @@ def metrics(
     output: OutputOpt = None,
     state_dir: StateDirOpt = None,
     db: DbOpt = None,
+    bom: BomOpt = False,
 ) -> None:
     """Export the metrics summary of a company (the report of /api/v1/metrics).
 
@@ -541,4 +558,4 @@ def metrics(
 
       zapctl export metrics --company ACME_ID --format jsonl | jq .response_times
     """
-    run_export(ctx, "metrics", fmt, since, until, company, dept, output, state_dir, db)
+    run_export(ctx, "metrics", fmt, since, until, company, dept, output, state_dir, db, bom)

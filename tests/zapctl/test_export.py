@@ -802,3 +802,26 @@ def test_no_database(env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli("export", "messages", "--state-dir", str(tmp_path / "nothing"), env=env)
     assert result.code == 1
     assert "no database at" in one_line(result.err)
+
+
+def test_bom_for_excel(world: World, env: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "msgs.csv"
+    args = ["export", "messages", "--company", CNPJ_A, *world.where]
+    code, _, err = run_cli(*args, "--bom", "-o", str(target), env=env)
+    assert (code, err) == (0, "")
+    raw = target.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfid,") and raw.count(b"\xef\xbb\xbf") == 1
+    # Excel pt-BR decodes it as UTF-8 thanks to the mark: the accents survive.
+    rows = read_csv(raw.decode("utf-8-sig"))
+    assert any("ação" in r["body"] for r in rows)
+    # To stdout too; without --bom nothing changes.
+    piped = subprocess.run(
+        [str(ZAPCTL), *args, "--bom"], env=env, capture_output=True, check=True
+    ).stdout
+    assert piped.startswith(b"\xef\xbb\xbf")
+    plain = subprocess.run([str(ZAPCTL), *args], env=env, capture_output=True, check=True).stdout
+    assert not plain.startswith(b"\xef\xbb\xbf")
+    # JSON Lines never take one: a usage error, nothing written.
+    code, _, err = run_cli(*args, "--format", "jsonl", "--bom", "-o", str(tmp_path / "x"), env=env)
+    assert code == 2 and "--bom is for CSV" in err
+    assert not (tmp_path / "x").exists()
