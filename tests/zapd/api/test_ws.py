@@ -28,7 +28,7 @@ from shared.enums import Role
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant, start_live
 from tests.zapd.api.conftest import test_settings as daemon_settings
 from zapd.db.models import Client, Event, Ticket, User
-from zapd.realtime import events
+from zapd.kernel import events
 from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
 from zapd.services.people import auth
 

@@ -19,9 +19,9 @@ from shared.enums import Role
 from tests.zapd.db import factories
 from zapd.db.engine import session_factory
 from zapd.db.models import Event
+from zapd.kernel import events
 from zapd.kernel.principal import Principal
 from zapd.kernel.visibility import can_see_event, can_see_ticket, event_clause
-from zapd.realtime import events
 from zapd.realtime.hub import (
     CLOSE_GOING_AWAY,
     CLOSE_SLOW_CONSUMER,

@@ -60,10 +60,9 @@ from zapd.db.models import (
 )
 from zapd.db.types import utcnow
 from zapd.errors import BadRequest, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.audit import jsonable
 from zapd.kernel.principal import CLI_ACTOR
-from zapd.realtime import events
 from zapd.services.people import identity
 from zapd.services.people.identity import Identity
 

@@ -37,12 +37,11 @@ from zapd.db.models import (
     WaSession,
 )
 from zapd.db.types import utcnow
-from zapd.domain.texts import Texts
+from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.visibility import can_see
-from zapd.realtime import events
 from zapd.services.delivery import media as media_service
 from zapd.services.delivery import outbox
 from zapd.services.people import identity
@@ -264,8 +263,7 @@ async def send(
         and p.user_id is not None
         and settings_of(company).agent_name_prefix
     ):
-        overrides = (session.flow_config or {}).get("texts")
-        texts = Texts(company.locale, overrides if isinstance(overrides, dict) else None)
+        texts = Texts(company.locale, session_overrides(session.flow_config))
         prefix = texts.render(
             "agent_prefix",
             agent=p.name,

@@ -20,11 +20,10 @@ from shared.protocol.events import MESSAGE_NEW
 from zapd.db.models import Chat, Message, Outbox, Ticket
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
 from zapd.services.delivery.outbox_worker import fail_message
 
 if TYPE_CHECKING:

@@ -18,11 +18,10 @@ from shared.protocol.companies import (
 )
 from zapd.db.models import Company, Message, Ticket
 from zapd.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
 from zapd.realtime.hub import CLOSE_UNAUTHORIZED
 
 if TYPE_CHECKING:

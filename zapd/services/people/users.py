@@ -17,11 +17,10 @@ from shared.protocol.users import UserCreate, UserDepartmentsSet, UserOut, UserU
 from zapd.db.models import Company, Department, User, UserDepartment
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
 from zapd.realtime.hub import CLOSE_TRY_AGAIN
 from zapd.security import Passwords
 from zapd.services.people.auth import invalidate_user_tokens

@@ -23,7 +23,7 @@ from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
-from zapd.realtime import events
+from zapd.kernel import events
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
