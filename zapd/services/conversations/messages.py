@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import MessageType, Role, TicketStatus
+from shared.errors import ErrorCode
 from shared.phone import InvalidPhone, e164_to_jid, normalize_phone
 from shared.protocol.clients import CLIENT_UPDATE
 from shared.protocol.events import TICKET_UPDATE
@@ -92,7 +93,7 @@ async def _replay(
         if original is not None and not can_see(p, original):
             raise Conflict(
                 "this Idempotency-Key was already used for another ticket",
-                code="ERR_IDEMPOTENCY_KEY_REUSED",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
     return found
 
@@ -120,7 +121,9 @@ async def expand_quick_reply(
     )
     usable = [r for r in rows if r.department_id is None or r.department_id == department_id]
     if not usable:
-        raise ValidationFailed(f"no quick reply /{shortcut} here", code="ERR_UNKNOWN_QUICK_REPLY")
+        raise ValidationFailed(
+            f"no quick reply /{shortcut} here", code=ErrorCode.UNKNOWN_QUICK_REPLY
+        )
     reply = max(usable, key=lambda r: r.department_id is not None)
     return reply.body + text[match.end() :], shortcut
 
@@ -208,16 +211,16 @@ async def send(
 
     if ticket is not None:
         if ticket.status is TicketStatus.CLOSED:
-            raise Conflict("the ticket is closed", code="ERR_TICKET_CLOSED")
+            raise Conflict("the ticket is closed", code=ErrorCode.TICKET_CLOSED)
         if ticket.chat_id is None or ticket.session_id is None:
             raise Conflict(
                 "the ticket has no WhatsApp chat (its session was removed)",
-                code="ERR_TICKET_NO_CHAT",
+                code=ErrorCode.TICKET_NO_CHAT,
             )
         chat = await db.get(Chat, ticket.chat_id)
         found_session = await db.get(WaSession, ticket.session_id)
         if chat is None or found_session is None:
-            raise Conflict("the ticket has no WhatsApp chat", code="ERR_TICKET_NO_CHAT")
+            raise Conflict("the ticket has no WhatsApp chat", code=ErrorCode.TICKET_NO_CHAT)
         session = found_session
     else:
         assert e164 is not None
@@ -231,7 +234,7 @@ async def send(
             )
         )
     if not body.note and not session.active:
-        raise Conflict("the session is inactive", code="ERR_SESSION_INACTIVE")
+        raise Conflict("the session is inactive", code=ErrorCode.SESSION_INACTIVE)
 
     quoted_id = None
     if body.quoted_message_id is not None:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import LogLevel, Role, SessionStatus
+from shared.errors import ErrorCode
 from shared.protocol.events import SESSION_STATUS
 from shared.protocol.sessions import MASK, SessionCreate, SessionUpdate, check_config, mask_config
 from zapd.db.models import Company, Department, Message, SessionLog, WaSession
@@ -208,7 +209,7 @@ async def delete(
         raise Conflict(
             f"the session has {messages} messages; pass force=true to delete it with its "
             "chats and messages",
-            code="ERR_SESSION_HAS_HISTORY",
+            code=ErrorCode.SESSION_HAS_HISTORY,
         )
     await changes.record(
         db,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import FlowState, Role, TicketStatus
+from shared.errors import ErrorCode
 from shared.protocol.events import TICKET_UPDATE
 from shared.protocol.tickets import TicketAssign, TicketClose, TicketTransfer, TicketUpdate
 from zapd.db.models import (
@@ -346,7 +347,7 @@ async def accept(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     before, was = snapshot(ticket), hints(ticket)
     now = utcnow()
     if not await take_if_free(db, ticket.id, user_id, now):
-        raise Conflict("someone else took this ticket first", code=rules.ERR_TICKET_TAKEN)
+        raise Conflict("someone else took this ticket first", code=ErrorCode.TICKET_TAKEN)
     await db.refresh(ticket)
     locked = await lock_user(db, user_id)
     assert locked is not None
@@ -529,7 +530,7 @@ async def reopen(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     if other is not None:
         raise Conflict(
             f"the client has ticket #{other} open on this session",
-            code=rules.ERR_OPEN_TICKET_EXISTS,
+            code=ErrorCode.OPEN_TICKET_EXISTS,
         )
     before, was = snapshot(ticket), hints(ticket)
     await restore(db, ticket, utcnow(), by=p.user_id)
@@ -538,7 +539,7 @@ async def reopen(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     except IntegrityError:  # a message opened a new ticket meanwhile (partial unique index)
         raise Conflict(
             "the client has another ticket open on this session",
-            code=rules.ERR_OPEN_TICKET_EXISTS,
+            code=ErrorCode.OPEN_TICKET_EXISTS,
         ) from None
     _record(db, actor, rules.Action.REOPEN, ticket, before)
     await publish_update(db, ticket, rules.Action.REOPEN, was, reopened=True)
