@@ -43,12 +43,11 @@ from zapd.db.models import (
     WaSession,
 )
 from zapd.db.types import utcnow
-from zapd.domain.texts import Texts
+from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.visibility import can_see
-from zapd.realtime import events
 from zapd.services.delivery import media as media_service
 from zapd.services.delivery import outbox
 from zapd.services.people import identity
@@ -143,7 +142,9 @@ async def expand_quick_reply(
     )
     usable = [r for r in rows if r.department_id is None or r.department_id == department_id]
     if not usable:
-        raise ValidationFailed(f"no quick reply /{shortcut} here", code="ERR_UNKNOWN_QUICK_REPLY")
+        raise ValidationFailed(
+            f"no quick reply /{shortcut} here", code=ErrorCode.UNKNOWN_QUICK_REPLY
+        )
     reply = max(usable, key=lambda r: r.department_id is not None)
     return reply.body + text[match.end() :], shortcut
 
@@ -238,16 +239,16 @@ async def send(
                 code=ErrorCode.CLIENT_ERASED,
             )
         if ticket.status is TicketStatus.CLOSED:
-            raise Conflict("the ticket is closed", code="ERR_TICKET_CLOSED")
+            raise Conflict("the ticket is closed", code=ErrorCode.TICKET_CLOSED)
         if ticket.chat_id is None or ticket.session_id is None:
             raise Conflict(
                 "the ticket has no WhatsApp chat (its session was removed)",
-                code="ERR_TICKET_NO_CHAT",
+                code=ErrorCode.TICKET_NO_CHAT,
             )
         chat = await db.get(Chat, ticket.chat_id)
         found_session = await db.get(WaSession, ticket.session_id)
         if chat is None or found_session is None:
-            raise Conflict("the ticket has no WhatsApp chat", code="ERR_TICKET_NO_CHAT")
+            raise Conflict("the ticket has no WhatsApp chat", code=ErrorCode.TICKET_NO_CHAT)
         session = found_session
     else:
         assert e164 is not None
@@ -261,7 +262,7 @@ async def send(
             )
         )
     if not body.note and not session.active:
-        raise Conflict("the session is inactive", code="ERR_SESSION_INACTIVE")
+        raise Conflict("the session is inactive", code=ErrorCode.SESSION_INACTIVE)
 
     quoted_id = None
     if body.quoted_message_id is not None:
@@ -293,8 +294,7 @@ async def send(
         and p.user_id is not None
         and settings_of(company).agent_name_prefix
     ):
-        overrides = (session.flow_config or {}).get("texts")
-        texts = Texts(company.locale, overrides if isinstance(overrides, dict) else None)
+        texts = Texts(company.locale, session_overrides(session.flow_config))
         prefix = texts.render(
             "agent_prefix",
             agent=p.name,
