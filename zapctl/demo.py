@@ -260,8 +260,11 @@ zap demo — running on {url}   (SANDBOX: simulated WhatsApp, nothing leaves thi
   data      {state_dir}   (daemon log: {log_path})
 
   Simulated customers write now and then; the traffic shows below.
-  Try it from another terminal:
-    zapctl --server {url} ...        (API: {url}/api/v1, OpenAPI at /api/v1/openapi.json)
+  Act as an agent from another terminal (README: "Act as an agent in the demo"):
+    export ZAP_SERVER={url}
+    ./dev zapctl login --email ana@demo.zap.br --password {PASSWORD}
+    ./dev zapctl ticket list;  ./dev zapctl ticket accept '#1'
+    ./dev zapctl send --ticket '#1' "Olá!"   (API: {url}/api/v1, OpenAPI at /api/v1/openapi.json)
   Ctrl+C stops the demo.
 
 """
