@@ -184,6 +184,7 @@ def test_client_erase(world: World, env: dict[str, str]) -> None:
         "audit_redacted": 3,
         "chats": 1,
         "tickets": 2,
+        "tickets_closed": 1,  # the open one: closed with a system line
         "identities_deleted": 3,
         "tags_removed": 1,
         "files_deleted": 1,

@@ -47,7 +47,7 @@ async def _victim_ids(live: Live) -> tuple[dict[str, uuid.UUID], Any]:
         department_id=b.lab_id,
         status=TicketStatus.PENDING,
     )
-    await seed.messages(live, ticket_id, 2)
+    message_ids = await seed.messages(live, ticket_id, 2)
     async with live.kernel.tx() as db:
         cat = Category(company_id=b.company_id, name="Resolvido")
         tag = Tag(company_id=b.company_id, name="VIP", color="#FF0000")
@@ -77,6 +77,7 @@ async def _victim_ids(live: Live) -> tuple[dict[str, uuid.UUID], Any]:
         "session_id": session_id,
         "client_id": client_id,
         "ticket_id": ticket_id,
+        "message_id": message_ids[0],
         "token_id": uuid.UUID(r.json()["id"]),
         **extra,
     }
