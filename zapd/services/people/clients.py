@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, exists, false, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,8 @@ def _search_filter(q: str, company_id: uuid.UUID | None) -> ColumnElement[bool] 
                 ClientIdentity.value.contains(digits, autoescape=True),
             ),
         ]
+    if not conditions and q.strip():
+        return false()  # only punctuation: names are searched by their words
     return or_(*conditions) if conditions else None
 
 
