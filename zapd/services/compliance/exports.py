@@ -499,10 +499,10 @@ async def metrics(
 ) -> MetricsSummary:
     """Return the metrics summary of one company (the same report as /api/v1/metrics)."""
     from zapd.services.compliance import (
-        helpdesk_metrics as metrics_api,  # pydantic models: loaded only when needed
+        helpdesk_metrics,  # pydantic models: loaded only when needed
     )
 
-    w = await metrics_api.window(
+    w = await helpdesk_metrics.window(
         db,
         CLI_PRINCIPAL,
         since=since,
@@ -510,7 +510,7 @@ async def metrics(
         department_id=department_id,
         company_id=company_id,
     )
-    return await metrics_api.summary(db, w)
+    return await helpdesk_metrics.summary(db, w)
 
 
 METRIC_COLUMNS = ["section", "item", "metric", "value"]
