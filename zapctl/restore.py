@@ -127,8 +127,7 @@ def restore(
 
       zapctl restore zap.tar.gz --state-dir /tmp/zap-copy
     """
-    from zapd.config import JWT_SECRET_FILENAME, MEDIA_DIRNAME
-    from zapd.db.engine import sqlite_path
+    from zapd.offline import JWT_SECRET_FILENAME, MEDIA_DIRNAME, sqlite_path
 
     if not archive.name.endswith(BACKUP_SUFFIXES):
         raise CliError(f"{archive.name}: a zap backup is a *.tar.gz", ExitCode.USAGE)
