@@ -163,15 +163,17 @@ async def test_filters(live: Live) -> None:
     }
     assert await keys(client_id=str(w.clients["ana"])) == {"lab_pending", "sales_pending"}
     assert await keys(session_id=str(w.other_session_id)) == {"sales_pending", "sales_agent2"}
-    # q: client name (any case), WhatsApp profile name, or phone digits.
+    # q: words of the client name or WhatsApp profile name (any case or accent, each
+    # word a prefix), or phone digits.
     assert await keys(q="ana") == {"lab_pending", "sales_pending"}
+    assert await keys(q="ÁN") == {"lab_pending", "sales_pending"}
     assert await keys(q="SOUZA") == {"lab_pending", "sales_pending"}
     assert await keys(q="bruno wa") == {"lab_open_mine", "sales_agent2"}
     assert await keys(q="98765") == {"lab_pending", "sales_pending"}
     assert await keys(q="+55 (31) 99999") == {"sales_mine", "lab_closed"}
-    assert await keys(q="100%_") == {"in_menu"}  # LIKE wildcards are literal
-    assert await keys(q="%") == {"in_menu"}
-    assert await keys(q="a_a") == set()  # would match "Ana" if "_" were a wildcard
+    assert await keys(q="100%_") == {"in_menu"}  # punctuation separates words
+    assert await keys(q="off") == {"in_menu"}
+    assert await keys(q="%") == set()  # no word, no wildcard: nothing
     assert await keys(q="zzz") == set()
     assert await keys(t.agent, q="ana") == {"lab_pending"}
     assert await keys(q="ana", status=0, session_id=str(w.session_id)) == {"lab_pending"}
