@@ -96,8 +96,13 @@ async def test_new_customer_gets_menu_and_is_routed(live: Live) -> None:
 async def test_redelivery_changes_nothing(live: Live) -> None:
     t = await live.tenant()
     sid = await connected_session(live, t)
-    for _ in range(3):
-        await say(t, sid, "+5511912345678", "Oi", wa_message_id="WAMID-DUP-1")
+    for i in range(3):
+        r = await t.admin.post(
+            f"/api/v1/sandbox/{sid}/inbound",
+            json={"from": "+5511912345678", "text": "Oi", "wa_message_id": "WAMID-DUP-1"},
+        )
+        assert r.status_code == (201 if i == 0 else 200), r.text  # redeliveries say so
+        assert r.json()["duplicate"] is (i > 0)
     async with live.kernel.read() as db:
         inbound = await db.scalar(
             select(func.count()).select_from(Message).where(Message.direction == 0)
