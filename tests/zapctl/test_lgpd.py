@@ -262,7 +262,8 @@ def test_client_erase(world: World, env: dict[str, str]) -> None:
     assert (c3.name, c3.phone) == ("Maria em Beta", PHONE_1)
     assert one(world, "Client", ids["c2"]).phone == PHONE_2
 
-    # She is gone: both commands now answer "not found"; the counts did not change.
+    # She is gone: both commands now answer "not found"; the counts did not change but
+    # for the system line that closed her open ticket.
     for verb, extra in (("export", []), ("erase", ["--yes"])):
         result = run_cli(
             "client", verb, PHONE_1, "--company", CNPJ_A, *extra, *world.where, env=env
@@ -273,7 +274,11 @@ def test_client_erase(world: World, env: dict[str, str]) -> None:
         "export", "messages", "--company", CNPJ_A, "--format", "jsonl", *world.where, env=env
     )
     assert code == 0, err
-    assert len(out.splitlines()) == len(MESSAGES_A)
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == len(MESSAGES_A) + 1
+    assert [x["body"] for x in lines if x["id"] not in {str(ids[n]) for n in MESSAGES_A}] == [
+        "Cliente apagado (LGPD): atendimento encerrado pelo sistema."
+    ]
 
 
 # --------------------------------------------------------------------------- retention
