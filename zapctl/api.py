@@ -13,6 +13,7 @@ from zapctl.output import state
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
+    from shared.protocol.auth import TokenPair
     from zapctl.config import CtlSettings
 
 T = TypeVar("T")
@@ -32,13 +33,14 @@ def settings(ctx: typer.Context) -> CtlSettings:
 
 def _error(exc: Exception, server: str) -> CliError:
     from shared import client as c
+    from shared.errors import ErrorCode
 
     if isinstance(exc, c.DaemonUnreachable):
         return CliError(f"cannot reach zapd at {server} — is it running?", ExitCode.UNREACHABLE)
     if isinstance(exc, c.RequestTimeout):
         return CliError(str(exc), ExitCode.TIMEOUT)
     if isinstance(exc, c.Unauthorized):
-        hint = "" if exc.code not in ("ERR_UNAUTHORIZED",) else " (run: zapctl login)"
+        hint = " (run: zapctl login)" if exc.code == ErrorCode.UNAUTHORIZED else ""
         return CliError(f"{exc.message}{hint}", ExitCode.UNAUTHORIZED)
     if isinstance(exc, c.Forbidden):
         return CliError(exc.message, ExitCode.UNAUTHORIZED)
@@ -52,7 +54,6 @@ def _error(exc: Exception, server: str) -> CliError:
 def run(ctx: typer.Context, action: Callable[[ZapClient], Awaitable[T]], *, auth: bool = True) -> T:
     """Run `action` with a client on the configured zapd; errors become one-line CLI errors."""
     from shared.client import ZapClient, ZapError
-    from shared.protocol.auth import TokenPair
     from zapctl import credentials
 
     conf = settings(ctx)
