@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     zapctl = str(Path(sys.executable).parent / "zapctl")
     with tempfile.TemporaryDirectory(prefix="zapctl-bench-") as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZAP_")}
+        # As installed: bytecode cached (a developer shell may set PYTHONDONTWRITEBYTECODE,
+        # which would time compiling zapctl's sources instead of running it).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ZAP_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
         env |= {"HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "ZAP_TOKEN": "zap_bench"}
         down = f"http://127.0.0.1:{_closed_port()}"
         commands = {
@@ -56,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             "zapctl whoami (daemon down)": [zapctl, "--server", down, "whoami"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        for cmd in commands.values():  # warm-up: fills the bytecode cache and the OS's
+            _timed(cmd, env)
         for _ in range(args.runs):
             for name, cmd in commands.items():
                 times[name].append(_timed(cmd, env))
