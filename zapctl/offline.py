@@ -70,6 +70,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from shared.errors import ErrorCode
     from zapd.errors import BadRequest, NotFound, ZapError
 
     try:
@@ -78,7 +79,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         code = ExitCode.ERROR
         if isinstance(exc, NotFound):
             code = ExitCode.NOT_FOUND
-        elif isinstance(exc, BadRequest) and exc.code == "ERR_USAGE":
+        elif isinstance(exc, BadRequest) and exc.code == ErrorCode.USAGE:
             code = ExitCode.USAGE
         raise CliError(exc.message, code) from exc
     except (OperationalError, DBAPIError, OSError) as exc:

@@ -339,13 +339,14 @@ def start(
 
     async def go(zap: ZapClient) -> tuple[SessionOut, bool]:
         from shared.client import Conflict
+        from shared.errors import ErrorCode
 
         s = await resolve_session(zap, session)
         started = True
         try:
             await zap.start_session(s.id)
         except Conflict as exc:
-            if exc.code != "ERR_SESSION_STARTED":
+            if exc.code != ErrorCode.SESSION_STARTED:
                 raise
             started = False
         if not wait:
@@ -515,12 +516,13 @@ def pair(
 
     async def go(zap: ZapClient) -> tuple[Any, SessionOut | None, str]:
         from shared.client import Conflict
+        from shared.errors import ErrorCode
 
         s = await resolve_session(zap, session)
         try:
             await zap.start_session(s.id)
         except Conflict as exc:
-            if exc.code != "ERR_SESSION_STARTED":
+            if exc.code != ErrorCode.SESSION_STARTED:
                 raise
         await _until_waiting(zap, s, min(timeout, 30.0))
         code = await zap.pair_session(s.id, e164)
