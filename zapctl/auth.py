@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.output import emit, notice
+from zapctl.output import dump, emit, notice
 
 
 def login(
@@ -74,7 +74,7 @@ def whoami(ctx: typer.Context) -> None:
     role = me.role.name if me.role is not None else "GLOBAL ADMIN"
     emit(
         ctx,
-        me.model_dump(mode="json"),
+        dump(me),
         f"{me.name} <{me.email or 'API token'}>  {role}"
         + (f"  company {me.company_id}" if me.company_id else ""),
     )

@@ -1,11 +1,17 @@
-"""The one place zapctl writes results: human text, or one JSON document with --json."""
+"""The one place zapctl writes results: human text, or one JSON document with --json.
+
+Invariant: `--json` output names enum members (`"status": "PENDING"`), while the API keeps
+the spec's integers; the conversion happens here, once, for every command (`plain`).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
+from enum import Enum
 from typing import Any
 
 import typer
@@ -30,7 +36,7 @@ def state(ctx: typer.Context) -> CliState:
 def emit(ctx: typer.Context, data: Any, human: str) -> None:
     """Print `data` as JSON under --json, else the human text."""
     if state(ctx).json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.write(json.dumps(plain(data), ensure_ascii=False, default=str) + "\n")
     else:
         sys.stdout.write(human.rstrip("\n") + "\n")
 
@@ -80,14 +86,29 @@ def _cell(value: Any) -> str:
     return str(value).replace("\n", " ")
 
 
+def plain(value: Any) -> Any:
+    """Turn data into JSON-ready values: enum members by name, ids and times as text."""
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, dict):
+        return {str(plain(k)): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
 def dump(value: Any) -> Any:
-    """Turn a pydantic model (or a list of them) into plain JSON-ready data."""
+    """Turn a pydantic model (or a list of them) into plain JSON-ready data (enums by name)."""
     if isinstance(value, list | tuple):
         return [dump(v) for v in value]
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):
-        return model_dump(mode="json")
-    return value
+        return plain(model_dump(mode="python"))
+    return plain(value)
 
 
 def confirm(question: str, yes: bool) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import Engine, LogLevel, SessionStatus
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import LimitOpt, YesOpt
+from zapctl.options import LimitOpt, YesOpt, enum_option
 from zapctl.output import confirm, details, dump, emit, notice, state, table, when
 from zapctl.resolve import PAGE, company_id_of, first, resolve_department, resolve_session
 
@@ -28,34 +28,6 @@ POLL_SECONDS = 0.5
 DEFAULT_WAIT_SECONDS = 120.0
 
 SessionArg = Annotated[str, typer.Argument(help="Session id or name.", metavar="SESSION")]
-
-
-class EngineChoice(StrEnum):
-    """A WhatsApp engine as typed on the command line."""
-
-    sandbox = "sandbox"
-    webjs = "webjs"
-    cloud = "cloud"
-
-
-class StatusChoice(StrEnum):
-    """A session status as typed on the command line."""
-
-    connected = "connected"
-    disconnected = "disconnected"
-    waiting_qr = "waiting_qr"
-    authenticating = "authenticating"
-    syncing = "syncing"
-    error = "error"
-
-
-class LevelChoice(StrEnum):
-    """A session log level as typed on the command line."""
-
-    debug = "debug"
-    info = "info"
-    warning = "warning"
-    error = "error"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,7 +67,6 @@ def _describe(s: SessionOut) -> str:
 
 
 def _no_qr_reason(s: SessionOut | SessionQr, name: str) -> str:
-    from shared.enums import SessionStatus
 
     status = s.status
     if status == SessionStatus.CONNECTED:
@@ -151,8 +122,9 @@ def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A name for the number, unique in the company.")],
     engine: Annotated[
-        EngineChoice, typer.Option("--engine", help="How zap talks to WhatsApp.")
-    ] = EngineChoice.sandbox,
+        Engine,
+        enum_option(Engine, "--engine", help="How zap talks to WhatsApp.", default=Engine.SANDBOX),
+    ] = Engine.SANDBOX,
     dept: Annotated[
         str | None,
         typer.Option("--dept", help="Default department (id, slug or name) for new tickets."),
@@ -188,7 +160,7 @@ def add(
     from zapctl import api
 
     config: dict[str, Any] = {}
-    if engine is EngineChoice.cloud:
+    if engine is Engine.CLOUD:
         if not cloud_phone_number_id or not cloud_token:
             raise CliError(
                 "the cloud engine needs --cloud-phone-number-id and --cloud-token", ExitCode.USAGE
@@ -200,7 +172,6 @@ def add(
     async def go(zap: ZapClient) -> Any:
         from pydantic import ValidationError
 
-        from shared.enums import Engine
         from shared.protocol.sessions import SessionCreate
 
         company_id = await company_id_of(zap, company)
@@ -208,7 +179,7 @@ def add(
         try:
             body = SessionCreate(
                 name=name,
-                engine=Engine[engine.value.upper()],
+                engine=engine,
                 default_department_id=dept_id,
                 webhook_url=webhook_url,
                 config=config,
@@ -232,7 +203,8 @@ def add(
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        StatusChoice | None, typer.Option("--status", help="Only sessions in this state.")
+        SessionStatus | None,
+        enum_option(SessionStatus, "--status", help="Only sessions in this state."),
     ] = None,
     company: Annotated[
         str | None, typer.Option("--company", help="Company id or CNPJ (global admins only).")
@@ -249,11 +221,8 @@ def list_(
     from zapctl import api
 
     async def go(zap: ZapClient) -> list[SessionOut]:
-        from shared.enums import SessionStatus
-
         company_id = await company_id_of(zap, company)
-        wanted = SessionStatus[status.value.upper()] if status else None
-        return await zap.list_sessions(status=wanted, company_id=company_id)
+        return await zap.list_sessions(status=status, company_id=company_id)
 
     rows = api.run(ctx, go)
     columns = ["id", "name", "engine", "status", "phone", "active", "heartbeat"]
@@ -369,7 +338,6 @@ async def _wait_connected(
     zap: ZapClient, before: SessionOut, within: float, *, draw: bool, chatty: bool
 ) -> SessionOut:
     """Poll a started session until CONNECTED; ERROR and the deadline end it too."""
-    from shared.enums import Engine, SessionStatus
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -435,7 +403,6 @@ def qr_cmd(
         raise CliError("--watch draws on the terminal: it does not go with --json", ExitCode.USAGE)
 
     async def go(zap: ZapClient) -> tuple[SessionOut, SessionQr | None]:
-        from shared.enums import Engine, SessionStatus
 
         s = await resolve_session(zap, session)
         code = await zap.session_qr(s.id)
@@ -560,7 +527,6 @@ def _pairing_text(name: str, code: Any) -> str:
 
 async def _until_waiting(zap: ZapClient, s: SessionOut, within: float) -> None:
     """Wait for a just-started session to reach WAITING_QR (a linked one never does)."""
-    from shared.enums import SessionStatus
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -633,7 +599,7 @@ def logs(
     ctx: typer.Context,
     session: SessionArg,
     level: Annotated[
-        LevelChoice | None, typer.Option("--level", help="Minimum level to show.")
+        LogLevel | None, enum_option(LogLevel, "--level", help="Minimum level to show.")
     ] = None,
     limit: LimitOpt = 50,
 ) -> None:
@@ -648,11 +614,8 @@ def logs(
     from zapctl import api
 
     async def go(zap: ZapClient) -> list[Any]:
-        from shared.enums import LogLevel
-
         s = await resolve_session(zap, session)
-        minimum = LogLevel[level.value.upper()] if level else None
-        walk = zap.iterate(zap.session_logs, s.id, level=minimum, limit=min(limit, PAGE))
+        walk = zap.iterate(zap.session_logs, s.id, level=level, limit=min(limit, PAGE))
         return list(reversed(await first(walk, limit)))
 
     lines = api.run(ctx, go)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import TicketStatus
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import LimitOpt
+from zapctl.options import LimitOpt, enum_option
 from zapctl.output import details, dump, emit, table, when
 from zapctl.resolve import (
     PAGE,
@@ -31,14 +31,6 @@ app = typer.Typer(
 TicketArg = Annotated[
     str, typer.Argument(help="Ticket id or number (#123 or 123).", metavar="TICKET")
 ]
-
-
-class TicketStatusChoice(StrEnum):
-    """A ticket status as typed on the command line."""
-
-    pending = "pending"
-    open = "open"
-    closed = "closed"
 
 
 # --------------------------------------------------------------------------- resolvers
@@ -118,8 +110,8 @@ def _done(ctx: typer.Context, t: TicketOut, what: str) -> None:
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        list[TicketStatusChoice] | None,
-        typer.Option("--status", help="Only tickets in this state (repeatable)."),
+        list[TicketStatus] | None,
+        enum_option(TicketStatus, "--status", help="Only tickets in this state (repeatable)."),
     ] = None,
     dept: Annotated[
         str | None, typer.Option("--dept", help="Only this department (id, slug or name).")
@@ -143,13 +135,10 @@ def list_(
     from zapctl import api
 
     async def go(zap: ZapClient) -> list[TicketOut]:
-        from shared.enums import TicketStatus
-
         dept_id = (await resolve_department(zap, dept)).id if dept else None
-        statuses = [TicketStatus[s.value.upper()] for s in status] if status else None
         walk = zap.iterate(
             zap.list_tickets,
-            status=statuses,
+            status=status or None,
             department_id=dept_id,
             assignee_id="me" if mine else None,
             q=q,

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import Role
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import ActiveFilterOpt, CompanyOpt, QueryOpt, RoleChoice
+from zapctl.options import ActiveFilterOpt, CompanyOpt, QueryOpt, enum_option
 from zapctl.output import details, dump, emit, table
 from zapctl.resolve import company_id_of, department_ids, resolve_department, resolve_user
 
@@ -121,7 +122,7 @@ def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="E-mail the user logs in with.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")],
-    role: Annotated[RoleChoice, typer.Option("--role", help="What the user may do.")],
+    role: Annotated[Role, enum_option(Role, "--role", help="What the user may do.")],
     password: PasswordOpt = None,
     generate: GenerateOpt = False,
     dept: DeptOpt = None,
@@ -142,7 +143,7 @@ def add(
 
     secret = _password(password, generate, allow_server=False)
     fields: dict[str, Any] = {"email": email, "name": name, "password": secret}
-    fields["role"] = role.to_role()
+    fields["role"] = role
     if max_tickets is not None:
         fields["max_concurrent_tickets"] = max_tickets
 
@@ -169,7 +170,7 @@ def add(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    role: Annotated[RoleChoice | None, typer.Option("--role", help="Only this role.")] = None,
+    role: Annotated[Role | None, enum_option(Role, "--role", help="Only this role.")] = None,
     dept: Annotated[
         str | None,
         typer.Option("--dept", metavar="NAME_OR_ID", help="Only members of this department."),
@@ -195,7 +196,7 @@ def list_(
             u
             async for u in zap.iterate(
                 zap.list_users,
-                role=role.to_role() if role else None,
+                role=role,
                 department_id=dep_id,
                 active=active,
                 q=q,
@@ -250,7 +251,7 @@ def update(
     ctx: typer.Context,
     ref: UserArg,
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
-    role: Annotated[RoleChoice | None, typer.Option("--role", help="New role.")] = None,
+    role: Annotated[Role | None, enum_option(Role, "--role", help="New role.")] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--inactive", help="Enable or disable the user.")
     ] = None,
@@ -271,7 +272,7 @@ def update(
     if name is not None:
         fields["name"] = name
     if role is not None:
-        fields["role"] = role.to_role()
+        fields["role"] = role
     if active is not None:
         fields["active"] = active
     if max_tickets is not None:
