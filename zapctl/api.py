@@ -46,6 +46,8 @@ def _error(exc: Exception, server: str) -> CliError:
         return CliError(exc.message, ExitCode.UNAUTHORIZED)
     if isinstance(exc, c.NotFound):
         return CliError(exc.message, ExitCode.NOT_FOUND)
+    if isinstance(exc, c.PayloadTooLarge):
+        return CliError(f"too large for zapd at {server}: {exc.message}; nothing was stored")
     if isinstance(exc, c.ZapError):
         return CliError(getattr(exc, "message", str(exc)))
     return CliError(str(exc))

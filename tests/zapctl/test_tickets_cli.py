@@ -278,6 +278,8 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
     assert len(header) == 4 and "SENT" in header[1]
 
     count = len(stack.api("admin", "/outbox", limit=200)["items"])
+    big = tmp_path / "grande.pdf"  # over zapd's 16 MiB media limit
+    big.write_bytes(b"%PDF-1.4\n" + b"0" * 20_000_000)
     errors = stack.many(
         [
             (1, "admin", ("send", "--session", line, "--to", "123", "oi")),
@@ -291,6 +293,7 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
             (2, "admin", ("send", "--session", line, "--to", phone, "--note", "oi")),
             (2, "admin", ("send", "--session", line, "--to", phone)),
             (2, "admin", ("send", "--session", line, "--to", phone, "--file", "/nope.pdf")),
+            (1, "admin", ("send", "--session", line, "--to", phone, "--file", str(big), "x")),
         ]
     )
     assert errors[0] == "zapctl: invalid phone number '123': is too short"
@@ -302,6 +305,9 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
     assert "internal notes belong to a ticket" in errors[8]
     assert errors[9] == "zapctl: give the TEXT to send, or --file PATH"
     assert "/nope.pdf" in errors[10]
+    # A refused upload is zapd's 413 read and said, not "cannot reach zapd" (issue 9).
+    assert errors[11].startswith(f"zapctl: too large for zapd at {stack.server}: "), errors[11]
+    assert errors[11].endswith("nothing was stored")
     assert len(stack.api("admin", "/outbox", limit=200)["items"]) == count  # none queued
 
 
