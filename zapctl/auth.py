@@ -39,6 +39,7 @@ def login(
     where = credentials.save(
         server, credentials.Stored(pair.access_token, pair.refresh_token, email)
     )
+    credentials.remember_server(server)
     if where != "keyring":
         notice(f"no OS keyring available: tokens kept in {where} (mode 0600)")
     emit(ctx, {"server": server, "email": email, "stored_in": where}, f"logged in to {server}")

@@ -112,7 +112,11 @@ def _root(
     ctx: typer.Context,
     server: Annotated[
         str | None,
-        typer.Option("--server", envvar="ZAP_SERVER", help="zapd URL (default 127.0.0.1:8765)."),
+        typer.Option(
+            "--server",
+            envvar="ZAP_SERVER",
+            help="zapd URL (default: the one last logged in to, else 127.0.0.1:8765).",
+        ),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")

@@ -38,6 +38,7 @@ from shared.client.errors import (
 )
 from shared.client.lazy import protocol
 from shared.errors import ErrorCode
+from shared.urls import DEFAULT_URL, is_loopback, normalize_url
 
 # httpx's package __init__ imports its command-line tool (click, rich, pygments: about half
 # the cost of `import httpx`) unless that import fails, in which case it defines a stub
@@ -59,7 +60,6 @@ else:
     auth_models = protocol("auth")
     common = protocol("common")
 
-DEFAULT_URL = "http://127.0.0.1:8765"
 API = "/api/v1"
 USER_AGENT = "zap-client/0.1"
 
@@ -71,38 +71,6 @@ TokensCallback = Callable[["auth_models.TokenPair"], Awaitable[None] | None]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def normalize_url(url: str) -> str:
-    """Return the canonical spelling of a daemon URL: scheme, lower-case host, no slash.
-
-    `127.0.0.1:8765`, `http://127.0.0.1:8765/` and `HTTP://127.0.0.1:8765` are one daemon.
-    The default port of the scheme is dropped (`http://h:80` is `http://h`).
-    """
-    text = url.strip()
-    if "://" not in text:
-        text = f"http://{text}"  # "127.0.0.1:8765" is what people type
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"  # IPv6 literal
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@{host}" if userinfo else host
-    path = parts.path.rstrip("/")
-    return f"{scheme}://{netloc}{path}"
-
-
-def is_loopback(url: str) -> bool:
-    """Tell whether `url` names this machine (then no proxy may sit in between)."""
-    host = urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _param(value: Any) -> Any:

@@ -35,7 +35,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 
-from shared.client.core import USER_AGENT, is_loopback
+from shared.client.core import USER_AGENT
 from shared.client.errors import (
     BadRequest,
     DaemonUnreachable,
@@ -50,6 +50,7 @@ from shared.client.errors import (
 )
 from shared.errors import RECONNECT_CLOSE_CODES, CloseCode
 from shared.protocol.events import EventEnvelope, TypingIn
+from shared.urls import is_loopback
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
