@@ -43,7 +43,7 @@ class _Root(LazyGroup):
             "Delete data older than a retention limit (dry run unless --apply).",
         ),
         "doctor": LazyCommand(
-            "zapctl.maintenance:doctor",
+            "zapctl.doctor:doctor",
             "Check that this zap instance is healthy; exit 1 if any check fails.",
         ),
         "backup": LazyCommand(
