@@ -31,6 +31,43 @@ def settings(ctx: typer.Context) -> CtlSettings:
     return cached
 
 
+# API fields whose zapctl flag is not simply `--field-name`.
+_FLAG_OF_FIELD = {
+    "company_id": "--company",
+    "department_ids": "--dept",
+    "department_id": "--dept",
+    "default_department_id": "--dept",
+    "max_concurrent_tickets": "--max-tickets",
+    "menu_order": "--order",
+    "category_id": "--category",
+    "assignee_id": "--to",
+}
+
+
+def flag_of(loc: object) -> str:
+    """Name the command-line flag of an API field location (`["body", "name"]` -> --name)."""
+    parts = [p for p in loc if isinstance(p, str)] if isinstance(loc, list | tuple) else []
+    field = parts[-1] if parts else "value"
+    return _FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+
+
+def _usage(exc: Exception) -> CliError | None:
+    """Turn the daemon's answer to a missing value into a usage error naming the flag."""
+    from shared import client as c
+    from shared.errors import ErrorCode
+
+    if isinstance(exc, c.BadRequest) and exc.code == ErrorCode.COMPANY_REQUIRED:
+        return CliError(
+            "missing --company: a global admin must say which company (name, id or CNPJ)",
+            ExitCode.USAGE,
+        )
+    if isinstance(exc, c.ValidationError) and exc.details:
+        missing = [flag_of(d.get("loc")) for d in exc.details if d.get("type") == "missing"]
+        if missing:
+            return CliError(f"missing {', '.join(dict.fromkeys(missing))}", ExitCode.USAGE)
+    return None
+
+
 def _error(exc: Exception, server: str) -> CliError:
     from shared import client as c
     from shared.errors import ErrorCode
@@ -46,6 +83,9 @@ def _error(exc: Exception, server: str) -> CliError:
         return CliError(exc.message, ExitCode.UNAUTHORIZED)
     if isinstance(exc, c.NotFound):
         return CliError(exc.message, ExitCode.NOT_FOUND)
+    usage = _usage(exc)
+    if usage is not None:
+        return usage
     if isinstance(exc, c.PayloadTooLarge):
         return CliError(f"too large for zapd at {server}: {exc.message}; nothing was stored")
     if isinstance(exc, c.ZapError):

@@ -201,8 +201,8 @@ def test_tokens_json_and_global_admins(inst: Instance) -> None:
     assert doc["role"] == "AGENT"  # by default
     assert doc["token"].startswith("zap_")
     assert doc["expires_at"].startswith("2099-12-3")  # local midnight, in UTC
-    assert failed(inst.cli("token", "create", "loose"), 1) == (
-        "zapctl: global admins must give company_id"
+    assert failed(inst.cli("token", "create", "loose"), 2) == (  # a usage mistake
+        "zapctl: missing --company: a global admin must say which company (name, id or CNPJ)"
     )
 
 
