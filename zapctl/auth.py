@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.output import dump, emit, notice
+from zapctl.output import ask, dump, emit, notice
 
 
 def login(
@@ -32,8 +32,8 @@ def login(
         if not sys.stdin.isatty():
             missing = "--email" if not email else "--password"
             raise CliError(f"missing {missing} (no terminal to prompt on)", ExitCode.USAGE)
-        email = email or typer.prompt("E-mail")
-        password = password or typer.prompt("Password", hide_input=True)
+        email = email or ask("E-mail")
+        password = password or ask("Password", secret=True)
     server = api.settings(ctx).server
     pair = api.run(ctx, lambda zap: zap.login(email, password), auth=False)
     where = credentials.save(

@@ -134,7 +134,7 @@ def main() -> None:
         sys.exit(int(exc.code))
     except KeyboardInterrupt:
         sys.stderr.write("zapctl: interrupted\n")
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:
         if os.environ.get("ZAP_DEBUG") == "1":
             raise

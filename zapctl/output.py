@@ -122,9 +122,52 @@ def confirm(question: str, yes: bool) -> None:
     # Not typer.confirm: click echoes part of its prompt on stdout, which must stay clean.
     sys.stderr.write(f"{question} [y/N]: ")
     sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
+    try:
+        answer = sys.stdin.readline().strip().lower()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        raise CliError("interrupted", ExitCode.INTERRUPTED) from None
     if answer not in ("y", "yes", "s", "sim"):
         raise CliError("cancelled", ExitCode.ERROR)
+
+
+def ask(question: str, *, secret: bool = False, twice: bool = False) -> str:
+    """Prompt on the terminal and return a non-empty answer.
+
+    The prompt goes to stderr (stdout stays for results); a secret is read without echo;
+    `twice` asks again to confirm. Ctrl+C ends zapctl with "interrupted" and exit 130,
+    like any interrupted program; end of input cancels (exit 1).
+    """
+    import getpass
+
+    from zapctl.errors import CliError, ExitCode
+
+    def read(prompt: str) -> str:
+        try:
+            if secret:
+                return getpass.getpass(prompt, stream=sys.stderr)
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            line = sys.stdin.readline()
+        except EOFError:
+            line = ""
+        if not line:
+            sys.stderr.write("\n")
+            raise CliError("cancelled (end of input)", ExitCode.ERROR)
+        return line.rstrip("\r\n")
+
+    try:
+        while True:
+            answer = read(f"{question}: ")
+            if not answer.strip():
+                continue
+            if twice and read(f"{question} (again): ") != answer:
+                sys.stderr.write("the two entries differ; try again\n")
+                continue
+            return answer
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        raise CliError("interrupted", ExitCode.INTERRUPTED) from None
 
 
 def when(value: datetime | None) -> str | None:

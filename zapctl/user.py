@@ -11,7 +11,7 @@ import typer
 from shared.enums import Role
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import ActiveFilterOpt, CompanyOpt, QueryOpt, enum_option
-from zapctl.output import details, dump, emit, table
+from zapctl.output import ask, details, dump, emit, table
 from zapctl.resolve import company_id_of, department_ids, resolve_department, resolve_user
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def _password(password: str | None, generate: bool, *, allow_server: bool) -> st
             raise CliError(
                 "missing --password or --generate (no terminal to prompt on)", ExitCode.USAGE
             )
-        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+        password = ask("Password", secret=True, twice=True)
     if len(password) < MIN_PASSWORD:
         raise CliError(f"the password needs at least {MIN_PASSWORD} characters", ExitCode.ERROR)
     if len(password) > MAX_PASSWORD or "\x00" in password:
