@@ -12,8 +12,8 @@ import typer
 from shared.enums import AutoAssignMode
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import CompanyOpt, YesOpt, enum_option
-from zapctl.output import confirm, details, dump, emit, table
-from zapctl.resolve import company_id_of, resolve_department
+from zapctl.output import by_company, confirm, details, dump, emit, table
+from zapctl.resolve import company_id_of, names_if_mixed, resolve_department
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -334,11 +334,13 @@ def list_(ctx: typer.Context, company: CompanyOpt = None) -> None:
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> list[DepartmentOut]:
-        return await zap.list_departments(await company_id_of(zap, company))
+    async def go(zap: ZapClient) -> tuple[list[DepartmentOut], dict[Any, str]]:
+        rows = await zap.list_departments(await company_id_of(zap, company))
+        return rows, await names_if_mixed(zap, rows)
 
-    rows = api.run(ctx, go)
-    emit(ctx, dump(rows), table([_row(d) for d in rows], COLUMNS))
+    rows, companies = api.run(ctx, go)
+    lines, columns = by_company([_row(d) for d in rows], rows, COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns))
 
 
 @app.command("show")

@@ -85,7 +85,8 @@ CompanyOpt = Annotated[
     str | None,
     typer.Option(
         "--company",
-        help="Company id or CNPJ (global admins only; company users always act on their own).",
+        help="Company name, id or CNPJ (global admins only; company users always act on "
+        "their own).",
     ),
 ]
 YesOpt = Annotated[

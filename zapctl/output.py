@@ -1,14 +1,22 @@
 """The one place zapctl writes results: human text, or one JSON document with --json.
 
-Invariant: `--json` output names enum members (`"status": "PENDING"`), while the API keeps
-the spec's integers; the conversion happens here, once, for every command (`plain`).
+Invariants:
+- `--json` output names enum members (`"status": "PENDING"`), while the API keeps the
+  spec's integers; the conversion happens here, once, for every command (`plain`).
+- Tables fit the terminal: on a terminal (or with COLUMNS set) the widest non-key
+  columns are narrowed and their cells cut with "…"; the key columns (the first one and
+  the id) keep their full width. Piped output is never cut (scripts use --json anyway).
+- A listing whose rows belong to several companies shows each row's company.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import Enum
@@ -46,12 +54,35 @@ def notice(message: str) -> None:
     sys.stderr.write(message.rstrip("\n") + "\n")
 
 
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]] | list[str]) -> str:
+ELLIPSIS = "…"
+KEY_COLUMNS = frozenset({"id", "number"})
+MIN_COLUMN = 4  # a narrowed column keeps at least this much ("ab…")
+
+
+def terminal_width() -> int | None:
+    """Return the width tables must fit: COLUMNS, else the terminal's; None when piped."""
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def table(
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str]] | list[str],
+    *,
+    width: int | None = -1,
+    keys: Sequence[str] = (),
+) -> str:
     """Render `rows` as an aligned plain-text table with a header line.
 
     `columns` lists the keys to show, either as bare keys (the header is the key upper-cased)
     or as `(key, header)` pairs. Missing values and None print as "-", booleans as yes/no,
-    lists joined with ", ". Returns "(none)" when there are no rows. Example:
+    lists joined with ", ". Returns "(none)" when there are no rows. The table fits
+    `width` (default: the terminal's, see `terminal_width`; None: never cut), keeping the
+    first column, "id", "number" and `keys` whole. Example:
 
         table([{"id": "1", "name": "Acme"}], [("id", "ID"), ("name", "NAME")])
     """
@@ -62,10 +93,51 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]] | list[str]
     grid = [[header for _, header in cols]]
     grid += [[_cell(row.get(key)) for key, _ in cols] for row in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(cols))]
+    limit = terminal_width() if width == -1 else width
+    if limit is not None:
+        fixed = {0} | {i for i, (key, _) in enumerate(cols) if key in KEY_COLUMNS or key in keys}
+        widths = _fit(widths, fixed, limit)
     lines = [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in grid
+        "  ".join(_clip(v, w).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+        for line in grid
     ]
     return "\n".join(lines)
+
+
+def _fit(widths: list[int], fixed: set[int], limit: int) -> list[int]:
+    """Narrow the widest non-key columns, one character at a time, until the row fits."""
+    widths = list(widths)
+    total = sum(widths) + 2 * (len(widths) - 1)
+    while total > limit:
+        narrowable = [i for i in range(len(widths)) if i not in fixed and widths[i] > MIN_COLUMN]
+        if not narrowable:
+            break
+        widest = max(narrowable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        total -= 1
+    return widths
+
+
+def _clip(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: max(width - 1, 0)] + ELLIPSIS
+
+
+def by_company(
+    rows: list[dict[str, Any]],
+    models: Sequence[Any],
+    columns: list[tuple[str, str]] | list[str],
+    names: Mapping[Any, str],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Add a COMPANY column (after the first) when `names` is given: a listing that mixes
+    companies says whose each row is. `names` maps company ids to names (empty: one company).
+    """
+    cols = [(c, c.upper()) if isinstance(c, str) else c for c in columns]
+    if not names:
+        return rows, cols
+    for row, model in zip(rows, models, strict=True):
+        cid = getattr(model, "company_id", None)
+        row["company"] = names.get(cid, str(cid) if cid else "(global)")
+    return rows, [cols[0], ("company", "COMPANY"), *cols[1:]]
 
 
 def details(pairs: list[tuple[str, Any]]) -> str:

@@ -12,8 +12,25 @@ import typer
 from shared.enums import Engine, LogLevel, SessionStatus
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import LimitOpt, YesOpt, enum_option
-from zapctl.output import confirm, details, dump, emit, notice, state, table, when
-from zapctl.resolve import PAGE, company_id_of, first, resolve_department, resolve_session
+from zapctl.output import (
+    by_company,
+    confirm,
+    details,
+    dump,
+    emit,
+    notice,
+    state,
+    table,
+    when,
+)
+from zapctl.resolve import (
+    PAGE,
+    company_id_of,
+    first,
+    names_if_mixed,
+    resolve_department,
+    resolve_session,
+)
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -142,7 +159,7 @@ def add(
     ] = None,
     company: Annotated[
         str | None,
-        typer.Option("--company", help="Company id or CNPJ (global admins only)."),
+        typer.Option("--company", help="Company name, id or CNPJ (global admins only)."),
     ] = None,
 ) -> None:
     """Add a WhatsApp session (ADMIN); a webhook secret, if any, is printed this once.
@@ -207,7 +224,7 @@ def list_(
         enum_option(SessionStatus, "--status", help="Only sessions in this state."),
     ] = None,
     company: Annotated[
-        str | None, typer.Option("--company", help="Company id or CNPJ (global admins only).")
+        str | None, typer.Option("--company", help="Company name, id or CNPJ (global admins only).")
     ] = None,
 ) -> None:
     """List WhatsApp sessions with their connection state.
@@ -220,13 +237,15 @@ def list_(
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> list[SessionOut]:
+    async def go(zap: ZapClient) -> tuple[list[SessionOut], dict[Any, str]]:
         company_id = await company_id_of(zap, company)
-        return await zap.list_sessions(status=status, company_id=company_id)
+        rows = await zap.list_sessions(status=status, company_id=company_id)
+        return rows, await names_if_mixed(zap, rows)
 
-    rows = api.run(ctx, go)
+    rows, companies = api.run(ctx, go)
     columns = ["id", "name", "engine", "status", "phone", "active", "heartbeat"]
-    emit(ctx, dump(rows), table([_row(s) for s in rows], columns))
+    lines, cols = by_company([_row(s) for s in rows], rows, columns, companies)
+    emit(ctx, dump(rows), table(lines, cols))
 
 
 def show(ctx: typer.Context, session: SessionArg) -> None:

@@ -11,8 +11,14 @@ import typer
 from shared.enums import Role
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import ActiveFilterOpt, CompanyOpt, QueryOpt, enum_option
-from zapctl.output import ask, details, dump, emit, table
-from zapctl.resolve import company_id_of, department_ids, resolve_department, resolve_user
+from zapctl.output import ask, by_company, details, dump, emit, table
+from zapctl.resolve import (
+    company_id_of,
+    department_ids,
+    names_if_mixed,
+    resolve_department,
+    resolve_user,
+)
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -189,7 +195,9 @@ def list_(
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> tuple[list[UserOut], dict[uuid.UUID, str]]:
+    async def go(
+        zap: ZapClient,
+    ) -> tuple[list[UserOut], dict[uuid.UUID, str], dict[uuid.UUID, str]]:
         cid = await company_id_of(zap, company)
         dep_id = (await resolve_department(zap, dept, cid)).id if dept else None
         rows = [
@@ -203,10 +211,11 @@ def list_(
                 company_id=cid,
             )
         ]
-        return rows, await _dept_names(zap, cid)
+        return rows, await _dept_names(zap, cid), await names_if_mixed(zap, rows)
 
-    rows, names = api.run(ctx, go)
-    emit(ctx, dump(rows), table([_row(u, names) for u in rows], COLUMNS))
+    rows, names, companies = api.run(ctx, go)
+    lines, columns = by_company([_row(u, names) for u in rows], rows, COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns))
 
 
 @app.command("show")
