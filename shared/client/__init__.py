@@ -9,12 +9,13 @@ repeats.
 
 The package, like tailscale's LocalClient, is one type for callers over small modules:
 - `errors`: the typed errors and their mapping from status and `ErrorCode`;
-- `core`: the HTTP core (connection pool, auth, token refresh, parsing);
+- `core`: the HTTP core (auth, token refresh, error mapping, parsing) over `transport`
+  (HTTP/1.1 on asyncio streams with h11, keep-alive);
 - `subscription`: the WebSocket event stream;
 - one module per noun with the endpoint methods (`auth`, `users`, `tickets`, ...).
 
-Invariant: importing the package loads httpx and pydantic but no wire model and not
-websockets; each call imports the protocol module of its noun on first use, and
+Invariant: importing the package loads pydantic and h11 but no wire model, no httpx and
+not websockets; each call imports the protocol module of its noun on first use, and
 `subscribe()` the stream. A command-line call pays only for what it uses.
 """
 

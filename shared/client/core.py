@@ -5,20 +5,19 @@ Invariants:
 - `request` only sends to paths under the daemon's URL (never an absolute URL), so the
   bearer token cannot leak to another host and plain-HTTP daemons need no CA bundle.
 - Every failure is raised as a `ZapError` (shared.client.errors); transport failures
-  become `DaemonUnreachable` or `RequestTimeout`, never an httpx exception.
+  become `DaemonUnreachable` or `RequestTimeout`, never a transport exception.
 - An expired access token (`ErrorCode.TOKEN_EXPIRED`) is refreshed once per request, and
   concurrent requests spend the refresh token once (it works once; spending it twice
   would end the whole login).
-- Importing this module imports httpx without its command-line tool and no wire model;
-  a call imports the models it parses (see shared.client.lazy).
+- Importing this module imports no wire model (a call imports the models it parses, see
+  shared.client.lazy) and no HTTP library beyond h11 (shared.client.transport).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-import sys
+import json as jsonlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
@@ -37,21 +36,16 @@ from shared.client.errors import (
     error_from,
 )
 from shared.client.lazy import protocol
+from shared.client.transport import (
+    ConnectFailed,
+    ReadTimeout,
+    Response,
+    Transport,
+    TransportError,
+    multipart,
+)
 from shared.errors import ErrorCode
 from shared.urls import DEFAULT_URL, is_loopback, normalize_url
-
-# httpx's package __init__ imports its command-line tool (click, rich, pygments: about half
-# the cost of `import httpx`) unless that import fails, in which case it defines a stub
-# `httpx.main` (encode/httpx#3547). Make it fail for this one import; later imports of
-# `httpx._main` work as usual.
-_SKIP_HTTPX_CLI = "httpx" not in sys.modules and "httpx._main" not in sys.modules
-if _SKIP_HTTPX_CLI:
-    sys.modules["httpx._main"] = None  # type: ignore[assignment]
-try:
-    import httpx
-finally:
-    if _SKIP_HTTPX_CLI:
-        del sys.modules["httpx._main"]
 
 if TYPE_CHECKING:
     from shared.protocol import auth as auth_models
@@ -97,20 +91,20 @@ def body_of(model: pydantic.BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
-def _bad_response(response: httpx.Response, where: str, why: str) -> BadResponse:
+def _bad_response(response: Response, where: str, why: str) -> BadResponse:
     return BadResponse(
-        f"unexpected answer from zapd for {response.request.url.path}: {where}: {why}",
+        f"unexpected answer from zapd for {response.path}: {where}: {why}",
         status=response.status_code,
     )
 
 
-def _bad_model(response: httpx.Response, exc: pydantic.ValidationError) -> BadResponse:
+def _bad_model(response: Response, exc: pydantic.ValidationError) -> BadResponse:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "body"
     return _bad_response(response, where, first["msg"])
 
 
-def parse(model: type[_M], response: httpx.Response) -> _M:
+def parse(model: type[_M], response: Response) -> _M:
     """Read the answer as `model`, or raise BadResponse."""
     try:
         return model.model_validate_json(response.content)
@@ -118,10 +112,10 @@ def parse(model: type[_M], response: httpx.Response) -> _M:
         raise _bad_model(response, exc) from None
 
 
-def parse_dict(response: httpx.Response) -> dict[str, Any]:
+def parse_dict(response: Response) -> dict[str, Any]:
     """Read the answer as a JSON object, or raise BadResponse."""
     try:
-        doc = json.loads(response.content)
+        doc = jsonlib.loads(response.content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad_response(response, "body", f"invalid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -129,7 +123,7 @@ def parse_dict(response: httpx.Response) -> dict[str, Any]:
     return doc
 
 
-def parse_list(model: type[_M], response: httpx.Response) -> list[_M]:
+def parse_list(model: type[_M], response: Response) -> list[_M]:
     """Read the answer as a JSON list of `model`, or raise BadResponse."""
     try:
         return pydantic.TypeAdapter(list[model]).validate_json(response.content)  # type: ignore[valid-type]
@@ -137,7 +131,7 @@ def parse_list(model: type[_M], response: httpx.Response) -> list[_M]:
         raise _bad_model(response, exc) from None
 
 
-def parse_page(model: type[_M], response: httpx.Response) -> common.Page[_M]:
+def parse_page(model: type[_M], response: Response) -> common.Page[_M]:
     """Read one cursor page of `model`, or raise BadResponse."""
     raw = parse(common.Page[dict[str, Any]], response)
     try:
@@ -168,14 +162,10 @@ class ClientCore:
         self.timeout = timeout
         self.on_tokens = on_tokens
         self._refresh_lock = asyncio.Lock()
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
+        self._http = Transport(
+            self.base_url,
             timeout=timeout,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            trust_env=not is_loopback(self.base_url),  # no proxy between us and a local zapd
-            # Over plain HTTP no TLS handshake can happen (`request` takes paths under
-            # base_url only), so skip loading the CA bundle: ~60 ms of every CLI start.
-            verify=not self.base_url.startswith("http://"),
         )
 
     async def __aenter__(self) -> Self:
@@ -206,32 +196,37 @@ class ClientCore:
         content: bytes | None = None,
         files: Mapping[str, tuple[str, bytes, str | None]] | None = None,
         auth: bool = True,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request (refreshing an expired token once); raise a ZapError on failure."""
         if not path.startswith("/") or path.startswith("//"):
             raise ValueError(f"not a path under the daemon's URL: {path!r}")
+        base_headers = dict(headers or {})
+        if files:
+            ((field, (filename, data, mime)),) = files.items()
+            content, base_headers["Content-Type"] = multipart(field, filename, data, mime)
+        elif json is not None:
+            content = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+            base_headers.setdefault("Content-Type", "application/json")
         for attempt in (0, 1):
             used = self.access_token
-            sent_headers = dict(headers or {})
+            sent_headers = dict(base_headers)
             if auth and used:
                 sent_headers["Authorization"] = f"Bearer {used}"
             try:
                 response = await self._http.request(
                     method,
                     path,
-                    json=json,
                     content=content,
-                    files=files,
                     params=query(**params) if params else None,
                     headers=sent_headers,
                 )
-            except httpx.ConnectTimeout:
+            except ConnectFailed:
                 raise DaemonUnreachable(self.base_url) from None
-            except httpx.TimeoutException:
+            except ReadTimeout:
                 raise RequestTimeout(
                     f"zapd at {self.base_url} did not answer within {self.timeout:g}s"
                 ) from None
-            except httpx.TransportError:
+            except TransportError:
                 raise DaemonUnreachable(self.base_url) from None
             if response.status_code < 400:
                 return response
