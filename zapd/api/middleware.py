@@ -28,6 +28,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.errors import ErrorCode
 from zapd.api.drain import DRAIN_MAX_BYTES, drain_request_body
 from zapd.api.errors import error_body
 from zapd.config import ZapdSettings
@@ -203,7 +204,7 @@ class BodyLimitMiddleware:
             await _send_error(
                 send,
                 422,
-                "ERR_VALIDATION",
+                ErrorCode.VALIDATION,
                 HTTPException(422, "the URL must not contain NUL (%00) characters"),
             )
             return
@@ -212,7 +213,7 @@ class BodyLimitMiddleware:
 
         if announced is not None and announced > limit:
             drain = receive if announced <= DRAIN_MAX_BYTES else None
-            await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", PayloadTooLarge(limit), drain)
+            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, PayloadTooLarge(limit), drain)
             return
         received = 0
         response_started = False
@@ -248,7 +249,7 @@ class BodyLimitMiddleware:
         except PayloadTooLarge as exc:  # read outside FastAPI's handlers (a raw route)
             if response_started:
                 raise
-            await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", exc, receive)
+            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, exc, receive)
 
 
 def _content_length(scope: Scope) -> int | None:
