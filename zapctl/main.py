@@ -63,6 +63,10 @@ class _Root(LazyGroup):
             "zapctl.quick_reply:app", "Quick replies: canned answers typed as /shortcut."
         ),
         "tag": LazyCommand("zapctl.tag:app", "Tags: labels put on clients."),
+        "category": LazyCommand(
+            "zapctl.category:app",
+            "Closing categories: what a ticket was about, chosen when it is closed.",
+        ),
         "token": LazyCommand(
             "zapctl.token:app", "API tokens for scripts (use one with ZAP_TOKEN=...)."
         ),
@@ -87,7 +91,8 @@ class _Root(LazyGroup):
             "Export data as CSV or JSON Lines, straight from the database (works without zapd).",
         ),
         "client": LazyCommand(
-            "zapctl.client:app", "Customers: LGPD access and erasure requests (work without zapd)."
+            "zapctl.client:app",
+            "Customers: list, show, tag, block; LGPD export and erase (those without zapd).",
         ),
         "events": LazyCommand(
             "zapctl.events:app",

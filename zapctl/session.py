@@ -644,6 +644,100 @@ def logs(
     emit(ctx, dump(lines), human or "(no log lines)")
 
 
+def update(
+    ctx: typer.Context,
+    session: SessionArg,
+    name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    dept: Annotated[
+        str | None,
+        typer.Option("--dept", help="Default department (id, slug or name) for new tickets."),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="Where to POST this session's events (signed)."),
+    ] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Keep it running, or not.")
+    ] = None,
+    rotate_webhook_secret: Annotated[
+        bool,
+        typer.Option("--rotate-webhook-secret", help="Mint a new webhook secret (shown once)."),
+    ] = False,
+) -> None:
+    """Change a session (ADMIN); a rotated webhook secret is printed this once.
+
+    Examples:
+
+      zapctl session update Atendimento --name "Atendimento SP" --dept suporte
+
+      zapctl session update Atendimento --rotate-webhook-secret
+    """
+    from zapctl import api
+
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["name"] = name
+    if webhook_url is not None:
+        fields["webhook_url"] = webhook_url
+    if active is not None:
+        fields["active"] = active
+    if rotate_webhook_secret:
+        fields["rotate_webhook_secret"] = True
+    if not fields and dept is None:
+        raise CliError(
+            "nothing to change: give --name, --dept, --webhook-url, --active/--inactive "
+            "or --rotate-webhook-secret",
+            ExitCode.USAGE,
+        )
+
+    async def go(zap: ZapClient) -> Any:
+        from shared.protocol.sessions import SessionUpdate
+
+        s = await resolve_session(zap, session)
+        if dept is not None:
+            fields["default_department_id"] = (await resolve_department(zap, dept, s.company_id)).id
+        return await zap.update_session(s.id, SessionUpdate.model_construct(**fields))
+
+    updated = api.run(ctx, go)
+    human = f"updated session {updated.name}"
+    if updated.webhook_secret:
+        human += f"\nwebhook secret (shown only now): {updated.webhook_secret}"
+    emit(ctx, dump(updated), human)
+
+
+def remove(
+    ctx: typer.Context,
+    session: SessionArg,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also when it has message history (the history goes)."),
+    ] = False,
+    yes: YesOpt = False,
+) -> None:
+    """Remove a session (ADMIN); one with message history needs --force.
+
+    Examples:
+
+      zapctl session remove Teste --yes
+
+      zapctl session remove Antiga --force --yes
+    """
+    from zapctl import api
+
+    async def find(zap: ZapClient) -> SessionOut:
+        return await resolve_session(zap, session)
+
+    target = api.run(ctx, find)
+    what = " and its message history" if force else ""
+    confirm(f"Remove session {target.name}{what}?", yes)
+
+    async def go(zap: ZapClient) -> None:
+        await zap.delete_session(target.id, force=force)
+
+    api.run(ctx, go)
+    emit(ctx, {"id": str(target.id), "deleted": True}, f"removed session {target.name}")
+
+
 app.command("add")(add)
 app.command("list")(list_)
 app.command("show")(show)
@@ -654,3 +748,5 @@ app.command("pair")(pair)
 app.command("stop")(stop)
 app.command("logout")(logout)
 app.command("logs")(logs)
+app.command("update")(update)
+app.command("remove")(remove)

@@ -341,6 +341,20 @@ def reopen(ctx: typer.Context, ticket: TicketArg, company: CompanyOpt = None) ->
     _done(ctx, api.run(ctx, go), "reopened")
 
 
+def read(ctx: typer.Context, ticket: TicketArg, company: CompanyOpt = None) -> None:
+    """Mark a ticket and its chat as read (its unread count goes to zero).
+
+    Example: zapctl ticket read '#42'
+    """
+    from zapctl import api
+
+    async def go(zap: ZapClient) -> TicketOut:
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
+        return await zap.mark_ticket_read(t.id)
+
+    _done(ctx, api.run(ctx, go), "marked read")
+
+
 app.command("list")(list_)
 app.command("show")(show)
 app.command("accept")(accept)
@@ -348,3 +362,4 @@ app.command("assign")(assign)
 app.command("transfer")(transfer)
 app.command("close")(close)
 app.command("reopen")(reopen)
+app.command("read")(read)

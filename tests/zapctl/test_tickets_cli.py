@@ -132,6 +132,8 @@ def test_a_customer_is_served_transferred_and_closed(stack: Stack, line: str) ->
 
     accepted = stack.json("agent", "ticket", "accept", number)
     assert accepted["status"] == "OPEN" and accepted["assignee"]["id"] == stack.ids["agent"]
+    read = stack.json("agent", "ticket", "read", number)  # issue 9: ticket read
+    assert read["id"] == ticket["id"] and read["unread_count"] == 0
     sent, note = stack.parallel(
         [
             ("agent", ("--json", "send", "--ticket", number, "Olá Maria, sou a Agent")),
