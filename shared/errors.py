@@ -106,3 +106,8 @@ class CloseCode(IntEnum):
 RECONNECT_CLOSE_CODES: frozenset[int] = frozenset(
     {1000, 1001, 1006, 1011, 1012, 1013, 1014, int(CloseCode.SLOW_CONSUMER)}
 )
+
+
+def http_status_code(status: int) -> str:
+    """Return the code a client reports for an HTTP failure without zapd's error document."""
+    return f"ERR_HTTP_{status}"

@@ -43,6 +43,8 @@ _DROPPED_VARS = (
     "XDG_DATA_HOME",
     "XDG_CACHE_HOME",
     "XDG_RUNTIME_DIR",
+    "COLUMNS",  # tables fit COLUMNS when set: children print uncut unless a test sets it
+    "LINES",
 )
 
 

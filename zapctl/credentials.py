@@ -1,7 +1,10 @@
 """Where `zapctl login` keeps tokens: the OS keyring, else a 0600 file in the config dir.
 
-Tokens are stored per server URL. Headless servers usually have no keyring backend;
-then the file is used and the user is told so once, at login.
+Tokens are stored per server URL in its canonical spelling (shared.urls), so however the
+server was typed, one daemon has one login; entries stored under another spelling by
+older versions are still found. Headless servers usually have no keyring backend; then
+the file is used and the user is told so once, at login. The server last logged in to is
+remembered (a plain file beside, no secret in it) so later commands need no --server.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.paths import default_config_dir
+from shared.urls import normalize_url
 
 SERVICE = "zap"
 FILENAME = "credentials.json"
+LAST_SERVER_FILENAME = "last-server"
 
 
 @dataclass
@@ -64,8 +69,16 @@ def _write_file(data: dict[str, Any]) -> None:
     path.chmod(0o600)
 
 
+def _file_entry(data: dict[str, Any], server: str) -> Any:
+    if server in data:
+        return data[server]
+    # Stored by an older zapctl under the spelling typed then.
+    return next((v for k, v in data.items() if normalize_url(k) == server), None)
+
+
 def load(server: str) -> Stored | None:
     """Return the stored login for `server`, if any."""
+    server = normalize_url(server)
     raw: Any = None
     if keyring_usable():
         import keyring
@@ -73,7 +86,7 @@ def load(server: str) -> Stored | None:
         text = keyring.get_password(SERVICE, server)
         raw = json.loads(text) if text else None
     if raw is None:
-        raw = _read_file().get(server)
+        raw = _file_entry(_read_file(), server)
     if not isinstance(raw, dict) or not raw.get("access_token"):
         return None
     return Stored(raw["access_token"], raw.get("refresh_token"), raw.get("email"))
@@ -81,6 +94,7 @@ def load(server: str) -> Stored | None:
 
 def save(server: str, stored: Stored) -> str:
     """Store a login; return where it went ("keyring" or the file path)."""
+    server = normalize_url(server)
     if keyring_usable():
         import keyring
 
@@ -94,6 +108,7 @@ def save(server: str, stored: Stored) -> str:
 
 def forget(server: str) -> bool:
     """Remove the stored login for `server`; tell whether there was one."""
+    server = normalize_url(server)
     found = False
     if keyring_usable():
         import keyring
@@ -105,8 +120,34 @@ def forget(server: str) -> bool:
         except PasswordDeleteError:
             pass
     data = _read_file()
-    if server in data:
-        del data[server]
+    stale = [k for k in data if normalize_url(k) == server]
+    for key in stale:
+        del data[key]
+    if stale:
         _write_file(data)
         found = True
+    if last_server() == server:
+        _last_server_file().unlink(missing_ok=True)
     return found
+
+
+def _last_server_file() -> Path:
+    return default_config_dir() / LAST_SERVER_FILENAME
+
+
+def remember_server(server: str) -> None:
+    """Remember `server` as the one last logged in to."""
+    path = _last_server_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(normalize_url(server) + "\n")
+    tmp.replace(path)
+
+
+def last_server() -> str | None:
+    """Return the server last logged in to (and not logged out of), if any."""
+    try:
+        text = _last_server_file().read_text().strip()
+    except OSError:
+        return None
+    return normalize_url(text) if text else None

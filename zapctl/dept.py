@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from enum import StrEnum
 from itertools import pairwise
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import AutoAssignMode
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import CompanyOpt, YesOpt
-from zapctl.output import confirm, details, dump, emit, table
-from zapctl.resolve import company_id_of, resolve_department
+from zapctl.options import CompanyOpt, YesOpt, enum_option
+from zapctl.output import by_company, confirm, details, dump, emit, table
+from zapctl.resolve import company_id_of, names_if_mixed, resolve_department
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -44,20 +44,6 @@ HOURS_HELP = (
     '(days: mon..sun or seg..dom, lists and ranges; missing days are closed); "always" '
     "means open all the time (the default)."
 )
-
-
-class AutoAssignChoice(StrEnum):
-    """How a department hands waiting tickets to agents."""
-
-    off = "off"
-    round_robin = "round-robin"
-    least_loaded = "least-loaded"
-
-    def to_mode(self) -> Any:
-        """Return the matching `shared.enums.AutoAssignMode`."""
-        from shared.enums import AutoAssignMode
-
-        return AutoAssignMode[self.name.upper()]
 
 
 # --------------------------------------------------------------------------- hours
@@ -243,7 +229,8 @@ TzOpt = Annotated[
     typer.Option("--timezone", metavar="TZ", help="IANA zone of its hours (default: company's)."),
 ]
 AutoAssignOpt = Annotated[
-    AutoAssignChoice | None, typer.Option("--auto-assign", help="Hand waiting tickets to agents.")
+    AutoAssignMode | None,
+    enum_option(AutoAssignMode, "--auto-assign", help="Hand waiting tickets to agents."),
 ]
 
 
@@ -257,7 +244,7 @@ def _fields(
     timeout: int | None,
     hours: list[str] | None,
     timezone: str | None,
-    auto_assign: AutoAssignChoice | None,
+    auto_assign: AutoAssignMode | None,
     clearing: bool,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
@@ -277,7 +264,7 @@ def _fields(
     if timezone is not None:
         fields["timezone"] = None if (clearing and not timezone) else timezone
     if auto_assign is not None:
-        fields["auto_assign"] = auto_assign.to_mode()
+        fields["auto_assign"] = auto_assign
     return fields
 
 
@@ -347,11 +334,13 @@ def list_(ctx: typer.Context, company: CompanyOpt = None) -> None:
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> list[DepartmentOut]:
-        return await zap.list_departments(await company_id_of(zap, company))
+    async def go(zap: ZapClient) -> tuple[list[DepartmentOut], dict[Any, str]]:
+        rows = await zap.list_departments(await company_id_of(zap, company))
+        return rows, await names_if_mixed(zap, rows)
 
-    rows = api.run(ctx, go)
-    emit(ctx, dump(rows), table([_row(d) for d in rows], COLUMNS))
+    rows, companies = api.run(ctx, go)
+    lines, columns = by_company([_row(d) for d in rows], rows, COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns))
 
 
 @app.command("show")

@@ -238,3 +238,40 @@ def test_daemon_down_and_not_logged_in(tmp_path: Path) -> None:
 
 def test_help_has_examples() -> None:
     check_help("company", {"create", "list", "show", "update", "delete"})
+
+
+def test_company_by_name_on_any_noun_and_listings_that_mix_companies(inst: Instance) -> None:
+    tag = uuid.uuid4().hex[:6]
+    names = (f"Padaria Pão Quente {tag}", f"Oficina Beta {tag}")
+    a, b = inst.tenant(names[0]), inst.tenant(names[1])
+    for t, label in ((a, "vip"), (b, "atacado")):
+        inst.http("POST", "/api/v1/tags", json={"name": f"{label}-{tag}", "company_id": t.id})
+
+    # --company takes the name too: any case, accents or not.
+    typed = f"padaria pao quente {tag}".upper()
+    only_a = inst.json("tag", "list", "--company", typed)
+    assert [t["name"] for t in only_a] == [f"vip-{tag}"]
+    assert {t["company_id"] for t in only_a} == {a.id}
+    # ...and on ticket commands.
+    assert inst.json("ticket", "list", "--company", names[1]) == []
+    missing = failed(inst.cli("ticket", "show", "#1", "--company", names[1]), 3)
+    assert missing == "zapctl: no ticket #1"
+    assert failed(inst.cli("tag", "list", "--company", f"Nenhuma {tag}"), 3) == (
+        f"zapctl: no company named 'Nenhuma {tag}' (give its name, id or CNPJ)"
+    )
+
+    # The global admin's listing mixes companies: each row says whose it is.
+    mixed = ok(inst.cli("tag", "list")).out.splitlines()
+    assert mixed[0].split() == ["NAME", "COMPANY", "COLOR", "ID"]
+    row_a = next(line for line in mixed if line.startswith(f"vip-{tag}"))
+    row_b = next(line for line in mixed if line.startswith(f"atacado-{tag}"))
+    assert names[0] in row_a and names[1] in row_b
+    # A company user's listing is one company's: no such column.
+    own = ok(inst.cli("tag", "list", env=a.admin)).out.splitlines()
+    assert own[0].split() == ["NAME", "COLOR", "ID"]
+
+    # On a narrow terminal the table fits, the name and the id stay whole.
+    narrow = ok(inst.cli("tag", "list", env={**inst.root, "COLUMNS": "70"})).out.splitlines()
+    assert all(len(line) <= 70 for line in narrow), narrow
+    cut = next(line for line in narrow if line.startswith(f"vip-{tag}"))
+    assert "…" in cut and only_a[0]["id"] in cut

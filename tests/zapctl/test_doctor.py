@@ -346,3 +346,30 @@ def test_shell_completion(tmp_path: Path) -> None:
     code, out, _ = run_cli(env=completion_env)
     assert code == 0
     assert "purge" in out.split()
+
+
+def test_doctor_with_a_state_dir_checks_the_zapd_serving_it(
+    instance: tuple[World, Zapd, dict[str, str]], tmp_path: Path
+) -> None:
+    # zapd listens where its configuration says (here zapd.toml: port = P); `doctor
+    # --state-dir` with no --server must check that zapd, not the default URL (issue 9).
+    world, zapd, env = instance
+    config_home = tmp_path / "config"
+    (config_home / "zap").mkdir(parents=True)
+    (config_home / "zap" / "zapd.toml").write_text(f"port = {zapd.port}\n")
+    env = {**env, "XDG_CONFIG_HOME": str(config_home)}
+    env.pop("ZAP_SERVER", None)
+    result = run_cli("--json", "doctor", *world.where, env=env)
+    checks = {c["check"]: c for c in result.json()}
+    assert checks["daemon"]["status"] == "pass", checks["daemon"]
+    assert f"http://127.0.0.1:{zapd.port} " in checks["daemon"]["detail"]
+    assert one_line(result.err) == (
+        f"checking the zapd configured for {world.state_dir}: http://127.0.0.1:{zapd.port} "
+        "(--server to pick another)"
+    )
+    # An explicit --server still wins, and the check names the URL it used.
+    other = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("--server", other, "--json", "doctor", *world.where, env=env)
+    checks = {c["check"]: c for c in result.json()}
+    assert result.code == 1 and checks["daemon"]["status"] == "fail"
+    assert checks["daemon"]["detail"].startswith(f"{other}: cannot reach zapd")
