@@ -34,10 +34,10 @@ def daemon_url(state_dir: Path | None) -> str | None:
     wildcard bind (0.0.0.0, ::) is reached on loopback. None when zapd's configuration
     cannot be read or zapd listens on a Unix socket only.
     """
-    from zapd.config import load
+    from zapd.offline import load_settings
 
     try:
-        settings = load(state_dir=state_dir)
+        settings = load_settings(state_dir=state_dir)
     except ValueError:
         return None
     if settings.unix_socket:
