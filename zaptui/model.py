@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,8 +46,22 @@ PREVIEW_CHARS = 120
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def utcnow() -> datetime:
+def _system_now() -> datetime:
     return datetime.now(UTC)
+
+
+_now: Callable[[], datetime] = _system_now
+
+
+def utcnow() -> datetime:
+    """The current time (UTC) as the UI shows it (waiting times, local lines)."""
+    return _now()
+
+
+def set_clock(now: Callable[[], datetime] | None) -> None:
+    """Use another clock (a fixed one for snapshots); None restores the system clock."""
+    global _now
+    _now = now or _system_now
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -595,7 +610,7 @@ def _preview(body: str | None, mtype: MessageType) -> str:
     text = (body or "").replace("\n", " ").strip()
     if mtype not in (MessageType.TEXT, MessageType.SYSTEM):
         label = t(f"media.{mtype.name.lower()}")
-        text = f"📎 {label} {text}".strip()
+        text = f"▣ {label} {text}".strip()
     return text[:PREVIEW_CHARS]
 
 

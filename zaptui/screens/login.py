@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Center, Vertical
+from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
@@ -50,7 +50,7 @@ class LoginScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        with Center(), Vertical(id="login-box"):
+        with Vertical(id="login-box"):
             yield Static(t("login.title"), id="login-title")
             yield Label(t("login.server"))
             yield Input(self.server, id="login-server", placeholder="http://127.0.0.1:8765")

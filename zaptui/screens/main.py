@@ -155,7 +155,7 @@ class MainScreen(Screen[None]):
             return
         me = inbox.me
         state = t("top.online") if self.zap.online else t("top.offline")
-        bell = "🔔" if self.zap.settings.bell else "🔕"
+        bell = "♪" if self.zap.settings.bell else " "
         text = Text.assemble(
             (" zap ", "bold reverse"),
             f"  {me.name}",
@@ -197,7 +197,7 @@ class MainScreen(Screen[None]):
             label = Text.assemble(
                 (dep.name[:14], "bold"),
                 f"  {waiting}",
-                (" ⧗", "yellow"),
+                (" ◔", "yellow"),
                 f" {mine}",
                 (" ●", "green"),
             )

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import bisect
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,11 @@ from textual.strip import Strip
 from shared.enums import MessageDirection, MessageStatus, MessageType
 from zaptui.i18n import t
 from zaptui.model import ChatItem
+
+MEDIA_MARK = "▣"
+BOT_MARK = "⚙"
+# zapd puts "*Agent name - Department*:" on top of what the customer reads.
+AGENT_PREFIX = re.compile(r"\A\*[^*\n]{1,120}\*:\n")
 
 MEDIA_TYPES = {
     MessageType.IMAGE,
@@ -158,6 +164,7 @@ class ChatLog(ScrollView, can_focus=True):
         self._total = 0
         self._asked_older = False
         self._width = 0
+        self._follow = True  # stay at the newest line as it grows
         self.typing: str | None = None
 
     # ------------------------------------------------------------------ feeding
@@ -170,14 +177,23 @@ class ChatLog(ScrollView, can_focus=True):
         self.selected = None
         self._layouts.clear()
         self._asked_older = False
+        self._follow = True
         self._relayout()
-        self.scroll_end(animate=False, immediate=True)
+        self._to_end()
         self.refresh()
+
+    def _to_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True)
+        self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._follow = new_value >= self.max_scroll_y - 1
 
     def update_items(self, items: list[ChatItem], complete: bool) -> None:
         """The chat changed (new, older or updated messages): redraw keeping the view."""
         first_key = self.items[0].key if self.items else None
-        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        at_bottom = self._follow
         selected_key = self.items[self.selected].key if self.selected is not None else None
         old_top_line = self.scroll_y
         old_first_offset = 0
@@ -187,7 +203,8 @@ class ChatLog(ScrollView, can_focus=True):
         if selected_key is not None:
             self.selected = next((i for i, x in enumerate(items) if x.key == selected_key), None)
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True)
+            self._follow = True
+            self._to_end()
         elif first_key is not None and items and items[0].key != first_key:
             # Older messages were put above: keep the same lines on screen.
             idx = next((i for i, x in enumerate(items) if x.key == first_key), 0)
@@ -267,19 +284,22 @@ class ChatLog(ScrollView, can_focus=True):
             if item.pending:
                 header.append(Segment(f" {t('chat.pending')}", self._style("chatlog--pending")))
         if selected:
-            header = [
-                Segment(s.text, (s.style or Style()) + self._style("chatlog--selected"))
-                for s in header
-            ]
+            sel = self._style("chatlog--selected")
+            start = 1 if pad else 0  # the indentation stays unmarked
+            header[start:] = [Segment(s.text, (s.style or Style()) + sel) for s in header[start:]]
         lines: list[list[Segment]] = [header]
         bar = Segment("▎ ", bar_style)
         if item.type in MEDIA_TYPES or item.type in (MessageType.LOCATION, MessageType.CONTACT):
             label = t(f"media.{item.type.name.lower()}")
             hint = f"  [{t('chat.save_hint')}]" if item.media_id and selected else ""
-            lines.append([*pad, bar, Segment(f"📎 {label}{hint}", self._style("chatlog--media"))])
+            media = self._style("chatlog--media")
+            lines.append([*pad, bar, Segment(f"{MEDIA_MARK} {label}{hint}", media)])
         elif item.type in (MessageType.REACTION, MessageType.UNKNOWN) and not item.body:
             lines.append([*pad, bar, Segment(t(f"media.{item.type.name.lower()}"), meta)])
-        for text in wrap_cells(item.body or "", inner) if item.body else []:
+        body = item.body or ""
+        if not inbound and item.kind == "agent" and not item.is_note:
+            body = AGENT_PREFIX.sub("", body, count=1)  # the header already names the agent
+        for text in wrap_cells(body, inner) if body else []:
             lines.append([*pad, bar, Segment(text, body_style)])
         if (selected and item.status == MessageStatus.FAILED) or (selected and item.error):
             reason = item.error or t("chat.failed_unknown")
@@ -293,7 +313,7 @@ class ChatLog(ScrollView, can_focus=True):
         if selected:
             style = style + self._style("chatlog--selected")
         out: list[list[Segment]] = []
-        prefix = "🤖 " if item.kind == "system" else ""
+        prefix = f"{BOT_MARK} " if item.kind == "system" else ""
         for text in wrap_cells(f"{prefix}{item.body or ''} · {_clock(item.created_at)}", width - 6):
             gap = max(0, (width - cell_len(text) - 4) // 2)
             out.append([Segment(" " * gap), Segment(f"─ {text} ─", style)])
@@ -327,10 +347,11 @@ class ChatLog(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._layouts.clear()
-        at_bottom = self.scroll_y >= self.max_scroll_y - 1
+        follow = self._follow
         self._relayout()
-        if at_bottom:
-            self.scroll_end(animate=False, immediate=True)
+        if follow:
+            self._follow = True
+            self._to_end()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -379,7 +400,7 @@ class ChatLog(ScrollView, can_focus=True):
             self.post_message(self.SaveMedia(item))
 
     def on_click(self, event: events.Click) -> None:
-        line_no = self.scroll_y + event.y
+        line_no = int(self.scroll_y + event.y)
         if 0 <= line_no < self._total:
             self._select(bisect.bisect_right(self._offsets, line_no) - 1)
 

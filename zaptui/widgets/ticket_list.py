@@ -209,7 +209,7 @@ class TicketList(ScrollView, can_focus=True):
             self.post_message(self.Opened(self.current_id))
 
     def on_click(self, event: events.Click) -> None:
-        idx = (self.scroll_y + event.y) // ROW_HEIGHT
+        idx = int(self.scroll_y + event.y) // ROW_HEIGHT
         if 0 <= idx < len(self.rows):
             self._move_to(idx)
             self.post_message(self.Opened(self.rows[idx].id))
