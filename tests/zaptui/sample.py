@@ -172,17 +172,33 @@ def busy_inbox() -> Inbox:
     inbox.set_departments([department(n, i) for i, n in enumerate(DEPS, start=1)])
     P, O = TicketStatus.PENDING, TicketStatus.OPEN  # noqa: E741
     rows = [
-        ticket(0, "Maria Souza", "+5511987650001", "Laboratório", O, mine=True, unread=2, minutes=42),
-        ticket(1, "João Lima", "+5511987650002", "Comercial", P, priority=Priority.URGENT, minutes=17),
-        ticket(2, "Fernanda Alves", "+5511987650003", "Laboratório", P, priority=Priority.HIGH, minutes=9),
+        ticket(
+            0, "Maria Souza", "+5511987650001", "Laboratório", O, mine=True, unread=2, minutes=42
+        ),
+        ticket(
+            1, "João Lima", "+5511987650002", "Comercial", P, priority=Priority.URGENT, minutes=17
+        ),
+        ticket(
+            2,
+            "Fernanda Alves",
+            "+5511987650003",
+            "Laboratório",
+            P,
+            priority=Priority.HIGH,
+            minutes=9,
+        ),
         ticket(3, "Carlos Pereira", "+5521987650004", "Comercial", P, minutes=3),
         ticket(4, "Juliana Costa", "+5531987650005", "Laboratório", O, mine=True, minutes=120),
         ticket(5, "Pedro Rocha", "+5511912340006", "Laboratório", O, other=True, minutes=65),
-        ticket(6, "Luiza Martins", "+5511912340007", "Comercial", P, priority=Priority.LOW, minutes=1),
-        ticket(7, "Rafael Gomes", "+5511912340008", "Comercial", O, mine=True, unread=5, minutes=30),
+        ticket(
+            6, "Luiza Martins", "+5511912340007", "Comercial", P, priority=Priority.LOW, minutes=1
+        ),
+        ticket(
+            7, "Rafael Gomes", "+5511912340008", "Comercial", O, mine=True, unread=5, minutes=30
+        ),
         ticket(8, "Beatriz Nunes", "+5511912340009", "Laboratório", P, minutes=26),
         ticket(9, "+55 11 91234-0010", "+5511912340010", "Comercial", P, minutes=2),
-    ]  # fmt: skip
+    ]
     previews = [
         ("Quero saber do resultado do meu exame", True),
         ("Quanto custa o check-up completo?", True),
@@ -237,7 +253,7 @@ def chat_inbox(inbox: Inbox) -> None:
             type_=MessageType.DOCUMENT,
             media=True,
             status=MessageStatus.SENT,
-        ),  # fmt: skip
+        ),
         message(11, 9, "Quero saber do resultado do meu exame", inbound=True),
         message(
             12,
@@ -246,7 +262,7 @@ def chat_inbox(inbox: Inbox) -> None:
             author=ME,
             status=MessageStatus.FAILED,
             error="131047: re-engagement window closed",
-        ),  # fmt: skip
+        ),
         message(13, 2, "Um instante, por favor", author=ME, status=MessageStatus.QUEUED),
     ]
     tid = CHAT_TICKET
