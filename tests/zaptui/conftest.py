@@ -96,7 +96,7 @@ class TuiZapd:
         assert self._server is not None and self._task is not None and self.live is not None
         self._server.should_exit = True
         await asyncio.wait_for(self._task, 15)
-        await self.live.res.hub.close_all()
+        await self.live.daemon.hub.close_all()
         self._old.append(self.live)
         self._server = self._task = None
 

@@ -63,7 +63,7 @@ async def routed_ticket(z: TuiZapd, app: ZapApp, name: str = "Paula Dias") -> uu
 async def test_agent_day(tui_zapd: TuiZapd) -> None:
     z = tui_zapd
     assert z.live is not None
-    z.live.res.sandbox.timing = AckTiming(sent=0.05, delivered=0.1, read=0.2, jitter=0.02)
+    z.live.daemon.sandbox.timing = AckTiming(sent=0.05, delivered=0.1, read=0.2, jitter=0.02)
     r = await z.t.admin.post(
         "/api/v1/quick-replies", json={"shortcut": "horario", "body": "Atendemos das 8h às 18h."}
     )
