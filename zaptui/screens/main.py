@@ -281,9 +281,9 @@ class MainScreen(Screen[None]):
             return
         self.current = ticket_id
         chat = inbox.chat(ticket_id)
+        self._chat_header()  # first: the composer's place decides the log's size
         log = self.query_one(ChatLog)
         log.show(ticket_id, chat.items, chat.complete or not chat.loaded)
-        self._chat_header()
         if not chat.loaded:
             self.load_latest(ticket_id)
         row = inbox.rows.get(ticket_id)

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ MEDIA_TYPES = {
     MessageType.DOCUMENT,
     MessageType.STICKER,
 }
+ATTACHMENT_TYPES = MEDIA_TYPES | {MessageType.LOCATION, MessageType.CONTACT}
 
 
 def wrap_cells(text: str, width: int) -> list[str]:
@@ -56,29 +58,48 @@ def wrap_cells(text: str, width: int) -> list[str]:
     width = max(4, width)
     out: list[str] = []
     for para in text.split("\n"):
-        if cell_len(para) <= width:
+        if len(para) * 2 <= width or cell_len(para) <= width:
             out.append(para)
-            continue
-        line = ""
-        for word in para.split(" "):
-            while cell_len(word) > width:
-                room = width - cell_len(line) - (1 if line else 0)
-                if room < 4:
-                    out.append(line)
-                    line, room = "", width
-                head, *_ = chop_cells(word, room)
-                line = f"{line} {head}" if line else head
+        elif para.isascii():
+            out.extend(_wrap_ascii(para, width))
+        else:
+            out.extend(_wrap_wide(para, width))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _ascii_wrapper(width: int) -> re.Pattern[str]:
+    # Greedy: the longest run of up to `width` characters that ends before a space (or at
+    # the end); a word longer than the line is cut at `width`. The regex engine does the
+    # scanning, which is what keeps a 10,000-message chat quick to lay out.
+    return re.compile(rf"[^ ].{{0,{width - 1}}}(?= |$)|[^ ]{{{width}}}|[^ ]+")
+
+
+def _wrap_ascii(para: str, width: int) -> list[str]:
+    # One cell per character: lengths are plain `len`, the hot path of long chats.
+    lines = _ascii_wrapper(width).findall(para)
+    return lines or [""]
+
+
+def _wrap_wide(para: str, width: int) -> list[str]:
+    out: list[str] = []
+    line = ""
+    for word in para.split(" "):
+        while cell_len(word) > width:
+            if line:
                 out.append(line)
                 line = ""
-                word = word[len(head) :]
-            if not line:
-                line = word
-            elif cell_len(line) + 1 + cell_len(word) <= width:
-                line = f"{line} {word}"
-            else:
-                out.append(line)
-                line = word
-        out.append(line)
+            head = chop_cells(word, width)[0]
+            out.append(head)
+            word = word[len(head) :]
+        if not line:
+            line = word
+        elif cell_len(line) + 1 + cell_len(word) <= width:
+            line = f"{line} {word}"
+        else:
+            out.append(line)
+            line = word
+    out.append(line)
     return out
 
 
@@ -160,6 +181,8 @@ class ChatLog(ScrollView, can_focus=True):
         self.complete = True
         self.selected: int | None = None
         self._layouts: dict[str, _Layout] = {}
+        self._heights: dict[str, tuple[tuple[int, int, bool], int]] = {}
+        self._styles: dict[str, Style] = {}
         self._offsets: list[int] = []  # first line of each item
         self._total = 0
         self._asked_older = False
@@ -220,9 +243,11 @@ class ChatLog(ScrollView, can_focus=True):
         self._width = width
         offsets: list[int] = []
         total = 0
+        height = self._height
+        selected = self.selected
         for i, item in enumerate(self.items):
             offsets.append(total)
-            total += len(self._layout(item, i == self.selected).lines)
+            total += height(item, i == selected)
         self._offsets = offsets
         self._total = total
         self.virtual_size = Size(width, total)
@@ -240,16 +265,46 @@ class ChatLog(ScrollView, can_focus=True):
         self._layouts[item.key] = lay
         return lay
 
+    def _height(self, item: ChatItem, selected: bool) -> int:
+        """How many lines `_build` makes of this item, without building them."""
+        cached = self._heights.get(item.key)
+        if cached is not None and cached[0] == (item.version, self._width, selected):
+            return cached[1]
+        width = self._width
+        if item.type == MessageType.SYSTEM or item.kind in ("system", "local"):
+            n = len(wrap_cells(_system_text(item), width - 6)) + 1
+        else:
+            inbound = item.direction == MessageDirection.INBOUND
+            inner = _inner(width, inbound)
+            n = 2  # header and the blank line after
+            if _has_media_line(item):
+                n += 1
+            body = _body_text(item)
+            if body:
+                n += (
+                    1
+                    if "\n" not in body and len(body) * 2 <= inner
+                    else len(wrap_cells(body, inner))
+                )
+            if _shows_failure(item, selected):
+                reason = t("chat.failed_reason", reason=item.error or t("chat.failed_unknown"))
+                n += len(wrap_cells(reason, inner))
+        self._heights[item.key] = ((item.version, width, selected), n)
+        return n
+
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name, partial=True)
+        return style
 
     def _build(self, item: ChatItem, selected: bool) -> list[list[Segment]]:
         width = self._width
         if item.type == MessageType.SYSTEM or item.kind in ("system", "local"):
             return self._build_system(item, width, selected)
         inbound = item.direction == MessageDirection.INBOUND
-        indent = 0 if inbound else max(2, min(12, width // 6))
-        inner = max(8, width - indent - 4)
+        indent = _indent(width, inbound)
+        inner = _inner(width, inbound)
         if item.is_note:
             body_style, bar_style = self._style("chatlog--note"), self._style("chatlog--bar-note")
         elif inbound:
@@ -289,19 +344,17 @@ class ChatLog(ScrollView, can_focus=True):
             header[start:] = [Segment(s.text, (s.style or Style()) + sel) for s in header[start:]]
         lines: list[list[Segment]] = [header]
         bar = Segment("▎ ", bar_style)
-        if item.type in MEDIA_TYPES or item.type in (MessageType.LOCATION, MessageType.CONTACT):
+        if item.type in ATTACHMENT_TYPES:
             label = t(f"media.{item.type.name.lower()}")
             hint = f"  [{t('chat.save_hint')}]" if item.media_id and selected else ""
             media = self._style("chatlog--media")
             lines.append([*pad, bar, Segment(f"{MEDIA_MARK} {label}{hint}", media)])
         elif item.type in (MessageType.REACTION, MessageType.UNKNOWN) and not item.body:
             lines.append([*pad, bar, Segment(t(f"media.{item.type.name.lower()}"), meta)])
-        body = item.body or ""
-        if not inbound and item.kind == "agent" and not item.is_note:
-            body = AGENT_PREFIX.sub("", body, count=1)  # the header already names the agent
+        body = _body_text(item)
         for text in wrap_cells(body, inner) if body else []:
             lines.append([*pad, bar, Segment(text, body_style)])
-        if (selected and item.status == MessageStatus.FAILED) or (selected and item.error):
+        if _shows_failure(item, selected):
             reason = item.error or t("chat.failed_unknown")
             for text in wrap_cells(t("chat.failed_reason", reason=reason), inner):
                 lines.append([*pad, bar, Segment(text, self._style("chatlog--failed"))])
@@ -313,8 +366,7 @@ class ChatLog(ScrollView, can_focus=True):
         if selected:
             style = style + self._style("chatlog--selected")
         out: list[list[Segment]] = []
-        prefix = f"{BOT_MARK} " if item.kind == "system" else ""
-        for text in wrap_cells(f"{prefix}{item.body or ''} · {_clock(item.created_at)}", width - 6):
+        for text in wrap_cells(_system_text(item), width - 6):
             gap = max(0, (width - cell_len(text) - 4) // 2)
             out.append([Segment(" " * gap), Segment(f"─ {text} ─", style)])
         out.append([])
@@ -346,15 +398,17 @@ class ChatLog(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
     def on_resize(self, event: events.Resize) -> None:
-        self._layouts.clear()
         follow = self._follow
-        self._relayout()
+        if self.scrollable_content_region.width != self._width:
+            self._layouts.clear()
+            self._relayout()
         if follow:
             self._follow = True
             self._to_end()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles = {}
         self._layouts.clear()
         self.refresh()
 
@@ -407,6 +461,36 @@ class ChatLog(ScrollView, can_focus=True):
     @property
     def selected_item(self) -> ChatItem | None:
         return self.items[self.selected] if self.selected is not None else None
+
+
+def _indent(width: int, inbound: bool) -> int:
+    return 0 if inbound else max(2, min(12, width // 6))
+
+
+def _inner(width: int, inbound: bool) -> int:
+    return max(8, width - _indent(width, inbound) - 4)
+
+
+def _body_text(item: ChatItem) -> str:
+    body = item.body or ""
+    if item.direction == MessageDirection.OUTBOUND and item.kind == "agent" and not item.is_note:
+        body = AGENT_PREFIX.sub("", body, count=1)  # the header already names the agent
+    return body
+
+
+def _system_text(item: ChatItem) -> str:
+    prefix = f"{BOT_MARK} " if item.kind == "system" else ""
+    return f"{prefix}{item.body or ''} · {_clock(item.created_at)}"
+
+
+def _has_media_line(item: ChatItem) -> bool:
+    if item.type in ATTACHMENT_TYPES:
+        return True
+    return item.type in (MessageType.REACTION, MessageType.UNKNOWN) and not item.body
+
+
+def _shows_failure(item: ChatItem, selected: bool) -> bool:
+    return selected and (item.status == MessageStatus.FAILED or bool(item.error))
 
 
 def _clock(when: datetime) -> str:
