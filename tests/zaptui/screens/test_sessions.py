@@ -90,6 +90,17 @@ async def test_live_status_start_link_by_qr_and_stop(tui_zapd: TuiZapd, admin: Z
         assert read_qr(app, qr_screen.query_one(QRCode)) == [api_qr]
         assert screen.status_of(loja) == SessionStatus.WAITING_QR
 
+        # Back to the list, and Enter on the waiting session opens its QR again.
+        await pilot.press("escape")
+        await wait_until(lambda: app.screen is screen)
+        move_to(screen, loja)
+        screen.query_one(DataTable).focus()
+        await pilot.press("enter")
+        await wait_until(lambda: isinstance(app.screen, QRScreen) and app.screen is not qr_screen)
+        qr_screen = app.screen
+        assert isinstance(qr_screen, QRScreen)
+        await wait_until(lambda: qr_screen.qr == api_qr)
+
         # The phone scans it: the QR screen says so, then the table.
         await admin.sandbox_scan(loja, "+55 11 3000-2000")
         await wait_until(lambda: qr_screen.status == SessionStatus.CONNECTED)

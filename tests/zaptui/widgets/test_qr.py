@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 
 from shared.qr import QUIET_ZONE, matrix
+from zaptui.i18n import set_language
 from zaptui.widgets.qr import INK, PAPER, QRCode
 
 WHATSAPP_LIKE = (
@@ -161,3 +162,15 @@ async def test_a_new_payload_redraws_and_none_clears() -> None:
         await pilot.pause()
         assert widget.lines == [] and widget.message() is None
         assert read_qr(app, widget) == []
+
+
+async def test_the_message_speaks_the_language_chosen() -> None:
+    app = QRApp(WHATSAPP_LIKE)
+    set_language("en")
+    try:
+        async with app.run_test(size=(60, 20)) as pilot:
+            await pilot.pause()
+            message = app.query_one(QRCode).message()
+            assert message is not None and message.startswith("Terminal too small for the QR code")
+    finally:
+        set_language("pt_BR")
