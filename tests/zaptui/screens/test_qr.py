@@ -129,14 +129,17 @@ FIXED_NOW = datetime(2026, 12, 4, 15, 30, tzinfo=UTC)
 FIXED_QR = "zap-sandbox:01a202b1-e109-74b0-bfcd-e9d005546d66:BkA_2b1Riq_B7HdqtngpzQ"
 
 
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
 async def test_snapshot_of_the_qr_screen_at_80x24(
-    admin: ZapClient, snapshot: SnapshotAssertion
+    admin: ZapClient, snapshot: SnapshotAssertion, theme: str
 ) -> None:
-    """80×24, dark theme. The daemon's QR and clock change every run: once the screen
-    is live, the event stream is stopped and a fixed code and clock are shown."""
+    """80×24 on a dark and a light theme: the code is black on white on both. The
+    daemon's QR and clock change every run: once the screen is live, the event stream is
+    stopped and a fixed code and clock are shown."""
     sid = await waiting_session(admin, "Atendimento Loja")
     screen = QRScreen(admin, sid, clock=lambda: FIXED_NOW)
     app = Host(screen)
+    app.theme = theme
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(lambda: screen.live and screen.qr is not None)
         screen.workers.cancel_group(screen, "qr-events")
