@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
+from textual.screen import Screen
 
 import shared.credentials as credentials_store
 from shared.client import (
@@ -48,10 +49,24 @@ from zaptui.config import TuiSettings
 from zaptui.i18n import set_language, t
 from zaptui.messages import LoggedIn, LoginExpired, SendRequested, TypingChanged
 from zaptui.model import Change, Inbox, Pending
+from zaptui.screens.audit import AuditScreen
 from zaptui.screens.login import LoginScreen
 from zaptui.screens.main import MainScreen
+from zaptui.screens.metrics import MetricsScreen
+from zaptui.screens.sessions import SessionsScreen
 
 _T = TypeVar("_T")
+MAIN_COMMANDS = [
+    ("accept", "main.accept"),
+    ("transfer", "main.transfer"),
+    ("close_ticket", "main.close"),
+    ("reopen", "main.reopen"),
+    ("tags", "main.tags"),
+    ("priority", "main.priority"),
+    ("client", "main.client"),
+    ("quick", "main.quick"),
+    ("note", "main.note"),
+]
 _TRANSIENT = (DaemonUnreachable, RequestTimeout, ServerError)
 TICKETS_AT_START = 1000
 
@@ -326,6 +341,10 @@ class ZapApp(App[None]):
         """A fresh copy of a ticket arrived (an action's answer or a fetch)."""
         if self.inbox is None:
             return
+        before = self.inbox.rows.get(ticket.id)
+        was_waiting = before is not None and self.inbox.waits_for_me(before.ticket)
+        if not was_waiting and self.inbox.waits_for_me(ticket):
+            self.alert(t("notify.new_ticket", number=ticket.number))
         row = self.inbox.put_ticket(ticket)
         if self.main is not None:
             self.main.apply_change(Change(tickets={row.id}))
@@ -462,6 +481,21 @@ class ZapApp(App[None]):
         screen = ADMIN_SCREENS[name](self.client)
         self.push_screen(screen)
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P): the app's actions, and the main screen's."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(t("app.theme"), t("app.theme"), self.action_toggle_theme)
+        yield SystemCommand(t("app.bell"), t("app.bell"), self.action_toggle_bell)
+        if self.client is not None:
+            yield SystemCommand(t("app.logout"), t("app.logout"), self.action_logout)
+        if self._supervisor():
+            for name in ADMIN_SCREENS:
+                label = t(f"app.{name}")
+                yield SystemCommand(label, label, lambda n=name: self._admin_screen(n))
+        if isinstance(screen, MainScreen):
+            for action, key in MAIN_COMMANDS:
+                yield SystemCommand(t(key), t(key), getattr(screen, f"action_{action}"))
+
     async def action_quit(self) -> None:
         for c in self._clients:
             with contextlib.suppress(Exception):
@@ -469,7 +503,12 @@ class ZapApp(App[None]):
         self.exit()
 
 
-ADMIN_SCREENS: dict[str, Any] = {}
+# Supervisor and admin screens (F5, F6, F7), each built as `Screen(client)`.
+ADMIN_SCREENS: dict[str, Callable[[ZapClient], Screen[Any]]] = {
+    "sessions": SessionsScreen,
+    "metrics": MetricsScreen,
+    "audit": AuditScreen,
+}
 
 
 def make_app(

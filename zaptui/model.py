@@ -361,6 +361,12 @@ class Inbox:
         out.sort(key=key)
         return out
 
+    def waits_for_me(self, ticket: TicketOut) -> bool:
+        """Tell whether a ticket waits in a queue this person serves (worth a notification)."""
+        if ticket.status != TicketStatus.PENDING or ticket.department is None:
+            return False
+        return self.is_supervisor or ticket.department.id in self.me.department_ids
+
     # ------------------------------------------------------------------ snapshots
 
     def set_departments(self, deps: list[DepartmentOut]) -> None:
@@ -512,8 +518,6 @@ class Inbox:
             return
         row = self.rows.get(tid)
         action = d.get("action")
-        if kind == TICKET_NEW:
-            change.notify.append(("notify.new_ticket", {"number": d.get("number", "?")}))
         if row is None:
             change.fetch.add(tid)
             return
@@ -551,9 +555,12 @@ class Inbox:
         if action in ("update", "reopen", "escalate") or "priority" in d:
             change.fetch.add(tid)
         if updates:
+            was_waiting_here = self.waits_for_me(t)
             row.ticket = t.model_copy(update=updates)
             row.version += 1
             change.tickets.add(tid)
+            if not was_waiting_here and self.waits_for_me(row.ticket):
+                change.notify.append(("notify.new_ticket", {"number": row.ticket.number}))
         if action and tid in self.chats:
             text = _action_line(str(action), row, self)
             if text:

@@ -118,8 +118,10 @@ class MainScreen(Screen[None]):
 
     def set_online(self, online: bool) -> None:
         """Show or hide the 'zapd unreachable' banner."""
-        self.query_one("#banner").display = not online
-        self._topbar()
+        for banner in self.query("#banner"):  # none while the screen is torn down
+            banner.display = not online
+        if self.query("#topbar"):
+            self._topbar()
 
     def apply_change(self, change: Change) -> None:
         """The app applied an event: redraw what it touched."""
