@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -24,6 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 NARROW = 100
 REDRAW_DELAY = 0.05
 PREVIEW_FETCH = 40  # tickets whose last message is fetched for the preview at start
+TYPING_IDLE = 5.0  # seconds without a keystroke before "stopped typing" is sent
 
 
 class MainScreen(Screen[None]):
@@ -77,8 +80,9 @@ class MainScreen(Screen[None]):
         self.department_id: uuid.UUID | None = None
         self.current: uuid.UUID | None = None
         self._redraw_pending = False
-        self._typing_sent: dict[uuid.UUID, float] = {}
-        self._typing_stop: asyncio.TimerHandle | None = None
+        self._typing_at = 0.0  # when "typing" was last sent (monotonic)
+        self._typing_on: uuid.UUID | None = None  # the ticket it was sent for
+        self._typing_idle: Timer | None = None
 
     @property
     def zap(self) -> ZapApp:
@@ -401,13 +405,33 @@ class MainScreen(Screen[None]):
             return
         self.post_message(SendRequested(self.current, text or None, composer.note_mode, attachment))
         composer.clear()
-        self.post_message(TypingChanged(self.current, False))
+        self._typing_done()
 
     @on(ComposerInput.Edited)
     def _edited(self, event: ComposerInput.Edited) -> None:
+        """Tell the others the agent types: at most once per interval, 'stopped' when idle."""
         if self.current is None or self.query_one("#composer", Composer).note_mode:
             return
-        self.post_message(TypingChanged(self.current, not event.empty))
+        if event.empty:
+            self._typing_done()
+            return
+        now = time.monotonic()
+        if self._typing_on != self.current or now - self._typing_at >= self._typing_every:
+            self._typing_on, self._typing_at = self.current, now
+            self.post_message(TypingChanged(self.current, True))
+        if self._typing_idle is not None:
+            self._typing_idle.stop()
+        self._typing_idle = self.set_timer(TYPING_IDLE, self._typing_done)
+
+    @property
+    def _typing_every(self) -> float:
+        return self.zap.settings.typing_interval
+
+    def _typing_done(self) -> None:
+        if self._typing_on is not None:
+            self.post_message(TypingChanged(self._typing_on, False))
+        self._typing_on = None
+        self._typing_at = 0.0
 
     @on(ComposerInput.SlashTyped)
     def action_quick(self) -> None:
