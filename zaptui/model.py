@@ -39,7 +39,13 @@ from shared.protocol.events import (
     TYPING,
     EventEnvelope,
 )
-from shared.protocol.tickets import TICKET_ESCALATED, MessageOut, TicketOut
+from shared.protocol.tickets import (
+    TICKET_ESCALATED,
+    DepartmentRef,
+    MessageOut,
+    TicketOut,
+    UserRef,
+)
 from zaptui.i18n import t
 
 PREVIEW_CHARS = 120
@@ -530,25 +536,21 @@ class Inbox:
         dep_id = _uuid(d.get("department_id"))
         if "department_id" in d and (t.department.id if t.department else None) != dep_id:
             dep = self.departments.get(dep_id) if dep_id else None
-            if dep_id is not None and dep is None:
-                change.fetch.add(tid)
-            updates["department"] = (
-                t.department.model_copy(update={"id": dep.id, "name": dep.name})
-                if dep and t.department
-                else (None if dep_id is None else t.department)
-            )
-            if dep and t.department is None:
-                change.fetch.add(tid)
+            if dep_id is None:
+                updates["department"] = None
+            elif dep is None:
+                change.fetch.add(tid)  # a department this person does not know (yet)
+            else:
+                updates["department"] = DepartmentRef(id=dep.id, name=dep.name)
         who = _uuid(d.get("assignee_id"))
         if "assignee_id" in d and (t.assignee.id if t.assignee else None) != who:
+            name = self.names.get(who) if who else None
             if who is None:
                 updates["assignee"] = None
+            elif name is None:
+                change.fetch.add(tid)  # somebody whose name is not known here
             else:
-                name = self.names.get(who)
-                if name is None or t.assignee is None:
-                    change.fetch.add(tid)
-                else:
-                    updates["assignee"] = t.assignee.model_copy(update={"id": who, "name": name})
+                updates["assignee"] = UserRef(id=who, name=name)
         at = _when(d.get("at"))
         if at is not None:
             updates["updated_at"] = at
