@@ -42,8 +42,12 @@ def keyring_usable() -> bool:
     return not (type(backend).__name__ == "ChainerBackend" and not getattr(backend, "backends", 1))
 
 
-def _file() -> Path:
+def file_path() -> Path:
+    """Return the token file used when there is no OS keyring."""
     return default_config_dir() / FILENAME
+
+
+_file = file_path
 
 
 def _read_file() -> dict[str, Any]:

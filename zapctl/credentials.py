@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-from shared.credentials import FILENAME, SERVICE, Stored, forget, keyring_usable, load, save
+from shared.credentials import (
+    FILENAME,
+    SERVICE,
+    Stored,
+    file_path,
+    forget,
+    keyring_usable,
+    load,
+    save,
+)
 
-__all__ = ["FILENAME", "SERVICE", "Stored", "forget", "keyring_usable", "load", "save"]
+_file = file_path  # `zapctl doctor` names the file
+
+__all__ = ["FILENAME", "SERVICE", "Stored", "file_path", "forget", "keyring_usable", "load", "save"]
