@@ -80,7 +80,7 @@ async def test_agent_day(tui_zapd: TuiZapd) -> None:
 
         # Accept it (modal), the chat opens with the history.
         tl.focus()
-        assert tl.select_id(tid)
+        await wait_until(lambda: tl.select_id(tid))
         await pilot.press("a")
         await wait_until(lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
@@ -120,8 +120,9 @@ async def test_agent_day(tui_zapd: TuiZapd) -> None:
         assert seen == sorted(seen, key=lambda s: s.rank)  # only forward
 
         # An internal note: visible mode, stored as a note, never sent to the customer.
+        main.query_one(ComposerInput).focus()
         await pilot.press("ctrl+t")
-        assert main.query_one("#composer").has_class("-note")
+        await wait_until(lambda: main.query_one("#composer").has_class("-note"))
         await pilot.press(*"cliente VIP")
         await pilot.press("enter")
         await wait_until(
