@@ -3,8 +3,10 @@
 Starts zapd on a demo state dir, seeds a company with four departments, an admin and
 two agents (credentials printed), links a SANDBOX session (a simulated WhatsApp
 network: no real message leaves the machine), then lets simulated customers write
-now and then and prints the traffic as it happens. Ctrl+C stops everything. Running
-it again reuses what is there.
+now and then. On a terminal it opens zaptui (a separate process: zapctl never imports
+zaptui) logged in as the first demo agent, so the customers can be answered at once;
+with `--no-tui`, or without a terminal, it prints the traffic as it happens instead.
+Ctrl+C (or quitting zaptui) stops everything. Running it again reuses what is there.
 """
 
 from __future__ import annotations
@@ -220,8 +222,39 @@ def _spawn(state_dir: Path, host: str, port: int) -> subprocess.Popen[bytes]:
         )
 
 
+def _zaptui_argv(url: str) -> list[str]:
+    exe = Path(sys.executable).parent / "zaptui"
+    cmd = (
+        [str(exe)]
+        if exe.exists()
+        else [sys.executable, "-c", "from zaptui.main import main; main()"]
+    )
+    return [*cmd, "--server", url]
+
+
+async def _tui(url: str, stop: asyncio.Event) -> None:
+    """Run zaptui on this terminal, logged in as the first agent, until it exits."""
+    email = next(email for email, _, role, _ in PEOPLE if role == 2)
+    env = {**os.environ, "ZAP_EMAIL": email, "ZAP_PASSWORD": PASSWORD}
+    child = await asyncio.create_subprocess_exec(*_zaptui_argv(url), env=env)
+    waiting = asyncio.create_task(child.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if child.returncode is None:
+        child.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(child.wait(), 10)
+    stopping.cancel()
+    stop.set()
+
+
 async def _run(
-    url: str, state_dir: Path, proc: subprocess.Popen[bytes], interval: float, duration: float
+    url: str,
+    state_dir: Path,
+    proc: subprocess.Popen[bytes],
+    interval: float,
+    duration: float,
+    tui: bool = False,
 ) -> None:
     from shared.client import ZapClient
 
@@ -229,25 +262,29 @@ async def _run(
     async with ZapClient(url) as zap:
         await _wait_ready(zap, proc, 30)
         seeded = await _seed(zap)
-        _banner(url, state_dir, state_dir / "zapd.log")
+        _banner(url, state_dir, state_dir / "zapd.log", tui)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         ready = asyncio.Event()
-        watcher = asyncio.create_task(_watch(url, stop, ready))
-        await asyncio.wait_for(ready.wait(), 30)
+        # With the TUI on this terminal nothing else may print: zaptui shows the traffic.
+        watcher = asyncio.create_task(_tui(url, stop) if tui else _watch(url, stop, ready))
+        if not tui:
+            await asyncio.wait_for(ready.wait(), 30)
         talker = asyncio.create_task(_customers(zap, seeded.session_id, interval, stop))
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration if duration > 0 else None)
         stop.set()
-        for task in (talker, watcher):
+        if tui:
+            await watcher  # zaptui has been told to stop (or has quit)
+        for task in (talker, watcher) if not tui else (talker,):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
 
-def _banner(url: str, state_dir: Path, log_path: Path) -> None:
+def _banner(url: str, state_dir: Path, log_path: Path, tui: bool = False) -> None:
     people = "\n".join(f"    {email:<22} {PASSWORD}   ({name})" for email, name, _, _ in PEOPLE)
     sys.stdout.write(
         f"""
@@ -259,7 +296,7 @@ zap demo — running on {url}   (SANDBOX: simulated WhatsApp, nothing leaves thi
     {ROOT[0]:<22} {ROOT[1]}   (global admin)
   data      {state_dir}   (daemon log: {log_path})
 
-  Simulated customers write now and then; the traffic shows below.
+  {_what_next(tui)}
   Try it from another terminal:
     zapctl --server {url} ...        (API: {url}/api/v1, OpenAPI at /api/v1/openapi.json)
   Ctrl+C stops the demo.
@@ -267,6 +304,16 @@ zap demo — running on {url}   (SANDBOX: simulated WhatsApp, nothing leaves thi
 """
     )
     sys.stdout.flush()
+
+
+def _what_next(tui: bool) -> str:
+    if tui:
+        agent = next(email for email, _, role, _ in PEOPLE if role == 2)
+        return (
+            f"Opening zaptui logged in as {agent}: customers arrive in the queue "
+            "(Enter opens, a accepts, Ctrl+Q quits)."
+        )
+    return "Simulated customers write now and then; the traffic shows below."
 
 
 def demo(
@@ -284,6 +331,10 @@ def demo(
     duration: Annotated[
         float, typer.Option("--duration", min=0, help="Stop after this many seconds (0: never).")
     ] = 0.0,
+    no_tui: Annotated[
+        bool,
+        typer.Option("--no-tui", help="Print the traffic instead of opening zaptui."),
+    ] = False,
 ) -> None:
     """Run a whole zap locally: daemon, sandbox WhatsApp, demo company and customers.
 
@@ -292,6 +343,8 @@ def demo(
       zapctl demo
 
       zapctl demo --port 9000 --interval 2
+
+      zapctl demo --no-tui
     """
     from shared.client import ZapError
 
@@ -299,7 +352,9 @@ def demo(
     asyncio.run(_init(state))
     proc = _spawn(state, host, port)
     try:
-        asyncio.run(_run(f"http://{host}:{port}", state, proc, interval, duration))
+        # zaptui needs a terminal: without one (scripts, CI) the log view is the demo.
+        tui = not no_tui and sys.stdin.isatty() and sys.stdout.isatty()
+        asyncio.run(_run(f"http://{host}:{port}", state, proc, interval, duration, tui))
     except ZapError as exc:
         raise CliError(f"demo failed: {exc}") from None
     finally:
