@@ -6,10 +6,10 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.protocol.emails import normalize_email as shared_normalize_email
 from zapd.config import JWT_SECRET_FILENAME
 from zapd.db import migrate
 from zapd.db.engine import create_engine, session_factory
@@ -45,15 +45,11 @@ class InitResult:
 
 
 def normalize_email(email: str) -> str:
-    """Validate an e-mail address and return it lower-cased."""
+    """Validate an e-mail address and return it lower-cased (internal domains accepted)."""
     try:
-        # Special-use domains (.local, localhost, .test) are refused by the library;
-        # allowing them would mean patching its module-level list, which we avoid.
-        info = validate_email(email.strip(), check_deliverability=False)
-
-    except EmailNotValidError as exc:
-        raise ValidationFailed(f"invalid e-mail address {email!r}: {exc}") from None
-    return info.normalized.lower()
+        return shared_normalize_email(email)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
 
 
 def check_password(password: str) -> None:
