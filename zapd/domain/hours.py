@@ -51,8 +51,7 @@ def is_open(hours: Hours, tz: str, now: datetime) -> bool:
             return True
     # The morning part of last night's shift.
     return any(
-        crosses_midnight(start, end) and t < _parse(end)
-        for start, end in hours.get(yesterday, ())
+        crosses_midnight(start, end) and t < _parse(end) for start, end in hours.get(yesterday, ())
     )
 
 
