@@ -29,6 +29,7 @@ from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.sessions.heartbeat import Heartbeat
 from zapd.services.sessions.manager import SessionManager
 from zapd.services.tickets.scheduler import Scheduler
 
@@ -60,7 +61,8 @@ class Daemon:
         self.engines.on_inbound = self.inbound.receive
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
         self.scheduler = Scheduler(kernel)
-        self.workers: list[Worker] = [self.outbox_worker, self.scheduler]
+        self.heartbeat = Heartbeat(kernel, self.engines)
+        self.workers: list[Worker] = [self.outbox_worker, self.scheduler, self.heartbeat]
 
     @property
     def settings(self) -> ZapdSettings:
