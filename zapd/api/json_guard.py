@@ -71,14 +71,25 @@ class JsonDepthMiddleware:
             return
         chunks: list[bytes] = []
         tail: Message | None = None
-        while True:
-            message = await receive()  # BodyLimitMiddleware's: raises past the size limit
-            if message["type"] != "http.request":
-                tail = message  # the client left: hand that on as is
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        try:
+            while True:
+                message = await receive()  # BodyLimitMiddleware's: raises past the limit
+                if message["type"] != "http.request":
+                    tail = message  # the client left: hand that on as is
+                    break
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except Exception as exc:
+            # Too large (or a broken stream): let the app meet the same error where it
+            # reads the body, so it answers exactly as it would without this guard.
+            failure = exc
+
+            async def failing() -> Message:
+                raise failure
+
+            await self.app(scope, failing, send)
+            return
         body = b"".join(chunks)
         if json_depth_exceeds(body, self.max_depth):
             await _refuse(send, self.max_depth)
