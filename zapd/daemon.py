@@ -53,6 +53,8 @@ class Daemon:
         self.kernel = kernel
         self.hub = hub  # the concrete hub (the kernel sees it as its `Fanout`)
         self.metrics = metrics or Metrics()  # this daemon's Prometheus registry
+        # The bearer token GET /metrics wants (None: served to anyone, by configuration).
+        self.metrics_token: str | None = None
         self._background = False
 
         self.sandbox = SandboxNetwork()
@@ -156,4 +158,11 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
         hub=hub,
         throttle=LoginThrottle(settings.login_max_failures, settings.login_window),
     )
-    return Daemon(kernel, hub)
+    daemon = Daemon(kernel, hub)
+    if settings.metrics_require_token:
+        daemon.metrics_token = (
+            settings.metrics_token.get_secret_value()
+            if settings.metrics_token is not None
+            else ensure_secret_file(settings.metrics_token_file)
+        )
+    return daemon
