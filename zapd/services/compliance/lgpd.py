@@ -64,6 +64,8 @@ from zapd.kernel import audit
 from zapd.kernel.audit import jsonable
 from zapd.kernel.principal import CLI_ACTOR
 from zapd.realtime import events
+from zapd.services.people import identity
+from zapd.services.people.identity import Identity
 
 DOCUMENT_FORMAT = "zap.lgpd.client.v1"
 IN_CHUNK = 500  # ids per IN (...) list
@@ -97,15 +99,7 @@ def parse_phone(raw: str) -> str:
 async def find_client(db: AsyncSession, phone: str, company: Company | None = None) -> Client:
     """Return the client known by any spelling of `phone` (BR 9th digit or not)."""
     e164 = parse_phone(phone)
-    variants = list(br_phone_variants(e164))
-    by_phone = select(Client.id).where(Client.phone.in_(variants))
-    by_identity = select(ClientIdentity.client_id).where(
-        ClientIdentity.kind.in_(_PHONE_KINDS), ClientIdentity.value.in_(variants)
-    )
-    if company is not None:
-        by_phone = by_phone.where(Client.company_id == company.id)
-        by_identity = by_identity.where(ClientIdentity.company_id == company.id)
-    ids = set((await db.scalars(by_phone)).all()) | set((await db.scalars(by_identity)).all())
+    ids = await identity.find_ids(db, Identity(phone=e164), company.id if company else None)
     if not ids:
         where = f" in company {company.cnpj}" if company is not None else ""
         raise NotFound(f"no client with phone {e164}{where}")

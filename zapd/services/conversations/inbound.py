@@ -19,7 +19,6 @@ import asyncio
 import logging
 import uuid
 import weakref
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import (
     ChatType,
-    ClientIdentityKind,
     Engine,
     FlowState,
     MessageDirection,
@@ -37,7 +35,7 @@ from shared.enums import (
     TicketStatus,
     WebhookEventState,
 )
-from shared.phone import InvalidPhone, br_phone_variants, jid_to_e164, normalize_phone, parse_jid
+from shared.phone import InvalidPhone, jid_to_e164, normalize_phone, parse_jid
 from shared.protocol.events import MESSAGE_NEW, TICKET_NEW, TICKET_UPDATE
 from zapd.connectors.events import (
     AckEvent,
@@ -50,7 +48,6 @@ from zapd.connectors.events import (
 from zapd.db.models import (
     Chat,
     Client,
-    ClientIdentity,
     Company,
     Department,
     Message,
@@ -63,7 +60,9 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.kernel.scoping import next_ticket_number
 from zapd.realtime import events
 from zapd.services.delivery import acks, outbox
+from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
+from zapd.services.people.identity import Identity
 from zapd.services.tickets import lifecycle
 from zapd.services.tickets.queries import ticket_event
 
@@ -75,19 +74,7 @@ log = logging.getLogger("zapd.inbound")
 MAX_RACE_RETRIES = 5
 
 
-@dataclass(frozen=True)
-class Sender:
-    """Who wrote, as far as the event tells."""
-
-    phone: str | None  # canonical E.164
-    lid: str | None  # "...@lid"
-
-    @property
-    def key(self) -> str:
-        return self.phone or self.lid or "?"
-
-
-def sender_of(ev: MessageEvent | ContactEvent) -> Sender:
+def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
     """Work out the canonical phone and LID behind an event."""
     jid_text = ev.sender_jid if isinstance(ev, MessageEvent) else ev.jid
     lid = ev.sender_lid if isinstance(ev, MessageEvent) else ev.lid
@@ -106,7 +93,7 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Sender:
             phone = normalize_phone(phone_raw, strict=False)
         except InvalidPhone:
             phone = None
-    return Sender(phone=phone, lid=lid)
+    return Identity(phone=phone, lid=lid)
 
 
 class Inbound:
@@ -278,92 +265,22 @@ class Inbound:
 
     # ------------------------------------------------------------------ clients
 
-    async def _find_client(
-        self, db: AsyncSession, company_id: uuid.UUID, sender: Sender
-    ) -> Client | None:
-        values: list[str] = []
-        if sender.phone:
-            values.extend(br_phone_variants(sender.phone))
-        if sender.lid:
-            values.append(sender.lid)
-        if not values:
-            return None
-        client_id = await db.scalar(
-            select(ClientIdentity.client_id)
-            .where(ClientIdentity.company_id == company_id, ClientIdentity.value.in_(values))
-            .limit(1)
-        )
-        if client_id is None and sender.phone:
-            client_id = await db.scalar(
-                select(Client.id).where(
-                    Client.company_id == company_id,
-                    Client.phone.in_(br_phone_variants(sender.phone)),
-                )
-            )
-        return await db.get(Client, client_id) if client_id else None
-
-    async def _identities(self, db: AsyncSession, client: Client, sender: Sender) -> None:
-        wanted: list[tuple[ClientIdentityKind, str]] = []
-        if sender.phone:
-            variants = br_phone_variants(sender.phone)
-            wanted.append((ClientIdentityKind.PHONE, variants[0]))
-            wanted.extend((ClientIdentityKind.PHONE_ALT, v) for v in variants[1:])
-        if sender.lid:
-            wanted.append((ClientIdentityKind.LID, sender.lid))
-        if not wanted:
-            return
-        have = set(
-            (
-                await db.execute(
-                    select(ClientIdentity.kind, ClientIdentity.value).where(
-                        ClientIdentity.company_id == client.company_id,
-                        ClientIdentity.value.in_([v for _, v in wanted]),
-                    )
-                )
-            ).all()
-        )
-        for kind, value in wanted:
-            if (kind, value) not in have:
-                db.add(
-                    ClientIdentity(
-                        company_id=client.company_id, client_id=client.id, kind=kind, value=value
-                    )
-                )
-
     async def _client(
-        self, db: AsyncSession, company_id: uuid.UUID, sender: Sender, push_name: str | None
+        self, db: AsyncSession, company_id: uuid.UUID, sender: Identity, push_name: str | None
     ) -> Client:
-        client = await self._find_client(db, company_id, sender)
-        if client is None:
-            client = Client(
-                company_id=company_id,
-                phone=sender.phone,
-                wa_user_id=f"{sender.phone[1:]}@s.whatsapp.net" if sender.phone else None,
-                lid=sender.lid,
-                profile_name=push_name,
-            )
-            db.add(client)
-            await db.flush()
-        else:
-            if push_name and push_name != client.profile_name:
-                client.profile_name = push_name
-            if sender.lid and not client.lid:
-                client.lid = sender.lid
-            if sender.phone and not client.phone:
-                client.phone = sender.phone
-        await self._identities(db, client, sender)
+        client, _ = await identity.find_or_create(db, company_id, sender, profile_name=push_name)
         return client
 
     async def _contact(self, db: AsyncSession, company_id: uuid.UUID, ev: ContactEvent) -> None:
         sender = sender_of(ev)
-        client = await self._find_client(db, company_id, sender)
+        client = await identity.find(db, company_id, sender)
         if client is None:
             return  # contacts that never wrote are not clients
         if ev.name and ev.name != client.profile_name:
             client.profile_name = ev.name
         if sender.lid and not client.lid:
             client.lid = sender.lid
-        await self._identities(db, client, sender)
+        await identity.attach(db, client, sender)
 
     # ------------------------------------------------------------------ messages
 

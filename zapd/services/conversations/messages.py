@@ -20,15 +20,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.enums import ClientIdentityKind, MessageType, Role, TicketStatus
-from shared.phone import InvalidPhone, br_phone_variants, e164_to_jid, normalize_phone
+from shared.enums import MessageType, Role, TicketStatus
+from shared.phone import InvalidPhone, e164_to_jid, normalize_phone
 from shared.protocol.clients import CLIENT_UPDATE
 from shared.protocol.events import TICKET_UPDATE
 from shared.protocol.messages import BODY_MAX, MessageSend
 from zapd.db.models import (
     Chat,
     Client,
-    ClientIdentity,
     Company,
     Department,
     Media,
@@ -46,8 +45,9 @@ from zapd.kernel.visibility import can_see
 from zapd.realtime import events
 from zapd.services.delivery import media as media_service
 from zapd.services.delivery import outbox
-from zapd.services.people.clients import find_by_phone
+from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
+from zapd.services.people.identity import Identity
 from zapd.services.sessions import records as sessions
 from zapd.services.tickets import queries as tickets
 from zapd.services.tickets.queries import ticket_event
@@ -127,31 +127,10 @@ async def expand_quick_reply(
 
 
 async def _client_for_phone(db: AsyncSession, company_id: uuid.UUID, e164: str) -> Client:
-    found = await find_by_phone(db, company_id, e164)
-    if found is not None:
-        client = await db.get(Client, found)
-        assert client is not None
-        return client
-    client = Client(company_id=company_id, phone=e164, wa_user_id=f"{e164[1:]}@s.whatsapp.net")
-    db.add(client)
-    await db.flush()
-    variants = br_phone_variants(e164)
-    db.add(
-        ClientIdentity(
-            company_id=company_id, client_id=client.id, kind=ClientIdentityKind.PHONE, value=e164
-        )
-    )
-    for alt in variants[1:]:
-        db.add(
-            ClientIdentity(
-                company_id=company_id,
-                client_id=client.id,
-                kind=ClientIdentityKind.PHONE_ALT,
-                value=alt,
-            )
-        )
-    await db.flush()
-    await events.publish(db, company_id, CLIENT_UPDATE, {"id": client.id, "action": "create"})
+    client, created = await identity.find_or_create(db, company_id, Identity(phone=e164))
+    if created:
+        await db.flush()
+        await events.publish(db, company_id, CLIENT_UPDATE, {"id": client.id, "action": "create"})
     return client
 
 

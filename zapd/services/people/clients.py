@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ClientIdentityKind, Role
-from shared.phone import InvalidPhone, br_phone_variants, normalize_phone
+from shared.phone import InvalidPhone, normalize_phone
 from shared.protocol.clients import CLIENT_UPDATE, ClientCreate, ClientTagsSet, ClientUpdate
 from shared.text import fold
 from zapd.db.models import Client, ClientIdentity, ClientTag, Company
@@ -23,6 +23,8 @@ from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import get_owned
 from zapd.realtime import events
 from zapd.services.catalog import tags
+from zapd.services.people import identity
+from zapd.services.people.identity import Identity
 
 _PHONE_KINDS = (ClientIdentityKind.PHONE, ClientIdentityKind.PHONE_ALT)
 _PHONE_QUERY_CHARS = frozenset("0123456789+ ()-./")
@@ -144,23 +146,6 @@ def _phone_taken(phone: str, client_id: uuid.UUID) -> Conflict:
     return Conflict(f"a client with phone {phone} already exists (id {client_id})")
 
 
-async def find_by_phone(db: AsyncSession, company_id: uuid.UUID, e164: str) -> uuid.UUID | None:
-    """Return the id of the company's client known by any spelling of `e164`, if any."""
-    variants = list(br_phone_variants(e164))
-    found = await db.scalar(
-        select(Client.id).where(Client.company_id == company_id, Client.phone.in_(variants))
-    )
-    if found is not None:
-        return found
-    return await db.scalar(
-        select(ClientIdentity.client_id).where(
-            ClientIdentity.company_id == company_id,
-            ClientIdentity.kind.in_(_PHONE_KINDS),
-            ClientIdentity.value.in_(variants),
-        )
-    )
-
-
 async def create(db: AsyncSession, actor: Actor, body: ClientCreate) -> Client:
     """Add a client by hand (every role); the phone is normalized and must be new."""
     p = actor.principal
@@ -171,9 +156,9 @@ async def create(db: AsyncSession, actor: Actor, body: ClientCreate) -> Client:
         phone = normalize_phone(body.phone)
     except InvalidPhone as exc:
         raise ValidationFailed(str(exc)) from None
-    existing = await find_by_phone(db, company_id, phone)
+    existing = await identity.find(db, company_id, Identity(phone=phone))
     if existing is not None:
-        raise _phone_taken(phone, existing)
+        raise _phone_taken(phone, existing.id)
     row = Client(
         company_id=company_id,
         phone=phone,
@@ -185,21 +170,7 @@ async def create(db: AsyncSession, actor: Actor, body: ClientCreate) -> Client:
     db.add(row)
     try:
         await db.flush()
-        variants = br_phone_variants(phone)
-        db.add(
-            ClientIdentity(
-                company_id=company_id, client_id=row.id, kind=ClientIdentityKind.PHONE, value=phone
-            )
-        )
-        for alt in variants[1:]:
-            db.add(
-                ClientIdentity(
-                    company_id=company_id,
-                    client_id=row.id,
-                    kind=ClientIdentityKind.PHONE_ALT,
-                    value=alt,
-                )
-            )
+        await identity.attach(db, row, Identity(phone=phone))
         await db.flush()
     except IntegrityError:  # a concurrent insert won the race past the pre-check
         raise Conflict(f"a client with phone {phone} already exists") from None
