@@ -119,6 +119,7 @@ class Daemon:
         """Release everything."""
         await self.hub.close_all()
         await self.engine.dispose()
+        self.kernel.passwords.close()
 
 
 async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None) -> Daemon:
@@ -145,6 +146,13 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
     except Exception:
         await engine.dispose()
         raise
+    passwords = Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        workers=settings.password_hash_workers,
+        queue=settings.password_hash_queue,
+    )
+    passwords.prepare()  # the dummy hash unknown e-mails are checked against, made once
     sessions = session_factory(engine)
     hub = Hub(sessions, queue_size=settings.ws_queue_size)
     kernel = Kernel(
@@ -152,11 +160,16 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
         engine=engine,
         sessions=sessions,
         jwt_secret=secret,
-        passwords=Passwords(
-            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
-        ),
+        passwords=passwords,
         hub=hub,
-        throttle=LoginThrottle(settings.login_max_failures, settings.login_window),
+        throttle=LoginThrottle(
+            settings.login_max_failures,
+            settings.login_window,
+            account_max=settings.login_account_max_failures,
+            address_max=settings.login_address_max_failures,
+            lockout_base=settings.login_lockout_base,
+            lockout_cap=settings.login_lockout_cap,
+        ),
     )
     daemon = Daemon(kernel, hub)
     if settings.metrics_require_token:

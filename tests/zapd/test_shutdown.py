@@ -31,7 +31,7 @@ from tests.helpers import (
     running_zapd,
 )
 
-ADMIN = {"email": "admin@example.com", "password": "password1"}
+ADMIN = {"email": "admin@example.com", "password": "Cedro-azul-no-quintal"}
 EXIT_TIMEOUT = 15.0
 
 

@@ -15,6 +15,7 @@ from zapd.db import migrate
 from zapd.db.engine import create_engine, session_factory
 from zapd.db.models import User
 from zapd.errors import Conflict, ValidationFailed
+from zapd.password_policy import check_password_strength
 from zapd.security import (
     MIN_PASSWORD_LENGTH,
     ensure_secret_file,
@@ -52,10 +53,11 @@ def normalize_email(email: str) -> str:
         raise ValidationFailed(str(exc)) from None
 
 
-def check_password(password: str) -> None:
-    """Refuse passwords that are too short."""
+def check_password(password: str, *user_inputs: str | None) -> None:
+    """Refuse passwords that are too short, common or trivially guessable."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    check_password_strength(password, *user_inputs)
 
 
 async def init_instance(
@@ -69,7 +71,7 @@ async def init_instance(
 ) -> InitResult:
     """Prepare an instance; idempotent, refuses to overwrite an admin without `force`."""
     email = normalize_email(admin_email)
-    check_password(admin_password)
+    check_password(admin_password, email, admin_name)
     prepare_state_dir(state_dir)
     secret_file = state_dir / JWT_SECRET_FILENAME
     ensure_secret_file(secret_file)
