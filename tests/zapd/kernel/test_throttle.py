@@ -6,9 +6,7 @@ from zapd.kernel.throttle import LoginThrottle
 
 
 def throttle() -> LoginThrottle:
-    return LoginThrottle(
-        100, 60, account_max=3, address_max=4, lockout_base=10, lockout_cap=40
-    )
+    return LoginThrottle(100, 60, account_max=3, address_max=4, lockout_base=10, lockout_cap=40)
 
 
 def test_one_account_from_many_addresses_is_locked() -> None:
