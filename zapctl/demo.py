@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,13 +78,42 @@ def _zapd_argv(state_dir: Path, host: str, port: int) -> list[str]:
     return [*cmd, "--state-dir", str(state_dir), "--host", host, "--port", str(port)]
 
 
-async def _wait_ready(zap: ZapClient, proc: subprocess.Popen[bytes], within: float) -> None:
+def _port_is_free(host: str, port: int) -> bool:
+    """Tell whether nothing listens on host:port (a quick bind, released at once)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return True  # a bad --host: zapd itself says what is wrong with it
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return False
+    return True
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+async def _wait_ready(
+    zap: ZapClient, proc: subprocess.Popen[bytes], within: float, log_path: Path
+) -> None:
     from shared.client import ZapError
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CliError(f"zapd exited with code {proc.returncode}; see its log")
+            last = _last_line(log_path)
+            why = f": {last}" if last.startswith("zapd: ") else f"; see its log {log_path}"
+            raise CliError(f"zapd exited with code {proc.returncode}{why}")
         with contextlib.suppress(ZapError):
             await zap.readyz()
             return
@@ -260,7 +291,7 @@ async def _run(
 
     stop = asyncio.Event()
     async with ZapClient(url) as zap:
-        await _wait_ready(zap, proc, 30)
+        await _wait_ready(zap, proc, 30, state_dir / "zapd.log")
         seeded = await _seed(zap)
         _banner(url, state_dir, state_dir / "zapd.log", tui)
         loop = asyncio.get_running_loop()
@@ -349,6 +380,13 @@ def demo(
     from shared.client import ZapError
 
     state = state_dir.resolve()
+    if not _port_is_free(host, port):
+        # Checked first: another daemon there would answer our requests instead of ours.
+        raise CliError(
+            f"port {port} on {host} is already in use (another zapd or program); "
+            f"pick another with --port, e.g. `zapctl demo --port {port + 1}` "
+            f"(or `./dev demo --port {port + 1}`)"
+        )
     asyncio.run(_init(state))
     proc = _spawn(state, host, port)
     try:

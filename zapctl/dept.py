@@ -109,13 +109,14 @@ def parse_hours(specs: list[str]) -> dict[str, list[tuple[str, str]]]:
             if not sep:
                 raise _bad_hours(spec, f"range {rng!r} is not HH:MM-HH:MM")
             a, b = _time(start, spec), _time(end, spec)
-            if a >= b:
-                raise _bad_hours(spec, f"{a}-{b} ends before it starts")
+            if a == b or a == "24:00":
+                raise _bad_hours(spec, f"{a}-{b} is not a range (an end after midnight is fine)")
             parsed.append((a, b))
         for day in day_list:
             merged = sorted(hours.get(day, []) + parsed)
-            for (_, end), (start, _) in pairwise(merged):
-                if start < end:
+            # A night shift (end <= start) runs to midnight on this day.
+            for (s0, end), (start, _) in pairwise(merged):
+                if start < (end if end > s0 else "24:00"):
                     raise _bad_hours(spec, f"{day}: ranges overlap")
             hours[day] = merged
     return {day: hours[day] for day in WEEKDAYS if day in hours}

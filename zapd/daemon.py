@@ -29,6 +29,7 @@ from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.sessions.heartbeat import Heartbeat
 from zapd.services.sessions.manager import SessionManager
 from zapd.services.tickets.scheduler import Scheduler
 
@@ -52,6 +53,8 @@ class Daemon:
         self.kernel = kernel
         self.hub = hub  # the concrete hub (the kernel sees it as its `Fanout`)
         self.metrics = metrics or Metrics()  # this daemon's Prometheus registry
+        # The bearer token GET /metrics wants (None: served to anyone, by configuration).
+        self.metrics_token: str | None = None
         self._background = False
 
         self.sandbox = SandboxNetwork()
@@ -60,7 +63,8 @@ class Daemon:
         self.engines.on_inbound = self.inbound.receive
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
         self.scheduler = Scheduler(kernel)
-        self.workers: list[Worker] = [self.outbox_worker, self.scheduler]
+        self.heartbeat = Heartbeat(kernel, self.engines)
+        self.workers: list[Worker] = [self.outbox_worker, self.scheduler, self.heartbeat]
 
     @property
     def settings(self) -> ZapdSettings:
@@ -115,6 +119,7 @@ class Daemon:
         """Release everything."""
         await self.hub.close_all()
         await self.engine.dispose()
+        self.kernel.passwords.close()
 
 
 async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None) -> Daemon:
@@ -141,6 +146,13 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
     except Exception:
         await engine.dispose()
         raise
+    passwords = Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        workers=settings.password_hash_workers,
+        queue=settings.password_hash_queue,
+    )
+    passwords.prepare()  # the dummy hash unknown e-mails are checked against, made once
     sessions = session_factory(engine)
     hub = Hub(sessions, queue_size=settings.ws_queue_size)
     kernel = Kernel(
@@ -148,10 +160,22 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
         engine=engine,
         sessions=sessions,
         jwt_secret=secret,
-        passwords=Passwords(
-            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
-        ),
+        passwords=passwords,
         hub=hub,
-        throttle=LoginThrottle(settings.login_max_failures, settings.login_window),
+        throttle=LoginThrottle(
+            settings.login_max_failures,
+            settings.login_window,
+            account_max=settings.login_account_max_failures,
+            address_max=settings.login_address_max_failures,
+            lockout_base=settings.login_lockout_base,
+            lockout_cap=settings.login_lockout_cap,
+        ),
     )
-    return Daemon(kernel, hub)
+    daemon = Daemon(kernel, hub)
+    if settings.metrics_require_token:
+        daemon.metrics_token = (
+            settings.metrics_token.get_secret_value()
+            if settings.metrics_token is not None
+            else ensure_secret_file(settings.metrics_token_file)
+        )
+    return daemon

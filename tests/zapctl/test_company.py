@@ -189,6 +189,19 @@ def test_delete_with_yes_and_json(inst: Instance) -> None:
     assert res.code == 4, res.err
 
 
+def test_alphanumeric_cnpj(inst: Instance) -> None:
+    # The Receita Federal's example of the alphanumeric CNPJ (issued since July 2026),
+    # typed in lower case: stored upper-cased, shown formatted, found by either form.
+    created = inst.ok("company", "create", "Alfa Num", "--cnpj", "12.abc.345/01de-35")
+    assert created.out.startswith("created company Alfa Num (12.ABC.345/01DE-35)  id ")
+    by_plain, by_formatted = inst.many(
+        ["--json", "company", "show", "12ABC34501DE35"],
+        ["--json", "company", "show", "12.abc.345/01DE-35"],
+    )
+    assert ok(by_plain).json()["cnpj"] == "12ABC34501DE35"
+    assert ok(by_formatted).json()["cnpj_formatted"] == "12.ABC.345/01DE-35"
+
+
 # ----------------------------------------------------------- no server needed (run once)
 
 
@@ -201,7 +214,7 @@ def test_bad_cnpj_is_refused_locally_without_asking_the_server(tmp_path: Path) -
     assert one_line(res.err) == f"zapctl: invalid CNPJ {bad!r}: check digits do not match"
     res = run_cli("company", "update", new_cnpj(), "--cnpj", "123", env=env)
     assert res.code == 1
-    assert one_line(res.err) == "zapctl: invalid CNPJ '123': must have 14 digits, got 3"
+    assert one_line(res.err) == "zapctl: invalid CNPJ '123': must have 14 characters, got 3"
 
 
 def test_usage_errors(tmp_path: Path) -> None:

@@ -7,13 +7,14 @@ import os
 import pty
 import re
 import select
+import socket
 import struct
 import subprocess
 import termios
 import time
 from pathlib import Path
 
-from tests.helpers import ZAPCTL, child_env, free_port, run_cli
+from tests.helpers import ZAPCTL, child_env, free_port, one_line, run_cli
 
 
 def test_demo_runs_seeds_and_shows_traffic(tmp_path: Path) -> None:
@@ -86,3 +87,20 @@ def test_demo_on_a_terminal_opens_zaptui_logged_in(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(10)
         os.close(master)
+
+
+def test_demo_with_its_port_busy_says_so_and_how_to_pick_another(tmp_path: Path) -> None:
+    env = child_env(tmp_path / "home")
+    state = tmp_path / "demo"
+    with socket.socket() as other:  # another program (or another zapd) on the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        res = run_cli("demo", "--state-dir", str(state), "--port", str(port), env=env, timeout=60)
+    assert res.code == 1 and res.out == ""
+    assert one_line(res.err) == (
+        f"zapctl: port {port} on 127.0.0.1 is already in use (another zapd or program); "
+        f"pick another with --port, e.g. `zapctl demo --port {port + 1}` "
+        f"(or `./dev demo --port {port + 1}`)"
+    )
+    assert not state.exists()  # refused before touching anything

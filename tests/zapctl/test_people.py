@@ -383,13 +383,20 @@ def test_parse_hours() -> None:
         "sun": [("10:00", "24:00")],
     }
     assert parse_hours(["fri-mon 08:00-09:00"]).keys() == {"fri", "sat", "sun", "mon"}
+    # Night shifts cross midnight: 18:00 to 08:00 the next morning.
+    assert parse_hours(["mon-fri 08:00-12:00,18:00-08:00"])["tue"] == [
+        ("08:00", "12:00"),
+        ("18:00", "08:00"),
+    ]
     assert parse_hours(["always"]) == {}
     assert format_hours({}) == "always open"
     for bad, why in (
         ("mon", 'expected "DAYS HH:MM-HH:MM[,HH:MM-HH:MM...]"'),
         ("xyz 08:00-09:00", "unknown day 'xyz'"),
         ("mon 09:00", "range '09:00' is not HH:MM-HH:MM"),
-        ("mon 18:00-08:00", "18:00-08:00 ends before it starts"),
+        ("mon 08:00-08:00", "08:00-08:00 is not a range"),
+        ("mon 24:00-08:00", "24:00-08:00 is not a range"),
+        ("mon 18:00-08:00,20:00-21:00", "mon: ranges overlap"),
         ("mon 25:00-26:00", "time '25:00' is not a time of day"),
         ("mon 08:60-09:00", "time '08:60' is not a time of day"),
         ("mon,,tue 08:00-09:00", "empty day in the day list"),

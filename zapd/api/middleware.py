@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.errors import ErrorCode
 from zapd.api.drain import DRAIN_MAX_BYTES, drain_request_body
 from zapd.api.errors import error_body
+from zapd.api.json_guard import JsonDepthMiddleware
 from zapd.config import ZapdSettings
 from zapd.logging import REQUEST_ID
 from zapd.prometheus import UNMATCHED_ROUTE
@@ -284,6 +285,10 @@ async def _send_error(
 def install_middleware(app: FastAPI, settings: ZapdSettings) -> None:
     """Add the body limit, and wrap the whole stack in the request-context middleware."""
     media_limit = int(getattr(settings, "max_media_bytes", DEFAULT_MEDIA_BYTES))
+    # Added first, so it runs inside the body limit: it buffers bodies already bounded.
+    app.add_middleware(
+        JsonDepthMiddleware, max_depth=settings.max_json_depth, skip_prefixes=(MEDIA_PATH,)
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

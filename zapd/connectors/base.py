@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from shared.enums import Engine, MessageType
+from shared.enums import Engine, MessageType, SessionStatus
 from zapd.connectors.events import AnyEngineEvent
 
 EventSink = Callable[[AnyEngineEvent], Awaitable[None]]
@@ -56,6 +56,15 @@ class SupportsPairing(Protocol):
 
     async def request_pairing_code(self, phone: str) -> PairingCode:
         """Return a code for `phone` to type; raise PairingError when it cannot."""
+        ...
+
+
+@runtime_checkable
+class SupportsHeartbeat(Protocol):
+    """A connector that can be asked whether its engine still answers."""
+
+    async def ping(self) -> SessionStatus:
+        """Return the engine's current state; a dead engine never returns (callers time out)."""
         ...
 
 

@@ -70,9 +70,11 @@ async def test_bad_cnpj_and_bad_input_answer_422(live: Live) -> None:
     bad_cnpjs = {
         "11.222.333/0001-82": "check digits",
         "11111111111111": "identical",
-        "1122233300018": "14 digits",
-        "112223330001811": "14 digits",
-        "11.222.333/0001-8A": "non-digit",
+        "1122233300018": "14 characters",
+        "112223330001811": "14 characters",
+        "11.222.333/0001-8A": "must be digits",
+        "12.ABC.345/01DE-36": "check digits",
+        "12.ÀBC.345/01DE-35": "other than 0-9 and A-Z",
         "": "",
     }
     for cnpj, why in bad_cnpjs.items():
@@ -105,6 +107,26 @@ async def test_bad_cnpj_and_bad_input_answer_422(live: Live) -> None:
     r = await live.root.post("/api/v1/companies", json={"name": "B", "cnpj": fmt(ok)})
     assert r.status_code == 409 and r.json()["error"] == "ERR_CNPJ_TAKEN"
     assert await _count_companies(live) == before + 1
+
+
+async def test_alphanumeric_cnpj_is_accepted_formatted_and_searchable(live: Live) -> None:
+    assert live.root is not None
+    r = await live.root.post(
+        "/api/v1/companies", json={"name": "Nova Era", "cnpj": "12.abc.345/01de-35"}
+    )
+    assert r.status_code == 201, r.text
+    c = r.json()
+    assert c["cnpj"] == "12ABC34501DE35" and c["cnpj_formatted"] == "12.ABC.345/01DE-35"
+    for q in ("12.ABC.345", "12abc345", "01DE-35"):
+        listed = (await live.root.get("/api/v1/companies", params={"q": q})).json()
+        assert [x["id"] for x in listed["items"]] == [c["id"]], q
+    # The same CNPJ unmasked is a duplicate; a digits-only CNPJ still works beside it.
+    r = await live.root.post("/api/v1/companies", json={"name": "Dup", "cnpj": "12ABC34501DE35"})
+    assert r.status_code == 409 and r.json()["error"] == "ERR_CNPJ_TAKEN"
+    r = await live.root.post("/api/v1/companies", json={"name": "Old", "cnpj": VALID_CNPJ})
+    assert r.status_code == 201
+    r = await live.root.patch(f"/api/v1/companies/{c['id']}", json={"cnpj": "A1B2C3D4E5F6" + "00"})
+    assert r.status_code == 422 and "check digits" in r.json()["message"]
 
 
 async def test_roles_and_company_admin_self_service(live: Live) -> None:

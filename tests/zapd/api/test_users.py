@@ -433,3 +433,21 @@ async def test_filters_and_pagination(live: Live) -> None:
     assert await _walk(t.agent, "asc", q="%") == [created[3]]
     assert await _walk(t.agent, "asc", q="p4@ACME") == [created[4]]
     assert await _walk(t.agent, "asc", active="false") == []
+
+
+async def test_internal_domain_emails_are_accepted(live: Live) -> None:
+    # A company on its intranet: admins and clients at .local / .lan / .test domains.
+    t = await live.tenant()
+    for email in ("TI@Empresa.Local", "chefe@corp.lan", "qa@intranet.test"):
+        r = await t.admin.post("/api/v1/users", json=new_user(email))
+        assert r.status_code == 201, r.text
+        assert r.json()["email"] == email.lower()
+    assert await _login_status(live, "ti@empresa.local", "pass-1234") == 200
+    r = await t.admin.post(
+        "/api/v1/clients", json={"phone": "+5511981230000", "email": "c@loja.lan"}
+    )
+    assert r.status_code == 201 and r.json()["email"] == "c@loja.lan"
+    # Syntax is still checked, with a message that says what is wrong.
+    for email, why in (("a@b", "needs a dot"), ("a b@corp.lan", "invalid characters")):
+        r = await t.admin.post("/api/v1/users", json=new_user(email))
+        assert r.status_code == 422 and why in r.json()["message"], r.text

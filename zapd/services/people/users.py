@@ -70,11 +70,12 @@ async def update_me(db: AsyncSession, kernel: Kernel, actor: Actor, body: MeUpda
         user.presence = body.presence
         user.presence_at = utcnow()
     if body.new_password is not None:
-        if not body.current_password or not kernel.passwords.verify(
+        if not body.current_password or not await kernel.passwords.verify_async(
             user.password_hash, body.current_password
         ):
             raise ValidationFailed("current_password is wrong", code=ErrorCode.BAD_CREDENTIALS)
-        user.password_hash = kernel.passwords.hash(body.new_password)
+        check_password(body.new_password, user.email, user.name)
+        user.password_hash = await kernel.passwords.hash_async(body.new_password)
         user.password_changed_at = utcnow()
         await invalidate_user_tokens(db, user)
     after = audit.snapshot(user)
@@ -319,14 +320,14 @@ async def create(db: AsyncSession, passwords: Passwords, actor: Actor, body: Use
     if await db.get(Company, company_id) is None:
         raise NotFound("company not found")
     email = normalize_email(body.email)
-    check_password(body.password)
+    check_password(body.password, email, body.name)
     deps = await _check_departments(db, company_id, body.department_ids)
     await _check_email_free(db, email)
     row = User(
         company_id=company_id,
         email=email,
         name=body.name,
-        password_hash=passwords.hash(body.password),
+        password_hash=await passwords.hash_async(body.password),
         role=body.role,
         max_concurrent_tickets=body.max_concurrent_tickets,
     )
@@ -392,6 +393,9 @@ async def set_active(db: AsyncSession, actor: Actor, user_id: uuid.UUID, active:
     p = actor.principal
     row = await get(db, p, user_id)
     p.require(Role.ADMIN)
+    if active:  # enabling also lifts a login lock (after too many failures), active or not
+        email = row.email
+        after_commit(db, lambda k: k.throttle.unlock_account(email))
     if row.active == active:
         return row
     await _guard_admins(db, actor, row, row.role, active)
@@ -420,9 +424,11 @@ async def reset_password(
     generated = None
     if password is None:
         generated = password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
-    check_password(password)
+    check_password(password, row.email, row.name)
     before = await _snapshot(db, row)
-    row.password_hash = passwords.hash(password)
+    row.password_hash = await passwords.hash_async(password)
+    email = row.email
+    after_commit(db, lambda k: k.throttle.unlock_account(email))  # a reset also unlocks
     row.password_changed_at = utcnow()
     await invalidate_user_tokens(db, row)
     await _changed(

@@ -186,7 +186,8 @@ class SessionManager:
                 return
             row.status = ev.status
             row.status_reason = ev.reason
-            row.last_heartbeat_at = utcnow()
+            if ev.status != SessionStatus.ERROR:  # an engine in error is no sign of life
+                row.last_heartbeat_at = utcnow()
             if ev.status == SessionStatus.CONNECTED:
                 row.qr_code = None
                 row.qr_expires_at = None
