@@ -1,7 +1,8 @@
 """The start-up benchmark's ceilings, as same-run ratios against a bare interpreter.
 
 Not a timing assertion: each figure is a ratio of medians measured in the same run,
-interleaved with `python -c pass`, so a slow machine slows both sides alike.
+interleaved with `python -c pass`, so a slow machine slows both sides alike; the ceiling
+is on CPU time, which a busy machine does not inflate the way it does the wall clock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def test_zapctl_starts_within_its_ratio_ceilings() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    ratios = report["ratio_to_baseline"]
+    ratios = report["cpu_ratio_to_baseline"]
+    assert set(report["ratio_to_baseline"]) == set(ratios)  # the wall-clock ratios too
     assert report["ceiling"] == CEILING
     assert ratios[WHOAMI] <= CEILING[WHOAMI], report
     assert ratios[HELP] <= CEILING[HELP], report
