@@ -78,10 +78,10 @@ def test_demo_on_a_terminal_opens_zaptui_logged_in(tmp_path: Path) -> None:
     os.close(slave)
     try:
         # The credentials are printed, then the agent UI shows the agent's queues.
-        _read_until(master, ["ana@demo.zap.br", "zapdemo123"], within=90)
-        _read_until(master, ["Ana Atendente", "Laboratório"], within=90)
+        _read_until(master, ["ana@demo.zap.br", "zapdemo123"], within=180)
+        _read_until(master, ["Ana Atendente", "Laboratório"], within=180)
         os.write(master, b"\x11")  # Ctrl+Q quits zaptui, and with it the demo
-        assert proc.wait(60) == 0
+        assert proc.wait(120) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -95,7 +95,7 @@ class TuiZapd:
         """Stop serving: connections close, new ones are refused."""
         assert self._server is not None and self._task is not None and self.live is not None
         self._server.should_exit = True
-        await asyncio.wait_for(self._task, 15)
+        await asyncio.wait_for(self._task, 90)  # generous: CI machines can be very busy
         await self.live.daemon.hub.close_all()
         self._old.append(self.live)
         self._server = self._task = None

@@ -549,6 +549,11 @@ class MainScreen(Screen[None]):
         inbox = self.zap.inbox
         if row is None or client is None or inbox is None:
             return
+        if not inbox.departments:  # the start-up read failed: read them now
+            fetched = await self.zap.call(client.list_departments())
+            if fetched is None:
+                return
+            inbox.set_departments(fetched)
         deps = [(d.name, d.id) for d in inbox.departments.values() if d.active]
         agents = await self.zap.agents()
         result: TransferResult | None = await self.app.push_screen_wait(
