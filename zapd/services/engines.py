@@ -20,6 +20,7 @@ from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
+from zapd.connectors.webjs import EngineUnavailable, WebjsConnector, WebjsDriver
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
@@ -45,6 +46,7 @@ class SessionManager:
         self._lock = asyncio.Lock()
         self.on_inbound: InboundHandler | None = None
         self._closing = False
+        self.webjs = WebjsDriver(res.settings, res.metrics.registry)
 
     def connector(self, session_id: uuid.UUID) -> Connector | None:
         """Return the running connector of a session, if started."""
@@ -85,6 +87,8 @@ class SessionManager:
                 state = self.sandbox.session(session_id)
                 state.linked, state.phone = True, linked_phone
             return SandboxConnector(session_id, self.sandbox, sink)
+        if engine == Engine.WEBJS:
+            return self._webjs(session_id)
         raise Unavailable(
             f"the {engine.name.lower()} engine is not available in this build",
             code="ERR_ENGINE_UNAVAILABLE",
@@ -127,7 +131,25 @@ class SessionManager:
         async def sink(event: AnyEngineEvent) -> None:
             await self.handle(event)
 
+        if self.webjs.profile_dir(session_id).exists():
+            return self._webjs(session_id)
         return SandboxConnector(session_id, self.sandbox, sink)
+
+    def _webjs(self, session_id: uuid.UUID) -> WebjsConnector:
+        async def sink(event: AnyEngineEvent) -> None:
+            await self.handle(event)
+
+        async def heartbeat() -> None:
+            async with self.res.tx() as db:
+                row = await db.get(WaSession, session_id)
+                if row is not None:
+                    row.last_heartbeat_at = utcnow()
+
+        try:
+            self.webjs.check()
+        except EngineUnavailable as exc:
+            raise Unavailable(str(exc), code="ERR_ENGINE_UNAVAILABLE") from None
+        return WebjsConnector(session_id, self.webjs, sink, heartbeat)
 
     async def resume(self) -> None:
         """Start again, at daemon start, the sessions that were connected when it stopped."""
@@ -163,6 +185,7 @@ class SessionManager:
             except Exception as exc:
                 log.warning("stopping session %s: %s", session_id, exc)
         self._connectors.clear()
+        await self.webjs.shutdown()  # every browser gone, no orphan
 
     # ------------------------------------------------------------------ events
 
