@@ -4,17 +4,38 @@
 // It stands for WhatsApp Web + wa-js: `window.WPP` appears only once a script assigns
 // it (the engine injecting the real wa-js bundle, as on web.whatsapp.com); from then on
 // the page answers with this fake. The "WhatsApp servers" are the Python side
-// (server.py), reached over a WebSocket; the device identity lives in localStorage,
-// i.e. in the Chromium profile, so a browser restarted on the same profile stays linked
-// and a wiped profile needs a new QR.
+// (server.py), reached over a WebSocket; the device identity lives in the Chromium
+// profile, so a browser restarted on the same profile stays linked
+// and a wiped profile needs a new QR. (The device id is in IndexedDB, see below.)
 (() => {
   'use strict';
-  const DEVICE_KEY = 'zapFakeDevice';
-  let device = localStorage.getItem(DEVICE_KEY);
-  if (!device) {
-    device = 'dev-' + Math.random().toString(16).slice(2) + Date.now().toString(16);
-    localStorage.setItem(DEVICE_KEY, device);
-  }
+  // The device identity is kept in IndexedDB (committed with strict durability), where
+  // WhatsApp Web keeps its keys: it survives a SIGKILLed browser, not a wiped profile.
+  const idb = () => new Promise((resolve, reject) => {
+    const req = indexedDB.open('zap-fake-wa', 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('kv');
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  const idbDo = async (mode, fn) => {
+    const db = await idb();
+    return new Promise((resolve, reject) => {
+      const tx = db.transaction('kv', mode, { durability: 'strict' });
+      const req = fn(tx.objectStore('kv'));
+      tx.oncomplete = () => { db.close(); resolve(req && req.result); };
+      tx.onerror = () => reject(tx.error);
+    });
+  };
+  const loadDevice = async () => {
+    let id = await idbDo('readonly', (s) => s.get('device'));
+    if (!id) {
+      id = 'dev-' + Math.random().toString(16).slice(2) + Date.now().toString(16);
+      await idbDo('readwrite', (s) => s.put(id, 'device'));
+    }
+    return id;
+  };
+  const forgetDevice = () => idbDo('readwrite', (s) => s.delete('device'));
+  let device = null;
 
   // ------------------------------------------------------------------ wa-js shapes
   class Wid {
@@ -252,8 +273,7 @@
       case 'logout':
         state.registered = false; state.authenticated = false; state.mainReady = false;
         emit('conn.logout');
-        localStorage.removeItem(DEVICE_KEY);
-        setTimeout(() => location.reload(), 200);
+        forgetDevice().finally(() => setTimeout(() => location.reload(), 200));
         break;
       case 'hang':
         for (;;) { /* a frozen page: the engine's heartbeat must notice */ }
@@ -275,5 +295,5 @@
       setTimeout(connect, 300);
     };
   };
-  connect();
+  loadDevice().then((id) => { device = id; connect(); });
 })();

@@ -1,7 +1,7 @@
 """A fake WhatsApp Web on loopback: the page (wa-js surface) and the "WhatsApp servers".
 
 `FakeWhatsAppWeb` serves `page.js` at `/` and talks to each page over `/ws`. A page is a
-*device* (its id lives in the page's localStorage, i.e. in the Chromium profile). Tests
+*device* (its id lives in the page's IndexedDB, i.e. in the Chromium profile). Tests
 drive WhatsApp's side through methods: `scan` a QR, `rotate_qr`, `customer_says` (with
 LIDs, double `chat.new_message`, ciphertext first), `ack` in any order, take a device
 `offline` and back, `logout_from_phone`, `hang` the page. Messages for a device that is
@@ -165,7 +165,9 @@ class FakeWhatsAppWeb:
             device.phone = None
             device.history.clear()
         elif op == "link_code":
-            device.link_code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTVWXYZ123456789") for _ in range(8))
+            device.link_code = "".join(
+                secrets.choice("ABCDEFGHJKLMNPQRSTVWXYZ123456789") for _ in range(8)
+            )
             reply["data"] = {"code": device.link_code}
             device.qr = {"phone": "+" + str(msg.get("phone", "")).lstrip("+")}  # type: ignore[dict-item]
         await ws.send_text(json.dumps(reply))
@@ -271,16 +273,27 @@ class FakeWhatsAppWeb:
         }
         if media is not None:
             data, mime, kind = media
-            raw.update(type=kind, body=None, caption=text, mimetype=mime,
-                       data=base64.b64encode(data).decode(), filename=f"file.{kind}")
+            raw.update(
+                type=kind,
+                body=None,
+                caption=text,
+                mimetype=mime,
+                data=base64.b64encode(data).decode(),
+                filename=f"file.{kind}",
+            )
         if quoted is not None:
             fm, remote, qid = quoted.split("_", 2)
             raw.update(quotedStanzaID=qid, quotedRemoteJid=remote, quotedFromMe=fm == "true")
         device.history.append(raw)
         await self._push(
             device,
-            {"op": "msg", "msg": raw, "lids": self.lids, "twice": twice,
-             "ciphertext_first": ciphertext_first},
+            {
+                "op": "msg",
+                "msg": raw,
+                "lids": self.lids,
+                "twice": twice,
+                "ciphertext_first": ciphertext_first,
+            },
         )
         return raw
 

@@ -330,10 +330,8 @@ class WebjsConnector:
         self._qr_refs.clear()
         self._offline_beats = 0
         linked_before = self.profile.is_dir() and any(self.profile.iterdir())
-        await self._set_status(
-            SessionStatus.AUTHENTICATING if linked_before else SessionStatus.DISCONNECTED,
-            "starting the browser",
-        )
+        if linked_before:
+            await self._set_status(SessionStatus.AUTHENTICATING, "starting the browser")
         browser = await self.driver.launch(self.session_id)
         self.browser = browser
         browser.context.on(
@@ -714,7 +712,7 @@ class WebjsConnector:
     # ------------------------------------------------------------------ status
 
     async def _set_status(self, status: SessionStatus, reason: str | None = None) -> None:
-        if status == self.status and reason == self.status_reason:
+        if status == self.status and (reason is None or reason == self.status_reason):
             return
         log.info(
             "webjs %s: %s -> %s%s",
