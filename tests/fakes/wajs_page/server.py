@@ -322,15 +322,3 @@ class FakeWhatsAppWeb:
     async def hang(self, device: Device) -> None:
         """Freeze the device's page (a dead page that still exists)."""
         await self._push(device, {"op": "hang"})
-
-    async def wait(self, predicate: Any, timeout: float = 20.0) -> None:
-        """Wait until `predicate()` is true (re-checked on every change and every 100 ms)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise TimeoutError("fake WhatsApp Web: condition not met in time")
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(left, 0.1))
-            except TimeoutError:
-                continue

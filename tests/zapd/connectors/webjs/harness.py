@@ -80,9 +80,9 @@ def browsers_under(root: Path) -> list[int]:
     return out
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 30.0, every: float = 0.1) -> Any:
     """Wait until `check()` (sync or async) returns something truthy; return it."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = check()
         if asyncio.iscoroutine(value):
@@ -90,7 +90,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0, every: flo
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(every)
 
 
@@ -144,20 +144,20 @@ class Daemon:
             return row
 
     async def wait_status(
-        self, session_id: uuid.UUID, status: SessionStatus, timeout: float = 40.0
+        self, session_id: uuid.UUID, status: SessionStatus, within: float = 40.0
     ) -> WaSession:
         async def check() -> WaSession | None:
             row = await self.session(session_id)
             return row if row.status == status else None
 
-        return await eventually(check, timeout)  # type: ignore[no-any-return]
+        return await eventually(check, within)  # type: ignore[no-any-return]
 
-    async def wait_qr(self, session_id: uuid.UUID, timeout: float = 40.0) -> str:
+    async def wait_qr(self, session_id: uuid.UUID, within: float = 40.0) -> str:
         async def check() -> str | None:
             row = await self.session(session_id)
             return row.qr_code if row.status == SessionStatus.WAITING_QR else None
 
-        return await eventually(check, timeout)  # type: ignore[no-any-return]
+        return await eventually(check, within)  # type: ignore[no-any-return]
 
     async def messages(self, session_id: uuid.UUID, **where: Any) -> list[Message]:
         async with self.r.read() as db:

@@ -95,7 +95,7 @@ async def test_sessions_survive_everything(
             assert chat is not None
             queued = await outbox.enqueue(db, chat, "seu orçamento", idempotency_key="t:quote")
             message_id = queued.message.id
-        sent_msg = await eventually(lambda: _sent(daemon, ids[0], message_id), timeout=30)
+        sent_msg = await eventually(lambda: _sent(daemon, ids[0], message_id), within=30)
         wa_id = sent_msg.wa_message_id
         assert wa_id in {m["id"] for m in dev1.sent}
         assert wa_id.startswith(f"true_{CUSTOMER[1:]}@c.us_3EB0")
@@ -108,10 +108,10 @@ async def test_sessions_survive_everything(
 
         # --- offline with a message in between: stored exactly once after reconnect
         await fake.offline(dev1)
-        await eventually(lambda: not conns[0].connected, timeout=20)
+        await eventually(lambda: not conns[0].connected, within=20)
         gap1 = await fake.customer_says(dev1, CUSTOMER, "chegou enquanto offline")
         fake.online(dev1)
-        await eventually(lambda: daemon.messages(ids[0], wa_message_id=gap1["id"]), timeout=30)
+        await eventually(lambda: daemon.messages(ids[0], wa_message_id=gap1["id"]), within=30)
 
         # --- browser SIGKILLed: back by itself, no QR, the message of the gap stored once
         victim = conns[0].browser.pid if conns[0].browser else None
@@ -120,9 +120,9 @@ async def test_sessions_survive_everything(
         gap2 = await fake.customer_says(dev1, CUSTOMER, "chegou com o navegador morto")
         await eventually(
             lambda: conns[0].connected and conns[0].browser and conns[0].browser.pid != victim,
-            timeout=60,
+            within=60,
         )
-        await eventually(lambda: daemon.messages(ids[0], wa_message_id=gap2["id"]), timeout=30)
+        await eventually(lambda: daemon.messages(ids[0], wa_message_id=gap2["id"]), within=30)
         for gap in (gap1, gap2, raw):
             assert len(await daemon.messages(ids[0], wa_message_id=gap["id"])) == 1
         assert [d.qr_count for d in devices] == qr_counts
@@ -142,7 +142,7 @@ async def test_sessions_survive_everything(
         await fake.logout_from_phone(devices[1])
         row = await daemon.wait_status(ids[1], SessionStatus.DISCONNECTED)
         assert "profile wiped" in (row.status_reason or "")
-        await eventually(lambda: not conn2.profile.exists(), timeout=10)
+        await eventually(lambda: not conn2.profile.exists(), within=10)
         async with daemon.r.read() as db:
             logs = (
                 await db.scalars(select(SessionLog.message).where(SessionLog.session_id == ids[1]))
