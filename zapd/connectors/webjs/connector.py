@@ -657,11 +657,12 @@ class WebjsConnector:
 
     async def _beat(self) -> None:
         interval = self.settings.webjs_heartbeat_seconds
+        answer_within = max(1.0, min(EVAL_TIMEOUT, 2 * interval))
         failures = 0
         while True:
             await asyncio.sleep(interval)
             try:
-                state = await self._state()
+                state = dict(await self._eval("() => window.__zap.state()", limit=answer_within))
                 failures = 0
             except Exception as exc:
                 failures += 1
