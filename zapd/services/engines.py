@@ -20,7 +20,8 @@ from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
-from zapd.connectors.webjs import EngineUnavailable, WebjsConnector, WebjsDriver
+from zapd.connectors.webjs.connector import WebjsConnector
+from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable

@@ -1,10 +1,6 @@
 """The webjs engine: WhatsApp Web in Chromium (Playwright), wa-js injected at a pinned hash.
 
-`WebjsDriver` owns the Playwright driver and every browser process; `WebjsConnector`
-is one session. See driver.py and connector.py for their invariants.
+`driver.WebjsDriver` owns the Playwright driver and every browser process;
+`connector.WebjsConnector` is one session; `bundle` finds and verifies the pinned wa-js
+(light: zapctl's doctor imports it without Playwright). See each module's invariants.
 """
-
-from zapd.connectors.webjs.connector import WebjsConnector
-from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
-
-__all__ = ["EngineUnavailable", "WebjsConnector", "WebjsDriver"]

@@ -35,7 +35,9 @@ from zapd.connectors.events import (
     QrEvent,
     StatusEvent,
 )
-from zapd.connectors.webjs import WebjsConnector, WebjsDriver, procs
+from zapd.connectors.webjs import procs
+from zapd.connectors.webjs.connector import WebjsConnector
+from zapd.connectors.webjs.driver import WebjsDriver
 from zapd.connectors.webjs.connector import ack_status, is_our_id, message_key
 
 PHONE = "+5511940001234"

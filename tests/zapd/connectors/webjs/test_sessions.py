@@ -29,7 +29,8 @@ from tests.zapd.connectors.webjs.harness import (
     require_chromium,
     webjs_settings,
 )
-from zapd.connectors.webjs import WebjsConnector, procs
+from zapd.connectors.webjs import procs
+from zapd.connectors.webjs.connector import WebjsConnector
 from zapd.db.models import Chat, Outbox, SessionLog
 from zapd.services import outbox
 
