@@ -18,9 +18,9 @@ from shared.protocol.messages import (
     MessageOut,
     MessageSend,
 )
-from zapd.api.deps import ActorDep, Res
+from zapd.api.deps import ActorDep, KernelDep
 from zapd.errors import Conflict
-from zapd.services import messages
+from zapd.services.conversations import messages
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 async def send_message(
     body: MessageSend,
     actor: ActorDep,
-    res: Res,
+    kernel: KernelDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -44,7 +44,7 @@ async def send_message(
     """Send a message to a ticket's customer, or to a phone on a session (SUPERVISOR+)."""
     for attempt in range(2):
         try:
-            async with res.tx() as db:
+            async with kernel.tx() as db:
                 sent = await messages.send(db, actor, body, idempotency_key)
                 out = MessageOut.model_validate(sent.message)
             break
