@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from shared.enums import Engine, LogLevel, SessionStatus
@@ -39,7 +40,12 @@ InboundHandler = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
 class SessionManager:
     """Starts, stops and reaches the connectors of the daemon's sessions."""
 
-    def __init__(self, kernel: Kernel, sandbox: SandboxNetwork) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        sandbox: SandboxNetwork,
+        registry: CollectorRegistry | None = None,  # Prometheus, for the webjs counters
+    ) -> None:
         self.kernel = kernel
         self.sandbox = sandbox
         self._connectors: dict[uuid.UUID, Connector] = {}
@@ -47,7 +53,7 @@ class SessionManager:
         self._lock = asyncio.Lock()
         self.on_inbound: InboundHandler | None = None
         self._closing = False
-        self.webjs = WebjsDriver(res.settings, res.metrics.registry)
+        self.webjs = WebjsDriver(kernel.settings, registry)
 
     def connector(self, session_id: uuid.UUID) -> Connector | None:
         """Return the running connector of a session, if started."""
@@ -141,7 +147,7 @@ class SessionManager:
             await self.handle(event)
 
         async def heartbeat() -> None:
-            async with self.res.tx() as db:
+            async with self.kernel.tx() as db:
                 row = await db.get(WaSession, session_id)
                 if row is not None:
                     row.last_heartbeat_at = utcnow()

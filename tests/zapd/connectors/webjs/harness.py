@@ -23,8 +23,9 @@ from shared.enums import Engine, SessionStatus
 from zapd.config import ZapdSettings
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.driver import EngineUnavailable, chromium_path
+from zapd.daemon import Daemon as ZapDaemon
+from zapd.daemon import open_daemon
 from zapd.db.models import Company, Message, WaSession
-from zapd.resources import Resources, open_resources
 
 _cnpj = itertools.count(31_000_000)
 
@@ -95,16 +96,16 @@ async def eventually(check: Callable[[], Any], within: float = 30.0, every: floa
 
 
 class Daemon:
-    """zapd's long-lived parts (Resources) on the test's database, restartable."""
+    """zapd's long-lived parts (zapd.daemon.Daemon) on the test's database, restartable."""
 
     def __init__(self, engine: AsyncEngine, settings: ZapdSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.res: Resources | None = None
+        self.res: ZapDaemon | None = None
         self.company_id: uuid.UUID | None = None
 
-    async def open(self) -> Resources:
-        self.res = await open_resources(self.settings, engine=self.engine)
+    async def open(self) -> ZapDaemon:
+        self.res = await open_daemon(self.settings, engine=self.engine)
         await self.res.start_background()
         return self.res
 
@@ -115,14 +116,14 @@ class Daemon:
             self.res = None
 
     @property
-    def r(self) -> Resources:
+    def r(self) -> ZapDaemon:
         assert self.res is not None
         return self.res
 
     async def company(self) -> uuid.UUID:
         if self.company_id is None:
             base = f"{next(_cnpj):08d}0001"
-            async with self.r.tx() as db:
+            async with self.r.kernel.tx() as db:
                 company = Company(name="Webjs Ltda", cnpj=base + cnpj_check_digits(base))
                 db.add(company)
                 await db.flush()
@@ -131,14 +132,14 @@ class Daemon:
 
     async def add_session(self, name: str) -> uuid.UUID:
         company_id = await self.company()
-        async with self.r.tx() as db:
+        async with self.r.kernel.tx() as db:
             row = WaSession(company_id=company_id, name=name, engine=Engine.WEBJS)
             db.add(row)
             await db.flush()
             return row.id
 
     async def session(self, session_id: uuid.UUID) -> WaSession:
-        async with self.r.read() as db:
+        async with self.r.kernel.read() as db:
             row = await db.get(WaSession, session_id)
             assert row is not None
             return row
@@ -160,14 +161,14 @@ class Daemon:
         return await eventually(check, within)  # type: ignore[no-any-return]
 
     async def messages(self, session_id: uuid.UUID, **where: Any) -> list[Message]:
-        async with self.r.read() as db:
+        async with self.r.kernel.read() as db:
             stmt = select(Message).where(Message.session_id == session_id)
             for key, value in where.items():
                 stmt = stmt.where(getattr(Message, key) == value)
             return list((await db.scalars(stmt.order_by(Message.id))).all())
 
     async def count_messages(self, session_id: uuid.UUID) -> int:
-        async with self.r.read() as db:
+        async with self.r.kernel.read() as db:
             return int(
                 await db.scalar(
                     select(func.count())

@@ -36,9 +36,8 @@ from zapd.connectors.events import (
     StatusEvent,
 )
 from zapd.connectors.webjs import procs
-from zapd.connectors.webjs.connector import WebjsConnector
+from zapd.connectors.webjs.connector import WebjsConnector, ack_status, is_our_id, message_key
 from zapd.connectors.webjs.driver import WebjsDriver
-from zapd.connectors.webjs.connector import ack_status, is_our_id, message_key
 
 PHONE = "+5511940001234"
 CUSTOMER = "+5521998765432"

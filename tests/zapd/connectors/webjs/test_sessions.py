@@ -32,7 +32,7 @@ from tests.zapd.connectors.webjs.harness import (
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.connector import WebjsConnector
 from zapd.db.models import Chat, Outbox, SessionLog
-from zapd.services import outbox
+from zapd.services.delivery import outbox
 
 PHONES = ["+5511940000001", "+5511940000002", "+5511940000003"]
 CUSTOMER = "+5511987650001"
@@ -91,7 +91,7 @@ async def test_sessions_survive_everything(
         assert await daemon.count_messages(ids[2]) == 0
 
         # --- outbound through the outbox: idempotent id, echo not stored twice, acks
-        async with daemon.r.tx() as db:
+        async with daemon.r.kernel.tx() as db:
             chat = await db.scalar(select(Chat).where(Chat.session_id == ids[0]))
             assert chat is not None
             queued = await outbox.enqueue(db, chat, "seu orçamento", idempotency_key="t:quote")
@@ -144,7 +144,7 @@ async def test_sessions_survive_everything(
         row = await daemon.wait_status(ids[1], SessionStatus.DISCONNECTED)
         assert "profile wiped" in (row.status_reason or "")
         await eventually(lambda: not conn2.profile.exists(), within=10)
-        async with daemon.r.read() as db:
+        async with daemon.r.kernel.read() as db:
             logs = (
                 await db.scalars(select(SessionLog.message).where(SessionLog.session_id == ids[1]))
             ).all()
@@ -160,7 +160,7 @@ async def test_sessions_survive_everything(
 
 
 async def _sent(daemon: Daemon, session_id: object, message_id: object) -> object:
-    async with daemon.r.read() as db:
+    async with daemon.r.kernel.read() as db:
         box = await db.scalar(select(Outbox).where(Outbox.message_id == message_id))
     if box is None or box.sent_at is None:
         return None
