@@ -26,9 +26,11 @@
       tx.onerror = () => reject(tx.error);
     });
   };
+  let fresh = false; // whether this page made a new device id (diagnostics: fake.hellos)
   const loadDevice = async () => {
     let id = await idbDo('readonly', (s) => s.get('device'));
     if (!id) {
+      fresh = true;
       id = 'dev-' + Math.random().toString(16).slice(2) + Date.now().toString(16);
       await idbDo('readwrite', (s) => s.put(id, 'device'));
     }
@@ -283,7 +285,7 @@
   };
 
   const connect = () => {
-    const ws = new WebSocket(`ws://${location.host}/ws?device=${encodeURIComponent(device)}`);
+    const ws = new WebSocket(`ws://${location.host}/ws?device=${encodeURIComponent(device)}&fresh=${fresh ? 1 : 0}`);
     state.ws = ws;
     ws.onmessage = (ev) => onServer(JSON.parse(ev.data));
     ws.onclose = () => {

@@ -77,6 +77,8 @@ class FakeWhatsAppWeb:
         self._task: asyncio.Task[None] | None = None
         self.url = ""
         self.changed = asyncio.Event()
+        # (device id, linked, whether the page had just made the id) per connection
+        self.hellos: list[tuple[str, bool, bool]] = []
 
     # ------------------------------------------------------------------ serving
 
@@ -136,6 +138,7 @@ class FakeWhatsAppWeb:
             "lids": self.lids,
             "history": device.history,
         }
+        self.hellos.append((device_id, device.linked, ws.query_params.get("fresh") == "1"))
         if not device.linked:
             hello["qr"] = self._new_qr(device)
         await ws.send_text(json.dumps(hello))

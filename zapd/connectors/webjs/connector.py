@@ -239,6 +239,11 @@ class WebjsConnector:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def alive(self) -> bool:
+        """Whether the session is still running (False once it ended in ERROR or a logout)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start the session's supervisor (returns at once; events follow)."""
         self.driver.check()  # no browser or no verified wa-js: refuse now, clearly
@@ -332,8 +337,25 @@ class WebjsConnector:
         linked_before = self.profile.is_dir() and any(self.profile.iterdir())
         if linked_before:
             await self._set_status(SessionStatus.AUTHENTICATING, "starting the browser")
-        browser = await self.driver.launch(self.session_id)
-        self.browser = browser
+        async with self.driver.starting:  # bounded: a boot does not start every browser at once
+            browser = await self.driver.launch(self.session_id)
+            self.browser = browser
+            await self._open_page(browser)
+        consumer = asyncio.create_task(self._consume(), name=f"webjs-events-{self.session_id}")
+        beat = asyncio.create_task(self._beat(), name=f"webjs-beat-{self.session_id}")
+        try:
+            self._settled = False
+            await self._settle()
+            self._settled = True
+            return await self._trouble
+        finally:
+            tasks = [beat, consumer, *self._side_tasks]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _open_page(self, browser: Browser) -> None:
+        """Open WhatsApp Web in the browser's page and inject wa-js and the bridge."""
         browser.context.on(
             "close", lambda _: self._raise(_Trouble("browser closed", label="crash"))
         )
@@ -351,18 +373,6 @@ class WebjsConnector:
             timeout=self.settings.webjs_ready_timeout * 1000,
         )
         await self._inject()
-        consumer = asyncio.create_task(self._consume(), name=f"webjs-events-{self.session_id}")
-        beat = asyncio.create_task(self._beat(), name=f"webjs-beat-{self.session_id}")
-        try:
-            self._settled = False
-            await self._settle()
-            self._settled = True
-            return await self._trouble
-        finally:
-            tasks = [beat, consumer, *self._side_tasks]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _raise(self, trouble: _Trouble) -> None:
         if self._trouble is not None and not self._trouble.done():

@@ -47,6 +47,7 @@ CHROMIUM_FLAGS = (
     "--renderer-process-limit=2",
 )
 CLOSE_TIMEOUT = 10.0
+LEAVE_TIMEOUT = 3.0
 BRIDGE_JS = Path(__file__).with_name("bridge.js")
 
 
@@ -139,27 +140,31 @@ class WebjsDriver:
 
     # ------------------------------------------------------------------ browsers
 
+    @property
+    def starting(self) -> asyncio.Semaphore:
+        """The start slots: hold one from launch until WhatsApp Web is loaded and injected."""
+        return self._starting
+
     async def launch(self, session_id: uuid.UUID) -> Browser:
-        """Start the session's browser on its profile (waits for a start slot)."""
+        """Start the session's browser on its profile (the caller holds a start slot)."""
         executable, _ = self.check()
         profile = self.profile_dir(session_id)
         profile.mkdir(parents=True, exist_ok=True, mode=0o700)
-        async with self._starting:
-            await asyncio.to_thread(self._reclaim, profile)
-            pw = await self._playwright()
-            context = await pw.chromium.launch_persistent_context(
-                str(profile),
-                executable_path=executable,
-                headless=self.settings.webjs_headless,
-                args=list(CHROMIUM_FLAGS),
-                user_agent=self.settings.webjs_user_agent,
-                bypass_csp=True,
-                viewport={"width": 1024, "height": 720},
-                handle_sigint=False,
-                handle_sigterm=False,
-                handle_sighup=False,
-            )
-            found = await asyncio.to_thread(procs.browsers_of, profile)
+        await asyncio.to_thread(self._reclaim, profile)
+        pw = await self._playwright()
+        context = await pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=executable,
+            headless=self.settings.webjs_headless,
+            args=list(CHROMIUM_FLAGS),
+            user_agent=self.settings.webjs_user_agent,
+            bypass_csp=True,
+            viewport={"width": 1024, "height": 720},
+            handle_sigint=False,
+            handle_sigterm=False,
+            handle_sighup=False,
+        )
+        found = await asyncio.to_thread(procs.browsers_of, profile)
         browser = Browser(session_id, profile, context, found[0] if found else None)
         if browser.pid is None:
             log.warning("webjs %s: browser started but its pid was not found", session_id)
@@ -178,6 +183,12 @@ class WebjsDriver:
         """Close a browser and make sure its whole process tree is gone."""
         if self.browsers.get(browser.session_id) is browser:
             del self.browsers[browser.session_id]
+        try:
+            # Leave WhatsApp Web first, so it closes its IndexedDB before the browser exits.
+            for page in list(browser.context.pages):
+                await asyncio.wait_for(page.goto("about:blank"), LEAVE_TIMEOUT)
+        except Exception as exc:
+            log.info("webjs %s: leaving the page: %s", browser.session_id, exc)
         try:
             await asyncio.wait_for(browser.context.close(), CLOSE_TIMEOUT)
         except Exception as exc:

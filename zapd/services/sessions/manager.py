@@ -66,7 +66,10 @@ class SessionManager:
     async def start(self, session_id: uuid.UUID) -> None:
         """Start a session's engine (QR events follow until it is linked)."""
         async with self._lock:
-            if session_id in self._connectors:
+            previous = self._connectors.get(session_id)
+            if previous is not None and getattr(previous, "alive", True) is False:
+                del self._connectors[session_id]  # ended by itself (unscanned QR, phone logout)
+            elif previous is not None:
                 raise Conflict("session already started", code="ERR_SESSION_STARTED")
             async with self.kernel.read() as db:
                 row = await db.get(WaSession, session_id)

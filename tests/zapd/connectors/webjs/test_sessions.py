@@ -2,15 +2,16 @@
 
 One scenario per backend (SQLite and PostgreSQL), because every step needs the state the
 previous one left: three sessions linked by QR at once and isolated; messages deduped
-(wa-js's double event, our own echoes); acks out of order kept forward-only; a message
-that arrives while the page is offline, and while the browser is SIGKILLed, stored
-exactly once after the engine catches up — with no new QR; a daemon restart restoring
-every CONNECTED session without a QR; a logout from the phone wiping the profile; and no
-Chromium process of the test left at the end.
+(wa-js's double event, our own echoes); media in the media store, type sniffed; acks out
+of order kept forward-only; a message that arrives while the page is offline, and while
+the browser is SIGKILLed, stored exactly once after the engine catches up, with no new
+QR; a daemon restart restoring every CONNECTED session without a QR; a logout from the
+phone wiping the profile; and no Chromium process of the test left at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from tests.zapd.connectors.webjs.harness import (
 )
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.connector import WebjsConnector
-from zapd.db.models import Chat, Outbox, SessionLog
+from zapd.db.models import Chat, Media, Outbox, SessionLog
 from zapd.services.delivery import outbox
 
 PHONES = ["+5511940000001", "+5511940000002", "+5511940000003"]
@@ -90,6 +91,22 @@ async def test_sessions_survive_everything(
         assert await daemon.count_messages(ids[1]) == 0
         assert await daemon.count_messages(ids[2]) == 0
 
+        # --- media downloaded into the media store, its type sniffed; a quoted reply
+        png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(48)
+        pic = await fake.customer_says(
+            dev1,
+            CUSTOMER,
+            "a foto",
+            media=(png, "application/octet-stream", "image"),
+            quoted=raw["id"],
+        )
+        (stored,) = await eventually(lambda: daemon.messages(ids[0], wa_message_id=pic["id"]))
+        assert stored.media_id is not None and stored.quoted_message_id == found[0].id
+        async with daemon.r.kernel.read() as db:
+            media = await db.get(Media, stored.media_id)
+        assert media is not None and media.mime == "image/png" and media.size == len(png)
+        assert media.sha256 == hashlib.sha256(png).hexdigest()
+
         # --- outbound through the outbox: idempotent id, echo not stored twice, acks
         async with daemon.r.kernel.tx() as db:
             chat = await db.scalar(select(Chat).where(Chat.session_id == ids[0]))
@@ -133,8 +150,12 @@ async def test_sessions_survive_everything(
         await daemon.close()
         assert browsers_under(tmp_path) == []
         await daemon.open()
+        known = {d.id for d in devices}
         for sid in ids:
-            row = await daemon.wait_status(sid, SessionStatus.CONNECTED)
+            try:
+                row = await daemon.wait_status(sid, SessionStatus.CONNECTED)
+            except AssertionError:
+                pytest.fail(f"{sid} not back; known {known}; hellos {fake.hellos}")
             assert row.qr_code is None
         assert [d.qr_count for d in devices] == qr_counts
 
