@@ -37,7 +37,7 @@ from zapd.connectors.events import (
 )
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.connector import WebjsConnector, ack_status, is_our_id, message_key
-from zapd.connectors.webjs.driver import WebjsDriver
+from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
 
 PHONE = "+5511940001234"
 CUSTOMER = "+5521998765432"
@@ -254,3 +254,18 @@ async def test_frozen_page_and_memory_guard_restart_without_qr(
         lambda: conn.connected and conn.browser and conn.browser.pid != before, within=60
     )
     assert len(rec.of(QrEvent)) == 1  # only the first link ever needed one
+
+
+def test_engine_refuses_to_run_without_browser_or_pinned_bundle(tmp_path: Path) -> None:
+    missing = WebjsDriver(webjs_settings(tmp_path, "http://127.0.0.1:9/", chromium=tmp_path / "no"))
+    with pytest.raises(EngineUnavailable, match="is not an executable file"):
+        missing.check()
+    tampered = tmp_path / "wa.js"
+    tampered.write_bytes(b"self.WPP = {};\n")
+    driver = WebjsDriver(webjs_settings(tmp_path, "http://127.0.0.1:9/", wajs_path=tampered))
+    with pytest.raises(EngineUnavailable, match="the pin wants wa-js"):
+        driver.check()
+    conn = WebjsConnector(uuid.uuid4(), driver, Recorder())
+    with pytest.raises(EngineUnavailable):
+        asyncio.run(conn.start())
+    assert not conn.alive

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -145,6 +146,8 @@ async def test_sessions_survive_everything(
             assert len(await daemon.messages(ids[0], wa_message_id=gap["id"])) == 1
         assert [d.qr_count for d in devices] == qr_counts
         assert not procs.alive(victim)
+        scraped = generate_latest(daemon.r.metrics.registry).decode()
+        assert 'zapd_webjs_browser_restarts_total{reason="crash"} 1.0' in scraped
 
         # --- daemon restart: every CONNECTED session comes back without a QR
         await daemon.close()
