@@ -56,6 +56,7 @@ class Device:
     offline: bool = False
     connections: int = 0
     link_code: str | None = None
+    log: list[str] = field(default_factory=list)  # what happened to it (diagnostics)
 
     @property
     def linked(self) -> bool:
@@ -139,6 +140,7 @@ class FakeWhatsAppWeb:
             "history": device.history,
         }
         self.hellos.append((device_id, device.linked, ws.query_params.get("fresh") == "1"))
+        device.log.append(f"hello linked={device.linked}")
         if not device.linked:
             hello["qr"] = self._new_qr(device)
         await ws.send_text(json.dumps(hello))
@@ -165,6 +167,7 @@ class FakeWhatsAppWeb:
                 device.history.append(raw)
                 device.sent.append(raw)
         elif op == "logout":
+            device.log.append(f"logout asked by the page (was {device.phone})")
             device.phone = None
             device.history.clear()
         elif op == "link_code":
@@ -221,6 +224,7 @@ class FakeWhatsAppWeb:
     async def scan(self, full_code: str, phone: str) -> Device:
         """The phone of `phone` scans this QR: the device is linked."""
         device = self.device_by_qr(full_code)
+        device.log.append(f"QR scanned by {phone}")
         device.phone, device.qr = phone, None
         await self._push(device, {"op": "scanned", "me": device.me})
         return device
@@ -237,6 +241,7 @@ class FakeWhatsAppWeb:
 
     async def logout_from_phone(self, device: Device) -> None:
         """The phone's owner removes this linked device."""
+        device.log.append(f"removed from the phone {device.phone}")
         device.phone = None
         device.history.clear()
         await self._push(device, {"op": "logout"})

@@ -15,7 +15,9 @@ Invariants:
 - An inbound message goes to the sink once per connector (ids seen are remembered;
   wa-js may fire `chat.new_message` twice, first still `ciphertext`); the pipeline
   dedupes on the id across restarts. The cursor (newest message time handed to the
-  sink) only moves after the sink returned, so a catch-up never skips a message.
+  sink) only moves after the sink returned; when the connection is lost its value is
+  kept as the gap's start (persisted with it), and the next catch-up reads from there
+  (minus a slack), so live messages arriving first never make it skip older ones.
 - Sends are idempotent: the message id is derived from the outbox idempotency key and
   given to wa-js (`messageId`); a repeat finds the message already in the chat and
   returns its id. Echoes of our own sends (`from_me` with our id mark) are not emitted:
@@ -67,7 +69,9 @@ CATCHUP_SLACK = 120  # seconds before the cursor looked at again (clock skew)
 OFFLINE_HEARTBEATS = 6  # heartbeats offline before the page is restarted
 EVAL_TIMEOUT = 15.0
 SEND_TIMEOUT = 60.0
+STOP_GRACE = 8.0  # seconds the session's tasks get to finish what they are doing
 ID_PREFIX = "3EB0"
+_STOP = "\0stop"  # queued after the last event: the consumer ends there
 
 Heartbeat = Callable[[], Awaitable[None]]
 
@@ -206,10 +210,15 @@ class WebjsConnector:
         self._pairing: PairingCode | None = None
         self._cursor: float | None = self._load_cursor()
         self._cursor_dirty = False
+        # The cursor when the connection was last lost: a catch-up starts there, even if
+        # live messages moved the cursor on before the engine noticed it was back.
+        self._gap_from: float | None = self._load_cursor(key="gap") or self._cursor
         self._rng = random.Random()  # noqa: S311 - backoff jitter
         self._inject_lock = asyncio.Lock()
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._settled = False
+        self._halt = asyncio.Event()
+        self._stop_requested = asyncio.Event()
 
     # ------------------------------------------------------------------ paths
 
@@ -221,10 +230,10 @@ class WebjsConnector:
     def profile(self) -> Path:
         return self.driver.profile_dir(self.session_id)
 
-    def _load_cursor(self) -> float | None:
+    def _load_cursor(self, key: str = "t") -> float | None:
         try:
             data = json.loads((self.session_dir / "cursor.json").read_text())
-            return float(data["t"])
+            return float(data[key])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -233,7 +242,7 @@ class WebjsConnector:
             return
         self.session_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.session_dir / "cursor.json.tmp"
-        tmp.write_text(json.dumps({"t": self._cursor}))
+        tmp.write_text(json.dumps({"t": self._cursor, "gap": self._gap_from}))
         tmp.replace(self.session_dir / "cursor.json")
         self._cursor_dirty = False
 
@@ -250,14 +259,20 @@ class WebjsConnector:
         if self._task is not None and not self._task.done():
             return
         self._stopping = False
+        self._stop_requested.clear()
         self._task = asyncio.create_task(self._supervise(), name=f"webjs-{self.session_id}")
 
     async def stop(self) -> None:
         """Close the browser, keeping the profile (a later start needs no QR)."""
         self._stopping = True
+        self._stop_requested.set()
         self._raise(_Trouble("stopped", terminal=True))
         if self._task is not None:
-            self._task.cancel()
+            # Let the supervisor wind down by itself (event handlers finish their database
+            # writes); cancel it only if it does not within the grace period.
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE)
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
@@ -326,7 +341,8 @@ class WebjsConnector:
             await self._set_status(
                 SessionStatus.DISCONNECTED, f"{trouble.reason}; restarting in {delay:.1f}s"
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay)
 
     async def _run_once(self) -> _Trouble:
         loop = asyncio.get_running_loop()
@@ -341,6 +357,7 @@ class WebjsConnector:
             browser = await self.driver.launch(self.session_id)
             self.browser = browser
             await self._open_page(browser)
+        self._halt = asyncio.Event()
         consumer = asyncio.create_task(self._consume(), name=f"webjs-events-{self.session_id}")
         beat = asyncio.create_task(self._beat(), name=f"webjs-beat-{self.session_id}")
         try:
@@ -349,8 +366,13 @@ class WebjsConnector:
             self._settled = True
             return await self._trouble
         finally:
-            tasks = [beat, consumer, *self._side_tasks]
-            for task in tasks:
+            # Wind down: the consumer ends after the event in hand, the heartbeat after its
+            # probe; whatever does not end within the grace period is cancelled.
+            self._halt.set()
+            self._events.put_nowait((_STOP, None))
+            tasks = {beat, consumer, *self._side_tasks}
+            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -379,6 +401,8 @@ class WebjsConnector:
             self._trouble.set_result(trouble)
 
     async def _close_browser(self) -> None:
+        if self.connected and self._gap_from is None:
+            self._gap_from, self._cursor_dirty = self._cursor, True
         self.connected = False
         browser, self.browser, self.page = self.browser, None, None
         if browser is not None:
@@ -438,6 +462,8 @@ class WebjsConnector:
     async def _consume(self) -> None:
         while True:
             kind, data = await self._events.get()
+            if kind == _STOP:
+                return
             try:
                 await self._dispatch(kind, data)
             except _Trouble as trouble:
@@ -519,6 +545,8 @@ class WebjsConnector:
             await self._on_ready()
         elif not online and self.connected:
             self.connected = False
+            if self._gap_from is None:
+                self._gap_from, self._cursor_dirty = self._cursor, True
             await self._set_status(SessionStatus.DISCONNECTED, "WhatsApp Web is offline")
 
     def _remember(self, msg_id: str) -> bool:
@@ -625,11 +653,12 @@ class WebjsConnector:
     async def _catch_up(self) -> None:
         """Feed the messages of chats active since the cursor through the pipeline."""
         if self._cursor is None:  # first link: history is not ours to import
-            self._cursor = _now().timestamp()
+            self._cursor, self._gap_from = _now().timestamp(), None
             self._cursor_dirty = True
             self._save_cursor()
             return
-        since = self._cursor - CATCHUP_SLACK
+        start = self._cursor if self._gap_from is None else min(self._gap_from, self._cursor)
+        since = start - CATCHUP_SLACK
         try:
             found = await self._eval(
                 "([s, c, n]) => window.__zap.recent(s, c, n)",
@@ -651,6 +680,8 @@ class WebjsConnector:
             len(found or ()),
             fed,
         )
+        self._gap_from = None  # caught up
+        self._cursor_dirty = True
         self._save_cursor()
 
     # ------------------------------------------------------------------ watching
@@ -670,7 +701,10 @@ class WebjsConnector:
         answer_within = max(1.0, min(EVAL_TIMEOUT, 2 * interval))
         failures = 0
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._halt.wait(), interval)
+            if self._halt.is_set():
+                return
             try:
                 state = dict(await self._eval("() => window.__zap.state()", limit=answer_within))
                 failures = 0

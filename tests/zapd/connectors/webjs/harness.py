@@ -81,6 +81,18 @@ def browsers_under(root: Path) -> list[int]:
     return out
 
 
+def _engine_tasks() -> str:
+    """Where each webjs task is waiting (for the message of a timed-out wait)."""
+    out = []
+    for task in asyncio.all_tasks():
+        if not task.get_name().startswith("webjs"):
+            continue
+        frames = task.get_stack(limit=8)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+        out.append(f"{task.get_name()}: {where}")
+    return "\n".join(out)
+
+
 async def eventually(check: Callable[[], Any], within: float = 30.0, every: float = 0.1) -> Any:
     """Wait until `check()` (sync or async) returns something truthy; return it."""
     deadline = asyncio.get_running_loop().time() + within
@@ -91,7 +103,7 @@ async def eventually(check: Callable[[], Any], within: float = 30.0, every: floa
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
+            raise AssertionError(f"condition not met within {within}s\n{_engine_tasks()}")
         await asyncio.sleep(every)
 
 
@@ -158,7 +170,18 @@ class Daemon:
             row = await self.session(session_id)
             return row.qr_code if row.status == SessionStatus.WAITING_QR else None
 
-        return await eventually(check, within)  # type: ignore[no-any-return]
+        try:
+            return await eventually(check, within)  # type: ignore[no-any-return]
+        except AssertionError as exc:
+            row = await self.session(session_id)
+            conn = self.r.engines.connector(session_id)
+            seen = getattr(conn, "_qr_refs", None)
+            page = getattr(conn, "page", None)
+            code = await page.evaluate("() => WPP.conn.getAuthCode()") if page else None
+            raise AssertionError(
+                f"{exc}\nrow: {row.status!r} qr={row.qr_code!r}; engine: "
+                f"{getattr(conn, 'status', None)!r} refs={seen}; page code: {code}"
+            ) from None
 
     async def messages(self, session_id: uuid.UUID, **where: Any) -> list[Message]:
         async with self.r.kernel.read() as db:

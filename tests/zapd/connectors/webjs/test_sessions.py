@@ -153,12 +153,13 @@ async def test_sessions_survive_everything(
         await daemon.close()
         assert browsers_under(tmp_path) == []
         await daemon.open()
-        known = {d.id for d in devices}
         for sid in ids:
             try:
-                row = await daemon.wait_status(sid, SessionStatus.CONNECTED)
+                await eventually(lambda sid=sid: webjs(daemon, sid).connected, within=60)
             except AssertionError:
-                pytest.fail(f"{sid} not back; known {known}; hellos {fake.hellos}")
+                story = {d.id: d.log for d in fake.devices.values()}
+                pytest.fail(f"{sid} not back without a QR; devices: {story}")
+            row = await daemon.wait_status(sid, SessionStatus.CONNECTED)
             assert row.qr_code is None
         assert [d.qr_count for d in devices] == qr_counts
 
