@@ -295,7 +295,7 @@ class WebjsConnector:
     async def _wipe(self, why: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.profile, True)
         (self.session_dir / "cursor.json").unlink(missing_ok=True)
-        self._cursor = None
+        self._cursor = self._gap_from = None
         self.phone = None
         log.warning("webjs %s: %s; profile %s wiped", self.session_id, why, self.profile)
         await self._set_status(
