@@ -112,6 +112,25 @@ class ZapdSettings(BaseSettings):
         default_factory=lambda: list(DEFAULT_MEDIA_TYPES), max_length=200
     )
 
+    # webjs engine (WhatsApp Web through Playwright + wa-js; see zapd.connectors.webjs)
+    chromium: Path | None = None  # ZAP_CHROMIUM; default /usr/bin/chromium, else PATH
+    wajs_path: Path | None = None  # ZAP_WAJS_PATH; default the ./dev setup cache
+    webjs_url: str = "https://web.whatsapp.com/"
+    webjs_headless: bool = True
+    webjs_user_agent: str = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36"
+    )
+    webjs_heartbeat_seconds: float = Field(10.0, gt=0, le=600)
+    webjs_ready_timeout: float = Field(90.0, gt=0, le=3600)  # page load + wa-js ready
+    webjs_max_qr_rotations: int = Field(6, ge=1, le=1000)  # unscanned QRs before giving up
+    webjs_start_concurrency: int = Field(2, ge=1, le=64)  # browsers starting at once
+    webjs_restart_backoff_base: float = Field(1.0, gt=0, le=600)  # seconds, doubled per try
+    webjs_restart_backoff_cap: float = Field(60.0, gt=0, le=3600)
+    webjs_memory_limit_mb: int = Field(1024, ge=0)  # PSS of one browser's tree; 0: no guard
+    webjs_catchup_chats: int = Field(50, ge=1, le=1000)  # recent chats looked at after a gap
+    webjs_catchup_messages: int = Field(50, ge=1, le=1000)  # messages per chat looked at
+
     @field_validator("media_allowed_types")
     @classmethod
     def _mime_patterns(cls, v: list[str]) -> list[str]:

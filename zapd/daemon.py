@@ -58,7 +58,7 @@ class Daemon:
         self._background = False
 
         self.sandbox = SandboxNetwork()
-        self.engines = SessionManager(kernel, self.sandbox)
+        self.engines = SessionManager(kernel, self.sandbox, self.metrics.registry)
         self.inbound = Inbound(kernel)
         self.engines.on_inbound = self.inbound.receive
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)

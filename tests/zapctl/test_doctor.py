@@ -57,7 +57,15 @@ def test_doctor_healthy(instance: tuple[World, Zapd, dict[str, str]]) -> None:
     world, zapd, env = instance
     code, checks = doctor(world, env, zapd.base_url)
     assert code == 0, checks
-    assert list(checks) == ["daemon", "database", "state dir", "clock", "chromium", "keyring"]
+    assert list(checks) == [
+        "daemon",
+        "database",
+        "state dir",
+        "clock",
+        "chromium",
+        "wa-js",
+        "keyring",
+    ]
     assert checks["daemon"]["status"] == "pass"
     assert zapd.base_url in checks["daemon"]["detail"]
     assert checks["database"]["status"] == "pass"
@@ -204,6 +212,31 @@ def test_doctor_chromium_named_but_missing(
     assert checks["chromium"]["status"] == "fail"
     assert checks["chromium"]["detail"] == f"ZAP_CHROMIUM={missing} is not an executable file"
     assert code == 1
+
+
+def test_doctor_wajs_bundle(instance: tuple[World, Zapd, dict[str, str]], tmp_path: Path) -> None:
+    from zapd.connectors.webjs import bundle
+
+    world, zapd, env = instance
+    if world.db_args:
+        pytest.skip("the same on every backend: checked on SQLite")
+    pinned = bundle.pin()
+    code, checks = doctor(world, env, zapd.base_url)
+    assert checks["wa-js"]["status"] == "pass"  # ./dev setup fetched it
+    assert f"wa-js {pinned.version}" in checks["wa-js"]["detail"]
+    assert "sha256 matches the pin" in checks["wa-js"]["detail"]
+    tampered = tmp_path / "wppconnect-wa.js"
+    tampered.write_bytes(bundle.default_path().read_bytes() + b"\n// changed\n")
+    code, checks = doctor(world, dict(env, ZAP_WAJS_PATH=str(tampered)), zapd.base_url)
+    assert (code, checks["wa-js"]["status"]) == (1, "fail")
+    assert "the pin wants wa-js" in checks["wa-js"]["detail"]
+    missing = tmp_path / "nope.js"
+    code, checks = doctor(world, dict(env, ZAP_WAJS_PATH=str(missing)), zapd.base_url)
+    assert checks["wa-js"] == {
+        "check": "wa-js",
+        "status": "fail",
+        "detail": f"ZAP_WAJS_PATH={missing} is not a file",
+    }
 
 
 # --------------------------------------------------------------------------- backup

@@ -60,6 +60,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
+from zapd.services.conversations.received_media import store_received
 from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
@@ -354,6 +355,11 @@ class Inbound:
             body=ev.body,
             wa_message_id=ev.wa_message_id,
             quoted_message_id=quoted_id,
+            media_id=(
+                await store_received(db, self.kernel.settings, company_id, ev)
+                if ev.media_url
+                else None
+            ),
             wa_timestamp=ev.timestamp,
             extra={"kind": "phone"} if ev.from_me else {},
         )

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from shared.enums import Engine, LogLevel, SessionStatus
@@ -21,6 +22,8 @@ from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
+from zapd.connectors.webjs.connector import WebjsConnector
+from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
@@ -38,7 +41,12 @@ InboundHandler = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
 class SessionManager:
     """Starts, stops and reaches the connectors of the daemon's sessions."""
 
-    def __init__(self, kernel: Kernel, sandbox: SandboxNetwork) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        sandbox: SandboxNetwork,
+        registry: CollectorRegistry | None = None,  # Prometheus, for the webjs counters
+    ) -> None:
         self.kernel = kernel
         self.sandbox = sandbox
         self._connectors: dict[uuid.UUID, Connector] = {}
@@ -46,6 +54,7 @@ class SessionManager:
         self._lock = asyncio.Lock()
         self.on_inbound: InboundHandler | None = None
         self._closing = False
+        self.webjs = WebjsDriver(kernel.settings, registry)
 
     def connector(self, session_id: uuid.UUID) -> Connector | None:
         """Return the running connector of a session, if started."""
@@ -58,7 +67,10 @@ class SessionManager:
     async def start(self, session_id: uuid.UUID) -> None:
         """Start a session's engine (QR events follow until it is linked)."""
         async with self._lock:
-            if session_id in self._connectors:
+            previous = self._connectors.get(session_id)
+            if previous is not None and getattr(previous, "alive", True) is False:
+                del self._connectors[session_id]  # ended by itself (unscanned QR, phone logout)
+            elif previous is not None:
                 raise Conflict("session already started", code=ErrorCode.SESSION_STARTED)
             async with self.kernel.read() as db:
                 row = await db.get(WaSession, session_id)
@@ -86,6 +98,8 @@ class SessionManager:
                 state = self.sandbox.session(session_id)
                 state.linked, state.phone = True, linked_phone
             return SandboxConnector(session_id, self.sandbox, sink)
+        if engine == Engine.WEBJS:
+            return self._webjs(session_id)
         raise Unavailable(
             f"the {engine.name.lower()} engine is not available in this build",
             code=ErrorCode.ENGINE_UNAVAILABLE,
@@ -130,7 +144,25 @@ class SessionManager:
         async def sink(event: AnyEngineEvent) -> None:
             await self.handle(event)
 
+        if self.webjs.profile_dir(session_id).exists():
+            return self._webjs(session_id)
         return SandboxConnector(session_id, self.sandbox, sink)
+
+    def _webjs(self, session_id: uuid.UUID) -> WebjsConnector:
+        async def sink(event: AnyEngineEvent) -> None:
+            await self.handle(event)
+
+        async def heartbeat() -> None:
+            async with self.kernel.tx() as db:
+                row = await db.get(WaSession, session_id)
+                if row is not None:
+                    row.last_heartbeat_at = utcnow()
+
+        try:
+            self.webjs.check()
+        except EngineUnavailable as exc:
+            raise Unavailable(str(exc), code=ErrorCode.ENGINE_UNAVAILABLE) from None
+        return WebjsConnector(session_id, self.webjs, sink, heartbeat)
 
     async def resume(self) -> None:
         """Start again, at daemon start, the sessions that were connected when it stopped."""
@@ -166,6 +198,7 @@ class SessionManager:
             except Exception as exc:
                 log.warning("stopping session %s: %s", session_id, exc)
         self._connectors.clear()
+        await self.webjs.shutdown()  # every browser gone, no orphan
 
     # ------------------------------------------------------------------ events
 
