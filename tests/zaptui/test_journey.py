@@ -144,10 +144,18 @@ async def test_agent_day(tui_zapd: TuiZapd) -> None:
                 for i in log.items
             )
         )
-        r = await z.t.admin.get(f"/api/v1/sandbox/{z.session_id}/inbox", params={"phone": CUSTOMER})
-        bodies = [m["body"] or "" for m in r.json()]
-        assert any("Atendemos das 8h às 18h." in b for b in bodies)
-        assert not any("cliente VIP" in b for b in bodies)
+
+        async def phone() -> list[str]:
+            r = await z.t.admin.get(
+                f"/api/v1/sandbox/{z.session_id}/inbox", params={"phone": CUSTOMER}
+            )
+            return [m["body"] or "" for m in r.json()]
+
+        async def delivered() -> bool:  # the outbox delivers after the answer
+            return any("Atendemos das 8h às 18h." in b for b in await phone())
+
+        await wait_until(delivered)
+        assert not any("cliente VIP" in b for b in await phone())  # notes never leave
 
         # Transfer to Comercial (a modal returning a typed result).
         main.query_one(TicketList).focus()
