@@ -284,7 +284,7 @@ def _chromium_check() -> Check:
 
 
 def _wajs_check() -> Check:
-    from zapd.connectors.webjs import bundle
+    from zapd.offline import wajs_bundle as bundle
 
     explicit = os.environ.get("ZAP_WAJS_PATH")
     pin = bundle.pin()
