@@ -47,7 +47,6 @@ __all__ = [
     "init_instance",
     "lgpd",
     "load_settings",
-    "wajs_bundle",
     "migrate",
     "normalize_url",
     "purge",
@@ -56,6 +55,7 @@ __all__ = [
     "resolve_company",
     "session_factory",
     "sqlite_path",
+    "wajs_bundle",
 ]
 
 
