@@ -19,7 +19,10 @@ from zapd.db import migrate
 from zapd.db.engine import create_engine, read_only, session_factory
 from zapd.observability import Metrics
 from zapd.realtime.hub import Hub
+from zapd.secretbox import SecretBox
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
+from zapd.services.cloud import RAW_EVENT_TYPE as CLOUD_RAW_EVENT
+from zapd.services.cloud import CloudService
 from zapd.services.engines import SessionManager
 from zapd.services.inbound import Inbound
 from zapd.services.media import MediaStore
@@ -98,9 +101,12 @@ class Resources:
         self._background = False
 
         self.sandbox = SandboxNetwork()
+        self.secret_box = SecretBox.from_state_dir(self.settings.state_dir)
         self.engines = SessionManager(self, self.sandbox)
         self.inbound = Inbound(self)
         self.engines.on_inbound = self.inbound.receive
+        self.cloud = CloudService(self, self.secret_box)
+        self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook
         self.workers: list[Worker] = []
         self.outbox_worker = OutboxWorker(self)
         self.workers.append(self.outbox_worker)

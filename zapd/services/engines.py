@@ -18,12 +18,15 @@ from sqlalchemy import select
 from shared.enums import Engine, LogLevel, SessionStatus
 from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
+from zapd.connectors.cloud.connector import CloudConnector
+from zapd.connectors.cloud.graph import CloudSettings
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
 from zapd.realtime import events
+from zapd.services.cloud import settings_of
 
 if TYPE_CHECKING:
     from zapd.resources import Resources
@@ -67,7 +70,8 @@ class SessionManager:
                     raise Conflict("session is inactive", code="ERR_SESSION_INACTIVE")
                 engine, company_id = row.engine, row.company_id
                 linked_phone = row.phone if row.auth_state_path == SANDBOX_LINKED else None
-            connector = self._build(engine, session_id, linked_phone)
+                cloud = settings_of(self.res.secret_box, row) if engine == Engine.CLOUD else None
+            connector = self._build(engine, session_id, linked_phone, cloud)
             self._connectors[session_id] = connector
             self._company[session_id] = company_id
         try:
@@ -76,9 +80,18 @@ class SessionManager:
             self._connectors.pop(session_id, None)
             raise
 
-    def _build(self, engine: Engine, session_id: uuid.UUID, linked_phone: str | None) -> Connector:
+    def _build(
+        self,
+        engine: Engine,
+        session_id: uuid.UUID,
+        linked_phone: str | None,
+        cloud: CloudSettings | None = None,
+    ) -> Connector:
         async def sink(event: AnyEngineEvent) -> None:
             await self.handle(event)
+
+        if engine == Engine.CLOUD and cloud is not None:
+            return CloudConnector(session_id, cloud, sink)
 
         if engine == Engine.SANDBOX:
             if linked_phone:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ from zapd.db.types import utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.realtime import events
 from zapd.services import acks, outbox
+from zapd.services.cloud_menus import menu_messages
 from zapd.services.companies import settings_of
 from zapd.services.scoping import next_ticket_number
 
@@ -79,10 +81,11 @@ class Sender:
 
     phone: str | None  # canonical E.164
     lid: str | None  # "...@lid"
+    bsuid: str | None = None  # Meta's business-scoped user id (Cloud API)
 
     @property
     def key(self) -> str:
-        return self.phone or self.lid or "?"
+        return self.phone or self.lid or self.bsuid or "?"
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Sender:
@@ -90,6 +93,7 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Sender:
     jid_text = ev.sender_jid if isinstance(ev, MessageEvent) else ev.jid
     lid = ev.sender_lid if isinstance(ev, MessageEvent) else ev.lid
     phone_raw = ev.sender_phone if isinstance(ev, MessageEvent) else ev.phone
+    bsuid = ev.sender_bsuid if isinstance(ev, MessageEvent) else ev.bsuid
     phone: str | None = None
     try:
         jid = parse_jid(jid_text)
@@ -97,6 +101,8 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Sender:
             lid = lid or f"{jid.user}@lid"
         elif jid.is_user:
             phone = jid_to_e164(jid)
+        elif jid.is_bsuid:
+            bsuid = bsuid or jid.user
     except InvalidPhone:
         pass
     if phone is None and phone_raw:
@@ -104,7 +110,7 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Sender:
             phone = normalize_phone(phone_raw, strict=False)
         except InvalidPhone:
             phone = None
-    return Sender(phone=phone, lid=lid)
+    return Sender(phone=phone, lid=lid, bsuid=bsuid)
 
 
 class Inbound:
@@ -115,6 +121,9 @@ class Inbound:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._company: dict[uuid.UUID, uuid.UUID] = {}  # a session's company never changes
         self._engine: dict[uuid.UUID, Engine] = {}
+        # Stored rows that are not engine events but an engine's raw body (e.g. a Cloud
+        # API webhook): their event_type names who turns them into events.
+        self.raw_handlers: dict[str, Callable[[uuid.UUID], Awaitable[None]]] = {}
         self.processed = 0
         self.failed = 0
 
@@ -202,6 +211,10 @@ class Inbound:
                 if row is None or row.state != WebhookEventState.PENDING:
                     return
                 payload, company_id = row.payload, row.company_id
+                raw_handler = self.raw_handlers.get(row.event_type)
+            if raw_handler is not None:
+                await raw_handler(row_id)
+                return
             try:
                 event = load_event(payload)
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -284,6 +297,8 @@ class Inbound:
             values.extend(br_phone_variants(sender.phone))
         if sender.lid:
             values.append(sender.lid)
+        if sender.bsuid:
+            values.append(sender.bsuid)
         if not values:
             return None
         client_id = await db.scalar(
@@ -308,6 +323,8 @@ class Inbound:
             wanted.extend((ClientIdentityKind.PHONE_ALT, v) for v in variants[1:])
         if sender.lid:
             wanted.append((ClientIdentityKind.LID, sender.lid))
+        if sender.bsuid:
+            wanted.append((ClientIdentityKind.BSUID, sender.bsuid))
         if not wanted:
             return
         have = set(
@@ -434,8 +451,9 @@ class Inbound:
             body=ev.body,
             wa_message_id=ev.wa_message_id,
             quoted_message_id=quoted_id,
+            media_id=ev.media_id,
             wa_timestamp=ev.timestamp,
-            extra={"kind": "phone"} if ev.from_me else {},
+            extra={"kind": "phone"} if ev.from_me else dict(ev.extra),
         )
         db.add(message)
         now = utcnow()
@@ -563,7 +581,10 @@ class Inbound:
         if created:
             step = flow.start(await self._customer(db, client, ticket), now)
         else:
-            step = flow.handle(ticket.flow_state, ticket.flow_data, ev.body or "", now)
+            # A tapped button or list row answers with its id (the menu position, "1"/"2").
+            step = flow.handle(
+                ticket.flow_state, ticket.flow_data, ev.reply_id or ev.body or "", now
+            )
         ticket.flow_state = step.state
         ticket.flow_data = step.data
         if step.department_id is not None:
@@ -571,8 +592,12 @@ class Inbound:
             dept = departments.get(step.department_id)
             if dept is not None and dept.response_timeout_seconds:
                 ticket.timeout_at = now + timedelta(seconds=dept.response_timeout_seconds)
-        for text in step.replies:
-            await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+        session = await db.get(WaSession, chat.session_id)  # loaded by _flow already
+        native = session is not None and session.engine == Engine.CLOUD
+        for text, interactive in menu_messages(flow, step, native=native):
+            queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+            if interactive is not None:
+                queued.message.extra = {**queued.message.extra, "interactive": interactive}
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:

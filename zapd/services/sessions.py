@@ -15,6 +15,7 @@ from shared.protocol.sessions import MASK, SessionCreate, SessionUpdate, check_c
 from zapd.db.models import Company, Department, Message, SessionLog, WaSession
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.realtime import events
+from zapd.secretbox import SecretBox
 from zapd.security import new_token
 from zapd.services import audit
 from zapd.services.pagination import PageParams, paginate
@@ -95,9 +96,12 @@ def _merge_config(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, An
 
 
 async def create(
-    db: AsyncSession, actor: Actor, body: SessionCreate
+    db: AsyncSession, actor: Actor, body: SessionCreate, box: SecretBox | None = None
 ) -> tuple[WaSession, str | None]:
-    """Create a session (ADMIN); return it and its webhook secret (shown only now)."""
+    """Create a session (ADMIN); return it and its webhook secret (shown only now).
+
+    With `box`, the engine config's credentials are stored sealed (`zapd.secretbox`).
+    """
     p = actor.principal
     p.require(Role.ADMIN)
     company_id = p.company_for_write(body.company_id)
@@ -114,7 +118,7 @@ async def create(
         default_department_id=body.default_department_id,
         webhook_url=body.webhook_url,
         webhook_secret=secret,
-        config=body.config,
+        config=box.seal(body.config) if box is not None else body.config,
         flow_config=body.flow_config,
         active=body.active,
     )
@@ -133,7 +137,11 @@ async def create(
 
 
 async def update(
-    db: AsyncSession, actor: Actor, session_id: uuid.UUID, body: SessionUpdate
+    db: AsyncSession,
+    actor: Actor,
+    session_id: uuid.UUID,
+    body: SessionUpdate,
+    box: SecretBox | None = None,
 ) -> tuple[WaSession, str | None]:
     """Change a session (ADMIN); return it and a webhook secret when a new one was minted."""
     p = actor.principal
@@ -149,10 +157,13 @@ async def update(
     if "default_department_id" in fields:
         await _check_department(db, row.company_id, fields["default_department_id"])
     if "config" in fields:
+        stored = box.unseal(row.config) if box is not None else row.config
         try:
-            fields["config"] = check_config(row.engine, _merge_config(row.config, fields["config"]))
+            fields["config"] = check_config(row.engine, _merge_config(stored, fields["config"]))
         except ValueError as exc:
             raise ValidationFailed(str(exc)) from None
+        if box is not None:
+            fields["config"] = box.seal(fields["config"])
     before = _snapshot(row)
     new_secret: str | None = None
     if "webhook_url" in fields:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from sqlalchemy.exc import IntegrityError
 
+from shared.errors import ErrorCode
 from shared.protocol.messages import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY_MAX,
@@ -48,6 +49,12 @@ async def send_message(
                 sent = await messages.send(db, actor, body, idempotency_key)
                 out = MessageOut.model_validate(sent.message)
             break
+        except Conflict as exc:
+            if exc.code != ErrorCode.WINDOW_CLOSED:
+                raise
+            names = await res.cloud.known_templates(exc.details["session_id"])
+            listed = ", ".join(names) if names else "none approved, or the list is unavailable"
+            raise Conflict(f"{exc.message}; templates: {listed}", code=exc.code) from None
         except IntegrityError:
             # A concurrent request with the same key (or creating the same client)
             # committed first: the second try finds what it made.

@@ -42,7 +42,7 @@ async def list_sessions(
 async def create_session(body: SessionCreate, actor: ActorDep, res: Res) -> SessionWithSecret:
     """Create a session (ADMIN); the webhook secret is shown in this answer only."""
     async with res.tx() as db:
-        row, secret = await sessions.create(db, actor, body)
+        row, secret = await sessions.create(db, actor, body, res.secret_box)
         out = SessionOut.model_validate(row)
     return SessionWithSecret(**out.model_dump(), webhook_secret=secret)
 
@@ -60,8 +60,9 @@ async def update_session(
 ) -> SessionWithSecret:
     """Change a session (ADMIN); a newly minted webhook secret is shown in this answer only."""
     async with res.tx() as db:
-        row, secret = await sessions.update(db, actor, session_id, body)
+        row, secret = await sessions.update(db, actor, session_id, body, res.secret_box)
         out = SessionOut.model_validate(row)
+    res.cloud.forget(session_id)
     return SessionWithSecret(**out.model_dump(), webhook_secret=secret)
 
 
