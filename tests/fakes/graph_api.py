@@ -114,6 +114,7 @@ class FakeGraph:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     send_times: list[float] = field(default_factory=list)
+    next_wamids: list[str] = field(default_factory=list)  # ids the next sends get, in order
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -141,7 +142,9 @@ class FakeGraph:
         return media_id
 
     def new_wamid(self) -> str:
-        """Return a fresh message id in Meta's shape."""
+        """Return a fresh message id in Meta's shape (or the next one queued)."""
+        if self.next_wamids:
+            return self.next_wamids.pop(0)
         return f"wamid.HBgNNTUxMTk{next(self._ids):012d}FQIAERgSRkFLRQ=="
 
     # ------------------------------------------------------------------ serving

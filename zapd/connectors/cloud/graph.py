@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ PAIR_RATE_LIMIT = 131056  # too many messages to the same user in a short time
 WINDOW_CLOSED = 131047  # "Re-engagement message": more than 24 h since the user wrote
 BAD_TOKEN = 190
 # Codes Meta documents as temporary ("retry later") besides the two rate limits.
+_CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")
 RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056, 133004})
 
 
@@ -76,6 +78,7 @@ def error_from(response: httpx.Response) -> GraphError:
     found = err.get("error_data")
     data: dict[str, Any] = found if isinstance(found, dict) else {}
     title = str(err.get("error_user_title") or err.get("message") or "Graph API error")
+    title = _CODE_PREFIX.sub("", title)  # "(#131047) Re-engagement message": the code is kept apart
     return GraphError(
         title[:300],
         code=code if isinstance(code, int) else None,
