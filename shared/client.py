@@ -68,6 +68,7 @@ from shared.protocol.events import EventEnvelope, TypingIn
 from shared.protocol.media import UPLOAD_FIELD, MediaOut
 from shared.protocol.messages import IDEMPOTENCY_HEADER, MessageSend, OutboxOut
 from shared.protocol.sessions import (
+    CloudTemplate,
     SandboxDelivered,
     SandboxEnterCode,
     SandboxInbound,
@@ -857,6 +858,10 @@ class ZapClient:
     async def create_session(self, body: SessionCreate) -> SessionWithSecret:
         """Create a session (ADMIN); the webhook secret is shown in this answer only."""
         return await self._send(SessionWithSecret, "POST", f"{API}/sessions", body)
+
+    async def session_templates(self, session_id: uuid.UUID) -> list[CloudTemplate]:
+        """List the approved message templates of a Cloud API session (SUPERVISOR+)."""
+        return await self._get_list(CloudTemplate, f"{API}/sessions/{session_id}/templates")
 
     async def update_session(self, session_id: uuid.UUID, body: SessionUpdate) -> SessionWithSecret:
         """Change a session (ADMIN); a rotated webhook secret is shown in this answer only."""

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -335,6 +336,27 @@ class FakeGraph:
             "object": "whatsapp_business_account",
             "entry": [{"id": self.waba_id, "changes": [{"value": value, "field": "messages"}]}],
         }
+
+
+class ThreadedFakeGraph:
+    """A FakeGraph served from its own thread and event loop (for tests that block, e.g.
+    running zapctl as a subprocess while zapd, another process, calls the fake)."""
+
+    def __init__(self) -> None:
+        self.fake = FakeGraph()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeGraph:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(30)
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
 
 # --------------------------------------------------------------------------- builders
