@@ -25,7 +25,8 @@ DOMAIN_FORBIDDEN = (
     | {"httpx", "fastapi", "starlette", "uvicorn", "websockets", "aiohttp", "requests"}  # network
     | {"playwright", "asyncio", "anyio", "socket"}  # event loop and raw I/O
     | {"zaptui", "zapctl", "textual"}  # other programs
-    | {"zapd.db", "zapd.api", "zapd.services", "zapd.connectors", "zapd.realtime"}  # outer layers
+    | {"zapd.db", "zapd.api", "zapd.daemon", "zapd.services", "zapd.connectors"}  # outer layers
+    | {"zapd.realtime", "zapd.kernel", "zapd.prometheus"}
 )
 
 

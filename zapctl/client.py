@@ -34,7 +34,7 @@ PhoneArg = Annotated[
 
 async def _find(url: str, phone: str, company_ref: str | None, action: str) -> Any:
     from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.services import exports, lgpd
+    from zapd.services.compliance import exports, lgpd
 
     engine = read_only(create_engine(url))
     try:
@@ -111,7 +111,7 @@ async def _erase(url: str, client_id: str, media_root: Path) -> tuple[dict[str, 
     from zapd.db.engine import create_engine, read_only, session_factory
     from zapd.db.models import Client
     from zapd.errors import NotFound
-    from zapd.services import lgpd
+    from zapd.services.compliance import lgpd
 
     engine = create_engine(url)
     try:

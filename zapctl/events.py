@@ -49,7 +49,9 @@ async def _replay(
     from zapd.db.engine import create_engine, session_factory
     from zapd.db.models import WaSession, WebhookEvent
     from zapd.errors import NotFound
-    from zapd.services import audit, exports
+    from zapd.kernel import audit
+    from zapd.kernel.principal import CLI_ACTOR
+    from zapd.services.compliance import exports
 
     engine = create_engine(url)
     try:
@@ -113,7 +115,7 @@ async def _replay(
             for cid, count in per_company.items():
                 audit.record(
                     db,
-                    exports.CLI_ACTOR,
+                    CLI_ACTOR,
                     "webhook_event.replay",
                     "webhook_event",
                     ids[0] if len(ids) == 1 else None,

@@ -27,7 +27,7 @@ from zapctl.options import DbOpt, StateDirOpt
 from zapctl.output import emit, notice, state
 
 if TYPE_CHECKING:
-    from zapd.services.exports import Filters
+    from zapd.services.compliance.exports import Filters
 
 T = TypeVar("T")
 
@@ -174,7 +174,7 @@ class RowWriter:
         import csv
         import json
 
-        from zapd.services.exports import converter
+        from zapd.services.compliance.exports import converter
 
         self.fh = fh
         self.columns = columns
@@ -222,7 +222,7 @@ async def _export(
     progress: bool,
 ) -> int:
     from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.services import exports
+    from zapd.services.compliance import exports
 
     engine = read_only(create_engine(url))
     try:
@@ -282,7 +282,7 @@ async def _metrics(db: Any, f: Filters, fmt: Format, fh: IO[str]) -> int:
     import json
 
     from zapd.errors import ValidationFailed
-    from zapd.services import exports
+    from zapd.services.compliance import exports
 
     if f.company_id is None:
         raise CliError("the metrics export needs --company", ExitCode.USAGE)

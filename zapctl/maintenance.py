@@ -84,7 +84,9 @@ async def _purge(
     url: str, cutoff: datetime, company_ref: str | None, apply: bool, batch: int, label: str
 ) -> dict[str, Any]:
     from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.services import audit, exports, lgpd
+    from zapd.kernel import audit
+    from zapd.kernel.principal import CLI_ACTOR
+    from zapd.services.compliance import exports, lgpd
 
     engine = create_engine(url)
     try:
@@ -127,7 +129,7 @@ async def _purge(
         async with factory() as db, db.begin():
             audit.record(
                 db,
-                exports.CLI_ACTOR,
+                CLI_ACTOR,
                 "retention.purge",
                 "retention",
                 None,

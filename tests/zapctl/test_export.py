@@ -627,7 +627,7 @@ def test_messages_csv_round_trip(world: World, env: dict[str, str]) -> None:
 
 
 def test_header_matches_the_documented_columns(world: World, env: dict[str, str]) -> None:
-    from zapd.services.exports import COLUMNS
+    from zapd.services.compliance.exports import COLUMNS
 
     for kind in ("conversations", "messages", "tickets", "audit"):
         code, out, err = run_cli("export", kind, "--company", CNPJ_B, *world.where, env=env)
@@ -638,7 +638,7 @@ def test_header_matches_the_documented_columns(world: World, env: dict[str, str]
 
 @pytest.mark.parametrize("kind", ["conversations", "messages", "tickets", "audit"])
 def test_help_documents_every_column(env: dict[str, str], kind: str) -> None:
-    from zapd.services.exports import COLUMNS
+    from zapd.services.compliance.exports import COLUMNS
 
     code, help_text, _ = run_cli("export", kind, "--help", env=env)
     assert code == 0

@@ -1,4 +1,4 @@
-"""The ASGI application: one lifespan opens every resource, routes reach them via app.state."""
+"""The ASGI application: one lifespan opens the daemon; routes reach it via app.state.daemon."""
 
 from __future__ import annotations
 
@@ -19,42 +19,42 @@ from zapd.api.routes import (
     cloud,
     companies,
     departments,
+    helpdesk_metrics,
     media,
     messages,
-    metrics,
     outbox,
+    prometheus,
     quick_replies,
     sandbox,
     sessions,
-    stats,
     tags,
     tickets,
     users,
     ws,
 )
 from zapd.config import ZapdSettings
-from zapd.resources import Resources, open_resources
+from zapd.daemon import Daemon, open_daemon
 from zapd.systemd import service_lifecycle
 
 log = logging.getLogger("zapd")
 
 
-def create_app(settings: ZapdSettings, resources: Resources | None = None) -> FastAPI:
-    """Build the zapd application (tests may hand in already opened resources)."""
+def create_app(settings: ZapdSettings, daemon: Daemon | None = None) -> FastAPI:
+    """Build the zapd application (tests may hand in an already opened daemon)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        res = resources or await open_resources(settings)
-        app.state.resources = res
-        await res.start_background()
-        log.info("zapd ready (database %s)", res.engine.url.render_as_string())
+        d = daemon or await open_daemon(settings)
+        app.state.daemon = d
+        await d.start_background()
+        log.info("zapd ready (database %s)", d.engine.url.render_as_string())
         try:
             async with service_lifecycle():
                 yield
         finally:
-            await res.stop_background()
-            if resources is None:
-                await res.close()
+            await d.stop_background()
+            if daemon is None:
+                await d.close()
             log.info("zapd stopped")
 
     app = FastAPI(
@@ -85,9 +85,9 @@ def create_app(settings: ZapdSettings, resources: Resources | None = None) -> Fa
         messages,
         outbox,
         media,
-        stats,
+        helpdesk_metrics,
         audit,
-        metrics,
+        prometheus,
         ws,
     ):
         app.include_router(module.router)

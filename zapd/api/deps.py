@@ -1,4 +1,9 @@
-"""FastAPI dependencies: resources, the authenticated principal, actor, page params."""
+"""FastAPI dependencies: the kernel, the daemon, the authenticated principal, actor, pages.
+
+Routes hand services the kernel (`KernelDep`); only the few routes that drive a daemon
+part directly (starting an engine, the sandbox, the Prometheus registry) take the
+daemon (`DaemonDep`).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,27 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 
+from zapd.daemon import Daemon
 from zapd.errors import Unauthorized
-from zapd.resources import Resources
-from zapd.services import auth
-from zapd.services.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams
-from zapd.services.principal import Actor, Principal
+from zapd.kernel.context import Kernel
+from zapd.kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageParams
+from zapd.kernel.principal import Actor, Principal
+from zapd.services.people import auth
 
 
-def get_resources(request: Request) -> Resources:
+def get_daemon(request: Request) -> Daemon:
     """Return what the lifespan opened."""
-    res: Resources = request.app.state.resources
-    return res
+    daemon: Daemon = request.app.state.daemon
+    return daemon
 
 
-Res = Annotated[Resources, Depends(get_resources)]
+def get_kernel(request: Request) -> Kernel:
+    """Return the kernel services receive."""
+    return get_daemon(request).kernel
+
+
+DaemonDep = Annotated[Daemon, Depends(get_daemon)]
+KernelDep = Annotated[Kernel, Depends(get_kernel)]
 
 
 def bearer_of(header: str | None) -> str:
@@ -32,10 +44,10 @@ def bearer_of(header: str | None) -> str:
     return token.strip()
 
 
-async def get_principal(request: Request, res: Res) -> Principal:
+async def get_principal(request: Request, kernel: KernelDep) -> Principal:
     """Authenticate the request's bearer token."""
     token = bearer_of(request.headers.get("authorization"))
-    principal = await auth.resolve(res, token)
+    principal = await auth.resolve(kernel, token)
     request.state.principal = principal
 
     return principal

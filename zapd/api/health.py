@@ -23,7 +23,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=None)
 async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
     """Answer 200 only when the database is reachable and its schema is current."""
-    engine = request.app.state.resources.engine
+    engine = request.app.state.daemon.engine
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

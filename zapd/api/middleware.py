@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zapd.api.errors import error_body
 from zapd.config import ZapdSettings
 from zapd.logging import REQUEST_ID
-from zapd.observability import UNMATCHED_ROUTE
+from zapd.prometheus import UNMATCHED_ROUTE
 
 access_log = logging.getLogger("zapd.access")
 
@@ -62,7 +62,7 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
         self.app = app
-        self.owner = owner  # its state.resources (opened by the lifespan) holds the metrics
+        self.owner = owner  # its state.daemon (opened by the lifespan) holds the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -134,9 +134,9 @@ class RequestContextMiddleware:
     def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         method = str(scope.get("method", ""))
         route = route_template(scope)
-        res = getattr(self.owner.state, "resources", None)
-        if res is not None:
-            res.metrics.observe_request(method, route, status, seconds)
+        daemon = getattr(self.owner.state, "daemon", None)
+        if daemon is not None:
+            daemon.metrics.observe_request(method, route, status, seconds)
         self._log(method, scope, route, status, seconds, rid)
 
     @staticmethod

@@ -9,8 +9,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event
-from zapd.services.audit import jsonable
-from zapd.services.unit import after_commit
+from zapd.kernel.audit import jsonable
+from zapd.kernel.context import after_commit
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from zapd.db.models import Event
-from zapd.services.principal import Principal
+from zapd.kernel.principal import Principal
 
 log = logging.getLogger("zapd.realtime")
 

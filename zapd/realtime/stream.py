@@ -32,9 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event
+from zapd.kernel.principal import Principal
+from zapd.kernel.visibility import can_see_event, event_clause
 from zapd.realtime.hub import Hub, HubItem
-from zapd.realtime.visibility import can_see_event, event_clause
-from zapd.services.principal import Principal
 
 REPLAY_BATCH = 500  # rows per replay query
 MAX_SINCE_ENTRIES = 10_000

@@ -25,8 +25,9 @@ from shared.cnpj import cnpj_check_digits
 from shared.enums import Role
 from zapd.api.app import create_app
 from zapd.config import ZapdSettings
+from zapd.daemon import Daemon, open_daemon
 from zapd.db.models import Company, Department, User, UserDepartment
-from zapd.resources import Resources, open_resources
+from zapd.kernel.context import Kernel
 
 PASSWORD = "s3cret-pass"
 _seq = itertools.count(20_000_000)
@@ -64,13 +65,18 @@ class Tenant:
 
 @dataclass
 class Live:
-    """A running zapd: base URL, its resources, and helpers to seed and log in."""
+    """A running zapd: base URL, its daemon (and kernel), and helpers to seed and log in."""
 
     url: str
-    res: Resources
+    daemon: Daemon
     backend: str
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     root: httpx.AsyncClient | None = None  # logged in as the global admin
+
+    @property
+    def kernel(self) -> Kernel:
+        """Return the kernel services receive (what tests seed through)."""
+        return self.daemon.kernel
 
     @property
     def ws_url(self) -> str:
@@ -103,13 +109,13 @@ class Live:
         departments: list[uuid.UUID] = (),  # type: ignore[assignment]
     ) -> uuid.UUID:
         """Insert a user directly in the database (API tests of /users create through HTTP)."""
-        async with self.res.tx() as db:
+        async with self.kernel.tx() as db:
             user = User(
                 company_id=company_id,
                 email=email,
                 role=role,
                 name=name,
-                password_hash=self.res.passwords.hash(PASSWORD),
+                password_hash=self.kernel.passwords.hash(PASSWORD),
             )
             db.add(user)
             await db.flush()
@@ -120,7 +126,7 @@ class Live:
     async def tenant(self, name: str = "Acme") -> Tenant:
         """Create a company with people and two departments, everyone logged in."""
         tag = next(_seq)
-        async with self.res.tx() as db:
+        async with self.kernel.tx() as db:
             company = Company(name=f"{name} {tag}", cnpj=new_cnpj())
             db.add(company)
             await db.flush()
@@ -176,8 +182,8 @@ async def start_live(
     engine: AsyncEngine, backend: str, settings: ZapdSettings
 ) -> tuple[Live, uvicorn.Server, asyncio.Task[None]]:
     """Serve the app on an ephemeral loopback port and wait until it listens."""
-    res = await open_resources(settings, engine=engine)
-    app = create_app(settings, res)
+    daemon = await open_daemon(settings, engine=engine)
+    app = create_app(settings, daemon)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -199,7 +205,7 @@ async def start_live(
             task.result()
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    return Live(f"http://127.0.0.1:{port}", res, backend), server, task
+    return Live(f"http://127.0.0.1:{port}", daemon, backend), server, task
 
 
 @pytest.fixture
@@ -215,4 +221,4 @@ async def live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncIterat
         await lv.close()
         server.should_exit = True
         await asyncio.wait_for(task, 15)
-        await lv.res.hub.close_all()
+        await lv.daemon.hub.close_all()

@@ -29,7 +29,7 @@ from zapd.db.models import (
     Ticket,
     WaSession,
 )
-from zapd.services.scoping import next_ticket_number
+from zapd.kernel.scoping import next_ticket_number
 
 _n = itertools.count(1)
 
@@ -38,7 +38,7 @@ async def session(
     live: Live, company_id: uuid.UUID, name: str | None = None, **kw: Any
 ) -> uuid.UUID:
     """Insert a sandbox session."""
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         row = WaSession(
             company_id=company_id,
             name=name or f"Sessão {next(_n)}",
@@ -58,7 +58,7 @@ async def client(
     profile_name: str | None = None,
 ) -> uuid.UUID:
     """Insert a client."""
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         row = Client(company_id=company_id, phone=phone, name=name, profile_name=profile_name)
         db.add(row)
         await db.flush()
@@ -77,7 +77,7 @@ async def ticket(
     **kw: Any,
 ) -> uuid.UUID:
     """Insert a ticket (numbered like the real thing) with a chat of its own."""
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         number = await next_ticket_number(db, company_id)
         chat = Chat(
             company_id=company_id,
@@ -106,7 +106,7 @@ async def ticket(
 async def messages(live: Live, ticket_id: uuid.UUID, count: int, **kw: Any) -> list[uuid.UUID]:
     """Insert `count` messages on a ticket, alternating in and out; return ids in order."""
     ids: list[uuid.UUID] = []
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         t = await db.get(Ticket, ticket_id)
         assert t is not None and t.session_id is not None and t.chat_id is not None
         for i in range(count):
@@ -134,7 +134,7 @@ async def session_logs(
 ) -> list[uuid.UUID]:
     """Insert one log line per level given; return ids in order."""
     ids: list[uuid.UUID] = []
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         s = await db.get(WaSession, session_id)
         assert s is not None
         for i, level in enumerate(levels):
@@ -162,7 +162,7 @@ async def audit_row(
     created_at: datetime | None = None,
 ) -> uuid.UUID:
     """Insert an audit row (with a chosen time, for range queries)."""
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         row = AuditLog(
             company_id=company_id,
             user_id=user_id,

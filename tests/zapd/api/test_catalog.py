@@ -16,7 +16,7 @@ QR = "/api/v1/quick-replies"
 
 
 async def _audit(live: Live, company_id: Any, prefix: str) -> list[AuditLog]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = await db.scalars(
             select(AuditLog)
             .where(AuditLog.company_id == company_id, AuditLog.action.startswith(prefix))
@@ -26,7 +26,7 @@ async def _audit(live: Live, company_id: Any, prefix: str) -> list[AuditLog]:
 
 
 async def _count(live: Live, model: Any, company_id: Any) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         n = await db.scalar(
             select(func.count()).select_from(model).where(model.company_id == company_id)
         )
@@ -76,7 +76,7 @@ async def test_categories_crud_roles_and_audit(live: Live) -> None:
         "description": ["Caso encerrado", None],
     }
     assert rows[0].user_id == t.users["admin"]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         types = (
             await db.scalars(
                 select(Event.type).where(Event.company_id == t.company_id).order_by(Event.seq)
@@ -187,7 +187,7 @@ async def test_quick_replies_visibility_search_and_uniqueness(live: Live) -> Non
     assert actions == ["quick_reply.create"] * 4 + ["quick_reply.update"] * 2 + [
         "quick_reply.delete"
     ]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         ev = (
             await db.scalars(
                 select(Event)
@@ -259,7 +259,7 @@ async def test_bad_input_is_422_and_changes_nothing(live: Live) -> None:
     assert await _count(live, Category, t.company_id) == 1
     assert await _count(live, Tag, t.company_id) == 1
     assert await _count(live, QuickReply, t.company_id) == 2
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         cat_row = await db.get(Category, uuid.UUID(cat["id"]))
         assert cat_row is not None and cat_row.name == "Resolvido" and cat_row.active
         tag_row = await db.get(Tag, uuid.UUID(tag["id"]))

@@ -47,7 +47,7 @@ from tests.zapd.api import seed
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant, new_cnpj
 from zapd.db.models import Company
 from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
-from zapd.services import auth
+from zapd.services.people import auth
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ async def test_expired_access_token_is_refreshed_transparently(
     live: Live, zap: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t = await live.tenant()
-    ttl = live.res.settings.access_token_ttl
+    ttl = live.kernel.settings.access_token_ttl
     past = datetime.now(UTC) - timedelta(seconds=ttl + 60)
     monkeypatch.setattr(auth, "_now", lambda: past)  # the pair is minted already expired
     seen: list[TokenPair] = []
@@ -219,7 +219,7 @@ async def test_subscribe_receives_department_events_and_resumes(live: Live, zap:
         assert ev.data == {"id": str(t.lab_id), "action": "update"} and ev.seq == 1
         # The daemon drops the socket (slow consumer); changes made meanwhile arrive
         # after the automatic reconnect, once each, in order.
-        live.res.hub.close_user(t.users["supervisor"], CLOSE_SLOW_CONSUMER, "test")
+        live.daemon.hub.close_user(t.users["supervisor"], CLOSE_SLOW_CONSUMER, "test")
         await admin.update_department(t.sales_id, DepartmentUpdate(menu_order=8))
         await admin.delete_department(t.sales_id)
         ev2, ev3 = await next_event(sub), await next_event(sub)
@@ -228,7 +228,7 @@ async def test_subscribe_receives_department_events_and_resumes(live: Live, zap:
         assert sub.connects == 2 and sub.last_seq == 3
         # Credentials revoked server-side (4001): one refresh, then the stream goes on.
         before = supervisor.refresh_token
-        live.res.hub.close_user(t.users["supervisor"], CLOSE_UNAUTHORIZED, "test")
+        live.daemon.hub.close_user(t.users["supervisor"], CLOSE_UNAUTHORIZED, "test")
         await asyncio.sleep(0.2)
         await admin.update_department(t.lab_id, DepartmentUpdate(greeting="Oi"))
         ev4 = await next_event(sub)
@@ -440,7 +440,7 @@ async def test_tickets_messages_and_typing_through_the_client(live: Live, zap: A
     assert [m.body for m in first.items] == ["mensagem 0", "mensagem 1"] and first.next_cursor
 
     # Typing: ephemeral (seq None), delivered to the others who may see the ticket.
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         head = await db.scalar(select(Company.last_event_seq).where(Company.id == t.company_id))
     async with supervisor.subscribe() as watching, agent.subscribe() as typing:
         await _wait_connected(watching)

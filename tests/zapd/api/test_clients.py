@@ -22,7 +22,7 @@ async def _add(t: Tenant, phone: str, **fields: Any) -> dict[str, Any]:
 
 
 async def _audit(live: Live, company_id: Any, prefix: str = "client.") -> list[AuditLog]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = await db.scalars(
             select(AuditLog)
             .where(AuditLog.company_id == company_id, AuditLog.action.startswith(prefix))
@@ -32,7 +32,7 @@ async def _audit(live: Live, company_id: Any, prefix: str = "client.") -> list[A
 
 
 async def _client_count(live: Live, company_id: Any) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         n = await db.scalar(
             select(func.count()).select_from(Client).where(Client.company_id == company_id)
         )
@@ -54,7 +54,7 @@ async def test_create_normalizes_phone_and_records_identities(live: Live) -> Non
     assert c["email"].lower() == "joao@example.com"
     landline = await _add(t, "11 3456-7890")
     assert landline["phone"] == "+551134567890"
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         ids = (
             await db.execute(
                 select(ClientIdentity.client_id, ClientIdentity.kind, ClientIdentity.value)
@@ -71,7 +71,7 @@ async def test_create_normalizes_phone_and_records_identities(live: Live) -> Non
     assert [a.action for a in rows] == ["client.create", "client.create"]
     assert rows[0].user_id == t.users["agent"]
     assert rows[0].data["changes"]["phone"] == [None, "+5511981234567"]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         events = (
             await db.scalars(
                 select(Event).where(Event.company_id == t.company_id).order_by(Event.seq)
@@ -97,7 +97,7 @@ async def test_duplicate_phones_conflict_in_every_spelling(live: Live) -> None:
     r = await t.agent.post(CL, json={"phone": "+55 21 8765-4321"})
     assert r.status_code == 409
     # A client known only by an identity (e.g. created from a LID contact) also collides.
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         ghost = Client(company_id=t.company_id, phone=None, lid="123456789@lid")
         db.add(ghost)
         await db.flush()
@@ -235,7 +235,7 @@ async def test_edit_block_and_roles(live: Live) -> None:
     assert rows[3].data["changes"] == {"blocked": [False, True]}
     assert rows[3].user_id == t.users["supervisor"]
     assert rows[5].user_id == t.users["admin"]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         actions = (
             await db.scalars(
                 select(Event.data).where(Event.company_id == t.company_id).order_by(Event.seq)
@@ -297,7 +297,7 @@ async def test_search_by_name_and_phone(live: Live) -> None:
     joao = await _add(t, "+5511912345678", name="João da Silva")
     maria = await _add(t, "+55 21 98765-4321", name="Maria Conceição")
     ana = await _add(t, "+55 31 3333-4444", name="ANA PAULA")
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         ze = Client(company_id=t.company_id, phone=None, profile_name="Zé Ninguém 100%")
         db.add(ze)
         await db.flush()

@@ -32,7 +32,8 @@ from shared.enums import (
     SessionStatus,
 )
 from tests.fakes.graph_api import FakeGraph, contact, inbound, meta_error, status
-from tests.zapd.api.conftest import Live, Tenant, start_live, test_settings
+from tests.zapd.api.conftest import Live, Tenant, start_live
+from tests.zapd.api.conftest import test_settings as daemon_settings
 from zapd.db.models import (
     AuditLog,
     Client,
@@ -63,7 +64,7 @@ async def fake() -> AsyncIterator[FakeGraph]:
 @pytest.fixture
 async def cloud_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncIterator[Live]:
     """A zapd whose outbox retries fast (the fake answers at once)."""
-    settings = test_settings(
+    settings = daemon_settings(
         tmp_path, outbox_backoff_base=0.05, outbox_backoff_cap=0.2, outbox_poll_interval=0.05
     )
     lv, server, task = await start_live(engine, backend.name, settings)
@@ -73,7 +74,7 @@ async def cloud_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> Async
         await lv.close()
         server.should_exit = True
         await asyncio.wait_for(task, 15)
-        await lv.res.hub.close_all()
+        await lv.daemon.hub.close_all()
 
 
 async def wait_for(predicate: Any, within: float = 15.0) -> Any:
@@ -125,7 +126,7 @@ async def post(live: Live, fake: FakeGraph, sid: str, doc: Any, **kw: Any) -> ht
 
 
 async def count(live: Live, model: Any, *where: Any) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return int(await db.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
@@ -262,7 +263,7 @@ async def test_every_inbound_type_lands_with_its_type_and_body(
     doc = fake.webhook(messages=[c[0] for c in cases], contacts=[contact(PHONE)])
     assert (await post(live, fake, sid, doc)).status_code == 200
     await settled(live)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = {
             m.wa_message_id: m
             for m in await db.scalars(select(Message).where(Message.direction == 0))
@@ -308,7 +309,7 @@ async def test_menu_goes_as_a_list_and_a_list_reply_routes(
     )
     await post(live, fake, sid, fake.webhook(messages=[reply], contacts=[contact(PHONE)]))
     await settled(live)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         ticket = await db.scalar(select(Ticket))
         assert ticket is not None and ticket.department_id == t.sales_id
         assert ticket.flow_state is FlowState.ROUTED
@@ -323,7 +324,7 @@ async def test_menu_goes_as_a_list_and_a_list_reply_routes(
 async def test_menu_that_does_not_fit_goes_as_text(cloud_live: Live, fake: FakeGraph) -> None:
     live = cloud_live
     t = await live.tenant()
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         from zapd.db.models import Department
 
         lab = await db.get(Department, t.lab_id)
@@ -350,7 +351,7 @@ async def test_statuses_out_of_order_and_before_the_send_commits(
     await menu_sent(fake)
 
     async def sent_menu() -> Any:
-        async with live.res.read() as db:
+        async with live.kernel.read() as db:
             return await db.scalar(
                 select(Message).where(
                     Message.wa_message_id == "wamid.MENU-1", Message.status == MessageStatus.SENT
@@ -361,7 +362,7 @@ async def test_statuses_out_of_order_and_before_the_send_commits(
     for state in ("read", "sent", "delivered"):  # Meta's order is not guaranteed
         await post(live, fake, sid, fake.webhook(statuses=[status("wamid.MENU-1", state)]))
     await settled(live)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         menu = await db.scalar(select(Message).where(Message.wa_message_id == "wamid.MENU-1"))
         assert menu is not None and menu.status is MessageStatus.READ
 
@@ -377,7 +378,7 @@ async def test_statuses_out_of_order_and_before_the_send_commits(
     assert r.status_code == 201, r.text
 
     async def delivered() -> Any:
-        async with live.res.read() as db:
+        async with live.kernel.read() as db:
             m = await db.scalar(select(Message).where(Message.wa_message_id == "wamid.EARLY-1"))
             return m is not None and m.status is MessageStatus.DELIVERED
 
@@ -484,7 +485,7 @@ async def test_throughput_error_retried_and_window_error_fails_with_reason(
     mid = r.json()["id"]
 
     async def state_of(message_id: str) -> tuple[MessageStatus, str | None, int]:
-        async with live.res.read() as db:
+        async with live.kernel.read() as db:
             m = await db.get(Message, uuid.UUID(message_id))
             box = await db.scalar(select(Outbox).where(Outbox.message_id == uuid.UUID(message_id)))
             assert m is not None and box is not None
@@ -510,7 +511,7 @@ async def test_throughput_error_retried_and_window_error_fails_with_reason(
     _, error, attempts = await wait_for(failed)
     assert attempts == 1  # permanent: no retry
     assert error is not None and error.startswith("131047 Re-engagement message")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         box = await db.scalar(select(Outbox).where(Outbox.message_id == uuid.UUID(mid)))
         assert box is not None and box.state is OutboxState.DEAD
 
@@ -549,7 +550,7 @@ async def test_user_known_only_by_bsuid_is_routed_and_answered(
         live, fake, sid, fake.webhook(messages=[reply], contacts=[contact(None, "Ana", BSUID)])
     )
     await settled(live)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         (client,) = (await db.scalars(select(Client))).all()
         assert client.phone is None
         kinds = {
@@ -607,7 +608,7 @@ async def test_secrets_never_shown_logged_or_audited(
     await says(live, fake, sid, "Oi")
     await menu_sent(fake)
     listing = (await t.admin.get("/api/v1/sessions")).text
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
         stored = json.dumps(row.config)

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from shared.enums import Role
 from tests.zapd.api.conftest import PASSWORD, Live, new_cnpj
 from zapd.db.models import AuditLog, Client, Company, Event, Ticket, User
+from zapd.kernel.principal import Principal
 from zapd.realtime.hub import CLOSE_UNAUTHORIZED
-from zapd.services.principal import Principal
 
 VALID_CNPJ = "11.222.333/0001-81"
 
@@ -20,7 +20,7 @@ def fmt(cnpj: str) -> str:
 
 
 async def _count_companies(live: Live) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return int(await db.scalar(select(func.count()).select_from(Company)) or 0)
 
 
@@ -56,7 +56,7 @@ async def test_global_admin_creates_and_reads(live: Live) -> None:
     assert [x["id"] for x in listed["items"]] == [c["id"]]
     listed = (await live.root.get("/api/v1/companies", params={"q": "11.222.333"})).json()
     assert [x["id"] for x in listed["items"]] == [c["id"]]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = (
             await db.scalars(select(AuditLog).where(AuditLog.action == "company.create"))
         ).first()
@@ -167,7 +167,7 @@ async def test_roles_and_company_admin_self_service(live: Live) -> None:
     assert r.status_code == 409 and r.json()["error"] == "ERR_CNPJ_TAKEN"
     r = await live.root.patch(f"/api/v1/companies/{cid}", json={"cnpj": "00000000000000"})
     assert r.status_code == 422
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(
                 select(AuditLog)
@@ -195,7 +195,7 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
             assert r.json()["error"] == "ERR_NOT_FOUND"
     r = await a.admin.get(f"/api/v1/companies/{uuid.uuid4()}")
     assert r.status_code == 404
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         b = await db.get(Company, b_id)
         assert b is not None and b.name == "B"
 
@@ -211,10 +211,10 @@ async def _root_create(live: Live, name: str) -> dict[str, object]:
 async def test_disabling_a_company_locks_its_users_out(live: Live) -> None:
     assert live.root is not None
     t = await live.tenant()
-    sub = live.res.hub.subscribe(
+    sub = live.daemon.hub.subscribe(
         Principal(user_id=t.users["agent"], company_id=t.company_id, role=Role.AGENT, name="a")
     )
-    bystander = live.res.hub.subscribe(
+    bystander = live.daemon.hub.subscribe(
         Principal(user_id=uuid.uuid4(), company_id=uuid.uuid4(), role=Role.AGENT, name="b")
     )
     r = await live.root.patch(f"/api/v1/companies/{t.company_id}", json={"active": False})
@@ -233,8 +233,8 @@ async def test_disabling_a_company_locks_its_users_out(live: Live) -> None:
     r = await live.root.patch(f"/api/v1/companies/{t.company_id}", json={"active": True})
     assert r.status_code == 200
     assert (await t.agent.get("/api/v1/auth/me")).status_code == 200
-    live.res.hub.unsubscribe(sub)
-    live.res.hub.unsubscribe(bystander)
+    live.daemon.hub.unsubscribe(sub)
+    live.daemon.hub.unsubscribe(bystander)
 
 
 async def test_delete_refuses_a_company_with_history_unless_forced(live: Live) -> None:
@@ -244,7 +244,7 @@ async def test_delete_refuses_a_company_with_history_unless_forced(live: Live) -
     r = await live.root.delete(f"/api/v1/companies/{empty['id']}")
     assert r.status_code == 204
     assert (await live.root.get(f"/api/v1/companies/{empty['id']}")).status_code == 404
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         client = Client(company_id=t.company_id, phone="+5511999990000")
         db.add(client)
         await db.flush()
@@ -252,15 +252,15 @@ async def test_delete_refuses_a_company_with_history_unless_forced(live: Live) -
     r = await live.root.delete(f"/api/v1/companies/{t.company_id}")
     assert r.status_code == 409 and r.json()["error"] == "ERR_COMPANY_NOT_EMPTY"
     assert (await t.agent.get("/api/v1/auth/me")).status_code == 200
-    sub = live.res.hub.subscribe(
+    sub = live.daemon.hub.subscribe(
         Principal(user_id=t.users["admin"], company_id=t.company_id, role=Role.ADMIN, name="a")
     )
     r = await live.root.delete(f"/api/v1/companies/{t.company_id}", params={"force": "true"})
     assert r.status_code == 204
     assert (await t.agent.get("/api/v1/auth/me")).status_code == 401
     assert sub.closing.is_set()
-    live.res.hub.unsubscribe(sub)
-    async with live.res.read() as db:
+    live.daemon.hub.unsubscribe(sub)
+    async with live.kernel.read() as db:
         assert await db.scalar(select(User.id).where(User.company_id == t.company_id)) is None
         assert await db.scalar(select(Ticket.id).where(Ticket.company_id == t.company_id)) is None
         rows = (await db.scalars(select(AuditLog).where(AuditLog.action == "company.delete"))).all()

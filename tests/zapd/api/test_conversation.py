@@ -67,7 +67,7 @@ async def test_new_customer_gets_menu_and_is_routed(live: Live) -> None:
     t = await live.tenant()
     sid = await connected_session(live, t)
     await say(t, sid, "+55 11 91234-5678", "Oi, bom dia", name="Maria Souza")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         ticket = await db.scalar(select(Ticket))
         assert ticket is not None
         assert ticket.status is TicketStatus.PENDING
@@ -83,7 +83,7 @@ async def test_new_customer_gets_menu_and_is_routed(live: Live) -> None:
         )
 
     await say(t, sid, "+5511912345678", "2")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         ticket = await db.scalar(select(Ticket))
         assert ticket is not None and ticket.department_id == t.sales_id
         assert ticket.flow_state is FlowState.ROUTED
@@ -98,7 +98,7 @@ async def test_redelivery_changes_nothing(live: Live) -> None:
     sid = await connected_session(live, t)
     for _ in range(3):
         await say(t, sid, "+5511912345678", "Oi", wa_message_id="WAMID-DUP-1")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         inbound = await db.scalar(
             select(func.count()).select_from(Message).where(Message.direction == 0)
         )
@@ -117,7 +117,7 @@ async def test_ninth_digit_and_lid_are_one_client(live: Live) -> None:
     await say(t, sid, "+55 11 98123-4567", "Oi")
     await say(t, sid, "+55 11 8123-4567", "1")  # old form, no 9th digit
     await say(t, sid, "+55 11 98123-4567", "de novo", lid="987654321012@lid")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         clients = (await db.scalars(select(Client))).all()
         assert len(clients) == 1 and clients[0].phone == "+5511981234567"
         kinds = {(i.kind, i.value) for i in (await db.scalars(select(ClientIdentity))).all()}
@@ -131,7 +131,7 @@ async def test_concurrent_first_messages_open_one_ticket(live: Live) -> None:
     t = await live.tenant()
     sid = await connected_session(live, t)
     await asyncio.gather(*[say(t, sid, "+5511955550000", f"msg {i}") for i in range(8)])
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         assert await db.scalar(select(func.count()).select_from(Ticket)) == 1
         assert (
             await db.scalar(select(func.count()).select_from(Message).where(Message.direction == 0))
@@ -207,7 +207,7 @@ async def test_pairing_code_links_a_session_without_a_qr(live: Live) -> None:
     assert s["phone"] == "+5511912345678"
     r = await t.admin.post(pair, json={"phone": "+5511912345678"})
     assert r.status_code == 409 and r.json()["error"] == "ERR_PAIRING_REFUSED"
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         actions = (
             await db.scalars(select(AuditLog.action).where(AuditLog.entity_id == uuid.UUID(sid)))
         ).all()

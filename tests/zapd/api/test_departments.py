@@ -40,7 +40,7 @@ async def test_update_delete_audit_and_events(live: Live) -> None:
     r = await t.admin.delete(f"/api/v1/departments/{t.sales_id}")
     assert r.status_code == 204
     assert (await t.admin.get(f"/api/v1/departments/{t.sales_id}")).status_code == 404
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(
                 select(AuditLog).where(AuditLog.company_id == t.company_id).order_by(AuditLog.id)

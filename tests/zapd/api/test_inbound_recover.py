@@ -26,7 +26,7 @@ async def test_an_unreadable_event_does_not_block_recovery(live: Live) -> None:
         body="oi",
         timestamp=now,
     )
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         bad = WebhookEvent(
             company_id=t.company_id,
             session_id=sid,
@@ -44,8 +44,8 @@ async def test_an_unreadable_event_does_not_block_recovery(live: Live) -> None:
         db.add_all([bad, ok])
         await db.flush()
         bad_id, ok_id = bad.id, ok.id
-    assert await live.res.inbound.recover() == 2  # must not raise
-    async with live.res.read() as db:
+    assert await live.daemon.inbound.recover() == 2  # must not raise
+    async with live.kernel.read() as db:
         bad_row = await db.get(WebhookEvent, bad_id)
         ok_row = await db.get(WebhookEvent, ok_id)
         assert bad_row is not None and bad_row.state == WebhookEventState.FAILED

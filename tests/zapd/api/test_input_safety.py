@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.zapd.api.conftest import Live, start_live
 from tests.zapd.api.conftest import test_settings as make_settings
 from zapd.api.app import create_app
+from zapd.daemon import open_daemon
 from zapd.db.models import Department
-from zapd.resources import open_resources
 
 LIMIT = 4096  # a small body limit makes the tests cheap; the default is 1 MiB
 
@@ -57,7 +57,7 @@ async def small(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncItera
 
 
 async def department_count(live: Live) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return int(await db.scalar(select(func.count()).select_from(Department)) or 0)
 
 
@@ -182,7 +182,7 @@ async def test_body_at_the_limit_is_accepted(small: Live) -> None:
 
 
 async def test_default_limit_is_one_mebibyte(live: Live) -> None:
-    assert live.res.settings.max_body_bytes == 1 << 20
+    assert live.kernel.settings.max_body_bytes == 1 << 20
     t = await live.tenant()
     r = await t.admin.post(
         "/api/v1/departments",
@@ -296,8 +296,8 @@ async def test_unexpected_exception_is_a_shaped_500_without_traceback(
 ) -> None:
     monkeypatch.setenv("ZAP_DEBUG", "1")  # even in debug mode nothing leaks
     settings = make_settings(tmp_path)
-    res = await open_resources(settings, engine=engine)
-    app = create_app(settings, res)
+    daemon = await open_daemon(settings, engine=engine)
+    app = create_app(settings, daemon)
 
     async def boom() -> None:
         raise RuntimeError("secret-internal-detail at /srv/zap/db.py")

@@ -20,7 +20,7 @@ async def inbox(t: Any, sid: str) -> list[str]:
 
 
 async def test_menu_routing_accept_reply_and_acks_to_read(live: Live) -> None:
-    live.res.sandbox.timing = AckTiming(
+    live.daemon.sandbox.timing = AckTiming(
         sent=0.02, delivered=0.05, read=0.1, jitter=0.05, shuffle=True
     )
     t = await live.tenant()

@@ -66,14 +66,14 @@ async def make_ticket(
 
 
 async def ticket_row(live: Live, ticket_id: Any) -> Ticket:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(Ticket, uuid.UUID(str(ticket_id)))
         assert row is not None
         return row
 
 
 async def assignments(live: Live, ticket_id: Any) -> list[Assignment]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return list(
             (
                 await db.scalars(
@@ -86,7 +86,7 @@ async def assignments(live: Live, ticket_id: Any) -> list[Assignment]:
 
 
 async def audits(live: Live, ticket_id: Any) -> list[AuditLog]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return list(
             (
                 await db.scalars(
@@ -99,7 +99,7 @@ async def audits(live: Live, ticket_id: Any) -> list[AuditLog]:
 
 
 async def ticket_events(live: Live, ticket_id: Any, action: str | None = None) -> list[Event]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(select(Event).where(Event.type == "ticket.update").order_by(Event.seq))
         ).all()
@@ -111,7 +111,7 @@ async def ticket_events(live: Live, ticket_id: Any, action: str | None = None) -
 
 
 async def outbound(live: Live, ticket_id: Any) -> list[Message]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return list(
             (
                 await db.scalars(
@@ -135,7 +135,7 @@ def err(r: httpx.Response, status: int, code: str | None = None) -> None:
 
 
 async def set_user(live: Live, user_id: uuid.UUID, **values: Any) -> None:
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         await db.execute(update(User).where(User.id == user_id).values(**values))
 
 
@@ -143,7 +143,7 @@ async def routed_ticket(live: Live, t: Tenant, sid: str, phone: str, choice: str
     """Have a customer write and pick a department from the menu; return the ticket id."""
     await say(t, sid, phone, "Oi, bom dia", name="Maria Souza")
     await say(t, sid, phone, choice)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.scalar(
             select(Ticket)
             .where(Ticket.company_id == t.company_id, Ticket.status != TicketStatus.CLOSED)
@@ -250,7 +250,7 @@ async def test_concurrent_accepts_by_one_agent_stop_at_capacity(live: Live) -> N
     answers = await asyncio.gather(*[t.agent.post(f"/api/v1/tickets/{i}/accept") for i in ids])
     assert sorted(r.status_code for r in answers) == [200, 200, 409, 409, 409, 409]
     assert {r.json()["error"] for r in answers if r.status_code == 409} == {"ERR_AT_CAPACITY"}
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         held = await db.scalar(
             select(func.count())
             .select_from(Ticket)
@@ -356,7 +356,7 @@ async def test_transfer_to_a_department_and_to_a_person(live: Live) -> None:
     assert len(msgs) == before_msgs + 1
     assert msgs[-1].body == "Você foi transferido(a) para *Comercial*."
     assert msgs[-1].extra == {"kind": "system"}
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         from zapd.db.models import Outbox
 
         assert await db.scalar(select(Outbox).where(Outbox.message_id == msgs[-1].id))
@@ -489,13 +489,13 @@ async def test_close_with_category_and_farewell(live: Live) -> None:
     sid = await connected_session(live, t)
     tid = await routed_ticket(live, t, sid, "+5511912345678", "2")  # Comercial
     assert (await t.clients["agent2"].post(f"/api/v1/tickets/{tid}/accept")).status_code == 200
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         cat = Category(company_id=t.company_id, name="Resolvido")
         db.add(cat)
         await db.flush()
         cat_id = cat.id
     other = await live.tenant("Other")
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         foreign = Category(company_id=other.company_id, name="Deles")
         db.add(foreign)
         await db.flush()
@@ -615,7 +615,7 @@ async def test_customer_writing_after_close_reopens_within_the_window(live: Live
     row = await ticket_row(live, tid)
     assert row.status is TicketStatus.OPEN and row.assignee_id == t.users["agent2"]
     assert row.reopen_count == 1 and row.closed_at is None
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         assert (
             await db.scalar(
                 select(func.count()).select_from(Ticket).where(Ticket.company_id == t.company_id)
@@ -631,12 +631,12 @@ async def test_customer_writing_after_close_reopens_within_the_window(live: Live
     assert (
         await t.clients["agent2"].post(f"/api/v1/tickets/{tid}/close", json={})
     ).status_code == 200
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         await db.execute(
             update(Ticket).where(Ticket.id == tid).values(closed_at=utcnow() - timedelta(minutes=2))
         )
     await say(t, sid, phone, "Oi de novo")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         tickets = (
             await db.scalars(
                 select(Ticket).where(Ticket.company_id == t.company_id).order_by(Ticket.id)
@@ -660,7 +660,7 @@ async def test_reopen_by_api_after_the_window(live: Live) -> None:
     tid = await routed_ticket(live, t, sid, "+5511912345678", "1")
     assert (await t.agent.post(f"/api/v1/tickets/{tid}/accept")).status_code == 200
     assert (await t.agent.post(f"/api/v1/tickets/{tid}/close", json={})).status_code == 200
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         await db.execute(
             update(Ticket).where(Ticket.id == tid).values(closed_at=utcnow() - timedelta(days=2))
         )
@@ -668,7 +668,7 @@ async def test_reopen_by_api_after_the_window(live: Live) -> None:
     assert r.status_code == 200 and r.json()["status"] == TicketStatus.OPEN
     # The customer writes: the reopened ticket is theirs, no second ticket.
     await say(t, sid, "+5511912345678", "Obrigado por voltar")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         count = await db.scalar(
             select(func.count()).select_from(Ticket).where(Ticket.company_id == t.company_id)
         )
@@ -682,12 +682,12 @@ async def test_read_clears_unread_counts(live: Live) -> None:
     t = await live.tenant()
     tid = await make_ticket(live, t, unread_count=3)
     row = await ticket_row(live, tid)
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         await db.execute(update(Chat).where(Chat.id == row.chat_id).values(unread_count=3))
     err(await t.clients["agent2"].post(f"/api/v1/tickets/{tid}/read"), 404)
     r = await t.agent.post(f"/api/v1/tickets/{tid}/read")
     assert r.status_code == 200 and r.json()["unread_count"] == 0
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         chat = await db.get(Chat, row.chat_id)
         assert chat is not None and chat.unread_count == 0
     [ev] = await ticket_events(live, tid, "read")
@@ -700,7 +700,7 @@ async def test_read_clears_unread_counts(live: Live) -> None:
 async def test_update_priority_and_tags(live: Live) -> None:
     t = await live.tenant()
     other = await live.tenant("Other")
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         vip = Tag(company_id=t.company_id, name="VIP")
         late = Tag(company_id=t.company_id, name="Atrasado")
         theirs = Tag(company_id=other.company_id, name="Deles")
@@ -724,7 +724,7 @@ async def test_update_priority_and_tags(live: Live) -> None:
     assert r.status_code == 200, r.text
     r = await t.supervisor.patch(url, json={"priority": Priority.HIGH, "tag_ids": [str(late_id)]})
     assert r.status_code == 200 and r.json()["priority"] == Priority.HIGH
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         tags = (await db.scalars(select(TicketTag.tag_id).where(TicketTag.ticket_id == tid))).all()
     assert list(tags) == [late_id]
     rows = await audits(live, tid)

@@ -23,7 +23,7 @@ from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live, start_live
 from tests.zapd.api.conftest import test_settings as make_settings
 from zapd.db.models import AuditLog, Media, Message, Ticket
-from zapd.services.media import safe_filename, sniff
+from zapd.services.delivery.media import safe_filename, sniff
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + b"x" * 500
@@ -32,7 +32,7 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + os.urando
 
 def stored_files(live: Live) -> list[Path]:
     """Every file under the media dir (temporary uploads included)."""
-    root = live.res.settings.media_dir
+    root = live.kernel.settings.media_dir
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
@@ -55,7 +55,7 @@ def assert_error(r: httpx.Response, status: int, code: str) -> None:
 
 
 async def media_count(live: Live) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return int(await db.scalar(select(func.count()).select_from(Media)) or 0)
 
 
@@ -70,7 +70,7 @@ async def test_upload_download_round_trip(live: Live) -> None:
     assert meta["company_id"] == str(t.company_id)
     assert meta["uploaded_by_id"] == str(t.users["agent"])
     # Stored by content, and nothing else left behind.
-    root = live.res.settings.media_dir
+    root = live.kernel.settings.media_dir
     assert stored_files(live) == [root / digest[:2] / digest]
     assert (root / digest[:2] / digest).read_bytes() == PNG
 
@@ -95,7 +95,7 @@ async def test_upload_download_round_trip(live: Live) -> None:
     assert 'filename="relatorio de exames.pdf"' in disposition
     assert r.headers["content-type"] == "application/pdf" and r.content == PDF
 
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(
                 select(AuditLog).where(AuditLog.company_id == t.company_id).order_by(AuditLog.id)
@@ -274,7 +274,7 @@ def test_safe_filename_rules() -> None:
 
 async def test_path_traversal_names_are_sanitized(live: Live) -> None:
     t = await live.tenant()
-    outside = live.res.settings.state_dir.parent
+    outside = live.kernel.settings.state_dir.parent
     names = {
         "../../../../evil.png": "evil.png",
         "..\\..\\evil2.png": "evil2.png",
@@ -291,7 +291,7 @@ async def test_path_traversal_names_are_sanitized(live: Live) -> None:
         assert got.content == body
         assert "/" not in got.headers["content-disposition"].split("filename*=")[1]
     assert not list(outside.glob("evil*"))
-    root = live.res.settings.media_dir
+    root = live.kernel.settings.media_dir
     assert all(p.parent.parent == root for p in stored_files(live))
     assert len(stored_files(live)) == len(names)
 
@@ -345,14 +345,14 @@ async def test_agents_see_their_uploads_and_their_tickets_files(live: Live) -> N
     await _attach(live, sales_ticket, uuid.UUID(mid))
     assert_error(await t.agent.get(f"/api/v1/media/{mid}"), 404, "ERR_NOT_FOUND")
     # Moved to the Lab (or assigned to them): now they see the ticket, so the file.
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         ticket = await db.get(Ticket, sales_ticket)
         assert ticket is not None
         ticket.department_id = t.lab_id
     got = await t.agent.get(f"/api/v1/media/{mid}")
     assert got.status_code == 200 and got.content == PDF
     assert (await t.agent.get(f"/api/v1/media/{mid}/meta")).json()["id"] == mid
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         ticket = await db.get(Ticket, sales_ticket)
         assert ticket is not None
         ticket.department_id, ticket.assignee_id = t.sales_id, t.users["agent"]
@@ -361,7 +361,7 @@ async def test_agents_see_their_uploads_and_their_tickets_files(live: Live) -> N
 
 
 async def _attach(live: Live, ticket_id: uuid.UUID, media_id: uuid.UUID) -> None:
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         t = await db.get(Ticket, ticket_id)
         assert t is not None and t.session_id is not None and t.chat_id is not None
         db.add(

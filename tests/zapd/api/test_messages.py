@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from shared.enums import MessageStatus, MessageType, TicketStatus
 from tests.zapd.api.conftest import Live, Tenant
 from tests.zapd.api.test_conversation import connected_session, say, wait_for
-from tests.zapd.services.test_outbox_worker import seed_ticket
+from tests.zapd.services.delivery.test_outbox_worker import seed_ticket
 from zapd.connectors.sandbox import AckTiming
 from zapd.db.models import AuditLog, Client, Company, Event, Media, Message, Outbox, Ticket
 
@@ -25,7 +25,7 @@ PHONE = "+5511987650001"
 
 async def setup(live: Live, **ticket_kw: Any) -> tuple[Tenant, str, uuid.UUID]:
     """A tenant, a connected session, and a Laboratório ticket with PHONE."""
-    live.res.sandbox.timing = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
+    live.daemon.sandbox.timing = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
     t = await live.tenant()
     sid = await connected_session(live, t)
     ticket_kw.setdefault("department_id", t.lab_id)
@@ -35,7 +35,7 @@ async def setup(live: Live, **ticket_kw: Any) -> tuple[Tenant, str, uuid.UUID]:
 
 def inbox(live: Live, sid: str, phone: str = PHONE) -> list[str | None]:
     """Return what the customer's phone received, in order."""
-    return [d.body for d in live.res.sandbox.inbox(uuid.UUID(sid), phone)]
+    return [d.body for d in live.daemon.sandbox.inbox(uuid.UUID(sid), phone)]
 
 
 async def received(live: Live, sid: str, body: str, phone: str = PHONE) -> None:
@@ -55,7 +55,7 @@ async def send(client: Any, ticket_id: uuid.UUID | str, body: str, **kw: Any) ->
 
 async def counts(live: Live) -> tuple[int, int]:
     """Return (messages, outbox rows)."""
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         m = await db.scalar(select(func.count()).select_from(Message))
         o = await db.scalar(select(func.count()).select_from(Outbox))
         return int(m or 0), int(o or 0)
@@ -96,7 +96,7 @@ async def test_agent_reply_reaches_customer_with_prefix(live: Live) -> None:
     ticket = (await t.agent.get(f"/api/v1/tickets/{ticket_id}")).json()
     assert ticket["first_response_at"] == first_response  # the first one counts
 
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(
                 select(AuditLog)
@@ -149,7 +149,7 @@ async def test_notes_are_shown_to_agents_and_never_sent(live: Live) -> None:
     assert r.status_code == 201, r.text
     note = r.json()
     assert note["is_note"] is True and note["body"] == "Cliente pediu retorno amanhã"
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         assert (
             await db.scalar(
                 select(func.count())
@@ -219,7 +219,7 @@ async def test_idempotency_key_answers_the_same_message_once(live: Live) -> None
 
     r = await send_with(t.agent, ticket_id, "x", {"Idempotency-Key": "k" * 201})
     assert r.status_code == 422 and r.json()["error"] == "ERR_VALIDATION"
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         sends = await db.scalar(
             select(func.count())
             .select_from(AuditLog)
@@ -297,7 +297,7 @@ async def test_refusals_change_nothing(live: Live) -> None:
     assert r.status_code == 422 and "4096" in r.json()["message"]
     assert await counts(live) == before
     assert inbox(live, sid) == []
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         assert (
             await db.scalar(
                 select(func.count()).select_from(AuditLog).where(AuditLog.action == "message.send")
@@ -307,7 +307,7 @@ async def test_refusals_change_nothing(live: Live) -> None:
 
 
 async def test_supervisors_write_to_a_phone(live: Live) -> None:
-    live.res.sandbox.timing = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
+    live.daemon.sandbox.timing = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
     t = await live.tenant()
     sid = await connected_session(live, t)
     new_phone = "+55 11 97777-0001"
@@ -316,7 +316,7 @@ async def test_supervisors_write_to_a_phone(live: Live) -> None:
     )
     assert r.status_code == 201, r.text
     msg = r.json()
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         company = await db.get(Company, t.company_id)
         assert company is not None
         client = await db.scalar(select(Client).where(Client.company_id == t.company_id))
@@ -336,7 +336,7 @@ async def test_supervisors_write_to_a_phone(live: Live) -> None:
 
     # A client with an open ticket on the session: the message joins that ticket.
     await say(t, sid, "+5511966660001", "Oi, bom dia")
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         ticket = await db.scalar(select(Ticket).where(Ticket.company_id == t.company_id))
         assert ticket is not None
     r = await t.supervisor.post(
@@ -344,7 +344,7 @@ async def test_supervisors_write_to_a_phone(live: Live) -> None:
         json={"session_id": sid, "to": "+55 (11) 96666-0001", "body": "Já te atendo"},
     )
     assert r.status_code == 201 and r.json()["ticket_id"] == str(ticket.id)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         assert await db.scalar(select(func.count()).select_from(Client)) == 2
         chats = await db.scalar(
             select(func.count()).select_from(Message).where(Message.ticket_id == ticket.id)
@@ -361,7 +361,7 @@ async def test_media_message_goes_out_with_its_caption(live: Live) -> None:
     other = await live.tenant("Other")
     ids = {}
     for company_id in (t.company_id, other.company_id):
-        async with live.res.tx() as db:
+        async with live.kernel.tx() as db:
             row = Media(
                 company_id=company_id,
                 storage_key="ab/" + "ab" * 32,
@@ -376,7 +376,7 @@ async def test_media_message_goes_out_with_its_caption(live: Live) -> None:
             ids[company_id] = row.id
         # A file the agent may not read (another department's, uploaded by someone else)
         # cannot be attached either: attaching it must not widen who can see it.
-        async with live.res.tx() as db:
+        async with live.kernel.tx() as db:
             hidden = Media(
                 company_id=t.company_id,
                 storage_key="cd/" + "cd" * 32,
@@ -409,7 +409,7 @@ async def test_media_message_goes_out_with_its_caption(live: Live) -> None:
     )
     assert r.status_code == 201 and r.json()["body"].endswith("\nSegue o resultado")
     await received(live, sid, r.json()["body"])
-    got = live.res.sandbox.inbox(uuid.UUID(sid), PHONE)
+    got = live.daemon.sandbox.inbox(uuid.UUID(sid), PHONE)
     assert [(d.type, d.body) for d in got] == [
         (MessageType.IMAGE, None),
         (MessageType.IMAGE, r.json()["body"]),

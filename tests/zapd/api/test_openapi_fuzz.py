@@ -34,8 +34,9 @@ from shared.enums import Role
 from tests.zapd.api.conftest import PASSWORD, new_cnpj
 from tests.zapd.api.conftest import test_settings as make_settings
 from zapd.api.app import create_app
+from zapd.daemon import open_daemon
 from zapd.db.models import Company, Department, User
-from zapd.resources import Resources, open_resources
+from zapd.kernel.context import Kernel
 
 MAX_EXAMPLES = 25
 
@@ -93,11 +94,11 @@ class ThreadedZapd:
             auto_migrate=True,
             access_token_ttl=3600,
         )
-        res = await open_resources(config)
-        await self._seed(res)
+        daemon = await open_daemon(config)
+        await self._seed(daemon.kernel)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(config, res),
+                create_app(config, daemon),
                 host="127.0.0.1",
                 port=0,
                 lifespan="on",
@@ -117,12 +118,12 @@ class ThreadedZapd:
         try:
             await task
         finally:
-            await res.close()
+            await daemon.close()
 
     @staticmethod
-    async def _seed(res: Resources) -> None:
+    async def _seed(kernel: Kernel) -> None:
         """A global admin and a company admin to fuzz as, and rows for listings to render."""
-        async with res.tx() as db:
+        async with kernel.tx() as db:
             company = Company(name="Fuzz Ltda", cnpj=new_cnpj())
             db.add(company)
             await db.flush()
@@ -137,7 +138,7 @@ class ThreadedZapd:
                         email=email,
                         role=role,
                         name=email.split("@")[0].title(),
-                        password_hash=res.passwords.hash(PASSWORD),
+                        password_hash=kernel.passwords.hash(PASSWORD),
                     )
                 )
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from shared.enums import MessageStatus, OutboxState
 from tests.zapd.api.conftest import Live, Tenant
 from tests.zapd.api.test_conversation import connected_session, wait_for
-from tests.zapd.services.test_outbox_worker import seed_ticket
+from tests.zapd.services.delivery.test_outbox_worker import seed_ticket
 from zapd.connectors.sandbox import AckTiming
 from zapd.db.models import AuditLog, Chat, Message, MessageStatusHistory, Outbox
 from zapd.db.types import utcnow
-from zapd.services import outbox
+from zapd.services.delivery import outbox
 
 PHONE = "+5511987650001"
 LATER = timedelta(hours=1)
@@ -30,7 +30,7 @@ async def seed_entry(
     state: OutboxState,
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """Queue a message, then force its outbox row into `state` (not due for an hour)."""
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         chat = await db.get(Chat, chat_id)
         assert chat is not None
         q = await outbox.enqueue(db, chat, body)
@@ -53,7 +53,7 @@ async def seed_entry(
 
 async def setup(live: Live) -> tuple[Tenant, str, dict[str, tuple[uuid.UUID, uuid.UUID]]]:
     """A connected session and one entry per state: dead, pending (not due), sent."""
-    live.res.sandbox.timing = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
+    live.daemon.sandbox.timing = AckTiming(sent=0.01, delivered=0.02, read=0.03, jitter=0.01)
     t = await live.tenant()
     sid = await connected_session(live, t)
     ticket_id, chat_id = await seed_ticket(live, t.company_id, sid, PHONE, department_id=t.lab_id)
@@ -66,11 +66,11 @@ async def setup(live: Live) -> tuple[Tenant, str, dict[str, tuple[uuid.UUID, uui
 
 
 def inbox(live: Live, sid: str) -> list[str | None]:
-    return [d.body for d in live.res.sandbox.inbox(uuid.UUID(sid), PHONE)]
+    return [d.body for d in live.daemon.sandbox.inbox(uuid.UUID(sid), PHONE)]
 
 
 async def audit_rows(live: Live, company_id: uuid.UUID, action: str) -> list[AuditLog]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return list(
             (
                 await db.scalars(
@@ -154,7 +154,7 @@ async def test_retry_sends_a_dead_message_once(live: Live) -> None:
     )
 
     async def delivered() -> Any:
-        async with live.res.read() as db:
+        async with live.kernel.read() as db:
             box = await db.get(Outbox, box_id)
             msg = await db.get(Message, message_id)
             assert box is not None and msg is not None
@@ -165,7 +165,7 @@ async def test_retry_sends_a_dead_message_once(live: Live) -> None:
     assert msg.status is not MessageStatus.FAILED and msg.error is None
     assert msg.wa_message_id is not None
     assert inbox(live, sid) == ["Mensagem morta"]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         history = (
             await db.execute(
                 select(MessageStatusHistory.status, MessageStatusHistory.source)
@@ -208,7 +208,7 @@ async def test_drop_cancels_and_fails_the_message(live: Live) -> None:
     r = await t.admin.post(f"/api/v1/outbox/{entries['sent'][0]}/drop")
     assert r.status_code == 409
 
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         for mid in (pending_msg, dead_msg):
             msg = await db.get(Message, mid)
             assert msg is not None
@@ -217,9 +217,9 @@ async def test_drop_cancels_and_fails_the_message(live: Live) -> None:
     assert [r.entity_id for r in rows] == [pending_box, dead_box]
     assert rows[0].data["changes"]["state"] == [OutboxState.PENDING, OutboxState.CANCELLED]
     # Dropped entries never go out, even when they would have been due.
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         for box in await db.scalars(select(Outbox).where(Outbox.company_id == t.company_id)):
             box.next_attempt_at = utcnow()
-    live.res.outbox_worker.wake()
+    live.daemon.outbox_worker.wake()
     await asyncio.sleep(0.5)
     assert inbox(live, sid) == []

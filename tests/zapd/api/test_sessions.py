@@ -19,7 +19,7 @@ CLOUD = {"phone_number_id": "109876543210", "access_token": TOKEN}
 
 
 async def _audit(live: Live, company_id: uuid.UUID) -> list[AuditLog]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = await db.scalars(
             select(AuditLog).where(AuditLog.company_id == company_id).order_by(AuditLog.id)
         )
@@ -27,7 +27,7 @@ async def _audit(live: Live, company_id: uuid.UUID) -> list[AuditLog]:
 
 
 async def _events(live: Live, company_id: uuid.UUID) -> list[Event]:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = await db.scalars(
             select(Event).where(Event.company_id == company_id).order_by(Event.seq)
         )
@@ -35,7 +35,7 @@ async def _events(live: Live, company_id: uuid.UUID) -> list[Event]:
 
 
 async def _count(live: Live, company_id: uuid.UUID) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         n = await db.scalar(
             select(func.count()).select_from(WaSession).where(WaSession.company_id == company_id)
         )
@@ -83,12 +83,12 @@ async def test_create_cloud_session_masks_token_and_shows_secret_once(live: Live
         assert TOKEN not in listing.text and created["webhook_secret"] not in listing.text
 
     # The database holds the credentials sealed (zapd.secretbox); the audit log not at all.
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
         assert row.config["access_token"].startswith("enc:v1:")
         assert TOKEN not in str(row.config)
-        assert live.res.secret_box.unseal(row.config)["access_token"] == TOKEN
+        assert live.daemon.secret_box.unseal(row.config)["access_token"] == TOKEN
         assert row.webhook_secret == created["webhook_secret"]
     audit = await _audit(live, t.company_id)
     assert [a.action for a in audit] == ["session.create"]
@@ -206,10 +206,10 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
     assert body["config"] == {"phone_number_id": "555", "access_token": "********"}
     assert body["default_department_id"] == str(t.sales_id)
     assert body["webhook_secret"] is None
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
-        assert live.res.secret_box.unseal(row.config) == {
+        assert live.daemon.secret_box.unseal(row.config) == {
             "phone_number_id": "555",
             "access_token": TOKEN,
         }
@@ -217,10 +217,10 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
     # Rotate the token alone.
     r = await t.admin.patch(f"/api/v1/sessions/{sid}", json={"config": {"access_token": "new"}})
     assert r.status_code == 200
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
-        assert live.res.secret_box.unseal(row.config)["access_token"] == "new"
+        assert live.daemon.secret_box.unseal(row.config)["access_token"] == "new"
 
     # A patch that would break the engine's config is refused and changes nothing.
     for patch in (
@@ -239,10 +239,10 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
     ):
         r = await t.admin.patch(f"/api/v1/sessions/{sid}", json=patch)
         assert r.status_code == 422, (patch, r.text)
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
-        assert live.res.secret_box.unseal(row.config) == {
+        assert live.daemon.secret_box.unseal(row.config) == {
             "phone_number_id": "555",
             "access_token": "new",
         }
@@ -292,7 +292,7 @@ async def test_delete_refuses_history_unless_forced(live: Live) -> None:
     r = await t.admin.delete(f"/api/v1/sessions/{busy}", params={"force": "true"})
     assert r.status_code == 204
     assert (await t.admin.get(f"/api/v1/sessions/{busy}")).status_code == 404
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         left = await db.scalar(select(func.count()).select_from(Message))
         assert left == 0
     # The ticket survives without its session.
@@ -373,7 +373,7 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
         "/api/v1/sessions", json={"name": "X", "engine": 0, "company_id": str(b.company_id)}
     )
     assert r.status_code == 404
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         row = await db.get(WaSession, sid)
         assert row is not None and row.name == "B's"
     assert await _count(live, a.company_id) == 0

@@ -17,7 +17,7 @@ from shared.enums import TicketStatus
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
 from zapd.db.models import AuditLog, Category, Chat, QuickReply, Tag, Ticket
-from zapd.services import outbox
+from zapd.services.delivery import outbox
 
 # Bodies that pass validation, so the request reaches the ownership check.
 BODIES: dict[tuple[str, str], Any] = {
@@ -48,14 +48,14 @@ async def _victim_ids(live: Live) -> tuple[dict[str, uuid.UUID], Any]:
         status=TicketStatus.PENDING,
     )
     await seed.messages(live, ticket_id, 2)
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         cat = Category(company_id=b.company_id, name="Resolvido")
         tag = Tag(company_id=b.company_id, name="VIP", color="#FF0000")
         qr = QuickReply(company_id=b.company_id, shortcut="oi", body="Olá!")
         db.add_all([cat, tag, qr])
         await db.flush()
         extra = {"category_id": cat.id, "tag_id": tag.id, "reply_id": qr.id}
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         chat = await db.scalar(
             select(Chat).join(Ticket, Ticket.chat_id == Chat.id).where(Ticket.id == ticket_id)
         )
@@ -84,7 +84,7 @@ async def _victim_ids(live: Live) -> tuple[dict[str, uuid.UUID], Any]:
 
 
 async def _audit_count(live: Live, company_id: uuid.UUID) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return int(
             await db.scalar(
                 select(func.count()).select_from(AuditLog).where(AuditLog.company_id == company_id)

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from shared.enums import Role
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant
 from zapd.db.models import AuditLog, Event, User
+from zapd.kernel.principal import Principal
 from zapd.realtime.hub import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
-from zapd.services.principal import Principal
 
 
 def new_user(email: str, **extra: Any) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def new_user(email: str, **extra: Any) -> dict[str, Any]:
 
 
 async def _user_count(live: Live) -> int:
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         return int(await db.scalar(select(func.count()).select_from(User)) or 0)
 
 
@@ -198,7 +198,7 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
     assert got["role"] == 2 and got["active"] is True and got["name"] == "Agent"
     assert got["department_ids"] == [str(t.lab_id)] and got["max_concurrent_tickets"] == 5
     assert await _login_status(live, t.emails["agent"], PASSWORD) == 200
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         n = await db.scalar(select(func.count()).select_from(AuditLog))
         assert n == 0
 
@@ -206,10 +206,10 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
 async def test_disable_and_enable(live: Live) -> None:
     t = await live.tenant()
     agent = t.users["agent"]
-    sub = live.res.hub.subscribe(
+    sub = live.daemon.hub.subscribe(
         Principal(user_id=agent, company_id=t.company_id, role=Role.AGENT, name="Agent")
     )
-    other = live.res.hub.subscribe(
+    other = live.daemon.hub.subscribe(
         Principal(user_id=t.users["agent2"], company_id=t.company_id, role=Role.AGENT, name="B")
     )
     r = await t.admin.post(f"/api/v1/users/{agent}/disable")
@@ -234,9 +234,9 @@ async def test_disable_and_enable(live: Live) -> None:
     r = await t.admin.patch(f"/api/v1/users/{agent2}", json={"active": False})
     assert r.status_code == 200
     assert (await t.clients["agent2"].get("/api/v1/auth/me")).status_code == 401
-    live.res.hub.unsubscribe(sub)
-    live.res.hub.unsubscribe(other)
-    async with live.res.read() as db:
+    live.daemon.hub.unsubscribe(sub)
+    live.daemon.hub.unsubscribe(other)
+    async with live.kernel.read() as db:
         actions = (
             await db.scalars(
                 select(AuditLog.action)
@@ -273,7 +273,7 @@ async def test_reset_password(live: Live) -> None:
     assert (await c.get("/api/v1/auth/me")).status_code == 200
     got = (await t.admin.get(f"/api/v1/users/{agent}")).json()
     assert got["password_changed_at"] is not None
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(
                 select(AuditLog)
@@ -319,7 +319,7 @@ async def test_admin_protection(live: Live) -> None:
 async def test_departments_audit_and_events(live: Live) -> None:
     t = await live.tenant()
     agent = t.users["agent"]
-    sub = live.res.hub.subscribe(
+    sub = live.daemon.hub.subscribe(
         Principal(user_id=agent, company_id=t.company_id, role=Role.AGENT, name="Agent")
     )
     r = await t.admin.put(
@@ -329,7 +329,7 @@ async def test_departments_audit_and_events(live: Live) -> None:
     assert r.status_code == 200
     assert sorted(r.json()["department_ids"]) == sorted([str(t.lab_id), str(t.sales_id)])
     assert sub.closing.is_set() and sub.close_code == CLOSE_TRY_AGAIN
-    live.res.hub.unsubscribe(sub)
+    live.daemon.hub.unsubscribe(sub)
     me = (await t.agent.get("/api/v1/auth/me")).json()
     assert sorted(me["department_ids"]) == sorted([str(t.lab_id), str(t.sales_id)])
     r = await t.admin.put(f"/api/v1/users/{agent}/departments", json={"department_ids": []})
@@ -345,7 +345,7 @@ async def test_departments_audit_and_events(live: Live) -> None:
     assert r.status_code == 200
     r = await t.admin.post("/api/v1/users", json=new_user("bia@acme.com.br", role=2))
     new_id = r.json()["id"]
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.scalars(
                 select(AuditLog).where(AuditLog.company_id == t.company_id).order_by(AuditLog.id)

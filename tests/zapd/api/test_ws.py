@@ -30,7 +30,7 @@ from tests.zapd.api.conftest import test_settings as daemon_settings
 from zapd.db.models import Client, Event, Ticket, User
 from zapd.realtime import events
 from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
-from zapd.services import auth
+from zapd.services.people import auth
 
 TIMEOUT = 30.0  # generous: a 2-core CI box may be loaded; passing runs never wait it out
 
@@ -108,7 +108,7 @@ async def publish(
     count: int = 1,
 ) -> list[int]:
     """Publish `count` events in one transaction; return their seqs."""
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         evs = [
             await events.publish(
                 db,
@@ -125,7 +125,7 @@ async def publish(
 
 async def event_seqs(live: Live, company_id: uuid.UUID) -> list[int]:
     """Return every seq of a company's events, in order."""
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = await db.scalars(
             select(Event.seq).where(Event.company_id == company_id).order_by(Event.seq)
         )
@@ -152,7 +152,7 @@ async def _rejected(live: Live, **kw: Any) -> WsResponse:
 
 async def test_handshake_refuses_missing_bad_expired_and_revoked_tokens(live: Live) -> None:
     t = await live.tenant()
-    secret = live.res.jwt_secret
+    secret = live.kernel.jwt_secret
     now = datetime.now(UTC)
     expired = jwt.encode(
         {
@@ -180,7 +180,7 @@ async def test_handshake_refuses_missing_bad_expired_and_revoked_tokens(live: Li
         {"token": revoked},
         {"token": revoked, "in_query": True},
     ]
-    before = live.res.hub.client_count
+    before = live.daemon.hub.client_count
     for case in cases:
         resp = await _rejected(live, **case)
         assert resp.status_code == 401, case
@@ -193,7 +193,7 @@ async def test_handshake_refuses_missing_bad_expired_and_revoked_tokens(live: Li
         async with connect(live.ws_url, additional_headers={"Authorization": "Basic abc"}):
             pass
     assert info.value.response.status_code == 401
-    assert live.res.hub.client_count == before  # nobody got subscribed
+    assert live.daemon.hub.client_count == before  # nobody got subscribed
 
 
 async def test_bad_since_is_refused_before_upgrade(live: Live) -> None:
@@ -329,7 +329,7 @@ async def _burst(live: Live, t: Tenant, total: int) -> None:
         while left[0] > 0:
             n = min(left[0], rng.choice([1, 1, 2, 3]))
             left[0] -= n
-            async with live.res.tx() as db:
+            async with live.kernel.tx() as db:
                 for _ in range(n):
                     await events.publish(
                         db, t.company_id, "burst", {}, department_id=rng.choice(deps)
@@ -372,7 +372,7 @@ async def test_resume_during_a_burst_loses_and_repeats_nothing(live: Live) -> No
     assert reconnects >= 4
     assert admin_seqs == await event_seqs(live, t.company_id) == list(range(1, total + 1))
     # The agent, resuming the same way afterwards, gets exactly its visible events.
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         rows = (
             await db.execute(
                 select(Event.seq, Event.department_id)
@@ -409,17 +409,17 @@ async def test_hooks_running_out_of_order_reach_the_socket_in_order(live: Live) 
         # transactions finishing in the "wrong" order would.
         committed: list[Event] = []
         for dep in (t.lab_id, t.sales_id, t.lab_id):
-            async with live.res.sessions() as db, db.begin():
+            async with live.kernel.sessions() as db, db.begin():
                 committed.append(await events.publish(db, t.company_id, "t", {}, department_id=dep))
         for ev in reversed(committed):
-            live.res.hub.dispatch(ev)
-            live.res.hub.dispatch(ev)  # and twice
+            live.daemon.hub.dispatch(ev)
+            live.daemon.hub.dispatch(ev)  # and twice
             await asyncio.sleep(0.05)  # each drained on its own
         assert [e["seq"] for e in await recv_events(admin, 3)] == [2, 3, 4]
         assert [e["seq"] for e in await recv_events(agent, 2)] == [2, 4]
         seq = (await publish(live, t.company_id))[0]
         assert (await recv(admin))["seq"] == (await recv(agent))["seq"] == seq == 5
-    assert live.res.hub.gap_fills == 2  # seq 4 came first: 2 and 3 were read from the log
+    assert live.daemon.hub.gap_fills == 2  # seq 4 came first: 2 and 3 were read from the log
 
 
 async def test_since_absent_starts_after_the_current_head(live: Live) -> None:
@@ -472,14 +472,14 @@ async def small_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> Async
         await lv.close()
         server.should_exit = True
         await asyncio.wait_for(task, 15)
-        await lv.res.hub.close_all()
+        await lv.daemon.hub.close_all()
 
 
 async def test_slow_consumer_is_dropped_and_resumes(small_live: Live) -> None:
     live = small_live
     t = await live.tenant()
     async with ws(live, token_of(t.admin)) as slow, ws(live, token_of(t.supervisor)) as ok:
-        assert live.res.hub.client_count == 2
+        assert live.daemon.hub.client_count == 2
         # One transaction of 100 events: the after-commit fan-out outruns any socket.
         await publish(live, t.company_id, count=100)
         got: list[int] = []
@@ -490,8 +490,8 @@ async def test_slow_consumer_is_dropped_and_resumes(small_live: Live) -> None:
         assert info.value.rcvd.code == CLOSE_SLOW_CONSUMER
         assert "since" in info.value.rcvd.reason
         assert got == list(range(1, len(got) + 1)) and len(got) < 100
-        assert live.res.hub.slow_consumers >= 1
-        await wait_for(lambda: live.res.hub.client_count <= 1)  # memory released
+        assert live.daemon.hub.slow_consumers >= 1
+        await wait_for(lambda: live.daemon.hub.client_count <= 1)  # memory released
         async with ws(live, token_of(t.admin), since=got[-1] if got else 0) as again:
             rest = [(await recv(again))["seq"] for _ in range(100 - len(got))]
             assert got + rest == list(range(1, 101))
@@ -507,12 +507,12 @@ async def test_a_client_that_stops_reading_is_dropped_then_resumes(small_live: L
         # The client reads nothing: socket buffers fill, the server's sends block, the
         # mailbox overflows. Events go one per transaction, as in real life.
         published = 0
-        while live.res.hub.slow_consumers == 0:
+        while live.daemon.hub.slow_consumers == 0:
             assert published < 3000, "the stalled client was never dropped"
             blob = secrets.token_hex(10_000)  # incompressible (permessage-deflate is on)
             await publish(live, t.company_id, data={"blob": blob})
             published += 1
-        assert live.res.hub.client_count == 1  # the socket still drains what it had
+        assert live.daemon.hub.client_count == 1  # the socket still drains what it had
         got: list[int] = []
         with pytest.raises(ConnectionClosed) as info:
             while True:
@@ -541,7 +541,7 @@ async def test_token_invalidation_closes_that_users_sockets(live: Live) -> None:
         ws(live, token_of(t.supervisor)) as supervisor,
         ws(live, token_of(t.admin)) as admin,
     ):
-        async with live.res.tx() as db:
+        async with live.kernel.tx() as db:
             user = await db.get(User, t.users["agent"])
             assert user is not None
             await auth.invalidate_user_tokens(db, user)
@@ -561,7 +561,7 @@ async def test_token_invalidation_closes_that_users_sockets(live: Live) -> None:
 async def test_shutdown_closes_sockets_with_going_away(live: Live) -> None:
     t = await live.tenant()
     async with ws(live, token_of(t.admin)) as a, ws(live, token_of(t.agent)) as b:
-        await live.res.hub.close_all()
+        await live.daemon.hub.close_all()
         assert await asyncio.wait_for(_closed_with(a), TIMEOUT) == 1001
         assert await asyncio.wait_for(_closed_with(b), TIMEOUT) == 1001
     resp = await _rejected(live, token=token_of(t.admin))
@@ -577,7 +577,7 @@ async def _ticket(
     department_id: uuid.UUID | None,
     assignee_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    async with live.res.tx() as db:
+    async with live.kernel.tx() as db:
         client = Client(company_id=company_id, phone=f"+55119{random.randint(10**7, 10**8 - 1)}")
         db.add(client)
         await db.flush()
@@ -651,7 +651,7 @@ async def test_typing_reaches_the_others_who_may_see_the_ticket(live: Live) -> N
         await publish(live, other.company_id, "sentinel")
         assert (await recv(foreign))["type"] == "sentinel"
     # Typing is never persisted.
-    async with live.res.read() as db:
+    async with live.kernel.read() as db:
         types = (await db.scalars(select(Event.type))).all()
         assert "typing" not in types
 

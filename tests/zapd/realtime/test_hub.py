@@ -19,6 +19,8 @@ from shared.enums import Role
 from tests.zapd.db import factories
 from zapd.db.engine import session_factory
 from zapd.db.models import Event
+from zapd.kernel.principal import Principal
+from zapd.kernel.visibility import can_see_event, can_see_ticket, event_clause
 from zapd.realtime import events
 from zapd.realtime.hub import (
     CLOSE_GOING_AWAY,
@@ -28,8 +30,6 @@ from zapd.realtime.hub import (
     HubItem,
 )
 from zapd.realtime.stream import EventFeed, Since, parse_since
-from zapd.realtime.visibility import can_see_event, can_see_ticket, event_clause
-from zapd.services.principal import Principal
 
 CO_A = uuid.uuid4()
 CO_B = uuid.uuid4()

@@ -10,8 +10,8 @@ from pydantic import AwareDatetime
 
 from shared.protocol.audit import AuditOut
 from shared.protocol.common import Page
-from zapd.api.deps import Auth, PageDep, Res
-from zapd.services import audit_query
+from zapd.api.deps import Auth, KernelDep, PageDep
+from zapd.services.compliance import audit_log as audit_query
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 @router.get("", response_model=Page[AuditOut])
 async def list_audit(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     page: PageDep,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
     user_id: Annotated[uuid.UUID | None, Query()] = None,
@@ -41,6 +41,6 @@ async def list_audit(
         since=since,
         until=until,
     )
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows, cursor = await audit_query.list_(db, principal, f, page)
         return Page[AuditOut](items=[AuditOut.model_validate(r) for r in rows], next_cursor=cursor)

@@ -17,19 +17,19 @@ from shared.protocol.auth import (
     RefreshRequest,
     TokenPair,
 )
-from zapd.api.deps import ActorDep, Auth, Res, client_ip
-from zapd.services import auth, users
+from zapd.api.deps import ActorDep, Auth, KernelDep, client_ip
+from zapd.services.people import auth, users
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
 @router.post("/auth/login", response_model=TokenPair)
-async def login(body: LoginRequest, request: Request, res: Res) -> TokenPair:
+async def login(body: LoginRequest, request: Request, kernel: KernelDep) -> TokenPair:
     """Exchange e-mail and password for an access token and a refresh token."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await auth.login(
             db,
-            res,
+            kernel,
             body.email,
             body.password,
             ip=client_ip(request),
@@ -38,10 +38,10 @@ async def login(body: LoginRequest, request: Request, res: Res) -> TokenPair:
 
 
 @router.post("/auth/refresh", response_model=TokenPair)
-async def refresh(body: RefreshRequest, request: Request, res: Res) -> TokenPair:
+async def refresh(body: RefreshRequest, request: Request, kernel: KernelDep) -> TokenPair:
     """Spend a refresh token for a new pair (each refresh token works once)."""
     return await auth.refresh_or_revoke(
-        res,
+        kernel,
         body.refresh_token,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
@@ -49,32 +49,34 @@ async def refresh(body: RefreshRequest, request: Request, res: Res) -> TokenPair
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(actor: ActorDep, res: Res, body: LogoutRequest | None = None) -> None:
+async def logout(actor: ActorDep, kernel: KernelDep, body: LogoutRequest | None = None) -> None:
     """End this login: its refresh tokens and access tokens stop working at once."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         await auth.logout(db, actor, body.refresh_token if body else None)
 
 
 @router.get("/auth/me", response_model=Me)
-async def me(principal: Auth, res: Res) -> Me:
+async def me(principal: Auth, kernel: KernelDep) -> Me:
     """Tell who the caller is."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return await users.me(db, principal)
 
 
 @router.patch("/auth/me", response_model=Me)
-async def update_me(body: MeUpdate, actor: ActorDep, res: Res) -> Me:
+async def update_me(body: MeUpdate, actor: ActorDep, kernel: KernelDep) -> Me:
     """Change one's own name, presence or password (password needs the current one)."""
-    async with res.tx() as db:
-        await users.update_me(db, res, actor, body)
-    async with res.read() as db:
+    async with kernel.tx() as db:
+        await users.update_me(db, kernel, actor, body)
+    async with kernel.read() as db:
         return await users.me(db, actor.principal)
 
 
 @router.post("/api-tokens", response_model=ApiTokenCreated, status_code=201, tags=["api-tokens"])
-async def create_api_token(body: ApiTokenCreate, actor: ActorDep, res: Res) -> ApiTokenCreated:
+async def create_api_token(
+    body: ApiTokenCreate, actor: ActorDep, kernel: KernelDep
+) -> ApiTokenCreated:
     """Create an API token for scripts; its secret is shown in this answer only."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row, secret = await auth.create_api_token(db, actor, body)
         return ApiTokenCreated.model_validate(
             {**ApiTokenOut.model_validate(row).model_dump(), "token": secret}
@@ -82,14 +84,14 @@ async def create_api_token(body: ApiTokenCreate, actor: ActorDep, res: Res) -> A
 
 
 @router.get("/api-tokens", response_model=list[ApiTokenOut], tags=["api-tokens"])
-async def list_api_tokens(actor: ActorDep, res: Res) -> list[ApiTokenOut]:
+async def list_api_tokens(actor: ActorDep, kernel: KernelDep) -> list[ApiTokenOut]:
     """List API tokens (never their secrets)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return [ApiTokenOut.model_validate(r) for r in await auth.list_api_tokens(db, actor)]
 
 
 @router.delete("/api-tokens/{token_id}", response_model=ApiTokenOut, tags=["api-tokens"])
-async def revoke_api_token(token_id: uuid.UUID, actor: ActorDep, res: Res) -> ApiTokenOut:
+async def revoke_api_token(token_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> ApiTokenOut:
     """Revoke an API token at once."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return ApiTokenOut.model_validate(await auth.revoke_api_token(db, actor, token_id))

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shared.protocol.catalog import CategoryCreate, CategoryOut, CategoryUpdate
-from zapd.api.deps import ActorDep, Auth, Res
-from zapd.services import categories
+from zapd.api.deps import ActorDep, Auth, KernelDep
+from zapd.services.catalog import categories
 
 router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
 
@@ -17,41 +17,41 @@ router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
 @router.get("", response_model=list[CategoryOut])
 async def list_categories(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     active: bool | None = None,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> list[CategoryOut]:
     """List categories by name (every role)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows = await categories.list_(db, principal, company_id, active)
         return [CategoryOut.model_validate(r) for r in rows]
 
 
 @router.post("", response_model=CategoryOut, status_code=201)
-async def create_category(body: CategoryCreate, actor: ActorDep, res: Res) -> CategoryOut:
+async def create_category(body: CategoryCreate, actor: ActorDep, kernel: KernelDep) -> CategoryOut:
     """Create a category (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return CategoryOut.model_validate(await categories.create(db, actor, body))
 
 
 @router.get("/{category_id}", response_model=CategoryOut)
-async def get_category(category_id: uuid.UUID, principal: Auth, res: Res) -> CategoryOut:
+async def get_category(category_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> CategoryOut:
     """Show one category."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return CategoryOut.model_validate(await categories.get(db, principal, category_id))
 
 
 @router.patch("/{category_id}", response_model=CategoryOut)
 async def update_category(
-    category_id: uuid.UUID, body: CategoryUpdate, actor: ActorDep, res: Res
+    category_id: uuid.UUID, body: CategoryUpdate, actor: ActorDep, kernel: KernelDep
 ) -> CategoryOut:
     """Change a category (ADMIN); only the fields given change."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return CategoryOut.model_validate(await categories.update(db, actor, category_id, body))
 
 
 @router.delete("/{category_id}", status_code=204)
-async def delete_category(category_id: uuid.UUID, actor: ActorDep, res: Res) -> None:
+async def delete_category(category_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> None:
     """Remove a category (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         await categories.delete(db, actor, category_id)

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.protocol.clients import ClientCreate, ClientOut, ClientTagsSet, ClientUpdate
 from shared.protocol.common import Page
-from zapd.api.deps import ActorDep, Auth, PageDep, Res
+from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
 from zapd.db.models import Client
-from zapd.services import clients
+from zapd.services.people import clients
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients"])
 
@@ -26,7 +26,7 @@ async def _outs(db: AsyncSession, rows: Sequence[Client]) -> list[ClientOut]:
 @router.get("", response_model=Page[ClientOut])
 async def list_clients(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     page: PageDep,
     q: Annotated[
         str | None, Query(max_length=200, description="name, profile name or phone digits")
@@ -36,7 +36,7 @@ async def list_clients(
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> Page[ClientOut]:
     """List clients with search and filters, one page at a time (every role)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows, cursor = await clients.list_(
             db, principal, page, q=q, blocked=blocked, tag_id=tag_id, company_id=company_id
         )
@@ -44,36 +44,36 @@ async def list_clients(
 
 
 @router.post("", response_model=ClientOut, status_code=201)
-async def create_client(body: ClientCreate, actor: ActorDep, res: Res) -> ClientOut:
+async def create_client(body: ClientCreate, actor: ActorDep, kernel: KernelDep) -> ClientOut:
     """Add a client by hand (every role); 409 if the phone is already known."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row = await clients.create(db, actor, body)
         return ClientOut.model_validate(row)
 
 
 @router.get("/{client_id}", response_model=ClientOut)
-async def get_client(client_id: uuid.UUID, principal: Auth, res: Res) -> ClientOut:
+async def get_client(client_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> ClientOut:
     """Show one client with its tag ids."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         row = await clients.get(db, principal, client_id)
         return (await _outs(db, [row]))[0]
 
 
 @router.patch("/{client_id}", response_model=ClientOut)
 async def update_client(
-    client_id: uuid.UUID, body: ClientUpdate, actor: ActorDep, res: Res
+    client_id: uuid.UUID, body: ClientUpdate, actor: ActorDep, kernel: KernelDep
 ) -> ClientOut:
     """Change a client (every role; `blocked` needs SUPERVISOR and up)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row = await clients.update(db, actor, client_id, body)
         return (await _outs(db, [row]))[0]
 
 
 @router.put("/{client_id}/tags", response_model=ClientOut)
 async def set_client_tags(
-    client_id: uuid.UUID, body: ClientTagsSet, actor: ActorDep, res: Res
+    client_id: uuid.UUID, body: ClientTagsSet, actor: ActorDep, kernel: KernelDep
 ) -> ClientOut:
     """Replace a client's tags (every role)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row, tag_ids = await clients.set_tags(db, actor, client_id, body)
         return ClientOut.model_validate(row).model_copy(update={"tag_ids": tag_ids})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -20,11 +20,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from shared.enums import Engine, Role
 from shared.errors import ErrorCode
 from shared.protocol.sessions import CloudTemplate
-from zapd.api.deps import Auth, Res
+from zapd.api.deps import Auth, DaemonDep, KernelDep
 from zapd.api.errors import error_body
 from zapd.connectors.cloud.webhook import SIGNATURE_HEADER
+from zapd.daemon import Daemon
 from zapd.errors import Conflict
-from zapd.services import sessions
+from zapd.services.sessions import records as sessions
 
 log = logging.getLogger("zapd.cloud")
 
@@ -35,30 +36,30 @@ RETRY_AFTER_SECONDS = 5
 @router.get("/webhooks/cloud/{session_id}", response_class=PlainTextResponse)
 async def verify_webhook(
     session_id: uuid.UUID,
-    res: Res,
+    daemon: DaemonDep,
     mode: Annotated[str | None, Query(alias="hub.mode", max_length=32)] = None,
     token: Annotated[str | None, Query(alias="hub.verify_token", max_length=200)] = None,
     challenge: Annotated[str | None, Query(alias="hub.challenge", max_length=200)] = None,
 ) -> PlainTextResponse:
     """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` matches."""
-    return PlainTextResponse(await res.cloud.verify(session_id, mode, token, challenge))
+    return PlainTextResponse(await daemon.cloud.verify(session_id, mode, token, challenge))
 
 
-async def _process(res: Any, row_id: uuid.UUID) -> None:
+async def _process(daemon: Daemon, row_id: uuid.UUID) -> None:
     try:
-        await res.inbound.process(row_id)
+        await daemon.inbound.process(row_id)
     except Exception:  # stays PENDING: processed again at the next start
         log.exception("cloud webhook %s: processing failed", row_id)
 
 
 @router.post("/webhooks/cloud/{session_id}", response_model=None)
 async def receive_webhook(
-    session_id: uuid.UUID, request: Request, res: Res, background: BackgroundTasks
+    session_id: uuid.UUID, request: Request, daemon: DaemonDep, background: BackgroundTasks
 ) -> JSONResponse:
     """Store a signed body, answer 200, then process it (messages, statuses)."""
     body = await request.body()
     try:
-        row_id = await res.cloud.store_webhook(
+        row_id = await daemon.cloud.store_webhook(
             session_id, body, request.headers.get(SIGNATURE_HEADER)
         )
     except (OperationalError, DBAPIError, TimeoutError, OSError) as exc:
@@ -69,17 +70,19 @@ async def receive_webhook(
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     if row_id is not None:
-        background.add_task(_process, res, row_id)
+        background.add_task(_process, daemon, row_id)
     return JSONResponse({"status": "duplicate" if row_id is None else "stored"})
 
 
 @router.get("/api/v1/sessions/{session_id}/templates", response_model=list[CloudTemplate])
-async def list_templates(session_id: uuid.UUID, principal: Auth, res: Res) -> list[CloudTemplate]:
+async def list_templates(
+    session_id: uuid.UUID, principal: Auth, kernel: KernelDep, daemon: DaemonDep
+) -> list[CloudTemplate]:
     """List the approved message templates of a Cloud API session's WABA (SUPERVISOR+)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         row = await sessions.get(db, principal, session_id)
         principal.require(Role.SUPERVISOR)
         if row.engine != Engine.CLOUD:
             raise Conflict("templates exist only on Cloud API sessions", code="ERR_NOT_CLOUD")
-    found = await res.cloud.templates(session_id)
+    found = await daemon.cloud.templates(session_id)
     return [CloudTemplate.from_graph(t) for t in found]

@@ -34,9 +34,9 @@ from fastapi.responses import FileResponse
 from starlette.requests import ClientDisconnect
 
 from shared.protocol.media import UPLOAD_FIELD, MediaOut
-from zapd.api.deps import ActorDep, Auth, Res
+from zapd.api.deps import ActorDep, Auth, KernelDep
 from zapd.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
-from zapd.services import media
+from zapd.services.delivery import media
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
@@ -240,14 +240,14 @@ async def upload_media(
     request: Request,
     response: Response,
     actor: ActorDep,
-    res: Res,
+    kernel: KernelDep,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> MediaOut:
     """Store an uploaded file (any company role; global admins give company_id)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         target = await media.upload_company(db, actor.principal, company_id)
     boundary = boundary_of(request.headers.get("content-type", ""))
-    upload = media.MediaStore.from_settings(res.settings).upload()
+    upload = media.MediaStore.from_settings(kernel.settings).upload()
     try:
         stored = await receive_upload(request.stream(), boundary, upload)
     except ClientDisconnect:
@@ -256,7 +256,7 @@ async def upload_media(
     except BaseException:
         await upload.abort()
         raise
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row, created = await media.create(db, actor, target, stored)
         out = MediaOut.model_validate(row)
     if not created:
@@ -265,9 +265,9 @@ async def upload_media(
 
 
 @router.get("/{media_id}/meta", response_model=MediaOut)
-async def media_meta(media_id: uuid.UUID, principal: Auth, res: Res) -> MediaOut:
+async def media_meta(media_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> MediaOut:
     """Show a file's type, size, digest and name."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return MediaOut.model_validate(await media.get(db, principal, media_id))
 
 
@@ -277,13 +277,13 @@ async def media_meta(media_id: uuid.UUID, principal: Auth, res: Res) -> MediaOut
     response_model=None,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
 )
-async def download_media(media_id: uuid.UUID, principal: Auth, res: Res) -> Response:
+async def download_media(media_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> Response:
     """Send a file's bytes as an attachment, with its detected type."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         row = await media.get(db, principal, media_id)
         key, mime, sha = row.storage_key, row.mime, row.sha256
         filename = media.safe_filename(row.filename, mime)
-    path = media.MediaStore.from_settings(res.settings).path_of(key)
+    path = media.MediaStore.from_settings(kernel.settings).path_of(key)
     try:
         stat = await anyio.to_thread.run_sync(os.stat, path)
     except FileNotFoundError:

@@ -19,9 +19,9 @@ from shared.protocol.messages import (
     MessageOut,
     MessageSend,
 )
-from zapd.api.deps import ActorDep, Res
+from zapd.api.deps import ActorDep, DaemonDep, KernelDep
 from zapd.errors import Conflict
-from zapd.services import messages
+from zapd.services.conversations import messages
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
@@ -30,7 +30,8 @@ router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 async def send_message(
     body: MessageSend,
     actor: ActorDep,
-    res: Res,
+    kernel: KernelDep,
+    daemon: DaemonDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -45,14 +46,14 @@ async def send_message(
     """Send a message to a ticket's customer, or to a phone on a session (SUPERVISOR+)."""
     for attempt in range(2):
         try:
-            async with res.tx() as db:
+            async with kernel.tx() as db:
                 sent = await messages.send(db, actor, body, idempotency_key)
                 out = MessageOut.model_validate(sent.message)
             break
         except Conflict as exc:
             if exc.code != ErrorCode.WINDOW_CLOSED:
                 raise
-            names = await res.cloud.known_templates(exc.details["session_id"])
+            names = await daemon.cloud.known_templates(exc.details["session_id"])
             listed = ", ".join(names) if names else "none approved, or the list is unavailable"
             raise Conflict(f"{exc.message}; templates: {listed}", code=exc.code) from None
         except IntegrityError:

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shared.protocol.catalog import QuickReplyCreate, QuickReplyOut, QuickReplyUpdate
-from zapd.api.deps import ActorDep, Auth, Res
-from zapd.services import quick_replies
+from zapd.api.deps import ActorDep, Auth, KernelDep
+from zapd.services.catalog import quick_replies
 
 router = APIRouter(prefix="/api/v1/quick-replies", tags=["quick-replies"])
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/quick-replies", tags=["quick-replies"])
 @router.get("", response_model=list[QuickReplyOut])
 async def list_quick_replies(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     q: Annotated[str | None, Query(max_length=65, description="shortcut prefix")] = None,
     department_id: Annotated[
         uuid.UUID | None, Query(description="only those usable in this department")
@@ -25,7 +25,7 @@ async def list_quick_replies(
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> list[QuickReplyOut]:
     """List the quick replies the caller may use (agents: company-wide + their departments)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows = await quick_replies.list_(
             db, principal, q=q, department_id=department_id, company_id=company_id
         )
@@ -33,30 +33,32 @@ async def list_quick_replies(
 
 
 @router.post("", response_model=QuickReplyOut, status_code=201)
-async def create_quick_reply(body: QuickReplyCreate, actor: ActorDep, res: Res) -> QuickReplyOut:
+async def create_quick_reply(
+    body: QuickReplyCreate, actor: ActorDep, kernel: KernelDep
+) -> QuickReplyOut:
     """Create a quick reply (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return QuickReplyOut.model_validate(await quick_replies.create(db, actor, body))
 
 
 @router.get("/{reply_id}", response_model=QuickReplyOut)
-async def get_quick_reply(reply_id: uuid.UUID, principal: Auth, res: Res) -> QuickReplyOut:
+async def get_quick_reply(reply_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> QuickReplyOut:
     """Show one quick reply the caller may use."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return QuickReplyOut.model_validate(await quick_replies.get(db, principal, reply_id))
 
 
 @router.patch("/{reply_id}", response_model=QuickReplyOut)
 async def update_quick_reply(
-    reply_id: uuid.UUID, body: QuickReplyUpdate, actor: ActorDep, res: Res
+    reply_id: uuid.UUID, body: QuickReplyUpdate, actor: ActorDep, kernel: KernelDep
 ) -> QuickReplyOut:
     """Change a quick reply (ADMIN); only the fields given change."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return QuickReplyOut.model_validate(await quick_replies.update(db, actor, reply_id, body))
 
 
 @router.delete("/{reply_id}", status_code=204)
-async def delete_quick_reply(reply_id: uuid.UUID, actor: ActorDep, res: Res) -> None:
+async def delete_quick_reply(reply_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> None:
     """Remove a quick reply (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         await quick_replies.delete(db, actor, reply_id)

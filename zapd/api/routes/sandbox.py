@@ -19,17 +19,18 @@ from shared.protocol.sessions import (
     SandboxInboundOut,
     SandboxScan,
 )
-from zapd.api.deps import Auth, Res
+from zapd.api.deps import Auth, DaemonDep
 from zapd.connectors.base import PairingError, SendError
 from zapd.errors import Conflict, ValidationFailed
-from zapd.services import sessions
-from zapd.services.principal import Principal
+from zapd.kernel.context import Kernel
+from zapd.kernel.principal import Principal
+from zapd.services.sessions import records as sessions
 
 router = APIRouter(prefix="/api/v1/sandbox", tags=["sandbox"])
 
 
-async def _sandbox_session(res: Res, principal: Principal, session_id: uuid.UUID) -> None:
-    async with res.read() as db:
+async def _sandbox_session(kernel: Kernel, principal: Principal, session_id: uuid.UUID) -> None:
+    async with kernel.read() as db:
         row = await sessions.get(db, principal, session_id)
         principal.require(Role.ADMIN)
         if row.engine != Engine.SANDBOX:
@@ -38,12 +39,12 @@ async def _sandbox_session(res: Res, principal: Principal, session_id: uuid.UUID
 
 @router.post("/{session_id}/scan")
 async def scan(
-    session_id: uuid.UUID, principal: Auth, res: Res, body: SandboxScan
+    session_id: uuid.UUID, principal: Auth, daemon: DaemonDep, body: SandboxScan
 ) -> dict[str, str]:
     """Simulate a phone scanning the session's QR code; returns the linked number."""
-    await _sandbox_session(res, principal, session_id)
+    await _sandbox_session(daemon.kernel, principal, session_id)
     try:
-        phone = await res.sandbox.scan(session_id, body.phone)
+        phone = await daemon.sandbox.scan(session_id, body.phone)
     except SendError as exc:
         raise Conflict(str(exc), code="ERR_NO_QR") from None
     except ValueError as exc:
@@ -53,12 +54,12 @@ async def scan(
 
 @router.post("/{session_id}/pair")
 async def enter_code(
-    session_id: uuid.UUID, principal: Auth, res: Res, body: SandboxEnterCode
+    session_id: uuid.UUID, principal: Auth, daemon: DaemonDep, body: SandboxEnterCode
 ) -> dict[str, str]:
     """Simulate the phone's owner typing the session's pairing code; returns the number."""
-    await _sandbox_session(res, principal, session_id)
+    await _sandbox_session(daemon.kernel, principal, session_id)
     try:
-        phone = await res.sandbox.enter_code(session_id, body.code)
+        phone = await daemon.sandbox.enter_code(session_id, body.code)
     except PairingError as exc:
         raise Conflict(str(exc), code="ERR_PAIRING_REFUSED") from None
     return {"phone": phone}
@@ -66,12 +67,12 @@ async def enter_code(
 
 @router.post("/{session_id}/inbound", response_model=SandboxInboundOut, status_code=201)
 async def inbound(
-    session_id: uuid.UUID, body: SandboxInbound, principal: Auth, res: Res
+    session_id: uuid.UUID, body: SandboxInbound, principal: Auth, daemon: DaemonDep
 ) -> SandboxInboundOut:
     """Make a simulated customer send a text to the session."""
-    await _sandbox_session(res, principal, session_id)
+    await _sandbox_session(daemon.kernel, principal, session_id)
     try:
-        event = await res.sandbox.customer_says(
+        event = await daemon.sandbox.customer_says(
             session_id,
             body.phone,
             body.text,
@@ -90,13 +91,13 @@ async def inbound(
 async def inbox(
     session_id: uuid.UUID,
     principal: Auth,
-    res: Res,
+    daemon: DaemonDep,
     phone: str = Query(min_length=3, max_length=32),
 ) -> list[SandboxDelivered]:
     """List what a simulated customer's phone received from the session."""
-    await _sandbox_session(res, principal, session_id)
+    await _sandbox_session(daemon.kernel, principal, session_id)
     try:
-        got = res.sandbox.inbox(session_id, phone)
+        got = daemon.sandbox.inbox(session_id, phone)
     except ValueError as exc:
         raise ValidationFailed(f"phone: {exc}") from None
     return [SandboxDelivered.model_validate(d) for d in got]

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shared.protocol.catalog import TagCreate, TagOut, TagUpdate
-from zapd.api.deps import ActorDep, Auth, Res
-from zapd.services import tags
+from zapd.api.deps import ActorDep, Auth, KernelDep
+from zapd.services.catalog import tags
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 
@@ -17,37 +17,39 @@ router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 @router.get("", response_model=list[TagOut])
 async def list_tags(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> list[TagOut]:
     """List tags by name (every role)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return [TagOut.model_validate(r) for r in await tags.list_(db, principal, company_id)]
 
 
 @router.post("", response_model=TagOut, status_code=201)
-async def create_tag(body: TagCreate, actor: ActorDep, res: Res) -> TagOut:
+async def create_tag(body: TagCreate, actor: ActorDep, kernel: KernelDep) -> TagOut:
     """Create a tag (SUPERVISOR and up)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return TagOut.model_validate(await tags.create(db, actor, body))
 
 
 @router.get("/{tag_id}", response_model=TagOut)
-async def get_tag(tag_id: uuid.UUID, principal: Auth, res: Res) -> TagOut:
+async def get_tag(tag_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> TagOut:
     """Show one tag."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return TagOut.model_validate(await tags.get(db, principal, tag_id))
 
 
 @router.patch("/{tag_id}", response_model=TagOut)
-async def update_tag(tag_id: uuid.UUID, body: TagUpdate, actor: ActorDep, res: Res) -> TagOut:
+async def update_tag(
+    tag_id: uuid.UUID, body: TagUpdate, actor: ActorDep, kernel: KernelDep
+) -> TagOut:
     """Rename or recolor a tag (SUPERVISOR and up)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return TagOut.model_validate(await tags.update(db, actor, tag_id, body))
 
 
 @router.delete("/{tag_id}", status_code=204)
-async def delete_tag(tag_id: uuid.UUID, actor: ActorDep, res: Res) -> None:
+async def delete_tag(tag_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> None:
     """Remove a tag from everything it labels (SUPERVISOR and up)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         await tags.delete(db, actor, tag_id)

@@ -23,9 +23,11 @@ from shared.protocol.tickets import (
     TicketTransfer,
     TicketUpdate,
 )
-from zapd.api.deps import ActorDep, Auth, PageDep, Res
+from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
 from zapd.db.models import Ticket
-from zapd.services import cloud, lifecycle, tickets
+from zapd.services.conversations import cloud
+from zapd.services.tickets import lifecycle
+from zapd.services.tickets import queries as tickets
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -33,7 +35,7 @@ router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 @router.get("", response_model=Page[TicketOut])
 async def list_tickets(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     page: PageDep,
     status: Annotated[list[TicketStatus] | None, Query(max_length=3)] = None,
     department_id: Annotated[uuid.UUID | None, Query()] = None,
@@ -59,7 +61,7 @@ async def list_tickets(
         q=q,
         number=number,
     )
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows, cursor = await tickets.list_(db, principal, f, page)
         return Page[TicketOut](
             items=[TicketOut.model_validate(r) for r in rows], next_cursor=cursor
@@ -67,9 +69,9 @@ async def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketOut)
-async def get_ticket(ticket_id: uuid.UUID, principal: Auth, res: Res) -> TicketOut:
+async def get_ticket(ticket_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> TicketOut:
     """Show one ticket with its client, department and assignee (and Cloud API window)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         out = TicketOut.model_validate(await tickets.get(db, principal, ticket_id))
         state = await cloud.ticket_window(db, out.session_id, out.client.id)
     if state is None:
@@ -87,10 +89,10 @@ async def get_ticket(ticket_id: uuid.UUID, principal: Auth, res: Res) -> TicketO
 
 @router.get("/{ticket_id}/messages", response_model=Page[MessageOut])
 async def ticket_messages(
-    ticket_id: uuid.UUID, principal: Auth, res: Res, page: PageDep
+    ticket_id: uuid.UUID, principal: Auth, kernel: KernelDep, page: PageDep
 ) -> Page[MessageOut]:
     """Page through a ticket's messages and internal notes (newest first by default)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows, cursor = await tickets.messages(db, principal, ticket_id, page)
         return Page[MessageOut](
             items=[MessageOut.model_validate(r) for r in rows], next_cursor=cursor
@@ -105,61 +107,61 @@ async def _out(db: AsyncSession, ticket: Ticket) -> TicketOut:
 
 
 @router.post("/{ticket_id}/accept", response_model=TicketOut)
-async def accept_ticket(ticket_id: uuid.UUID, actor: ActorDep, res: Res) -> TicketOut:
+async def accept_ticket(ticket_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> TicketOut:
     """Take a waiting ticket: an agent from their departments' queues, SUPERVISOR+ any.
 
     409 ERR_AT_CAPACITY when the taker already holds their maximum of open tickets,
     409 ERR_TICKET_TAKEN when someone else holds it (of two racing takers, one wins).
     """
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.accept(db, actor, ticket_id))
 
 
 @router.post("/{ticket_id}/assign", response_model=TicketOut)
 async def assign_ticket(
-    ticket_id: uuid.UUID, body: TicketAssign, actor: ActorDep, res: Res
+    ticket_id: uuid.UUID, body: TicketAssign, actor: ActorDep, kernel: KernelDep
 ) -> TicketOut:
     """Give a ticket to an active member of the company (SUPERVISOR+)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.assign(db, actor, ticket_id, body))
 
 
 @router.post("/{ticket_id}/transfer", response_model=TicketOut)
 async def transfer_ticket(
-    ticket_id: uuid.UUID, body: TicketTransfer, actor: ActorDep, res: Res
+    ticket_id: uuid.UUID, body: TicketTransfer, actor: ActorDep, kernel: KernelDep
 ) -> TicketOut:
     """Move a ticket to another department and/or person (its assignee or SUPERVISOR+)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.transfer(db, actor, ticket_id, body))
 
 
 @router.post("/{ticket_id}/close", response_model=TicketOut)
 async def close_ticket(
-    ticket_id: uuid.UUID, actor: ActorDep, res: Res, body: TicketClose | None = None
+    ticket_id: uuid.UUID, actor: ActorDep, kernel: KernelDep, body: TicketClose | None = None
 ) -> TicketOut:
     """Close a ticket (its assignee or SUPERVISOR+), saying goodbye unless told not to."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.close(db, actor, ticket_id, body or TicketClose()))
 
 
 @router.post("/{ticket_id}/reopen", response_model=TicketOut)
-async def reopen_ticket(ticket_id: uuid.UUID, actor: ActorDep, res: Res) -> TicketOut:
+async def reopen_ticket(ticket_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> TicketOut:
     """Reopen a closed ticket (SUPERVISOR+ or its last assignee)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.reopen(db, actor, ticket_id))
 
 
 @router.post("/{ticket_id}/read", response_model=TicketOut)
-async def read_ticket(ticket_id: uuid.UUID, actor: ActorDep, res: Res) -> TicketOut:
+async def read_ticket(ticket_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> TicketOut:
     """Mark a ticket and its chat as read."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.mark_read(db, actor, ticket_id))
 
 
 @router.patch("/{ticket_id}", response_model=TicketOut)
 async def update_ticket(
-    ticket_id: uuid.UUID, body: TicketUpdate, actor: ActorDep, res: Res
+    ticket_id: uuid.UUID, body: TicketUpdate, actor: ActorDep, kernel: KernelDep
 ) -> TicketOut:
     """Change a ticket's priority (SUPERVISOR+) and/or replace its tags."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         return await _out(db, await lifecycle.update_ticket(db, actor, ticket_id, body))

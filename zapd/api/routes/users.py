@@ -17,8 +17,8 @@ from shared.protocol.users import (
     UserOut,
     UserUpdate,
 )
-from zapd.api.deps import ActorDep, Auth, PageDep, Res
-from zapd.services import users
+from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
+from zapd.services.people import users
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 @router.get("", response_model=Page[UserOut])
 async def list_users(
     principal: Auth,
-    res: Res,
+    kernel: KernelDep,
     page: PageDep,
     role: Role | None = None,
     department_id: uuid.UUID | None = None,
@@ -35,7 +35,7 @@ async def list_users(
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> Page[UserOut]:
     """List the company's users (every role)."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         rows, cursor = await users.list_(
             db,
             principal,
@@ -50,61 +50,63 @@ async def list_users(
 
 
 @router.post("", response_model=UserOut, status_code=201)
-async def create_user(body: UserCreate, actor: ActorDep, res: Res) -> UserOut:
+async def create_user(body: UserCreate, actor: ActorDep, kernel: KernelDep) -> UserOut:
     """Create a user (ADMIN, or a global admin naming company_id)."""
-    async with res.tx() as db:
-        row = await users.create(db, res.passwords, actor, body)
+    async with kernel.tx() as db:
+        row = await users.create(db, kernel.passwords, actor, body)
         return (await users.present(db, [row]))[0]
 
 
 @router.get("/{user_id}", response_model=UserOut)
-async def get_user(user_id: uuid.UUID, principal: Auth, res: Res) -> UserOut:
+async def get_user(user_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> UserOut:
     """Show one user."""
-    async with res.read() as db:
+    async with kernel.read() as db:
         return (await users.present(db, [await users.get(db, principal, user_id)]))[0]
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-async def update_user(user_id: uuid.UUID, body: UserUpdate, actor: ActorDep, res: Res) -> UserOut:
+async def update_user(
+    user_id: uuid.UUID, body: UserUpdate, actor: ActorDep, kernel: KernelDep
+) -> UserOut:
     """Change a user's name, role, state, ticket limit or departments (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row = await users.update(db, actor, user_id, body)
         return (await users.present(db, [row]))[0]
 
 
 @router.post("/{user_id}/disable", response_model=UserOut)
-async def disable_user(user_id: uuid.UUID, actor: ActorDep, res: Res) -> UserOut:
+async def disable_user(user_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> UserOut:
     """Disable a user (ADMIN): their tokens and live connections die at once."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row = await users.set_active(db, actor, user_id, False)
         return (await users.present(db, [row]))[0]
 
 
 @router.post("/{user_id}/enable", response_model=UserOut)
-async def enable_user(user_id: uuid.UUID, actor: ActorDep, res: Res) -> UserOut:
+async def enable_user(user_id: uuid.UUID, actor: ActorDep, kernel: KernelDep) -> UserOut:
     """Enable a disabled user again (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row = await users.set_active(db, actor, user_id, True)
         return (await users.present(db, [row]))[0]
 
 
 @router.post("/{user_id}/reset-password", response_model=PasswordResetOut)
 async def reset_password(
-    user_id: uuid.UUID, actor: ActorDep, res: Res, body: PasswordResetIn | None = None
+    user_id: uuid.UUID, actor: ActorDep, kernel: KernelDep, body: PasswordResetIn | None = None
 ) -> PasswordResetOut:
     """Set a user's password, or generate one shown in this answer only (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row, generated = await users.reset_password(
-            db, res.passwords, actor, user_id, body.password if body else None
+            db, kernel.passwords, actor, user_id, body.password if body else None
         )
         return PasswordResetOut(id=row.id, password=generated, generated=generated is not None)
 
 
 @router.put("/{user_id}/departments", response_model=UserOut)
 async def set_departments(
-    user_id: uuid.UUID, body: UserDepartmentsSet, actor: ActorDep, res: Res
+    user_id: uuid.UUID, body: UserDepartmentsSet, actor: ActorDep, kernel: KernelDep
 ) -> UserOut:
     """Replace the departments a user works (ADMIN)."""
-    async with res.tx() as db:
+    async with kernel.tx() as db:
         row = await users.set_departments(db, actor, user_id, body)
         return (await users.present(db, [row]))[0]

@@ -34,8 +34,11 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from shared.protocol.events import TYPING, TypingIn
 from zapd.api.deps import bearer_of
 from zapd.api.errors import error_body
+from zapd.daemon import Daemon
 from zapd.db.models import Ticket
 from zapd.errors import Unauthorized, Unavailable, ZapError
+from zapd.kernel.principal import Principal
+from zapd.kernel.visibility import can_see_ticket
 from zapd.realtime.hub import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
@@ -44,10 +47,7 @@ from zapd.realtime.hub import (
     Subscriber,
 )
 from zapd.realtime.stream import EventFeed, parse_since
-from zapd.realtime.visibility import can_see_ticket
-from zapd.resources import Resources
-from zapd.services import auth
-from zapd.services.principal import Principal
+from zapd.services.people import auth
 
 router = APIRouter(tags=["ws"])
 log = logging.getLogger("zapd.realtime")
@@ -112,7 +112,7 @@ async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> N
 @router.websocket("/api/v1/ws")
 async def events_socket(websocket: WebSocket) -> None:
     """Stream the caller's events: everything visible after `since`, then live."""
-    res: Resources = websocket.app.state.resources
+    daemon: Daemon = websocket.app.state.daemon
     try:
         token = _token(websocket)
     except ZapError as exc:
@@ -121,15 +121,15 @@ async def events_socket(websocket: WebSocket) -> None:
     finally:
         _redact_token(websocket)
     try:
-        if not res.hub.accepting:
+        if not daemon.hub.accepting:
             raise Unavailable("the server is shutting down")
-        principal = await auth.resolve(res, token)
+        principal = await auth.resolve(daemon.kernel, token)
 
         since_values = websocket.query_params.getlist("since")
         if len(since_values) > 1:
             raise ValueError("give since once")
         since = parse_since(since_values[0] if since_values else None, principal)
-        feed = await EventFeed.open(res.hub, principal, since)
+        feed = await EventFeed.open(daemon.hub, principal, since)
     except ZapError as exc:
         await _deny(websocket, exc.status_code, exc.code, exc.message)
         return
@@ -140,17 +140,18 @@ async def events_socket(websocket: WebSocket) -> None:
         log.exception("websocket handshake failed")
         await _deny(websocket, 503, "ERR_UNAVAILABLE", "try again later")
         return
-    await _Connection(websocket, res, principal, feed).serve()
+    await _Connection(websocket, daemon, principal, feed).serve()
 
 
 class _Connection:
     """One accepted socket: a writer (the feed), a reader (client frames), a closer."""
 
     def __init__(
-        self, websocket: WebSocket, res: Resources, principal: Principal, feed: EventFeed
+        self, websocket: WebSocket, daemon: Daemon, principal: Principal, feed: EventFeed
     ) -> None:
         self.ws = websocket
-        self.res = res
+        self.daemon = daemon
+        self.kernel = daemon.kernel
         self.principal = principal
         self.feed = feed
         self.sub: Subscriber = feed.sub
@@ -202,7 +203,7 @@ class _Connection:
         # A client that does not read blocks sends until it drains its socket; the close
         # frame then follows what was already written. One that never reads stops
         # answering pings, and the server's keepalive drops it: wait no longer than that.
-        settings = self.res.settings
+        settings = self.kernel.settings
         limit = settings.ws_ping_interval + settings.ws_ping_timeout
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code, reason[:120]), limit)
@@ -273,7 +274,7 @@ class _Connection:
         if not self._typing_allowed():
             await self._error("ERR_RATE_LIMITED", "too many typing frames; slow down")
             return
-        async with self.res.read() as db:
+        async with self.kernel.read() as db:
             row = (
                 await db.execute(
                     select(Ticket.company_id, Ticket.department_id, Ticket.assignee_id).where(
@@ -298,7 +299,7 @@ class _Connection:
             department_id=department_id,
         )
         sender = p.user_id
-        self.res.hub.send_ephemeral(
+        self.daemon.hub.send_ephemeral(
             item,
             lambda s: (
                 s.principal.user_id != sender

@@ -1,0 +1,169 @@
+"""The daemon: the kernel plus the long-lived parts built on top of it (no module globals).
+
+`open_daemon` prepares the state dir, the secret and the database, builds the `Kernel`
+every service receives, and `Daemon` builds the workers on that kernel, handing each
+what it needs explicitly: the session manager gets the sandbox network and the inbound
+pipeline's entry point; the outbox worker gets the session manager's `connector` lookup
+as `connector_of` and waits on the kernel's outbox wake-up signal; the scheduler gets
+the kernel alone. Services never receive the daemon; only the API edge and the process
+entry point hold it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapd.config import ZapdSettings
+from zapd.connectors.sandbox import SandboxNetwork
+from zapd.db import migrate
+from zapd.db.engine import create_engine, session_factory
+from zapd.kernel.context import Kernel
+from zapd.kernel.throttle import LoginThrottle
+from zapd.prometheus import Metrics
+from zapd.realtime.hub import Hub
+from zapd.secretbox import SecretBox
+from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
+from zapd.services.conversations.cloud import RAW_EVENT_TYPE as CLOUD_RAW_EVENT
+from zapd.services.conversations.cloud import CloudService
+from zapd.services.conversations.inbound import Inbound
+from zapd.services.delivery.media import MediaStore
+from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.sessions.manager import SessionManager
+from zapd.services.tickets.scheduler import Scheduler
+
+log = logging.getLogger("zapd")
+
+
+class Worker(Protocol):
+    """A background loop started and stopped with the daemon (outbox, timers...)."""
+
+    async def start(self) -> None:
+        """Start the loop."""
+
+    async def stop(self) -> None:
+        """Stop the loop, finishing or abandoning in-flight work safely."""
+
+
+class Daemon:
+    """What the lifespan opened: the kernel, the hub and the workers built on them."""
+
+    def __init__(self, kernel: Kernel, hub: Hub, metrics: Metrics | None = None) -> None:
+        self.kernel = kernel
+        self.hub = hub  # the concrete hub (the kernel sees it as its `Fanout`)
+        self.metrics = metrics or Metrics()  # this daemon's Prometheus registry
+        self._background = False
+
+        self.sandbox = SandboxNetwork()
+        # Engine credentials are sealed at rest with the state dir's key (zapd.secretbox).
+        self.secret_box = SecretBox.from_state_dir(kernel.settings.state_dir)
+        self.engines = SessionManager(kernel, self.sandbox, self.secret_box)
+        self.inbound = Inbound(kernel)
+        self.engines.on_inbound = self.inbound.receive
+        self.cloud = CloudService(
+            kernel,
+            self.secret_box,
+            receive=self.inbound.receive,
+            connector_of=self.engines.connector,
+        )
+        self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook
+        self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
+        self.scheduler = Scheduler(kernel)
+        self.workers: list[Worker] = [self.outbox_worker, self.scheduler]
+
+    @property
+    def settings(self) -> ZapdSettings:
+        """Return the daemon's settings."""
+        return self.kernel.settings
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """Return the database engine."""
+        return self.kernel.engine
+
+    async def start_background(self) -> None:
+        """Catch up on stored inbound events, resume sessions, start the workers.
+
+        Nothing starts on a database whose schema is not current (`--no-migrate`):
+        zapd then only answers /healthz and a 503 /readyz until it is migrated.
+        """
+        async with self.engine.connect() as conn:
+            ready = await conn.run_sync(lambda c: inspect(c).has_table("webhook_events"))
+        if not ready:
+            log.warning("no schema: background work (pipeline, outbox) not started")
+            return
+        self._background = True
+        swept = MediaStore.from_settings(self.settings).sweep_partial_uploads()
+        if swept:
+            log.info("removed %d partial uploads left by a crash", swept)
+        recovered = await self.inbound.recover()
+        if recovered:
+            log.info("processed %d stored inbound events left from the last run", recovered)
+        await self.engines.resume()
+        for worker in self.workers:
+            await worker.start()
+
+    async def stop_background(self) -> None:
+        """Stop workers and engines (sessions keep their status, to be resumed)."""
+        if not self._background:
+            return
+        for worker in reversed(self.workers):
+            try:
+                await worker.stop()
+            except Exception:
+                log.exception("stopping worker %s", worker)
+        await self.engines.close()
+        await self.sandbox.close()
+        # Events stored but not yet processed (their processing was cut short by the
+        # shutdown) are processed now rather than at the next start.
+        drained = await self.inbound.recover()
+        if drained:
+            log.info("processed %d stored inbound events before stopping", drained)
+
+    async def close(self) -> None:
+        """Release everything."""
+        await self.hub.close_all()
+        await self.engine.dispose()
+
+
+async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None) -> Daemon:
+    """Prepare the state dir, secret and database (migrating when allowed); build the daemon.
+
+    `engine` lets tests hand in an engine bound to their own schema.
+    """
+    prepare_state_dir(settings.state_dir)
+    if settings.jwt_secret is not None:
+        secret = settings.jwt_secret.get_secret_value()
+    else:
+        secret = ensure_secret_file(settings.jwt_secret_file)
+    if engine is None:
+        engine = create_engine(settings.db_url, pool_pre_ping=True)
+    try:
+        if settings.auto_migrate:
+            await migrate.upgrade(engine)
+        else:
+            st = await migrate.status(engine)
+            if not st.up_to_date:
+                log.warning(
+                    "schema at %s, code expects %s: run `zapctl db upgrade`", st.current, st.head
+                )
+    except Exception:
+        await engine.dispose()
+        raise
+    sessions = session_factory(engine)
+    hub = Hub(sessions, queue_size=settings.ws_queue_size)
+    kernel = Kernel(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        jwt_secret=secret,
+        passwords=Passwords(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+        ),
+        hub=hub,
+        throttle=LoginThrottle(settings.login_max_failures, settings.login_window),
+    )
+    return Daemon(kernel, hub)

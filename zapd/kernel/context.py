@@ -1,0 +1,134 @@
+"""The kernel every service receives: transactions, after-commit hooks and shared parts.
+
+`Kernel` is what a service may reach and nothing more: the settings, the database
+(`tx()` for one write transaction, `read()` for a consistent read-only snapshot), the
+realtime fan-out (as the `Fanout` protocol: the concrete hub lives in `zapd.realtime`),
+the password hasher, the login throttle, and the outbox wake-up signal that `enqueue`
+sets and the outbox worker waits on. It holds no worker and no engine: the daemon
+builds those on top and hands them what they need explicitly.
+
+Invariants: work registered with `after_commit` runs once its transaction has
+committed and never after a rollback; a failing hook is logged and never undoes the
+committed change. On SQLite a write transaction never nests inside another of the same
+task (it would wait for itself forever): that raises at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from zapd.config import ZapdSettings
+from zapd.db.engine import read_only
+from zapd.db.models import Event
+from zapd.kernel.principal import Principal
+from zapd.kernel.throttle import LoginThrottle
+from zapd.security import Passwords
+
+log = logging.getLogger("zapd.unit")
+
+# Set while the current task holds the SQLite write transaction.
+_IN_WRITE_TX: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "zap_in_write_tx", default=False
+)
+_HOOKS = "zap_after_commit"
+
+
+class Fanout(Protocol):
+    """What services ask of the realtime hub: hand out committed events, close sockets."""
+
+    def dispatch(self, event: Event) -> None:
+        """Hand a committed event to every subscriber allowed to see it."""
+
+    def close_user(self, user_id: uuid.UUID, code: int = ..., reason: str = "") -> int:
+        """Close every connection of a user; return how many."""
+
+    def close_where(self, pred: Callable[[Principal], bool], code: int, reason: str) -> int:
+        """Close every connection whose principal matches `pred`; return how many."""
+
+
+@dataclass
+class Kernel:
+    """What every service receives (never the daemon that builds workers on top of it)."""
+
+    settings: ZapdSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    jwt_secret: str
+    passwords: Passwords
+    hub: Fanout
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # Set by `enqueue` (after commit) and by anything else that makes outbox rows due;
+    # the outbox worker waits on it between polls.
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[AsyncSession]:
+        """Run one transaction; on commit, fan out its events and run its after-commit hooks.
+
+        On SQLite, writers queue on an in-process lock instead of in SQLite's busy
+        handler, whose sleeps (up to 100 ms each) collapse throughput under contention.
+        A write transaction opened inside another by the same task would wait for
+        itself forever, so that raises at once instead.
+        """
+        if self.engine.dialect.name != "sqlite":
+            async with self.sessions() as db:
+                async with db.begin():
+                    yield db
+                await run_after_commit(db, self)
+            return
+        if _IN_WRITE_TX.get():
+            raise RuntimeError("nested write transaction: SQLite has a single writer")
+        async with self._write_lock:
+            token = _IN_WRITE_TX.set(True)
+            try:
+                async with self.sessions() as db, db.begin():
+                    yield db
+            finally:
+                _IN_WRITE_TX.reset(token)
+        await run_after_commit(db, self)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: one consistent snapshot, no write lock on SQLite."""
+        async with (
+            AsyncSession(read_only(self.engine), expire_on_commit=False) as db,
+            db.begin(),
+        ):
+            yield db
+
+    def wake_outbox(self) -> None:
+        """Tell the outbox worker that rows may be due now (harmless when none runs)."""
+        self.outbox_wakeup.set()
+
+
+AfterCommit = Callable[[Kernel], Awaitable[None] | object]
+
+
+def after_commit(db: AsyncSession, hook: AfterCommit) -> None:
+    """Run `hook(kernel)` once this session's transaction commits (never on rollback)."""
+    db.info.setdefault(_HOOKS, []).append(hook)
+
+
+async def run_after_commit(db: AsyncSession, kernel: Kernel) -> None:
+    """Run and forget the hooks registered on `db` (called by `Kernel.tx`)."""
+    hooks: list[Any] = db.info.pop(_HOOKS, [])
+    for hook in hooks:
+        try:
+            result = hook(kernel)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # a failed notification must not undo a committed change
+            log.exception("after-commit hook failed")

@@ -1,0 +1,136 @@
+"""Ticket closing categories: CRUD with tenancy, roles, audit and realtime events."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import Role
+from shared.protocol.catalog import CATEGORY_UPDATE, CategoryCreate, CategoryUpdate
+from zapd.db.models import Category, Company
+from zapd.errors import Conflict, NotFound, ValidationFailed
+from zapd.kernel import audit
+from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.realtime import events
+
+
+async def get(db: AsyncSession, p: Principal, category_id: uuid.UUID) -> Category:
+    """Return a category of the caller's company, or 404."""
+    return await get_owned(db, p, Category, category_id, "category")
+
+
+async def list_(
+    db: AsyncSession,
+    p: Principal,
+    company_id: uuid.UUID | None = None,
+    active: bool | None = None,
+) -> list[Category]:
+    """List categories by name (every role may read them)."""
+    stmt = select(Category).order_by(Category.name, Category.id)
+    stmt = company_scoped(stmt, Category.company_id, p, company_id)
+    if active is not None:
+        stmt = stmt.where(Category.active == active)
+    return list((await db.scalars(stmt)).all())
+
+
+async def _check_unique(
+    db: AsyncSession, company_id: uuid.UUID, name: str, self_id: uuid.UUID | None
+) -> None:
+    stmt = select(Category.id).where(
+        Category.company_id == company_id, func.lower(Category.name) == name.lower()
+    )
+    if self_id is not None:
+        stmt = stmt.where(Category.id != self_id)
+    if await db.scalar(stmt) is not None:
+        raise Conflict(f"a category named {name!r} already exists")
+
+
+async def _flush(db: AsyncSession, name: str) -> None:
+    try:
+        await db.flush()
+    except IntegrityError:  # a concurrent create won the race past the pre-check
+        raise Conflict(f"a category named {name!r} already exists") from None
+
+
+async def create(db: AsyncSession, actor: Actor, body: CategoryCreate) -> Category:
+    """Create a category (ADMIN)."""
+    p = actor.principal
+    p.require(Role.ADMIN)
+    company_id = p.company_for_write(body.company_id)
+    if await db.get(Company, company_id) is None:
+        raise NotFound("company not found")
+    await _check_unique(db, company_id, body.name, None)
+    row = Category(
+        company_id=company_id, name=body.name, description=body.description, active=body.active
+    )
+    db.add(row)
+    await _flush(db, body.name)
+    audit.record(
+        db,
+        actor,
+        "category.create",
+        "category",
+        row.id,
+        company_id=company_id,
+        after=audit.snapshot(row),
+    )
+    await events.publish(db, company_id, CATEGORY_UPDATE, {"id": row.id, "action": "create"})
+    return row
+
+
+async def update(
+    db: AsyncSession, actor: Actor, category_id: uuid.UUID, body: CategoryUpdate
+) -> Category:
+    """Change a category (ADMIN); only the fields given change."""
+    p = actor.principal
+    # Ownership first: a foreign id is 404 whatever the role.
+    row = await get(db, p, category_id)
+    p.require(Role.ADMIN)
+    fields = body.model_dump(exclude_unset=True)
+    for required in ("name", "active"):
+        if required in fields and fields[required] is None:
+            raise ValidationFailed(f"{required} cannot be null")
+    if "name" in fields:
+        await _check_unique(db, row.company_id, fields["name"], row.id)
+    before = audit.snapshot(row)
+    for key, value in fields.items():
+        setattr(row, key, value)
+    await _flush(db, row.name)
+    audit.record(
+        db,
+        actor,
+        "category.update",
+        "category",
+        row.id,
+        company_id=row.company_id,
+        before=before,
+        after=audit.snapshot(row),
+    )
+    await events.publish(db, row.company_id, CATEGORY_UPDATE, {"id": row.id, "action": "update"})
+    return row
+
+
+async def delete(db: AsyncSession, actor: Actor, category_id: uuid.UUID) -> None:
+    """Remove a category (ADMIN); tickets closed with it keep no category."""
+    p = actor.principal
+    # Ownership first: a foreign id is 404 whatever the role.
+    row = await get(db, p, category_id)
+    p.require(Role.ADMIN)
+    before = audit.snapshot(row)
+    company_id = row.company_id
+    await db.delete(row)
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "category.delete",
+        "category",
+        category_id,
+        company_id=company_id,
+        before=before,
+    )
+    await events.publish(db, company_id, CATEGORY_UPDATE, {"id": category_id, "action": "delete"})

@@ -1,0 +1,225 @@
+"""Quick replies: canned answers, company-wide or per department."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import Role
+from shared.protocol.catalog import QUICK_REPLY_UPDATE, QuickReplyCreate, QuickReplyUpdate
+from zapd.db.models import Company, Department, QuickReply
+from zapd.errors import Conflict, NotFound, ValidationFailed
+from zapd.kernel import audit
+from zapd.kernel.principal import Actor, Principal
+from zapd.realtime import events
+
+
+def _visible(p: Principal, row: QuickReply) -> bool:
+    if not p.owns(row.company_id):
+        return False
+    if p.sees_all_departments() or row.department_id is None:
+        return True
+    return row.department_id in p.department_ids
+
+
+async def get(db: AsyncSession, p: Principal, reply_id: uuid.UUID) -> QuickReply:
+    """Return a quick reply the caller may use, or 404."""
+    row = await db.get(QuickReply, reply_id)
+    if row is None or not _visible(p, row):
+        raise NotFound("quick reply not found")
+    return row
+
+
+async def list_(
+    db: AsyncSession,
+    p: Principal,
+    *,
+    q: str | None = None,
+    department_id: uuid.UUID | None = None,
+    company_id: uuid.UUID | None = None,
+) -> list[QuickReply]:
+    """List the quick replies the caller may use, by shortcut.
+
+    Agents see company-wide ones plus those of their departments. `q` keeps shortcuts
+    starting with it (a leading "/" ignored); `department_id` keeps those usable in that
+    department (company-wide ones plus its own).
+    """
+    stmt = select(QuickReply).order_by(QuickReply.shortcut, QuickReply.id)
+    company = p.company_filter(company_id)
+    if company is not None:
+        stmt = stmt.where(QuickReply.company_id == company)
+    if not p.sees_all_departments():
+        stmt = stmt.where(
+            or_(
+                QuickReply.department_id.is_(None),
+                QuickReply.department_id.in_(list(p.department_ids)),
+            )
+        )
+    if department_id is not None:
+        dep = await db.get(Department, department_id)
+        if dep is None or not p.owns(dep.company_id):
+            raise NotFound("department not found")
+        stmt = stmt.where(
+            QuickReply.company_id == dep.company_id,
+            or_(QuickReply.department_id.is_(None), QuickReply.department_id == department_id),
+        )
+    if q:
+        prefix = q.removeprefix("/").lower()
+        if prefix:
+            stmt = stmt.where(QuickReply.shortcut.startswith(prefix, autoescape=True))
+    return list((await db.scalars(stmt)).all())
+
+
+async def _check_department(
+    db: AsyncSession, company_id: uuid.UUID, department_id: uuid.UUID | None
+) -> None:
+    if department_id is None:
+        return
+    dep = await db.get(Department, department_id)
+    if dep is None or dep.company_id != company_id:
+        raise ValidationFailed("department_id: no such department")
+
+
+def _taken(shortcut: str) -> Conflict:
+    return Conflict(f"the shortcut /{shortcut} is already in use there")
+
+
+async def _check_unique(
+    db: AsyncSession,
+    company_id: uuid.UUID,
+    department_id: uuid.UUID | None,
+    shortcut: str,
+    self_id: uuid.UUID | None,
+) -> None:
+    dep_match = (
+        QuickReply.department_id.is_(None)
+        if department_id is None
+        else QuickReply.department_id == department_id
+    )
+    stmt = select(QuickReply.id).where(
+        QuickReply.company_id == company_id, QuickReply.shortcut == shortcut, dep_match
+    )
+    if self_id is not None:
+        stmt = stmt.where(QuickReply.id != self_id)
+    if await db.scalar(stmt) is not None:
+        raise _taken(shortcut)
+
+
+async def _flush(db: AsyncSession, shortcut: str) -> None:
+    try:
+        await db.flush()
+    except IntegrityError:  # a concurrent create won the race past the pre-check
+        raise _taken(shortcut) from None
+
+
+def _event_data(row: QuickReply, action: str) -> dict[str, object]:
+    return {"id": row.id, "department_id": row.department_id, "action": action}
+
+
+async def create(db: AsyncSession, actor: Actor, body: QuickReplyCreate) -> QuickReply:
+    """Create a quick reply (ADMIN)."""
+    p = actor.principal
+    p.require(Role.ADMIN)
+    company_id = p.company_for_write(body.company_id)
+    if await db.get(Company, company_id) is None:
+        raise NotFound("company not found")
+    await _check_department(db, company_id, body.department_id)
+    await _check_unique(db, company_id, body.department_id, body.shortcut, None)
+    row = QuickReply(
+        company_id=company_id,
+        department_id=body.department_id,
+        shortcut=body.shortcut,
+        body=body.body,
+        created_by_id=p.user_id,
+    )
+    db.add(row)
+    await _flush(db, body.shortcut)
+    audit.record(
+        db,
+        actor,
+        "quick_reply.create",
+        "quick_reply",
+        row.id,
+        company_id=company_id,
+        after=audit.snapshot(row),
+    )
+    await events.publish(
+        db,
+        company_id,
+        QUICK_REPLY_UPDATE,
+        _event_data(row, "create"),
+        department_id=row.department_id,
+    )
+    return row
+
+
+async def update(
+    db: AsyncSession, actor: Actor, reply_id: uuid.UUID, body: QuickReplyUpdate
+) -> QuickReply:
+    """Change a quick reply (ADMIN); `department_id: null` makes it company-wide."""
+    p = actor.principal
+    # Ownership first: a foreign id is 404 whatever the role.
+    row = await get(db, p, reply_id)
+    p.require(Role.ADMIN)
+    fields = body.model_dump(exclude_unset=True)
+    for required in ("shortcut", "body"):
+        if required in fields and fields[required] is None:
+            raise ValidationFailed(f"{required} cannot be null")
+    department_id = fields.get("department_id", row.department_id)
+    shortcut = fields.get("shortcut", row.shortcut)
+    if "department_id" in fields:
+        await _check_department(db, row.company_id, department_id)
+    if "department_id" in fields or "shortcut" in fields:
+        await _check_unique(db, row.company_id, department_id, shortcut, row.id)
+    before = audit.snapshot(row)
+    old_department = row.department_id
+    for key, value in fields.items():
+        setattr(row, key, value)
+    await _flush(db, shortcut)
+    audit.record(
+        db,
+        actor,
+        "quick_reply.update",
+        "quick_reply",
+        row.id,
+        company_id=row.company_id,
+        before=before,
+        after=audit.snapshot(row),
+    )
+    # Moving between departments: both audiences learn of it (or everyone, if either is None).
+    audience = row.department_id if row.department_id == old_department else None
+    await events.publish(
+        db, row.company_id, QUICK_REPLY_UPDATE, _event_data(row, "update"), department_id=audience
+    )
+    return row
+
+
+async def delete(db: AsyncSession, actor: Actor, reply_id: uuid.UUID) -> None:
+    """Remove a quick reply (ADMIN)."""
+    p = actor.principal
+    # Ownership first: a foreign id is 404 whatever the role.
+    row = await get(db, p, reply_id)
+    p.require(Role.ADMIN)
+    before = audit.snapshot(row)
+    company_id, department_id = row.company_id, row.department_id
+    await db.delete(row)
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "quick_reply.delete",
+        "quick_reply",
+        reply_id,
+        company_id=company_id,
+        before=before,
+    )
+    await events.publish(
+        db,
+        company_id,
+        QUICK_REPLY_UPDATE,
+        {"id": reply_id, "department_id": department_id, "action": "delete"},
+        department_id=department_id,
+    )

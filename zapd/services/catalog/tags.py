@@ -1,0 +1,127 @@
+"""Tags: free labels on tickets and clients; CRUD with tenancy, roles, audit and events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import Role
+from shared.protocol.catalog import TAG_UPDATE, TagCreate, TagUpdate
+from zapd.db.models import Company, Tag
+from zapd.errors import Conflict, NotFound, ValidationFailed
+from zapd.kernel import audit
+from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.realtime import events
+
+
+async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
+    """Return a tag of the caller's company, or 404."""
+    return await get_owned(db, p, Tag, tag_id, "tag")
+
+
+async def list_(db: AsyncSession, p: Principal, company_id: uuid.UUID | None = None) -> list[Tag]:
+    """List tags by name (every role may read them)."""
+    stmt = select(Tag).order_by(Tag.name, Tag.id)
+    stmt = company_scoped(stmt, Tag.company_id, p, company_id)
+    return list((await db.scalars(stmt)).all())
+
+
+async def of_company(
+    db: AsyncSession, company_id: uuid.UUID, tag_ids: Iterable[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Return `tag_ids` deduplicated, in order; 422 if one is not a tag of `company_id`."""
+    wanted = list(dict.fromkeys(tag_ids))
+    if not wanted:
+        return []
+    found = set(
+        (
+            await db.scalars(select(Tag.id).where(Tag.company_id == company_id, Tag.id.in_(wanted)))
+        ).all()
+    )
+    missing = [str(t) for t in wanted if t not in found]
+    if missing:
+        raise ValidationFailed(f"tag_ids: no such tag: {', '.join(missing[:5])}")
+    return wanted
+
+
+async def _check_unique(
+    db: AsyncSession, company_id: uuid.UUID, name: str, self_id: uuid.UUID | None
+) -> None:
+    stmt = select(Tag.id).where(Tag.company_id == company_id, func.lower(Tag.name) == name.lower())
+    if self_id is not None:
+        stmt = stmt.where(Tag.id != self_id)
+    if await db.scalar(stmt) is not None:
+        raise Conflict(f"a tag named {name!r} already exists")
+
+
+async def _flush(db: AsyncSession, name: str) -> None:
+    try:
+        await db.flush()
+    except IntegrityError:  # a concurrent create won the race past the pre-check
+        raise Conflict(f"a tag named {name!r} already exists") from None
+
+
+async def create(db: AsyncSession, actor: Actor, body: TagCreate) -> Tag:
+    """Create a tag (SUPERVISOR and up)."""
+    p = actor.principal
+    p.require(Role.SUPERVISOR)
+    company_id = p.company_for_write(body.company_id)
+    if await db.get(Company, company_id) is None:
+        raise NotFound("company not found")
+    await _check_unique(db, company_id, body.name, None)
+    row = Tag(company_id=company_id, name=body.name, color=body.color)
+    db.add(row)
+    await _flush(db, body.name)
+    audit.record(
+        db, actor, "tag.create", "tag", row.id, company_id=company_id, after=audit.snapshot(row)
+    )
+    await events.publish(db, company_id, TAG_UPDATE, {"id": row.id, "action": "create"})
+    return row
+
+
+async def update(db: AsyncSession, actor: Actor, tag_id: uuid.UUID, body: TagUpdate) -> Tag:
+    """Rename or recolor a tag (SUPERVISOR and up); `color: null` removes the color."""
+    p = actor.principal
+    # Ownership first: a foreign id is 404 whatever the role.
+    row = await get(db, p, tag_id)
+    p.require(Role.SUPERVISOR)
+    fields = body.model_dump(exclude_unset=True)
+    if "name" in fields:
+        if fields["name"] is None:
+            raise ValidationFailed("name cannot be null")
+        await _check_unique(db, row.company_id, fields["name"], row.id)
+    before = audit.snapshot(row)
+    for key, value in fields.items():
+        setattr(row, key, value)
+    await _flush(db, row.name)
+    audit.record(
+        db,
+        actor,
+        "tag.update",
+        "tag",
+        row.id,
+        company_id=row.company_id,
+        before=before,
+        after=audit.snapshot(row),
+    )
+    await events.publish(db, row.company_id, TAG_UPDATE, {"id": row.id, "action": "update"})
+    return row
+
+
+async def delete(db: AsyncSession, actor: Actor, tag_id: uuid.UUID) -> None:
+    """Remove a tag (SUPERVISOR and up); it comes off every ticket and client."""
+    p = actor.principal
+    # Ownership first: a foreign id is 404 whatever the role.
+    row = await get(db, p, tag_id)
+    p.require(Role.SUPERVISOR)
+    before = audit.snapshot(row)
+    company_id = row.company_id
+    await db.delete(row)
+    await db.flush()
+    audit.record(db, actor, "tag.delete", "tag", tag_id, company_id=company_id, before=before)
+    await events.publish(db, company_id, TAG_UPDATE, {"id": tag_id, "action": "delete"})

@@ -1,0 +1,580 @@
+"""The inbound pipeline: raw event stored first, then processed once, in order per sender.
+
+receive ─► webhook_events row committed (durable; a webhook may answer 2xx now)
+        └► process ─► client (E.164, BR 9th digit, LID → one client)
+                    ─► chat upsert ─► message insert (deduped on wa_message_id)
+                    ─► open ticket found, or reopened within the window, or created
+                    ─► greeting-menu flow ─► replies queued in the outbox
+                    ─► counters, realtime events
+
+Processing runs in its own transaction and is retried when a uniqueness race is lost
+(two deliveries of one message, two first messages of one client): the retry finds
+what the winner committed. An event that still fails is marked FAILED with its error
+(poison) and the rest go on. Unprocessed events are processed again at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import (
+    ChatType,
+    Engine,
+    FlowState,
+    MessageDirection,
+    MessageStatus,
+    TicketStatus,
+    WebhookEventState,
+)
+from shared.phone import InvalidPhone, jid_to_e164, normalize_phone, parse_jid
+from shared.protocol.events import MESSAGE_NEW, TICKET_NEW, TICKET_UPDATE
+from zapd.connectors.events import (
+    AckEvent,
+    AnyEngineEvent,
+    ContactEvent,
+    MessageEvent,
+    dump_event,
+    load_event,
+)
+from zapd.db.models import (
+    Chat,
+    Client,
+    Company,
+    Department,
+    Message,
+    Ticket,
+    WaSession,
+    WebhookEvent,
+)
+from zapd.db.types import utcnow
+from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
+from zapd.kernel.scoping import next_ticket_number
+from zapd.realtime import events
+from zapd.services.conversations.menus import menu_messages
+from zapd.services.delivery import acks, outbox
+from zapd.services.people import identity
+from zapd.services.people.companies import settings_of
+from zapd.services.people.identity import Identity
+from zapd.services.tickets import lifecycle
+from zapd.services.tickets.queries import ticket_event
+
+if TYPE_CHECKING:
+    from zapd.kernel.context import Kernel
+
+log = logging.getLogger("zapd.inbound")
+
+MAX_RACE_RETRIES = 5
+
+
+def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
+    """Work out the canonical phone and LID behind an event."""
+    jid_text = ev.sender_jid if isinstance(ev, MessageEvent) else ev.jid
+    lid = ev.sender_lid if isinstance(ev, MessageEvent) else ev.lid
+    phone_raw = ev.sender_phone if isinstance(ev, MessageEvent) else ev.phone
+    bsuid = ev.sender_bsuid if isinstance(ev, MessageEvent) else ev.bsuid
+    phone: str | None = None
+    try:
+        jid = parse_jid(jid_text)
+        if jid.is_lid:
+            lid = lid or f"{jid.user}@lid"
+        elif jid.is_user:
+            phone = jid_to_e164(jid)
+        elif jid.is_bsuid:
+            bsuid = bsuid or jid.user
+    except InvalidPhone:
+        pass
+    if phone is None and phone_raw:
+        try:
+            phone = normalize_phone(phone_raw, strict=False)
+        except InvalidPhone:
+            phone = None
+    return Identity(phone=phone, lid=lid, bsuid=bsuid)
+
+
+class Inbound:
+    """Stores and processes engine events for every session of the daemon."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._company: dict[uuid.UUID, uuid.UUID] = {}  # a session's company never changes
+        self._engine: dict[uuid.UUID, Engine] = {}
+        # Stored rows that are not engine events but an engine's raw body (e.g. a Cloud
+        # API webhook): their event_type names who turns them into events.
+        self.raw_handlers: dict[str, Callable[[uuid.UUID], Awaitable[None]]] = {}
+        self.processed = 0
+        self.failed = 0
+
+    # ------------------------------------------------------------------ intake
+
+    async def receive(self, session_id: uuid.UUID, event: AnyEngineEvent) -> uuid.UUID | None:
+        """Store an engine event durably, then process it; return the stored row id."""
+        row_id = await self.store(session_id, event)
+        if row_id is not None:
+            company_id = self._company[session_id]
+            await self.process(row_id, known=(company_id, event))
+        return row_id
+
+    async def store(self, session_id: uuid.UUID, event: AnyEngineEvent) -> uuid.UUID | None:
+        """Commit the raw event (the only step that must succeed before acknowledging)."""
+        company_id = await self._company_of(session_id)
+        if company_id is None:
+            log.warning("event for unknown session %s dropped", session_id)
+            return None
+        dedupe = getattr(event, "wa_message_id", None)
+        async with self.kernel.tx() as db:
+            row = WebhookEvent(
+                company_id=company_id,
+                session_id=session_id,
+                engine=self._engine.get(session_id, Engine.SANDBOX),
+                event_type=event.kind,
+                dedupe_key=dedupe,
+                payload=dump_event(event),
+            )
+            db.add(row)
+            await db.flush()
+            return row.id
+
+    async def _company_of(self, session_id: uuid.UUID) -> uuid.UUID | None:
+        cached = self._company.get(session_id)
+        if cached is not None:
+            return cached
+        async with self.kernel.read() as db:
+            found = (
+                await db.execute(
+                    select(WaSession.company_id, WaSession.engine).where(WaSession.id == session_id)
+                )
+            ).first()
+        if found is None:
+            return None
+        self._company[session_id], self._engine[session_id] = found[0], found[1]
+        return found[0]
+
+    async def recover(self, batch: int = 500) -> int:
+        """Process every stored event not yet processed, oldest first (daemon start)."""
+        done = 0
+        while True:
+            async with self.kernel.read() as db:
+                ids = list(
+                    (
+                        await db.scalars(
+                            select(WebhookEvent.id)
+                            .where(WebhookEvent.state == WebhookEventState.PENDING)
+                            .order_by(WebhookEvent.received_at, WebhookEvent.id)
+                            .limit(batch)
+                        )
+                    ).all()
+                )
+            if not ids:
+                return done
+            for row_id in ids:
+                await self.process(row_id)
+                done += 1
+
+    # ------------------------------------------------------------------ processing
+
+    async def process(
+        self, row_id: uuid.UUID, known: tuple[uuid.UUID, AnyEngineEvent] | None = None
+    ) -> None:
+        """Process one stored event exactly once (ordered per sender, retried on races).
+
+        `known` (company id and event) spares re-reading a row that was just stored;
+        the state check inside the processing transaction still decides.
+        """
+        if known is not None:
+            company_id, event = known
+        else:
+            async with self.kernel.read() as db:
+                row = await db.get(WebhookEvent, row_id)
+                if row is None or row.state != WebhookEventState.PENDING:
+                    return
+                payload, company_id = row.payload, row.company_id
+                raw_handler = self.raw_handlers.get(row.event_type)
+            if raw_handler is not None:
+                await raw_handler(row_id)
+                return
+            try:
+                event = load_event(payload)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                # A stored event this version cannot read is poison: mark it and go on,
+                # never keep the daemon from starting over it.
+                await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
+                return
+
+        key = f"{event.session_id}:"
+        if isinstance(event, MessageEvent | ContactEvent):
+            key += sender_of(event).key
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        async with lock:
+            for attempt in range(MAX_RACE_RETRIES):
+                try:
+                    async with self.kernel.tx() as db:
+                        fresh = await db.get(WebhookEvent, row_id, with_for_update=True)
+                        if fresh is None or fresh.state != WebhookEventState.PENDING:
+                            return
+                        await self._apply(db, company_id, event)
+                        fresh.state = WebhookEventState.PROCESSED
+                        fresh.processed_at = utcnow()
+                        fresh.attempts += 1
+                    self.processed += 1
+                    return
+                except IntegrityError:
+                    # Lost a race (same message delivered twice, first ticket of a client
+                    # opened by a concurrent event): the next try sees the winner's rows.
+                    if attempt == MAX_RACE_RETRIES - 1:
+                        await self._poison(row_id, "uniqueness conflict persisted")
+                        return
+                    await asyncio.sleep(0.01 * (attempt + 1))
+                except Exception as exc:
+                    log.exception("inbound event %s failed", row_id)
+                    await self._poison(row_id, f"{type(exc).__name__}: {exc}")
+                    return
+
+    async def _poison(self, row_id: uuid.UUID, error: str) -> None:
+        self.failed += 1
+        async with self.kernel.tx() as db:
+            await db.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == row_id)
+                .values(
+                    state=WebhookEventState.FAILED,
+                    error=error[:2000],
+                    attempts=WebhookEvent.attempts + 1,
+                    processed_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _apply(self, db: AsyncSession, company_id: uuid.UUID, ev: AnyEngineEvent) -> None:
+        if isinstance(ev, MessageEvent):
+            await self._message(db, company_id, ev)
+        elif isinstance(ev, AckEvent):
+            await acks.on_ack(
+                db,
+                company_id,
+                ev.session_id,
+                ev.wa_message_id,
+                ev.status,
+                ev.at,
+                "engine",
+                ev.error,
+            )
+        elif isinstance(ev, ContactEvent):
+            await self._contact(db, company_id, ev)
+
+    # ------------------------------------------------------------------ clients
+
+    async def _client(
+        self, db: AsyncSession, company_id: uuid.UUID, sender: Identity, push_name: str | None
+    ) -> Client:
+        client, _ = await identity.find_or_create(db, company_id, sender, profile_name=push_name)
+        return client
+
+    async def _contact(self, db: AsyncSession, company_id: uuid.UUID, ev: ContactEvent) -> None:
+        sender = sender_of(ev)
+        client = await identity.find(db, company_id, sender)
+        if client is None:
+            return  # contacts that never wrote are not clients
+        if ev.name and ev.name != client.profile_name:
+            client.profile_name = ev.name
+        if sender.lid and not client.lid:
+            client.lid = sender.lid
+        await identity.attach(db, client, sender)
+
+    # ------------------------------------------------------------------ messages
+
+    async def _message(self, db: AsyncSession, company_id: uuid.UUID, ev: MessageEvent) -> None:
+        session_id = ev.session_id
+        duplicate = await db.scalar(
+            select(Message.id).where(
+                Message.company_id == company_id,
+                Message.session_id == session_id,
+                Message.wa_message_id == ev.wa_message_id,
+            )
+        )
+        if duplicate is not None:
+            return  # a redelivery changes nothing
+        chat_jid = parse_jid(ev.chat_jid)
+        chat_type = (
+            ChatType.GROUP
+            if chat_jid.is_group
+            else ChatType.BROADCAST
+            if chat_jid.is_broadcast
+            else ChatType.NEWSLETTER
+            if chat_jid.is_newsletter
+            else ChatType.DIRECT
+        )
+        client: Client | None = None
+        if chat_type == ChatType.DIRECT:
+            client = await self._client(db, company_id, sender_of(ev), ev.push_name)
+        chat = await db.scalar(
+            select(Chat).where(
+                Chat.company_id == company_id,
+                Chat.session_id == session_id,
+                Chat.wa_chat_id == ev.chat_jid,
+            )
+        )
+        if chat is None:
+            chat = Chat(
+                company_id=company_id,
+                session_id=session_id,
+                client_id=client.id if client else None,
+                wa_chat_id=ev.chat_jid,
+                type=chat_type,
+                name=ev.push_name,
+            )
+            db.add(chat)
+            await db.flush()
+        quoted_id = None
+        if ev.quoted_wa_message_id:
+            quoted_id = await db.scalar(
+                select(Message.id).where(
+                    Message.company_id == company_id,
+                    Message.session_id == session_id,
+                    Message.wa_message_id == ev.quoted_wa_message_id,
+                )
+            )
+        ticket: Ticket | None = None
+        created = reopened = False
+        if client is not None and not client.blocked and not ev.from_me:
+            ticket, created, reopened = await self._ticket_for(db, company_id, session_id, client)
+            ticket.chat_id = chat.id
+        elif client is not None and ev.from_me:
+            ticket = await self._open_ticket(db, client.id, session_id)
+        message = Message(
+            company_id=company_id,
+            session_id=session_id,
+            chat_id=chat.id,
+            ticket_id=ticket.id if ticket else None,
+            direction=MessageDirection.OUTBOUND if ev.from_me else MessageDirection.INBOUND,
+            type=ev.type,
+            status=MessageStatus.SENT if ev.from_me else MessageStatus.RECEIVED,
+            body=ev.body,
+            wa_message_id=ev.wa_message_id,
+            quoted_message_id=quoted_id,
+            media_id=ev.media_id,
+            wa_timestamp=ev.timestamp,
+            extra={"kind": "phone"} if ev.from_me else dict(ev.extra),
+        )
+        db.add(message)
+        now = utcnow()
+        chat.last_message_at = now
+        if not ev.from_me:
+            chat.unread_count += 1
+        await db.flush()
+        if ev.from_me:
+            await acks.apply_pending(db, message, "engine")
+        if ticket is not None:
+            ticket.last_message_at = now
+            if not ev.from_me:
+                ticket.unread_count += 1
+                ticket.last_inbound_at = now
+        await events.publish(
+            db,
+            company_id,
+            MESSAGE_NEW,
+            {
+                "id": message.id,
+                "ticket_id": message.ticket_id,
+                "chat_id": chat.id,
+                "client_id": client.id if client else None,
+                "direction": int(message.direction),
+                "type": int(message.type),
+                "status": int(message.status),
+                "body": message.body,
+                "is_note": False,
+            },
+            department_id=ticket.department_id if ticket else None,
+            user_id=ticket.assignee_id if ticket else None,
+        )
+        if ticket is None or ev.from_me:
+            return
+        step = await self._run_flow(db, company_id, ticket, client, chat, ev, created)  # type: ignore[arg-type]
+        await events.publish(
+            db,
+            company_id,
+            TICKET_NEW if created else TICKET_UPDATE,
+            ticket_event(ticket, reopened=reopened, step=step),
+            department_id=ticket.department_id,
+            user_id=ticket.assignee_id,
+        )
+
+    # ------------------------------------------------------------------ tickets
+
+    async def _open_ticket(
+        self, db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID
+    ) -> Ticket | None:
+        return await db.scalar(
+            select(Ticket).where(
+                Ticket.client_id == client_id,
+                Ticket.session_id == session_id,
+                Ticket.status != TicketStatus.CLOSED,
+            )
+        )
+
+    async def _ticket_for(
+        self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID, client: Client
+    ) -> tuple[Ticket, bool, bool]:
+        """Return (ticket, created, reopened) for a client's new message."""
+        ticket = await self._open_ticket(db, client.id, session_id)
+        if ticket is not None:
+            return ticket, False, False
+        company = await db.get(Company, company_id)
+        assert company is not None
+        window = settings_of(company).reopen_window_minutes
+        last = await db.scalar(
+            select(Ticket)
+            .where(
+                Ticket.client_id == client.id,
+                Ticket.session_id == session_id,
+                Ticket.status == TicketStatus.CLOSED,
+            )
+            .order_by(Ticket.closed_at.desc())
+            .limit(1)
+        )
+        now = utcnow()
+        if (
+            window > 0
+            and last is not None
+            and last.closed_at is not None
+            and now - last.closed_at <= timedelta(minutes=window)
+        ):
+            # Back to its last agent if still active with room, else to its queue.
+            await lifecycle.restore(db, last, now)
+            await db.flush()  # the partial unique index speaks here if a race was lost
+
+            return last, False, True
+        number = await next_ticket_number(db, company_id)
+        ticket = Ticket(
+            company_id=company_id,
+            number=number,
+            client_id=client.id,
+            session_id=session_id,
+            status=TicketStatus.PENDING,
+            flow_state=FlowState.NEW,
+        )
+        db.add(ticket)
+        await db.flush()
+        return ticket, True, False
+
+    # ------------------------------------------------------------------ flow
+
+    async def _run_flow(
+        self,
+        db: AsyncSession,
+        company_id: uuid.UUID,
+        ticket: Ticket,
+        client: Client,
+        chat: Chat,
+        ev: MessageEvent,
+        created: bool,
+    ) -> Step | None:
+        if not created and ticket.flow_state not in (
+            FlowState.AWAITING_MENU_CHOICE,
+            FlowState.AWAITING_ROUTING_CONFIRMATION,
+        ):
+            return None
+        flow, departments = await self._flow(db, company_id, ticket.session_id)
+        now = utcnow()
+        if created:
+            step = flow.start(await self._customer(db, client, ticket), now)
+        else:
+            # A tapped button or list row answers with its id (the menu position, "1"/"2").
+            step = flow.handle(
+                ticket.flow_state, ticket.flow_data, ev.reply_id or ev.body or "", now
+            )
+        ticket.flow_state = step.state
+        ticket.flow_data = step.data
+        if step.department_id is not None:
+            ticket.department_id = step.department_id
+            dept = departments.get(step.department_id)
+            if dept is not None and dept.response_timeout_seconds:
+                ticket.timeout_at = now + timedelta(seconds=dept.response_timeout_seconds)
+        session = await db.get(WaSession, chat.session_id)  # loaded by _flow already
+        native = session is not None and session.engine == Engine.CLOUD
+        for text, interactive in menu_messages(flow, step, native=native):
+            queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+            if interactive is not None:
+                queued.message.extra = {**queued.message.extra, "interactive": interactive}
+        return step
+
+    async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:
+        last = (
+            await db.execute(
+                select(Ticket.department_id, Ticket.closed_at)
+                .where(
+                    Ticket.client_id == client.id,
+                    Ticket.id != ticket.id,
+                    Ticket.status == TicketStatus.CLOSED,
+                    Ticket.department_id.is_not(None),
+                )
+                .order_by(Ticket.closed_at.desc())
+                .limit(1)
+            )
+        ).first()
+        return Customer(
+            name=client.name or client.profile_name,
+            last_department_id=last[0] if last else None,
+            last_served_at=last[1] if last else None,
+        )
+
+    async def _flow(
+        self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None
+    ) -> tuple[Flow, dict[uuid.UUID, Department]]:
+        company = await db.get(Company, company_id)
+        session = await db.get(WaSession, session_id) if session_id else None
+        assert company is not None
+        settings = settings_of(company)
+        rows = list(
+            (
+                await db.scalars(
+                    select(Department).where(
+                        Department.company_id == company_id, Department.active.is_(True)
+                    )
+                )
+            ).all()
+        )
+        flow_cfg: dict[str, Any] = dict(session.flow_config) if session else {}
+        only = {str(x) for x in flow_cfg.get("department_ids", [])}
+        if only:
+            rows = [d for d in rows if str(d.id) in only]
+        infos = [
+            DepartmentInfo(
+                id=d.id,
+                name=d.name,
+                slug=d.slug,
+                menu_order=d.menu_order,
+                keywords=tuple(d.keywords or ()),
+                greeting=d.greeting,
+                out_of_hours_message=d.out_of_hours_message,
+                business_hours={
+                    k: [tuple(r) for r in v] for k, v in (d.business_hours or {}).items()
+                },
+                timezone=d.timezone or company.timezone,
+            )
+            for d in rows
+        ]
+        overrides = flow_cfg.get("texts", {})
+        config = FlowConfig(
+            company_name=str(flow_cfg.get("company_name") or company.name),
+            departments=infos,
+            default_department_id=session.default_department_id if session else None,
+            max_attempts=settings.menu_max_attempts,
+            returning_client_days=settings.returning_client_days,
+            locale=company.locale,
+            text_overrides=overrides if isinstance(overrides, dict) else {},
+        )
+        return Flow(config), {d.id: d for d in rows}

@@ -1,0 +1,670 @@
+"""The outbox worker: claims due rows, sends them through the engines, records the outcome.
+
+    PENDING ──claim──► SENDING ──engine accepts──► SENT (message SENT, early acks applied)
+       ▲                  │
+       └──transient───────┤ (attempts+1, exponential backoff with jitter)
+                          └──permanent, or attempts exhausted──► DEAD (message FAILED)
+    PENDING / DEAD ──admin drop──► CANCELLED        DEAD ──admin retry──► PENDING
+
+How it holds together:
+- A claim is a short transaction (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several
+  daemons may share one database; SQLite: BEGIN IMMEDIATE serialises it) that marks
+  rows SENDING with `locked_until`. The send itself runs outside any transaction.
+- The engine is handed the row's idempotency key (WhatsApp Web's client-chosen message
+  id). A worker that dies after the engine accepted but before the commit leaves the
+  row SENDING; once `locked_until` passes it is claimed again and re-sent with the same
+  key, and the engine answers the first send's id without delivering twice.
+- Messages of one chat go out in creation order: a row waits while an older row of its
+  chat is PENDING or SENDING.
+- Each session has its own lane (an asyncio task) with a token bucket and a random
+  pause before every send (ban-risk control), so a busy session never slows another.
+- The worker is built from the kernel and a `connector_of(session_id)` callable (the
+  daemon passes its session manager's lookup), and waits on the kernel's outbox wake-up
+  signal, which `outbox.enqueue` sets after its commit: no daemon object is reached.
+- Acks that reached the daemon before the message had its WhatsApp id are kept as
+  PendingAck rows: applied in the success transaction, and swept again now and then
+  (an ack committed concurrently with that transaction can miss it on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from shared.enums import MessageStatus, MessageType, OutboxState
+from shared.protocol.events import MESSAGE_STATUS
+from zapd.connectors.base import Connector, OutboundMessage, SendError
+from zapd.db.models import Chat, Media, Message, MessageStatusHistory, Outbox, PendingAck, Ticket
+from zapd.db.types import utcnow
+from zapd.realtime import events
+from zapd.services.delivery import acks
+from zapd.services.delivery.media import MediaStore
+
+if TYPE_CHECKING:
+    from zapd.config import ZapdSettings
+    from zapd.kernel.context import Kernel
+
+log = logging.getLogger("zapd.outbox")
+
+CLAIM_BATCH = 100
+ERROR_MAX = 2000
+LANE_IDLE_SECONDS = 30.0  # a session's lane task ends after (at least) this long idle
+STOP_GRACE_SECONDS = 3.0  # how long stop() lets in-flight sends finish
+ACTIVE_STATES = (OutboxState.PENDING, OutboxState.SENDING)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def backoff_delay(attempts: int, base: float, cap: float, rng: random.Random) -> float:
+    """Return the pause before attempt `attempts + 1`: exponential, capped, with jitter.
+
+    The nominal delay doubles per attempt (base, 2·base, 4·base...) up to `cap`; the
+    pause is drawn between half and all of it, so failed sends of many messages do not
+    come back in lockstep.
+    """
+    nominal: float = min(cap, base * (2.0 ** max(0, attempts - 1)))
+    return nominal / 2 + rng.uniform(0, nominal / 2)
+
+
+class TokenBucket:
+    """A token bucket: `rate` sends a second on average, up to `burst` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self._loop = asyncio.get_running_loop()
+        self._updated = self._loop.time()
+
+    def _refill(self) -> None:
+        now = self._loop.time()
+        self.tokens = min(self.burst, self.tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def take(self) -> None:
+        """Wait until a token is free and take it."""
+        while True:
+            self._refill()
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+async def _publish_status(db: AsyncSession, message: Message) -> None:
+    ticket = await db.get(Ticket, message.ticket_id) if message.ticket_id else None
+    await events.publish(
+        db,
+        message.company_id,
+        MESSAGE_STATUS,
+        {
+            "id": message.id,
+            "ticket_id": message.ticket_id,
+            "status": int(message.status),
+            "error": message.error,
+        },
+        department_id=ticket.department_id if ticket else None,
+        user_id=ticket.assignee_id if ticket else None,
+    )
+
+
+async def mark_sent_after_retry(db: AsyncSession, message: Message, *, source: str) -> None:
+    """Record that a FAILED message went out after an admin's retry.
+
+    Delivery status only moves forward, and FAILED is terminal *for an attempt*: an
+    admin's retry starts a new attempt, so this is the one place a message leaves
+    FAILED — back to SENT, with its error cleared, a history row and a status event.
+    Later acks then move it forward as usual.
+    """
+    message.status = MessageStatus.SENT
+    message.error = None
+    db.add(
+        MessageStatusHistory(
+            company_id=message.company_id,
+            message_id=message.id,
+            status=MessageStatus.SENT,
+            source=source,
+            occurred_at=utcnow(),
+        )
+    )
+    await _publish_status(db, message)
+
+
+async def fail_message(db: AsyncSession, message: Message, error: str, *, source: str) -> None:
+    """Mark a message FAILED with `error` (a message already FAILED gets the new reason)."""
+    error = error[:ERROR_MAX]
+    if await acks.apply_status(db, message, MessageStatus.FAILED, source=source, error=error):
+        return
+    if message.status is MessageStatus.FAILED and message.error != error:
+        message.error = error
+        await _publish_status(db, message)
+
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claimed outbox row with what the engine needs (plain values, no ORM rows)."""
+
+    outbox_id: uuid.UUID
+    message_id: uuid.UUID
+    company_id: uuid.UUID
+    session_id: uuid.UUID
+    idempotency_key: str
+    to_jid: str
+    type: MessageType
+    body: str | None
+    media_path: str | None
+    media_mime: str | None
+    media_filename: str | None
+    quoted_wa_message_id: str | None
+    attempts: int
+    interactive: dict[str, Any] | None = None  # list / buttons, for engines that have them
+    template: dict[str, Any] | None = None  # a Cloud API template send
+
+    def outbound(self) -> OutboundMessage:
+        """Return the engine's view of this send."""
+        return OutboundMessage(
+            session_id=self.session_id,
+            to_jid=self.to_jid,
+            type=self.type,
+            body=self.body,
+            media_path=self.media_path,
+            media_mime=self.media_mime,
+            media_filename=self.media_filename,
+            quoted_wa_message_id=self.quoted_wa_message_id,
+            idempotency_key=self.idempotency_key,
+            interactive=self.interactive,
+            template=self.template,
+        )
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(Outbox.state == OutboxState.PENDING, Outbox.next_attempt_at <= now),
+        # A claim whose worker died (or never recorded the outcome): take it again.
+        and_(
+            Outbox.state == OutboxState.SENDING,
+            or_(Outbox.locked_until.is_(None), Outbox.locked_until < now),
+        ),
+    )
+
+
+def _no_older_in_chat() -> ColumnElement[bool]:
+    older = aliased(Outbox)
+    older_msg = aliased(Message)
+    return ~(
+        select(older.id)
+        .join(older_msg, older_msg.id == older.message_id)
+        .where(
+            older.state.in_(ACTIVE_STATES),
+            older_msg.chat_id == Message.chat_id,
+            older_msg.id < Message.id,
+        )
+        .exists()
+    )
+
+
+def due_rows(
+    now: datetime, *, skip_sessions: list[uuid.UUID], skip_rows: list[uuid.UUID]
+) -> Select[uuid.UUID, uuid.UUID]:
+    """Return the query of claimable rows: due, first of their chat, oldest first."""
+    stmt = (
+        select(Outbox.id, Outbox.session_id)
+        .join(Message, Message.id == Outbox.message_id)
+        .where(_due(now), _no_older_in_chat())
+        .order_by(Outbox.id)
+    )
+    if skip_sessions:
+        stmt = stmt.where(Outbox.session_id.not_in(skip_sessions))
+    if skip_rows:
+        stmt = stmt.where(Outbox.id.not_in(skip_rows))
+    return stmt
+
+
+# --------------------------------------------------------------------------- lanes
+
+
+def lane_capacity(s: ZapdSettings, rate: float | None = None, burst: int | None = None) -> int:
+    """Return how many claims a session's lane holds: few enough to go out well within a lock."""
+    rate = rate or s.outbox_rate_per_second
+    by_lock = int(rate * s.outbox_lock_seconds / 4)
+    return max(1, min(burst or s.outbox_burst, by_lock))
+
+
+class _Lane:
+    """One session's sender: claims queue here and go out one at a time, rate-limited."""
+
+    def __init__(self, worker: OutboxWorker, session_id: uuid.UUID) -> None:
+        s = worker.settings
+        self.worker = worker
+        self.session_id = session_id
+        # An engine may state its own pace (the Cloud API number's throughput tier, with
+        # no ban-risk jitter); otherwise the daemon's outbox settings apply.
+        connector = worker.connector_of(session_id)
+        rate = float(getattr(connector, "rate_per_second", None) or s.outbox_rate_per_second)
+        burst = int(getattr(connector, "burst", None) or s.outbox_burst)
+        jitter = getattr(connector, "jitter_ms", None)
+        self.jitter_ms: int = s.outbox_jitter_ms if jitter is None else int(jitter)
+        self.bucket = TokenBucket(rate, burst)
+        self.capacity = lane_capacity(s, rate, burst)
+        self.queue: asyncio.Queue[Claim] = asyncio.Queue()
+        self.busy = False
+        # Idle long enough for the bucket to refill, so a new lane starting full is fair.
+        self.idle = max(LANE_IDLE_SECONDS, burst / rate)
+        self.task = asyncio.create_task(self._run(), name=f"outbox-lane-{session_id}")
+
+    def room(self) -> int:
+        """Return how many more claims this lane takes now."""
+        return self.capacity - self.queue.qsize() - (1 if self.busy else 0)
+
+    def drain(self) -> list[Claim]:
+        """Take back the claims not yet started."""
+        out = []
+        while not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
+
+    async def _run(self) -> None:
+        worker = self.worker
+        try:
+            while not worker.stopping:
+                try:
+                    claim = await asyncio.wait_for(self.queue.get(), self.idle)
+                except TimeoutError:
+                    if self.queue.empty():
+                        return
+                    continue
+                self.busy = True
+                try:
+                    await worker.deliver(self, claim)
+                except Exception:  # the row keeps its lock and is taken again after it
+                    log.exception("outbox %s: delivery crashed", claim.outbox_id)
+                finally:
+                    self.busy = False
+                    worker.held.discard(claim.outbox_id)
+                    worker.wake()  # room here, and maybe the next message of that chat
+        finally:
+            if worker.lanes.get(self.session_id) is self:
+                del worker.lanes[self.session_id]
+
+
+# --------------------------------------------------------------------------- worker
+
+
+class OutboxWorker:
+    """Sends what the outbox holds: one dispatcher task plus one lane per busy session."""
+
+    def __init__(
+        self, kernel: Kernel, connector_of: Callable[[uuid.UUID], Connector | None]
+    ) -> None:
+        self.kernel = kernel
+        self.connector_of = connector_of
+        self.lanes: dict[uuid.UUID, _Lane] = {}
+        self.held: set[uuid.UUID] = set()  # claimed by this worker, not yet done
+        self.stopping = False
+        self.sent = 0
+        self.failed = 0
+        self._wake = kernel.outbox_wakeup
+        self._task: asyncio.Task[None] | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._last_sweep = 0.0
+
+    @property
+    def settings(self) -> ZapdSettings:
+        """Return the daemon's settings (read at each use)."""
+        return self.kernel.settings
+
+    def wake(self) -> None:
+        """Look for due rows now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start the dispatcher."""
+        if self._task is not None:
+            return
+        self.stopping = False
+        self._task = asyncio.create_task(self._loop(), name="outbox-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish briefly, hand unsent claims back."""
+        self.stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        lanes = list(self.lanes.values())
+        unsent = [c for lane in lanes for c in lane.drain()]
+        for lane in lanes:
+            if not lane.busy:  # idle, waiting for work that will not come
+                lane.task.cancel()
+        tasks = [lane.task for lane in lanes]
+        if tasks:
+            # A lane in the middle of a send finishes it (it sees `stopping` after).
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.lanes.clear()
+        if unsent:
+            await self._give_back(unsent)
+        self.held.clear()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_interval)
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox dispatch failed; trying again shortly")
+                await asyncio.sleep(min(5.0, self.settings.outbox_poll_interval * 10))
+
+    async def run_once(self) -> int:
+        """Claim what is due and hand it to the session lanes; return how many."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_sweep >= max(1.0, self.settings.outbox_poll_interval * 10):
+            self._last_sweep = loop_time
+            await self.sweep_pending_acks()
+        claims = await self.claim()
+        for claim in claims:
+            lane = self.lanes.get(claim.session_id)
+            if lane is None:
+                lane = self.lanes[claim.session_id] = _Lane(self, claim.session_id)
+            self.held.add(claim.outbox_id)
+            lane.queue.put_nowait(claim)
+        if len(claims) >= CLAIM_BATCH:
+            self.wake()
+        return len(claims)
+
+    def _room(self, session_id: uuid.UUID) -> int:
+        lane = self.lanes.get(session_id)
+        if lane is not None:
+            return lane.room()
+        connector = self.connector_of(session_id)
+        return lane_capacity(
+            self.settings,
+            getattr(connector, "rate_per_second", None),
+            getattr(connector, "burst", None),
+        )
+
+    async def claim(self) -> list[Claim]:
+        """Mark due rows SENDING in one short transaction and return them."""
+        now = utcnow()
+        full = sorted(sid for sid, lane in self.lanes.items() if lane.room() <= 0)
+        held = sorted(self.held)
+        # A read first: an idle daemon must not take SQLite's write lock every poll.
+        async with self.kernel.read() as db:
+            probe = due_rows(now, skip_sessions=full, skip_rows=held).limit(1)
+            if (await db.execute(probe)).first() is None:
+                return []
+        async with self.kernel.tx() as db:
+            stmt = (
+                due_rows(now, skip_sessions=full, skip_rows=held)
+                .limit(CLAIM_BATCH)
+                .with_for_update(skip_locked=True, of=Outbox)
+            )
+            rows = (await db.execute(stmt)).all()
+            chosen: list[uuid.UUID] = []
+            taken: Counter[uuid.UUID] = Counter()
+            for outbox_id, session_id in rows:
+                if taken[session_id] < self._room(session_id):
+                    chosen.append(outbox_id)
+                    taken[session_id] += 1
+            if not chosen:
+                return []
+            lock = now + timedelta(seconds=self.settings.outbox_lock_seconds)
+            boxes = list(
+                (
+                    await db.scalars(
+                        select(Outbox).where(Outbox.id.in_(chosen)).order_by(Outbox.id)
+                    )
+                ).all()
+            )
+            for box in boxes:
+                box.state = OutboxState.SENDING
+                box.locked_until = lock
+            return await self._describe(db, boxes)
+
+    async def _describe(self, db: AsyncSession, boxes: list[Outbox]) -> list[Claim]:
+        messages = {
+            m.id: m
+            for m in await db.scalars(
+                select(Message).where(Message.id.in_([b.message_id for b in boxes]))
+            )
+        }
+        chats = {
+            c.id: c.wa_chat_id
+            for c in await db.scalars(
+                select(Chat).where(Chat.id.in_({m.chat_id for m in messages.values()}))
+            )
+        }
+        media_ids = {m.media_id for m in messages.values() if m.media_id}
+        media = (
+            {x.id: x for x in await db.scalars(select(Media).where(Media.id.in_(media_ids)))}
+            if media_ids
+            else {}
+        )
+        quoted_ids = {m.quoted_message_id for m in messages.values() if m.quoted_message_id}
+        quoted = (
+            dict(
+                (
+                    await db.execute(
+                        select(Message.id, Message.wa_message_id).where(Message.id.in_(quoted_ids))
+                    )
+                ).tuples()
+            )
+            if quoted_ids
+            else {}
+        )
+        store = MediaStore.from_settings(self.settings)
+        out = []
+        for box in boxes:
+            m = messages[box.message_id]
+            file = media.get(m.media_id) if m.media_id else None
+            out.append(
+                Claim(
+                    outbox_id=box.id,
+                    message_id=m.id,
+                    company_id=box.company_id,
+                    session_id=box.session_id,
+                    idempotency_key=box.idempotency_key,
+                    to_jid=chats[m.chat_id],
+                    type=m.type,
+                    body=m.body,
+                    media_path=str(store.path_of(file.storage_key)) if file else None,
+                    media_mime=file.mime if file else None,
+                    media_filename=file.filename if file else None,
+                    quoted_wa_message_id=(
+                        quoted.get(m.quoted_message_id) if m.quoted_message_id else None
+                    ),
+                    attempts=box.attempts,
+                    interactive=(m.extra or {}).get("interactive"),
+                    template=(m.extra or {}).get("template"),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ sending
+
+    async def deliver(self, lane: _Lane, claim: Claim) -> None:
+        """Send one claimed row (rate-limited on its lane) and record what happened."""
+        connector = self.connector_of(claim.session_id)
+        if connector is None:
+            await self.record_failure(claim, "session is not running", transient=True)
+            return
+        if getattr(connector, "connected", True) is False:
+            await self.record_failure(claim, "session is not connected", transient=True)
+            return
+        await lane.bucket.take()
+        jitter = lane.jitter_ms
+        if jitter:
+            await asyncio.sleep(self._rng.uniform(0, jitter) / 1000)
+        try:
+            wa_id = await connector.send(claim.outbound())
+        except SendError as exc:
+            if exc.transient and exc.retry_after is not None:
+                # The engine asks for a pause (per-recipient pacing): no attempt spent.
+                await self._release(claim, str(exc) or "paused", delay=exc.retry_after)
+                return
+            await self.record_failure(claim, str(exc) or "send refused", transient=exc.transient)
+            return
+        except Exception as exc:
+            log.warning("outbox %s: engine error %s: %s", claim.outbox_id, type(exc).__name__, exc)
+            await self.record_failure(claim, f"{type(exc).__name__}: {exc}", transient=True)
+            return
+        try:
+            await self.record_success(claim, wa_id)
+        except Exception as exc:
+            # The customer has it; only our bookkeeping failed. The row goes back to
+            # PENDING without spending an attempt, and the re-send with the same key is
+            # answered by the engine with the same id (or, if even this write fails,
+            # the claim's lock runs out and the row is taken again).
+            log.exception("outbox %s: sent as %s but not recorded", claim.outbox_id, wa_id)
+            await self._release(claim, f"sent, but recording it failed: {exc}")
+            return
+        self.sent += 1
+
+    async def record_success(self, claim: Claim, wa_id: str) -> None:
+        """In one transaction: outbox SENT, message SENT with its WhatsApp id, early acks."""
+        async with self.kernel.tx() as db:
+            box = await db.get(Outbox, claim.outbox_id, with_for_update=True)
+            if box is None or box.state is OutboxState.SENT:
+                return  # gone with its message, or recorded by another worker
+            box.state = OutboxState.SENT
+            box.sent_at = utcnow()
+            box.locked_until = None
+            message = await db.get(Message, claim.message_id, with_for_update=True)
+            if message is None:
+                return
+            clash = await db.scalar(
+                select(Message.id).where(
+                    Message.company_id == message.company_id,
+                    Message.session_id == message.session_id,
+                    Message.wa_message_id == wa_id,
+                    Message.id != message.id,
+                )
+            )
+            if clash is None:
+                message.wa_message_id = wa_id
+            else:  # e.g. the engine echoed our own send as a new message first
+                log.warning("outbox %s: wa id %s already on message %s", box.id, wa_id, clash)
+            if message.status is MessageStatus.FAILED:
+                await mark_sent_after_retry(db, message, source="outbox")
+            else:
+                await acks.apply_status(db, message, MessageStatus.SENT, source="outbox")
+            await db.flush()
+            await acks.apply_pending(db, message, "engine")
+
+    async def record_failure(self, claim: Claim, reason: str, *, transient: bool) -> None:
+        """Count a failed attempt: back to PENDING after a backoff, or DEAD (message FAILED)."""
+        self.failed += 1
+        reason = reason[:ERROR_MAX]
+        s = self.settings
+        try:
+            async with self.kernel.tx() as db:
+                box = await db.get(Outbox, claim.outbox_id, with_for_update=True)
+                if box is None or box.state is not OutboxState.SENDING:
+                    return
+                box.attempts += 1
+                box.max_attempts = s.outbox_max_attempts
+                box.last_error = reason
+                box.locked_until = None
+                if transient and box.attempts < box.max_attempts:
+                    box.state = OutboxState.PENDING
+                    delay = backoff_delay(
+                        box.attempts, s.outbox_backoff_base, s.outbox_backoff_cap, self._rng
+                    )
+                    box.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                    return
+                box.state = OutboxState.DEAD
+                message = await db.get(Message, box.message_id, with_for_update=True)
+                if message is not None:
+                    if transient:
+                        reason = f"gave up after {box.attempts} attempts: {reason}"
+                    await fail_message(db, message, reason, source="outbox")
+        except Exception:
+            # Left SENDING: taken again once its lock runs out.
+            log.exception("outbox %s: could not record a failed send", claim.outbox_id)
+
+    async def _release(self, claim: Claim, reason: str, delay: float | None = None) -> None:
+        s = self.settings
+        try:
+            async with self.kernel.tx() as db:
+                box = await db.get(Outbox, claim.outbox_id, with_for_update=True)
+                if box is None or box.state is not OutboxState.SENDING:
+                    return
+                box.state = OutboxState.PENDING
+                box.locked_until = None
+                box.last_error = reason[:ERROR_MAX]
+                if delay is None:
+                    delay = backoff_delay(1, s.outbox_backoff_base, s.outbox_backoff_cap, self._rng)
+                box.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        except Exception:
+            log.exception("outbox %s: could not release the claim", claim.outbox_id)
+
+    async def _give_back(self, claims: list[Claim]) -> None:
+        try:
+            async with self.kernel.tx() as db:
+                for box in await db.scalars(
+                    select(Outbox).where(
+                        Outbox.id.in_([c.outbox_id for c in claims]),
+                        Outbox.state == OutboxState.SENDING,
+                    )
+                ):
+                    box.state = OutboxState.PENDING
+                    box.locked_until = None
+                    box.next_attempt_at = utcnow()
+        except Exception:
+            log.exception("could not hand %d unsent claims back", len(claims))
+
+    # ------------------------------------------------------------------ acks
+
+    async def sweep_pending_acks(self, batch: int = 200) -> int:
+        """Apply kept acks whose message has its WhatsApp id by now; return how many rows."""
+        match = and_(
+            Message.company_id == PendingAck.company_id,
+            Message.session_id == PendingAck.session_id,
+            Message.wa_message_id == PendingAck.wa_message_id,
+        )
+        async with self.kernel.read() as db:
+            found = (await db.execute(select(PendingAck.id).join(Message, match).limit(1))).first()
+        if found is None:
+            return 0
+        done = 0
+        async with self.kernel.tx() as db:
+            rows = (
+                await db.execute(
+                    select(PendingAck, Message)
+                    .join(Message, match)
+                    .order_by(PendingAck.id)
+                    .limit(batch)
+                )
+            ).all()
+            for pending, message in sorted(rows, key=lambda r: (r[1].id, r[0].status.rank)):
+                await acks.apply_status(
+                    db, message, pending.status, at=pending.occurred_at, source="engine"
+                )
+                await db.delete(pending)
+                done += 1
+        return done

@@ -1,0 +1,379 @@
+"""Logins, access JWTs, rotating refresh tokens, API tokens; resolving a bearer to a principal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import jwt
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import Role
+from shared.protocol.auth import ApiTokenCreate, TokenPair
+from zapd.db.models import ApiToken, Company, RefreshToken, User, UserDepartment
+from zapd.errors import NotFound, RateLimited, Unauthorized, ValidationFailed
+from zapd.kernel import audit
+from zapd.kernel.context import after_commit
+from zapd.kernel.principal import Actor, Principal
+from zapd.realtime.hub import CLOSE_UNAUTHORIZED
+from zapd.security import new_token, token_hash
+
+if TYPE_CHECKING:
+    from zapd.kernel.context import Kernel
+
+JWT_ALGORITHM = "HS256"
+API_TOKEN_PREFIX = "zap_"
+REFRESH_TOKEN_PREFIX = "zrt_"
+# Timing equaliser: verify against this when the e-mail is unknown.
+_DUMMY_HASH_PASSWORD = "not-a-real-password"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def encode_access(kernel: Kernel, user: User, family_id: uuid.UUID) -> str:
+    """Mint a short-lived access JWT for `user` in login family `family_id`."""
+    now = _now()
+    claims = {
+        "sub": str(user.id),
+        "cid": str(user.company_id) if user.company_id else None,
+        "tv": user.token_version,
+        "sid": str(family_id),
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=kernel.settings.access_token_ttl)).timestamp()),
+    }
+    return jwt.encode(claims, kernel.jwt_secret, algorithm=JWT_ALGORITHM)
+
+
+def decode_access(kernel: Kernel, token: str) -> dict[str, Any]:
+    """Verify an access JWT's signature and expiry and return its claims."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            kernel.jwt_secret,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["sub", "exp", "iat", "tv", "sid"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("access token expired", code="ERR_TOKEN_EXPIRED") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("invalid access token") from None
+    if claims.get("typ") != "access":
+        raise Unauthorized("invalid access token")
+    return claims
+
+
+async def _issue_pair(
+    db: AsyncSession,
+    kernel: Kernel,
+    user: User,
+    family_id: uuid.UUID,
+    ip: str | None,
+    user_agent: str | None,
+) -> TokenPair:
+    secret = new_token(REFRESH_TOKEN_PREFIX)
+    db.add(
+        RefreshToken(
+            user_id=user.id,
+            company_id=user.company_id,
+            family_id=family_id,
+            token_hash=token_hash(secret),
+            expires_at=_now() + timedelta(seconds=kernel.settings.refresh_token_ttl),
+            ip=ip,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+    return TokenPair(
+        access_token=encode_access(kernel, user, family_id),
+        refresh_token=secret,
+        expires_in=kernel.settings.access_token_ttl,
+    )
+
+
+class RefreshReused(Unauthorized):
+    """A spent refresh token came back: its login family must be revoked."""
+
+    def __init__(self, family_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        super().__init__(
+            "refresh token already used; this login was revoked", code="ERR_REFRESH_REUSED"
+        )
+        self.family_id = family_id
+        self.user_id = user_id
+
+
+async def refresh_or_revoke(
+    kernel: Kernel, token: str, *, ip: str | None, user_agent: str | None
+) -> TokenPair:
+    """Refresh in one transaction; on reuse, revoke the family in another, then refuse."""
+    try:
+        async with kernel.tx() as db:
+            return await refresh(db, kernel, token, ip=ip, user_agent=user_agent)
+    except RefreshReused as exc:
+        async with kernel.tx() as db:
+            await revoke_family(db, exc.family_id)
+            user_id = exc.user_id
+            after_commit(db, lambda r: _close_family(r, user_id))
+        raise
+
+
+async def _company_active(db: AsyncSession, company_id: uuid.UUID | None) -> bool:
+    if company_id is None:
+        return True
+    return bool(await db.scalar(select(Company.active).where(Company.id == company_id)))
+
+
+async def login(
+    db: AsyncSession,
+    kernel: Kernel,
+    email: str,
+    password: str,
+    *,
+    ip: str,
+    user_agent: str | None = None,
+) -> TokenPair:
+    """Check credentials (throttled per e-mail + IP) and start a new login family."""
+    email = email.strip().lower()
+    wait = kernel.throttle.retry_after(email, ip)
+    if wait:
+        raise RateLimited(f"too many failed logins; retry in {wait}s", retry_after=wait)
+    user = await db.scalar(select(User).where(User.email == email))
+    if user is None:
+        kernel.passwords.verify(kernel.passwords.hash(_DUMMY_HASH_PASSWORD), password)
+        ok = False
+    else:
+        ok = kernel.passwords.verify(user.password_hash, password)
+    if not ok or user is None:
+        kernel.throttle.failed(email, ip)
+        raise Unauthorized("wrong e-mail or password", code="ERR_BAD_CREDENTIALS")
+    if not user.active or not await _company_active(db, user.company_id):
+        kernel.throttle.failed(email, ip)
+        raise Unauthorized("this account is disabled", code="ERR_ACCOUNT_DISABLED")
+    kernel.throttle.succeeded(email, ip)
+    if kernel.passwords.needs_rehash(user.password_hash):
+        user.password_hash = kernel.passwords.hash(password)
+    user.last_login_at = _now()
+    return await _issue_pair(db, kernel, user, uuid.uuid4(), ip, user_agent)
+
+
+async def refresh(
+    db: AsyncSession, kernel: Kernel, token: str, *, ip: str | None, user_agent: str | None
+) -> TokenPair:
+    """Spend a refresh token for a new pair; a spent token presented again kills its family."""
+    row = await db.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)).with_for_update()
+    )
+    if row is None:
+        raise Unauthorized("unknown refresh token", code="ERR_BAD_REFRESH_TOKEN")
+    now = _now()
+    if row.used_at is not None or row.revoked_at is not None:
+        # Reuse of a spent token: somebody holds a stolen copy. The caller must end
+        # the whole login in a transaction of its own: this one rolls back with the error.
+        raise RefreshReused(row.family_id, row.user_id)
+    if row.expires_at <= now:
+        raise Unauthorized("refresh token expired", code="ERR_BAD_REFRESH_TOKEN")
+    user = await db.get(User, row.user_id)
+    if user is None or not user.active or not await _company_active(db, user.company_id):
+        raise Unauthorized("this account is disabled", code="ERR_ACCOUNT_DISABLED")
+    row.used_at = now
+    return await _issue_pair(db, kernel, user, row.family_id, ip, user_agent)
+
+
+def _close_family(kernel: Kernel, user_id: uuid.UUID) -> None:
+    # A revoked family cannot be told apart per socket cheaply; closing the user's
+    # sockets is the safe side (other logins reconnect with their own valid tokens).
+    kernel.hub.close_user(user_id, CLOSE_UNAUTHORIZED, "login revoked")
+
+
+async def revoke_family(db: AsyncSession, family_id: uuid.UUID) -> None:
+    """Revoke every refresh token of one login."""
+    await db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=_now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def logout(db: AsyncSession, actor: Actor, refresh_token: str | None) -> None:
+    """End the caller's login (the family of the given refresh token, else of the access token)."""
+    p = actor.principal
+    user_id = p.require_user()
+    family = p.session_family
+    if refresh_token:
+        row = await db.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
+        )
+        if row is None or row.user_id != user_id:
+            raise Unauthorized("unknown refresh token", code="ERR_BAD_REFRESH_TOKEN")
+        family = row.family_id
+    if family is not None:
+        await revoke_family(db, family)
+        ended = family
+        after_commit(
+            db,
+            lambda r: r.hub.close_where(
+                lambda pr: pr.session_family == ended, CLOSE_UNAUTHORIZED, "logged out"
+            ),
+        )
+    audit.record(db, actor, "auth.logout", "user", user_id)
+
+
+async def invalidate_user_tokens(db: AsyncSession, user: User) -> None:
+    """Kill every token of `user` now: access JWTs (token_version) and refresh tokens."""
+    user.token_version += 1
+    await db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=_now())
+        .execution_options(synchronize_session=False)
+    )
+    user_id = user.id
+    after_commit(db, lambda r: _close_user(r, user_id))
+
+
+def _close_user(kernel: Kernel, user_id: uuid.UUID) -> None:
+    kernel.hub.close_user(user_id, CLOSE_UNAUTHORIZED, "credentials changed or account disabled")
+
+
+async def _departments(db: AsyncSession, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    rows = await db.scalars(
+        select(UserDepartment.department_id).where(UserDepartment.user_id == user_id)
+    )
+    return frozenset(rows.all())
+
+
+async def authenticate(db: AsyncSession, kernel: Kernel, bearer: str) -> Principal:
+    """Resolve an `Authorization: Bearer` value (JWT or `zap_` API token) to a principal."""
+    if bearer.startswith(API_TOKEN_PREFIX):
+        return await _authenticate_api_token(db, bearer)
+    claims = decode_access(kernel, bearer)
+    try:
+        user_id = uuid.UUID(claims["sub"])
+        family = uuid.UUID(claims["sid"])
+    except (ValueError, TypeError):
+        raise Unauthorized("invalid access token") from None
+    user = await db.get(User, user_id)
+    if user is None or not user.active or user.token_version != claims["tv"]:
+        raise Unauthorized("access token revoked", code="ERR_TOKEN_REVOKED")
+    if not await _company_active(db, user.company_id):
+        raise Unauthorized("this company is disabled", code="ERR_ACCOUNT_DISABLED")
+    revoked = await db.scalar(
+        select(RefreshToken.id)
+        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
+        .limit(1)
+    )
+    if revoked is not None:
+        raise Unauthorized("this login was ended", code="ERR_TOKEN_REVOKED")
+    return Principal(
+        user_id=user.id,
+        company_id=user.company_id,
+        role=user.role,
+        name=user.name,
+        email=user.email,
+        department_ids=await _departments(db, user.id),
+        session_family=family,
+    )
+
+
+async def _authenticate_api_token(db: AsyncSession, bearer: str) -> Principal:
+    row = await db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(bearer)))
+    now = _now()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("invalid API token", code="ERR_TOKEN_REVOKED")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthorized("API token expired", code="ERR_TOKEN_EXPIRED")
+    if not await _company_active(db, row.company_id):
+        raise Unauthorized("this company is disabled", code="ERR_ACCOUNT_DISABLED")
+    return Principal(
+        user_id=None,
+        company_id=row.company_id,
+        role=row.role,
+        name=f"API token {row.name}",
+        api_token_id=row.id,
+        # Touched at most once a minute, so a busy script does not turn reads into writes.
+        api_token_stale=row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60),
+    )
+
+
+async def resolve(kernel: Kernel, bearer: str) -> Principal:
+    """Authenticate a bearer in a read transaction; note API-token use in a write only if due."""
+    async with kernel.read() as db:
+        principal = await authenticate(db, kernel, bearer)
+    if principal.api_token_stale and principal.api_token_id is not None:
+        async with kernel.tx() as db:
+            await db.execute(
+                update(ApiToken)
+                .where(ApiToken.id == principal.api_token_id)
+                .values(last_used_at=_now())
+                .execution_options(synchronize_session=False)
+            )
+    return principal
+
+
+async def create_api_token(
+    db: AsyncSession, actor: Actor, body: ApiTokenCreate
+) -> tuple[ApiToken, str]:
+    """Create an API token; the secret is returned once and stored only hashed."""
+    p = actor.principal
+    p.require(Role.ADMIN)
+    company_id = p.company_for_write(body.company_id)
+    if await db.get(Company, company_id) is None:
+        raise NotFound("company not found")
+    if body.expires_at is not None and body.expires_at <= _now():
+        raise ValidationFailed("expires_at must be in the future")
+    secret = new_token(API_TOKEN_PREFIX)
+    row = ApiToken(
+        company_id=company_id,
+        name=body.name,
+        prefix=secret[:12],
+        token_hash=token_hash(secret),
+        role=body.role,
+        created_by_id=p.user_id,
+        expires_at=body.expires_at,
+    )
+    db.add(row)
+    await db.flush()
+    audit.record(
+        db,
+        actor,
+        "api_token.create",
+        "api_token",
+        row.id,
+        company_id=company_id,
+        after=audit.snapshot(row),
+    )
+    return row, secret
+
+
+async def list_api_tokens(db: AsyncSession, actor: Actor) -> list[ApiToken]:
+    """List the API tokens of the caller's company (admins)."""
+    actor.principal.require(Role.ADMIN)
+    stmt = select(ApiToken).order_by(ApiToken.id)
+    company = actor.principal.company_filter()
+    if company is not None:
+        stmt = stmt.where(ApiToken.company_id == company)
+    return list((await db.scalars(stmt)).all())
+
+
+async def revoke_api_token(db: AsyncSession, actor: Actor, token_id: uuid.UUID) -> ApiToken:
+    """Revoke an API token at once."""
+    row = await db.get(ApiToken, token_id)
+    if row is None or not actor.principal.owns(row.company_id):
+        raise NotFound("API token not found")
+    actor.principal.require(Role.ADMIN)
+
+    if row.revoked_at is None:
+        row.revoked_at = _now()
+        audit.record(db, actor, "api_token.revoke", "api_token", row.id, company_id=row.company_id)
+        token_id = row.id
+        after_commit(
+            db,
+            lambda r: r.hub.close_where(
+                lambda pr: pr.api_token_id == token_id, CLOSE_UNAUTHORIZED, "API token revoked"
+            ),
+        )
+    return row

@@ -1,0 +1,242 @@
+"""Running sessions: one connector per started session, and what its events change.
+
+Status and QR events update the session row, its log and the realtime stream here;
+message, ack and contact events go to the inbound pipeline (`on_inbound`), which
+stores them raw before processing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from shared.enums import Engine, LogLevel, SessionStatus
+from shared.protocol.events import SESSION_QR, SESSION_STATUS
+from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
+from zapd.connectors.cloud.connector import CloudConnector
+from zapd.connectors.cloud.graph import CloudSettings
+from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
+from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
+from zapd.db.models import SessionLog, WaSession
+from zapd.db.types import utcnow
+from zapd.errors import Conflict, NotFound, Unavailable
+from zapd.realtime import events
+from zapd.secretbox import SecretBox
+from zapd.services.sessions.cloud_config import settings_of
+
+if TYPE_CHECKING:
+    from zapd.kernel.context import Kernel
+
+log = logging.getLogger("zapd.engines")
+
+SANDBOX_LINKED = "sandbox:linked"  # auth_state_path of a linked sandbox session
+InboundHandler = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
+
+
+class SessionManager:
+    """Starts, stops and reaches the connectors of the daemon's sessions."""
+
+    def __init__(
+        self, kernel: Kernel, sandbox: SandboxNetwork, box: SecretBox | None = None
+    ) -> None:
+        self.kernel = kernel
+        self.sandbox = sandbox
+        self.box = box or SecretBox.from_state_dir(kernel.settings.state_dir)
+        self._connectors: dict[uuid.UUID, Connector] = {}
+        self._company: dict[uuid.UUID, uuid.UUID] = {}
+        self._lock = asyncio.Lock()
+        self.on_inbound: InboundHandler | None = None
+        self._closing = False
+
+    def connector(self, session_id: uuid.UUID) -> Connector | None:
+        """Return the running connector of a session, if started."""
+        return self._connectors.get(session_id)
+
+    def running(self) -> list[uuid.UUID]:
+        """Return the ids of the started sessions."""
+        return list(self._connectors)
+
+    async def start(self, session_id: uuid.UUID) -> None:
+        """Start a session's engine (QR events follow until it is linked)."""
+        async with self._lock:
+            if session_id in self._connectors:
+                raise Conflict("session already started", code="ERR_SESSION_STARTED")
+            async with self.kernel.read() as db:
+                row = await db.get(WaSession, session_id)
+                if row is None:
+                    raise NotFound("session not found")
+                if not row.active:
+                    raise Conflict("session is inactive", code="ERR_SESSION_INACTIVE")
+                engine, company_id = row.engine, row.company_id
+                linked_phone = row.phone if row.auth_state_path == SANDBOX_LINKED else None
+                cloud = settings_of(self.box, row) if engine == Engine.CLOUD else None
+            connector = self._build(engine, session_id, linked_phone, cloud)
+            self._connectors[session_id] = connector
+            self._company[session_id] = company_id
+        try:
+            await connector.start()
+        except Exception:
+            self._connectors.pop(session_id, None)
+            raise
+
+    def _build(
+        self,
+        engine: Engine,
+        session_id: uuid.UUID,
+        linked_phone: str | None,
+        cloud: CloudSettings | None = None,
+    ) -> Connector:
+        async def sink(event: AnyEngineEvent) -> None:
+            await self.handle(event)
+
+        if engine == Engine.CLOUD and cloud is not None:
+            return CloudConnector(session_id, cloud, sink)
+
+        if engine == Engine.SANDBOX:
+            if linked_phone:
+                state = self.sandbox.session(session_id)
+                state.linked, state.phone = True, linked_phone
+            return SandboxConnector(session_id, self.sandbox, sink)
+        raise Unavailable(
+            f"the {engine.name.lower()} engine is not available in this build",
+            code="ERR_ENGINE_UNAVAILABLE",
+        )
+
+    async def stop(self, session_id: uuid.UUID) -> None:
+        """Disconnect a session, keeping its link."""
+        connector = self._connectors.pop(session_id, None)
+        if connector is None:
+            raise Conflict("session is not running", code="ERR_SESSION_NOT_RUNNING")
+        await connector.stop()
+
+    async def logout(self, session_id: uuid.UUID) -> None:
+        """Unlink a session's number (the next start needs a QR)."""
+        connector = self._connectors.pop(session_id, None)
+        if connector is None:
+            connector = self._build_for_logout(session_id)
+        await connector.logout()
+        async with self.kernel.tx() as db:
+            row = await db.get(WaSession, session_id)
+            if row is not None:
+                row.auth_state_path = None
+
+    async def pairing_code(self, session_id: uuid.UUID, phone: str) -> PairingCode:
+        """Ask a waiting session's engine for a code that links `phone` without a QR."""
+        connector = self._connectors.get(session_id)
+        if connector is None:
+            raise Conflict("session is not running: start it first", code="ERR_SESSION_NOT_RUNNING")
+        if not isinstance(connector, SupportsPairing):
+            raise Conflict(
+                f"the {connector.engine.name.lower()} engine cannot link with a pairing code",
+                code="ERR_PAIRING_UNSUPPORTED",
+            )
+        try:
+            return await connector.request_pairing_code(phone)
+        except PairingError as exc:
+            raise Conflict(str(exc), code="ERR_PAIRING_REFUSED") from None
+
+    def _build_for_logout(self, session_id: uuid.UUID) -> Connector:
+        async def sink(event: AnyEngineEvent) -> None:
+            await self.handle(event)
+
+        return SandboxConnector(session_id, self.sandbox, sink)
+
+    async def resume(self) -> None:
+        """Start again, at daemon start, the sessions that were connected when it stopped."""
+        async with self.kernel.read() as db:
+            ids = list(
+                (
+                    await db.scalars(
+                        select(WaSession.id).where(
+                            WaSession.active.is_(True),
+                            WaSession.status.in_(
+                                [
+                                    SessionStatus.CONNECTED,
+                                    SessionStatus.SYNCING,
+                                    SessionStatus.AUTHENTICATING,
+                                ]
+                            ),
+                        )
+                    )
+                ).all()
+            )
+        for session_id in ids:
+            try:
+                await self.start(session_id)
+            except Exception as exc:  # one broken session must not keep the rest down
+                log.warning("could not resume session %s: %s", session_id, exc)
+
+    async def close(self) -> None:
+        """Stop every connector (daemon shutdown); sessions keep their status for resume."""
+        self._closing = True  # their "stopped" statuses must not overwrite what resume reads
+        for session_id, connector in list(self._connectors.items()):
+            try:
+                await asyncio.wait_for(connector.stop(), 5)
+            except Exception as exc:
+                log.warning("stopping session %s: %s", session_id, exc)
+        self._connectors.clear()
+
+    # ------------------------------------------------------------------ events
+
+    async def handle(self, event: AnyEngineEvent) -> None:
+        """Route one engine event: status and QR here, the rest to the inbound pipeline."""
+        if isinstance(event, StatusEvent):
+            if not self._closing:
+                await self._on_status(event)
+        elif isinstance(event, QrEvent):
+            await self._on_qr(event)
+        elif self.on_inbound is not None:
+            await self.on_inbound(event.session_id, event)
+
+    async def _on_status(self, ev: StatusEvent) -> None:
+        async with self.kernel.tx() as db:
+            row = await db.get(WaSession, ev.session_id)
+            if row is None:
+                return
+            row.status = ev.status
+            row.status_reason = ev.reason
+            row.last_heartbeat_at = utcnow()
+            if ev.status == SessionStatus.CONNECTED:
+                row.qr_code = None
+                row.qr_expires_at = None
+                if ev.phone:
+                    row.phone = ev.phone
+                if row.engine == Engine.SANDBOX:
+                    row.auth_state_path = SANDBOX_LINKED
+            level = LogLevel.WARNING if ev.status == SessionStatus.ERROR else LogLevel.INFO
+            db.add(
+                SessionLog(
+                    company_id=row.company_id,
+                    session_id=row.id,
+                    level=level,
+                    event="status",
+                    message=f"{ev.status.name}" + (f": {ev.reason}" if ev.reason else ""),
+                    data={"status": int(ev.status), "phone": ev.phone},
+                )
+            )
+            await events.publish(
+                db,
+                row.company_id,
+                SESSION_STATUS,
+                {"id": row.id, "status": int(ev.status), "reason": ev.reason, "phone": row.phone},
+            )
+
+    async def _on_qr(self, ev: QrEvent) -> None:
+        async with self.kernel.tx() as db:
+            row = await db.get(WaSession, ev.session_id)
+            if row is None:
+                return
+            row.qr_code = ev.qr
+            row.qr_expires_at = ev.expires_at
+            row.status = SessionStatus.WAITING_QR
+            await events.publish(
+                db,
+                row.company_id,
+                SESSION_QR,
+                {"id": row.id, "qr": ev.qr, "expires_at": ev.expires_at},
+            )
