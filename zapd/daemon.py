@@ -66,7 +66,7 @@ class Daemon:
         self.cloud = CloudService(
             kernel,
             self.secret_box,
-            receive=self.inbound.receive,
+            process_events=self.inbound.process_events,
             connector_of=self.engines.connector,
         )
         self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook

@@ -8,12 +8,14 @@ Webhook intake (`store_webhook` then `process_webhook`):
          dedupe_key = sha256 of the body: a byte-identical redelivery is stored once
       ─► 200 to Meta
       └► process: parse → download media (with the token, into the media store) →
-         every event through the inbound pipeline (`Inbound.receive`: messages deduped
-         on their wamid, statuses forward only, early acks kept) → row PROCESSED.
+         the events through the inbound pipeline in one transaction that also marks the
+         row PROCESSED (`Inbound.process_events`: messages deduped on their wamid,
+         statuses forward only, early acks kept).
 
 A row left PENDING by a crash is processed again at start (`Inbound.recover` hands
-"cloud.webhook" rows here); replaying it is safe because every step it triggers is
-idempotent. A body that cannot be read is poisoned with its error, never retried forever.
+"cloud.webhook" rows here); a media file downloaded before the crash is found again by
+its digest (one row per content). A body that cannot be read is poisoned with its
+error, never retried forever.
 
 The 24-hour service window: a client may get free-form messages on a Cloud API
 session only within 24 h of their last inbound message on that session; outside it,
@@ -91,22 +93,28 @@ async def window(
 
 
 ConnectorOf = Callable[[uuid.UUID], Connector | None]
-Receive = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
+# The inbound pipeline's entry for a stored row that gave several events (row, company, events).
+ProcessEvents = Callable[[uuid.UUID, uuid.UUID, list[AnyEngineEvent]], Awaitable[None]]
 
 
 class CloudService:
     """What the daemon does for its Cloud API sessions besides sending.
 
     Built by the daemon with what it needs: the kernel, the secret box, the inbound
-    pipeline's entry point (`receive`) and the session manager's `connector_of`.
+    pipeline's `process_events` and the session manager's `connector_of`.
     """
 
     def __init__(
-        self, kernel: Kernel, box: SecretBox, *, receive: Receive, connector_of: ConnectorOf
+        self,
+        kernel: Kernel,
+        box: SecretBox,
+        *,
+        process_events: ProcessEvents,
+        connector_of: ConnectorOf,
     ) -> None:
         self.kernel = kernel
         self.box = box
-        self.receive = receive
+        self.process_events = process_events
         self.connector_of = connector_of
         self._settings: dict[uuid.UUID, tuple[float, uuid.UUID, CloudSettings]] = {}
         self.template_names: dict[uuid.UUID, list[str]] = {}  # last list fetched per session
@@ -209,9 +217,11 @@ class CloudService:
             event = events[index]
             assert isinstance(event, MessageEvent)
             events[index] = await self._with_media(company_id, session_id, event, media_id)
-        for event in events:
-            await self.receive(session_id, event)
-        await self._finish(row_id, WebhookEventState.PROCESSED, None)
+        if not events:
+            await self._finish(row_id, WebhookEventState.IGNORED, None)
+            return
+        # One transaction applies them all and marks the row PROCESSED: exactly once.
+        await self.process_events(row_id, company_id, events)
 
     async def _finish(self, row_id: uuid.UUID, state: WebhookEventState, error: str | None) -> None:
         async with self.kernel.tx() as db:

@@ -16,6 +16,7 @@ what the winner committed. An event that still fails is marked FAILED with its e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
@@ -211,25 +212,47 @@ class Inbound:
                 await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
                 return
 
-        key = f"{event.session_id}:"
-        if isinstance(event, MessageEvent | ContactEvent):
-            key += sender_of(event).key
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        async with lock:
+        await self.process_events(row_id, company_id, [event])
+
+    async def process_events(
+        self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
+    ) -> None:
+        """Apply the events of one stored row in one transaction that marks it PROCESSED.
+
+        A row holds one engine event, or an engine's raw body that gave several (a Cloud
+        API webhook); either way they are applied exactly once, under their senders'
+        locks (taken in a fixed order), retried when a uniqueness race is lost. When a
+        batch of several fails otherwise, each event goes through `receive` on its own,
+        so one bad event cannot hold back the others; a single one is poisoned.
+        """
+        keys = set()
+        for event in batch:
+            key = f"{event.session_id}:"
+            if isinstance(event, MessageEvent | ContactEvent):
+                key += sender_of(event).key
+            keys.add(key)
+        locks = []
+        for key in sorted(keys):
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = asyncio.Lock()
+                self._locks[key] = lock
+            locks.append(lock)
+        async with contextlib.AsyncExitStack() as held:
+            for lock in locks:
+                await held.enter_async_context(lock)
             for attempt in range(MAX_RACE_RETRIES):
                 try:
                     async with self.kernel.tx() as db:
                         fresh = await db.get(WebhookEvent, row_id, with_for_update=True)
                         if fresh is None or fresh.state != WebhookEventState.PENDING:
                             return
-                        await self._apply(db, company_id, event)
+                        for event in batch:
+                            await self._apply(db, company_id, event)
                         fresh.state = WebhookEventState.PROCESSED
                         fresh.processed_at = utcnow()
                         fresh.attempts += 1
-                    self.processed += 1
+                    self.processed += len(batch)
                     return
                 except IntegrityError:
                     # Lost a race (same message delivered twice, first ticket of a client
@@ -240,8 +263,25 @@ class Inbound:
                     await asyncio.sleep(0.01 * (attempt + 1))
                 except Exception as exc:
                     log.exception("inbound event %s failed", row_id)
-                    await self._poison(row_id, f"{type(exc).__name__}: {exc}")
-                    return
+                    if len(batch) == 1:
+                        await self._poison(row_id, f"{type(exc).__name__}: {exc}")
+                        return
+                    break
+        # A batch that failed as a whole: one stored row per event, each on its own.
+        for event in batch:
+            await self.receive(event.session_id, event)
+        async with self.kernel.tx() as db:
+            await db.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == row_id, WebhookEvent.state == WebhookEventState.PENDING)
+                .values(
+                    state=WebhookEventState.PROCESSED,
+                    error="split into one stored event per message",
+                    attempts=WebhookEvent.attempts + 1,
+                    processed_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     async def _poison(self, row_id: uuid.UUID, error: str) -> None:
         self.failed += 1
