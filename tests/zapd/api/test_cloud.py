@@ -640,3 +640,31 @@ def _png() -> bytes:
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00\xff\x00\x00")
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+async def test_stored_bodies_left_pending_are_processed_at_start_and_bad_ones_poisoned(
+    cloud_live: Live, fake: FakeGraph
+) -> None:
+    live = cloud_live
+    t = await live.tenant()
+    sid = await cloud_session(live, t, fake, start=False)
+    daemon = live.daemon
+    msg = inbound("text", {"body": "antes da queda"}, wamid="wamid.CRASH1")
+    body = json.dumps(fake.webhook(messages=[msg], contacts=[contact(PHONE)])).encode()
+    # Stored (and acknowledged) but never processed: the daemon died right after the 200.
+    row_id = await daemon.cloud.store_webhook(uuid.UUID(sid), body, fake.signed(body))
+    assert row_id is not None
+    bad = json.dumps({"object": "whatsapp_business_account", "entry": "not a list"}).encode()
+    bad_id = await daemon.cloud.store_webhook(uuid.UUID(sid), bad, fake.signed(bad))
+    assert await count(live, Message) == 0
+    assert await daemon.inbound.recover() == 2
+    async with live.kernel.read() as db:
+        raw = await db.get(WebhookEvent, row_id)
+        poisoned = await db.get(WebhookEvent, bad_id)
+        assert raw is not None and raw.state == 1  # PROCESSED
+        assert poisoned is not None and poisoned.state == 2  # FAILED, with why
+        assert poisoned.error is not None and poisoned.error.startswith("unreadable body")
+        (message,) = (await db.scalars(select(Message).where(Message.direction == 0))).all()
+        assert message.body == "antes da queda"
+    assert await daemon.inbound.recover() == 0  # nothing twice
+    assert await count(live, Message, Message.direction == 0) == 1
