@@ -668,3 +668,45 @@ async def test_stored_bodies_left_pending_are_processed_at_start_and_bad_ones_po
         assert message.body == "antes da queda"
     assert await daemon.inbound.recover() == 0  # nothing twice
     assert await count(live, Message, Message.direction == 0) == 1
+
+
+async def test_pacing_per_recipient_spends_no_attempt(cloud_live: Live, fake: FakeGraph) -> None:
+    live = cloud_live
+    t = await live.tenant()
+    r = await t.admin.post(
+        "/api/v1/sessions",
+        json={
+            "name": "Meta",
+            "engine": 2,
+            "config": cloud_config(fake) | {"pair_burst": 1, "pair_interval_seconds": 0.6},
+        },
+    )
+    sid = r.json()["id"]
+    assert (await t.admin.post(f"/api/v1/sessions/{sid}/start")).status_code == 202
+
+    async def connected() -> bool:
+        return (await t.admin.get(f"/api/v1/sessions/{sid}")).json()["status"] == 0
+
+    await wait_for(connected)
+    await says(live, fake, sid, "Oi")
+    await menu_sent(fake)  # the one message the burst allows
+    ticket = (await t.supervisor.get("/api/v1/tickets")).json()["items"][0]
+    ids = []
+    for text in ("primeira", "segunda"):
+        r = await t.supervisor.post(
+            "/api/v1/messages", json={"ticket_id": ticket["id"], "body": text}
+        )
+        ids.append(uuid.UUID(r.json()["id"]))
+
+    async def all_sent() -> bool:
+        async with live.kernel.read() as db:
+            rows = (await db.scalars(select(Outbox).where(Outbox.message_id.in_(ids)))).all()
+            return all(b.state is OutboxState.SENT for b in rows)
+
+    await wait_for(all_sent)
+    async with live.kernel.read() as db:
+        rows = (await db.scalars(select(Outbox).where(Outbox.message_id.in_(ids)))).all()
+        assert [b.attempts for b in rows] == [0, 0]  # paused, not failed
+        assert any("pacing" in (b.last_error or "") for b in rows)
+    gaps = [b - a for a, b in zip(fake.send_times, fake.send_times[1:], strict=False)]
+    assert len(fake.sent) == 3 and min(gaps) >= 0.5  # one per interval to this user
