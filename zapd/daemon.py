@@ -32,6 +32,7 @@ from zapd.services.conversations.cloud import CloudService
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.sessions.cloud_config import seal_stored
 from zapd.services.sessions.manager import SessionManager
 from zapd.services.tickets.scheduler import Scheduler
 
@@ -99,6 +100,9 @@ class Daemon:
         swept = MediaStore.from_settings(self.settings).sweep_partial_uploads()
         if swept:
             log.info("removed %d partial uploads left by a crash", swept)
+        resealed = await seal_stored(self.kernel, self.secret_box)
+        if resealed:
+            log.info("sealed the engine credentials of %d sessions stored in the clear", resealed)
         recovered = await self.inbound.recover()
         if recovered:
             log.info("processed %d stored inbound events left from the last run", recovered)

@@ -46,6 +46,7 @@ from zapd.db.models import (
     WaSession,
     WebhookEvent,
 )
+from zapd.services.sessions.cloud_config import seal_stored
 
 PHONE = "5511987654321"
 BSUID = "BR.15028374650193"
@@ -710,3 +711,20 @@ async def test_pacing_per_recipient_spends_no_attempt(cloud_live: Live, fake: Fa
         assert any("pacing" in (b.last_error or "") for b in rows)
     gaps = [b - a for a, b in zip(fake.send_times, fake.send_times[1:], strict=False)]
     assert len(fake.sent) == 3 and min(gaps) >= 0.5  # one per interval to this user
+
+
+async def test_credentials_stored_in_the_clear_are_sealed_at_start(cloud_live: Live) -> None:
+    live = cloud_live
+    t = await live.tenant()
+    plain = {"phone_number_id": "123", "access_token": "EAAG-written-before-sealing"}
+    async with live.kernel.tx() as db:
+        row = WaSession(company_id=t.company_id, name="Antiga", engine=2, config=plain)
+        db.add(row)
+        await db.flush()
+        sid = row.id
+    assert await seal_stored(live.kernel, live.daemon.secret_box) == 1
+    assert await seal_stored(live.kernel, live.daemon.secret_box) == 0  # idempotent
+    async with live.kernel.read() as db:
+        got = await db.get(WaSession, sid)
+        assert got is not None and "EAAG-written-before-sealing" not in json.dumps(got.config)
+        assert live.daemon.secret_box.unseal(got.config) == plain

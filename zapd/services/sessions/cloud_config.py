@@ -7,10 +7,17 @@ ERR_ENGINE_UNAVAILABLE naming the key, never the value.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
 from zapd.connectors.cloud.graph import CloudSettings
 from zapd.db.models import WaSession
 from zapd.errors import Conflict, Unavailable
 from zapd.secretbox import SecretBox, SecretError
+
+if TYPE_CHECKING:
+    from zapd.kernel.context import Kernel
 
 
 def settings_of(box: SecretBox, row: WaSession) -> CloudSettings:
@@ -24,3 +31,19 @@ def settings_of(box: SecretBox, row: WaSession) -> CloudSettings:
             "the cloud session lacks phone_number_id or access_token",
             code="ERR_ENGINE_UNAVAILABLE",
         ) from None
+
+
+async def seal_stored(kernel: Kernel, box: SecretBox) -> int:
+    """Seal credentials still stored in the clear (rows written before sealing); return how many.
+
+    Run at daemon start; idempotent (sealed values are left alone).
+    """
+    sealed = 0
+    async with kernel.tx() as db:
+        for row in await db.scalars(select(WaSession)):
+            config = row.config or {}
+            new = box.seal(config)
+            if new != config:
+                row.config = new
+                sealed += 1
+    return sealed
