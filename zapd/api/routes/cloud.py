@@ -83,6 +83,6 @@ async def list_templates(
         row = await sessions.get(db, principal, session_id)
         principal.require(Role.SUPERVISOR)
         if row.engine != Engine.CLOUD:
-            raise Conflict("templates exist only on Cloud API sessions", code="ERR_NOT_CLOUD")
+            raise Conflict("templates exist only on Cloud API sessions", code=ErrorCode.NOT_CLOUD)
     found = await daemon.cloud.templates(session_id)
     return [CloudTemplate.from_graph(t) for t in found]

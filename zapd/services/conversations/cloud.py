@@ -39,6 +39,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Engine, MessageDirection, WebhookEventState
+from shared.errors import ErrorCode
 from shared.protocol.messages import MessageSend
 from zapd.connectors.base import Connector
 from zapd.connectors.cloud import webhook
@@ -296,7 +297,7 @@ class CloudService:
         except GraphError as exc:
             raise Unavailable(
                 f"the Graph API refused the template list: {exc.describe()}",
-                code="ERR_ENGINE_UNAVAILABLE",
+                code=ErrorCode.ENGINE_UNAVAILABLE,
             ) from None
         finally:
             if own:
@@ -336,7 +337,7 @@ async def check_cloud_send(
     """
     if body.template is not None:
         if session.engine != Engine.CLOUD:
-            raise Conflict("templates exist only on Cloud API sessions", code="ERR_NOT_CLOUD")
+            raise Conflict("templates exist only on Cloud API sessions", code=ErrorCode.NOT_CLOUD)
         return {"template": body.template.model_dump()}
     if session.engine != Engine.CLOUD or body.note or client_id is None:
         return None
@@ -349,7 +350,7 @@ async def check_cloud_send(
         )
         raise Conflict(
             f"the 24-hour service window is closed ({since}): only a template can be sent",
-            code="ERR_WINDOW_CLOSED",
+            code=ErrorCode.WINDOW_CLOSED,
             session_id=session.id,
         )
     return None

@@ -59,8 +59,9 @@ from zapd.db.models import (
 )
 from zapd.db.types import utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
+from zapd.domain.texts import session_overrides
+from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
-from zapd.realtime import events
 from zapd.services.conversations.menus import menu_messages
 from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
@@ -607,7 +608,6 @@ class Inbound:
             )
             for d in rows
         ]
-        overrides = flow_cfg.get("texts", {})
         config = FlowConfig(
             company_name=str(flow_cfg.get("company_name") or company.name),
             departments=infos,
@@ -615,6 +615,6 @@ class Inbound:
             max_attempts=settings.menu_max_attempts,
             returning_client_days=settings.returning_client_days,
             locale=company.locale,
-            text_overrides=overrides if isinstance(overrides, dict) else {},
+            text_overrides=session_overrides(flow_cfg),
         )
         return Flow(config), {d.id: d for d in rows}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from shared.errors import ErrorCode
 from zapd.connectors.cloud.graph import CloudSettings
 from zapd.db.models import WaSession
 from zapd.errors import Conflict, Unavailable
@@ -25,11 +26,11 @@ def settings_of(box: SecretBox, row: WaSession) -> CloudSettings:
     try:
         return CloudSettings.from_config(box.unseal(row.config or {}))
     except SecretError as exc:
-        raise Unavailable(str(exc), code="ERR_ENGINE_UNAVAILABLE") from None
+        raise Unavailable(str(exc), code=ErrorCode.ENGINE_UNAVAILABLE) from None
     except (KeyError, TypeError, ValueError):
         raise Conflict(
             "the cloud session lacks phone_number_id or access_token",
-            code="ERR_ENGINE_UNAVAILABLE",
+            code=ErrorCode.ENGINE_UNAVAILABLE,
         ) from None
 
 
