@@ -73,7 +73,7 @@ class Daemon:
         self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
         self.scheduler = Scheduler(kernel)
-        self.workers: list[Worker] = [self.outbox_worker, self.scheduler]
+        self.workers: list[Worker] = [self.outbox_worker, self.scheduler, self.cloud]
 
     @property
     def settings(self) -> ZapdSettings:

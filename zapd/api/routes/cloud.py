@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -23,7 +23,6 @@ from shared.protocol.sessions import CloudTemplate
 from zapd.api.deps import Auth, DaemonDep, KernelDep
 from zapd.api.errors import error_body
 from zapd.connectors.cloud.webhook import SIGNATURE_HEADER
-from zapd.daemon import Daemon
 from zapd.errors import Conflict
 from zapd.services.sessions import records as sessions
 
@@ -45,16 +44,9 @@ async def verify_webhook(
     return PlainTextResponse(await daemon.cloud.verify(session_id, mode, token, challenge))
 
 
-async def _process(daemon: Daemon, row_id: uuid.UUID) -> None:
-    try:
-        await daemon.inbound.process(row_id)
-    except Exception:  # stays PENDING: processed again at the next start
-        log.exception("cloud webhook %s: processing failed", row_id)
-
-
 @router.post("/webhooks/cloud/{session_id}", response_model=None)
 async def receive_webhook(
-    session_id: uuid.UUID, request: Request, daemon: DaemonDep, background: BackgroundTasks
+    session_id: uuid.UUID, request: Request, daemon: DaemonDep
 ) -> JSONResponse:
     """Store a signed body, answer 200, then process it (messages, statuses)."""
     body = await request.body()
@@ -70,7 +62,7 @@ async def receive_webhook(
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     if row_id is not None:
-        background.add_task(_process, daemon, row_id)
+        daemon.cloud.schedule(row_id)
     return JSONResponse({"status": "duplicate" if row_id is None else "stored"})
 
 

@@ -5,7 +5,8 @@ Webhook intake (`store_webhook` then `process_webhook`):
     POST /webhooks/cloud/{session}
       ─► signature (HMAC-SHA256 of the raw body, app secret) ─ wrong/missing ─► 401, nothing stored
       ─► webhook_events row, event_type "cloud.webhook", payload = the body as Meta sent it,
-         dedupe_key = sha256 of the body: a byte-identical redelivery is stored once
+         dedupe_key = sha256 of the body: a byte-identical redelivery is stored once;
+         bodies arriving together share one commit (group commit), each answered after it
       ─► 200 to Meta
       └► process: parse → download media (with the token, into the media store) →
          the events through the inbound pipeline in one transaction that also marks the
@@ -24,6 +25,7 @@ only a template (`window`, checked by the messages service before anything is qu
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -98,6 +100,20 @@ ConnectorOf = Callable[[uuid.UUID], Connector | None]
 ProcessEvents = Callable[[uuid.UUID, uuid.UUID, list[AnyEngineEvent]], Awaitable[None]]
 
 
+GROUP_COMMIT_MAX = 500  # bodies per transaction at most
+
+
+@dataclass
+class _Pending:
+    """A checked body waiting for its commit; `done` gets its row id (None: a duplicate)."""
+
+    company_id: uuid.UUID
+    session_id: uuid.UUID
+    dedupe: str
+    payload: dict[str, Any]
+    done: asyncio.Future[uuid.UUID | None]
+
+
 class CloudService:
     """What the daemon does for its Cloud API sessions besides sending.
 
@@ -121,6 +137,48 @@ class CloudService:
         self.template_names: dict[uuid.UUID, list[str]] = {}  # last list fetched per session
         self.stored = 0
         self.duplicates = 0
+        # Stored bodies wait here for a few processors: under a burst, the commits that
+        # answer Meta queue behind at most `processors` processing transactions (SQLite
+        # has one writer), not behind one per webhook received.
+        self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+        self._batch: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.processors = 1 if kernel.engine.dialect.name == "sqlite" else 4
+
+    # ------------------------------------------------------------------ processors
+
+    async def start(self) -> None:
+        """Start the processors of stored bodies."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(self._processor(), name=f"cloud-webhooks-{i}")
+            for i in range(self.processors)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the processors; bodies not processed yet stay PENDING (recovered later)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def schedule(self, row_id: uuid.UUID) -> None:
+        """Queue a stored body for processing (it is durable already)."""
+        self._queue.put_nowait(row_id)
+
+    async def _processor(self) -> None:
+        while True:
+            row_id = await self._queue.get()
+            try:
+                await self.process_webhook(row_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # stays PENDING: processed again at the next start
+                log.exception("cloud webhook %s: processing failed", row_id)
 
     # ------------------------------------------------------------------ settings
 
@@ -176,30 +234,67 @@ class CloudService:
         if not isinstance(payload, dict):
             raise ValidationFailed("the webhook body is not a JSON object")
         dedupe = "sha256:" + hashlib.sha256(body).hexdigest()
+        pending = _Pending(
+            company_id, session_id, dedupe, payload, asyncio.get_running_loop().create_future()
+        )
+        self._batch.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="cloud-webhook-commits")
+        return await pending.done
+
+    async def _flush(self) -> None:
+        """Commit waiting bodies, many per transaction (group commit), until none wait.
+
+        Bodies that arrive while a commit is in flight go together in the next one: under
+        a burst, one fsync answers many webhooks instead of each queueing for its own.
+        """
+        while self._batch:
+            batch, self._batch = self._batch[:GROUP_COMMIT_MAX], self._batch[GROUP_COMMIT_MAX:]
+            try:
+                ids = await self._insert(batch)
+            except Exception as exc:  # the callers answer 503 and Meta retries
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item, row_id in zip(batch, ids, strict=True):
+                if not item.done.done():
+                    item.done.set_result(row_id)
+
+    async def _insert(self, batch: list[_Pending]) -> list[uuid.UUID | None]:
         async with self.kernel.tx() as db:
-            seen = await db.scalar(
-                select(WebhookEvent.id).where(
-                    WebhookEvent.company_id == company_id,
-                    WebhookEvent.dedupe_key == dedupe,
-                    WebhookEvent.event_type == RAW_EVENT_TYPE,
+            found = (
+                await db.execute(
+                    select(WebhookEvent.company_id, WebhookEvent.dedupe_key).where(
+                        WebhookEvent.company_id.in_({p.company_id for p in batch}),
+                        WebhookEvent.dedupe_key.in_({p.dedupe for p in batch}),
+                        WebhookEvent.event_type == RAW_EVENT_TYPE,
+                    )
                 )
-            )
-            if seen is not None:
-                self.duplicates += 1
-                return None
-            row = WebhookEvent(
-                company_id=company_id,
-                session_id=session_id,
-                engine=Engine.CLOUD,
-                event_type=RAW_EVENT_TYPE,
-                dedupe_key=dedupe,
-                payload=payload,
-            )
-            db.add(row)
+            ).all()
+            seen: set[tuple[uuid.UUID, str | None]] = {(c, k) for c, k in found}
+            rows: list[WebhookEvent | None] = []
+            for item in batch:
+                key = (item.company_id, item.dedupe)
+                if key in seen:
+                    rows.append(None)
+                    continue
+                seen.add(key)
+                row = WebhookEvent(
+                    company_id=item.company_id,
+                    session_id=item.session_id,
+                    engine=Engine.CLOUD,
+                    event_type=RAW_EVENT_TYPE,
+                    dedupe_key=item.dedupe,
+                    payload=item.payload,
+                )
+                db.add(row)
+                rows.append(row)
             await db.flush()
-            row_id = row.id
-        self.stored += 1
-        return row_id
+            ids = [row.id if row is not None else None for row in rows]
+        self.stored += sum(1 for i in ids if i is not None)
+        self.duplicates += sum(1 for i in ids if i is None)
+        return ids
 
     async def process_webhook(self, row_id: uuid.UUID) -> None:
         """Turn a stored body into inbound events, once (see the module docstring)."""
