@@ -155,7 +155,46 @@ def add(
         typer.Option("--cloud-phone-number-id", help="Cloud engine: Meta's phone number id."),
     ] = None,
     cloud_token: Annotated[
-        str | None, typer.Option("--cloud-token", help="Cloud engine: the Graph API access token.")
+        str | None,
+        typer.Option(
+            "--cloud-token",
+            envvar="ZAP_CLOUD_TOKEN",
+            help="Cloud engine: the Graph API access token (stored encrypted, never shown).",
+        ),
+    ] = None,
+    cloud_waba_id: Annotated[
+        str | None,
+        typer.Option("--cloud-waba-id", help="Cloud engine: the WhatsApp Business Account id."),
+    ] = None,
+    cloud_app_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--cloud-app-secret",
+            envvar="ZAP_CLOUD_APP_SECRET",
+            help="Cloud engine: the Meta app secret that signs webhooks.",
+        ),
+    ] = None,
+    cloud_verify_token: Annotated[
+        str | None,
+        typer.Option(
+            "--cloud-verify-token",
+            help="Cloud engine: the webhook verify token (one is generated when omitted).",
+        ),
+    ] = None,
+    cloud_api_version: Annotated[
+        str | None,
+        typer.Option("--cloud-api-version", help="Cloud engine: Graph API version, e.g. v26.0."),
+    ] = None,
+    cloud_base_url: Annotated[
+        str | None,
+        typer.Option("--cloud-base-url", help="Cloud engine: Graph API base URL (a proxy)."),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Cloud engine: the https address Meta reaches zapd at (default: --server).",
+        ),
     ] = None,
     company: Annotated[
         str | None,
@@ -170,21 +209,45 @@ def add(
 
       \b
       zapctl session add Oficial --engine cloud \\
-        --cloud-phone-number-id 1234567890 --cloud-token EAAG...
+        --cloud-phone-number-id 1234567890 --cloud-token EAAG... \\
+        --cloud-waba-id 9876543210 --cloud-app-secret abc123 \\
+        --public-url https://zap.example.com.br
+
+    A cloud session prints the webhook URL and verify token to paste in Meta's
+    dashboard (WhatsApp > Configuration > Webhook); the token is shown only now.
 
       zapctl --json session add Teste --engine sandbox
     """
     from zapctl import api
 
     config: dict[str, Any] = {}
+    cloud_extra = {
+        "business_account_id": cloud_waba_id,
+        "app_secret": cloud_app_secret,
+        "verify_token": cloud_verify_token,
+        "api_version": cloud_api_version,
+        "base_url": cloud_base_url,
+    }
     if engine is Engine.CLOUD:
         if not cloud_phone_number_id or not cloud_token:
             raise CliError(
                 "the cloud engine needs --cloud-phone-number-id and --cloud-token", ExitCode.USAGE
             )
+        if not cloud_app_secret:
+            raise CliError(
+                "the cloud engine needs --cloud-app-secret (it checks every webhook's signature)",
+                ExitCode.USAGE,
+            )
+        if not cloud_verify_token:
+            import secrets
+
+            cloud_extra["verify_token"] = secrets.token_urlsafe(24)
         config = {"phone_number_id": cloud_phone_number_id, "access_token": cloud_token}
-    elif cloud_phone_number_id or cloud_token:
+        config.update({k: v for k, v in cloud_extra.items() if v})
+    elif cloud_phone_number_id or cloud_token or any(cloud_extra.values()):
         raise CliError("--cloud-* options are for --engine cloud", ExitCode.USAGE)
+    elif public_url:
+        raise CliError("--public-url is for --engine cloud", ExitCode.USAGE)
 
     async def go(zap: ZapClient) -> Any:
         from pydantic import ValidationError
@@ -211,10 +274,21 @@ def add(
 
     created = api.run(ctx, go)
     human = f"added session {created.name} ({created.id}), engine {created.engine.name.lower()}"
+    doc = dump(created)
     if created.webhook_secret:
         human += f"\nwebhook secret (shown only now): {created.webhook_secret}"
+    if engine is Engine.CLOUD:
+        base = (public_url or api.settings(ctx).server).rstrip("/")
+        url = f"{base}/webhooks/cloud/{created.id}"
+        token = config["verify_token"]
+        doc["cloud_webhook"] = {"url": url, "verify_token": token}
+        human += (
+            "\npaste in Meta's dashboard (WhatsApp > Configuration > Webhook):"
+            f"\n  callback URL: {url}\n  verify token (shown only now): {token}"
+            "\n  and subscribe the `messages` field"
+        )
     human += f"\nnext: zapctl session start {created.id} --wait"
-    emit(ctx, dump(created), human)
+    emit(ctx, doc, human)
 
 
 def list_(
@@ -292,6 +366,38 @@ def status(ctx: typer.Context, session: SessionArg) -> None:
     if s.last_heartbeat_at:
         human += f"  heartbeat {when(s.last_heartbeat_at)}"
     emit(ctx, data, human)
+
+
+def templates(ctx: typer.Context, session: SessionArg) -> None:
+    """List the approved message templates of a Cloud API session (SUPERVISOR+).
+
+    Templates are what may be sent outside the customer's 24-hour window
+    (zapctl send --template NAME --param VALUE).
+
+    Examples:
+
+      zapctl session templates Oficial
+
+      zapctl --json session templates Oficial
+    """
+    from zapctl import api
+
+    async def go(zap: ZapClient) -> list[Any]:
+        s = await resolve_session(zap, session)
+        return await zap.session_templates(s.id)
+
+    rows = api.run(ctx, go)
+    shown = [
+        {
+            "name": t.name,
+            "language": t.language,
+            "category": t.category,
+            "params": t.parameters,
+            "body": t.body,
+        }
+        for t in rows
+    ]
+    emit(ctx, dump(rows), table(shown, ["name", "language", "category", "params", "body"]))
 
 
 # --------------------------------------------------------------------------- engine control
@@ -750,3 +856,4 @@ app.command("logout")(logout)
 app.command("logs")(logs)
 app.command("update")(update)
 app.command("remove")(remove)
+app.command("templates")(templates)

@@ -25,10 +25,14 @@ from zapd.kernel.context import Kernel
 from zapd.kernel.throttle import LoginThrottle
 from zapd.prometheus import Metrics
 from zapd.realtime.hub import Hub
+from zapd.secretbox import SecretBox
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
+from zapd.services.conversations.cloud import RAW_EVENT_TYPE as CLOUD_RAW_EVENT
+from zapd.services.conversations.cloud import CloudService
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.sessions.cloud_config import seal_stored
 from zapd.services.sessions.heartbeat import Heartbeat
 from zapd.services.sessions.manager import SessionManager
 from zapd.services.tickets.scheduler import Scheduler
@@ -58,13 +62,29 @@ class Daemon:
         self._background = False
 
         self.sandbox = SandboxNetwork()
-        self.engines = SessionManager(kernel, self.sandbox, self.metrics.registry)
+        # Engine credentials are sealed at rest with the state dir's key (zapd.secretbox).
+        self.secret_box = SecretBox.from_state_dir(kernel.settings.state_dir)
+        self.engines = SessionManager(
+            kernel, self.sandbox, self.metrics.registry, box=self.secret_box
+        )
         self.inbound = Inbound(kernel)
         self.engines.on_inbound = self.inbound.receive
+        self.cloud = CloudService(
+            kernel,
+            self.secret_box,
+            process_events=self.inbound.process_events,
+            connector_of=self.engines.connector,
+        )
+        self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
         self.scheduler = Scheduler(kernel)
         self.heartbeat = Heartbeat(kernel, self.engines)
-        self.workers: list[Worker] = [self.outbox_worker, self.scheduler, self.heartbeat]
+        self.workers: list[Worker] = [
+            self.outbox_worker,
+            self.scheduler,
+            self.heartbeat,
+            self.cloud,
+        ]
 
     @property
     def settings(self) -> ZapdSettings:
@@ -91,6 +111,9 @@ class Daemon:
         swept = MediaStore.from_settings(self.settings).sweep_partial_uploads()
         if swept:
             log.info("removed %d partial uploads left by a crash", swept)
+        resealed = await seal_stored(self.kernel, self.secret_box)
+        if resealed:
+            log.info("sealed the engine credentials of %d sessions stored in the clear", resealed)
         recovered = await self.inbound.recover()
         if recovered:
             log.info("processed %d stored inbound events left from the last run", recovered)

@@ -40,6 +40,12 @@ class SessionEndpoints(ClientCore):
         """Create a session (ADMIN); the webhook secret is shown in this answer only."""
         return await self._send(sessions.SessionWithSecret, "POST", f"{API}/sessions", body)
 
+    async def session_templates(self, session_id: uuid.UUID) -> list[sessions.CloudTemplate]:
+        """List the approved message templates of a Cloud API session (SUPERVISOR+)."""
+        return await self._get_list(
+            sessions.CloudTemplate, f"{API}/sessions/{session_id}/templates"
+        )
+
     async def update_session(
         self, session_id: uuid.UUID, body: sessions.SessionUpdate
     ) -> sessions.SessionWithSecret:

@@ -327,7 +327,8 @@ def test_add_prints_the_webhook_secret_once_and_checks_options(stack: Stack) -> 
                        "--webhook-url", "https://crm.example.com/zap")),
             ("admin", ("--json", "session", "add", cloud, "--engine", "cloud",
                        "--cloud-phone-number-id", "1234567890",
-                       "--cloud-token", "EAAG-secret-token")),
+                       "--cloud-token", "EAAG-secret-token",
+                       "--cloud-app-secret", "app-secret-value")),
         ]
     )  # fmt: skip
     secret_line = next(line for line in hooked.out.splitlines() if "webhook secret" in line)

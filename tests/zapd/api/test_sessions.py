@@ -82,11 +82,13 @@ async def test_create_cloud_session_masks_token_and_shows_secret_once(live: Live
         assert [s["id"] for s in listing.json()] == [sid]
         assert TOKEN not in listing.text and created["webhook_secret"] not in listing.text
 
-    # The database holds the real values; the audit log does not.
+    # The database holds the credentials sealed (zapd.secretbox); the audit log not at all.
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
-        assert row.config["access_token"] == TOKEN
+        assert row.config["access_token"].startswith("enc:v1:")
+        assert TOKEN not in str(row.config)
+        assert live.daemon.secret_box.unseal(row.config)["access_token"] == TOKEN
         assert row.webhook_secret == created["webhook_secret"]
     audit = await _audit(live, t.company_id)
     assert [a.action for a in audit] == ["session.create"]
@@ -206,14 +208,19 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
     assert body["webhook_secret"] is None
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
-        assert row is not None and row.config == {"phone_number_id": "555", "access_token": TOKEN}
+        assert row is not None
+        assert live.daemon.secret_box.unseal(row.config) == {
+            "phone_number_id": "555",
+            "access_token": TOKEN,
+        }
 
     # Rotate the token alone.
     r = await t.admin.patch(f"/api/v1/sessions/{sid}", json={"config": {"access_token": "new"}})
     assert r.status_code == 200
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
-        assert row is not None and row.config["access_token"] == "new"
+        assert row is not None
+        assert live.daemon.secret_box.unseal(row.config)["access_token"] == "new"
 
     # A patch that would break the engine's config is refused and changes nothing.
     for patch in (
@@ -234,7 +241,11 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
         assert r.status_code == 422, (patch, r.text)
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
-        assert row is not None and row.config == {"phone_number_id": "555", "access_token": "new"}
+        assert row is not None
+        assert live.daemon.secret_box.unseal(row.config) == {
+            "phone_number_id": "555",
+            "access_token": "new",
+        }
         assert row.name == "Cloud Principal" and row.engine is Engine.CLOUD
 
     # Setting a webhook URL mints a secret (shown in that answer only); rotating mints another.

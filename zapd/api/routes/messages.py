@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from sqlalchemy.exc import IntegrityError
 
+from shared.errors import ErrorCode
 from shared.protocol.messages import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY_MAX,
@@ -18,7 +19,7 @@ from shared.protocol.messages import (
     MessageOut,
     MessageSend,
 )
-from zapd.api.deps import ActorDep, KernelDep
+from zapd.api.deps import ActorDep, DaemonDep, KernelDep
 from zapd.errors import Conflict
 from zapd.services.conversations import messages
 
@@ -30,6 +31,7 @@ async def send_message(
     body: MessageSend,
     actor: ActorDep,
     kernel: KernelDep,
+    daemon: DaemonDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -48,6 +50,12 @@ async def send_message(
                 sent = await messages.send(db, actor, body, idempotency_key)
                 out = MessageOut.model_validate(sent.message)
             break
+        except Conflict as exc:
+            if exc.code != ErrorCode.WINDOW_CLOSED:
+                raise
+            names = await daemon.cloud.known_templates(exc.details["session_id"])
+            listed = ", ".join(names) if names else "none approved, or the list is unavailable"
+            raise Conflict(f"{exc.message}; templates: {listed}", code=exc.code) from None
         except IntegrityError:
             # A concurrent request with the same key (or creating the same client)
             # committed first: the second try finds what it made.

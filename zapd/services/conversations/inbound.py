@@ -16,9 +16,11 @@ what the winner committed. An event that still fails is marked FAILED with its e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
+from zapd.services.conversations.menus import menu_messages
 from zapd.services.conversations.received_media import store_received
 from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
@@ -81,6 +84,7 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
     jid_text = ev.sender_jid if isinstance(ev, MessageEvent) else ev.jid
     lid = ev.sender_lid if isinstance(ev, MessageEvent) else ev.lid
     phone_raw = ev.sender_phone if isinstance(ev, MessageEvent) else ev.phone
+    bsuid = ev.sender_bsuid if isinstance(ev, MessageEvent) else ev.bsuid
     phone: str | None = None
     try:
         jid = parse_jid(jid_text)
@@ -88,6 +92,8 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
             lid = lid or f"{jid.user}@lid"
         elif jid.is_user:
             phone = jid_to_e164(jid)
+        elif jid.is_bsuid:
+            bsuid = bsuid or jid.user
     except InvalidPhone:
         pass
     if phone is None and phone_raw:
@@ -95,7 +101,7 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
             phone = normalize_phone(phone_raw, strict=False)
         except InvalidPhone:
             phone = None
-    return Identity(phone=phone, lid=lid)
+    return Identity(phone=phone, lid=lid, bsuid=bsuid)
 
 
 class Inbound:
@@ -106,6 +112,9 @@ class Inbound:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._company: dict[uuid.UUID, uuid.UUID] = {}  # a session's company never changes
         self._engine: dict[uuid.UUID, Engine] = {}
+        # Stored rows that are not engine events but an engine's raw body (e.g. a Cloud
+        # API webhook): their event_type names who turns them into events.
+        self.raw_handlers: dict[str, Callable[[uuid.UUID], Awaitable[None]]] = {}
         self.processed = 0
         self.failed = 0
 
@@ -193,6 +202,10 @@ class Inbound:
                 if row is None or row.state != WebhookEventState.PENDING:
                     return
                 payload, company_id = row.payload, row.company_id
+                raw_handler = self.raw_handlers.get(row.event_type)
+            if raw_handler is not None:
+                await raw_handler(row_id)
+                return
             try:
                 event = load_event(payload)
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -201,25 +214,47 @@ class Inbound:
                 await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
                 return
 
-        key = f"{event.session_id}:"
-        if isinstance(event, MessageEvent | ContactEvent):
-            key += sender_of(event).key
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        async with lock:
+        await self.process_events(row_id, company_id, [event])
+
+    async def process_events(
+        self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
+    ) -> None:
+        """Apply the events of one stored row in one transaction that marks it PROCESSED.
+
+        A row holds one engine event, or an engine's raw body that gave several (a Cloud
+        API webhook); either way they are applied exactly once, under their senders'
+        locks (taken in a fixed order), retried when a uniqueness race is lost. When a
+        batch of several fails otherwise, each event goes through `receive` on its own,
+        so one bad event cannot hold back the others; a single one is poisoned.
+        """
+        keys = set()
+        for event in batch:
+            key = f"{event.session_id}:"
+            if isinstance(event, MessageEvent | ContactEvent):
+                key += sender_of(event).key
+            keys.add(key)
+        locks = []
+        for key in sorted(keys):
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = asyncio.Lock()
+                self._locks[key] = lock
+            locks.append(lock)
+        async with contextlib.AsyncExitStack() as held:
+            for lock in locks:
+                await held.enter_async_context(lock)
             for attempt in range(MAX_RACE_RETRIES):
                 try:
                     async with self.kernel.tx() as db:
                         fresh = await db.get(WebhookEvent, row_id, with_for_update=True)
                         if fresh is None or fresh.state != WebhookEventState.PENDING:
                             return
-                        await self._apply(db, company_id, event)
+                        for event in batch:
+                            await self._apply(db, company_id, event)
                         fresh.state = WebhookEventState.PROCESSED
                         fresh.processed_at = utcnow()
                         fresh.attempts += 1
-                    self.processed += 1
+                    self.processed += len(batch)
                     return
                 except IntegrityError:
                     # Lost a race (same message delivered twice, first ticket of a client
@@ -230,8 +265,25 @@ class Inbound:
                     await asyncio.sleep(0.01 * (attempt + 1))
                 except Exception as exc:
                     log.exception("inbound event %s failed", row_id)
-                    await self._poison(row_id, f"{type(exc).__name__}: {exc}")
-                    return
+                    if len(batch) == 1:
+                        await self._poison(row_id, f"{type(exc).__name__}: {exc}")
+                        return
+                    break
+        # A batch that failed as a whole: one stored row per event, each on its own.
+        for event in batch:
+            await self.receive(event.session_id, event)
+        async with self.kernel.tx() as db:
+            await db.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == row_id, WebhookEvent.state == WebhookEventState.PENDING)
+                .values(
+                    state=WebhookEventState.PROCESSED,
+                    error="split into one stored event per message",
+                    attempts=WebhookEvent.attempts + 1,
+                    processed_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     async def _poison(self, row_id: uuid.UUID, error: str) -> None:
         self.failed += 1
@@ -356,12 +408,15 @@ class Inbound:
             wa_message_id=ev.wa_message_id,
             quoted_message_id=quoted_id,
             media_id=(
-                await store_received(db, self.kernel.settings, company_id, ev)
-                if ev.media_url
-                else None
+                ev.media_id
+                or (
+                    await store_received(db, self.kernel.settings, company_id, ev)
+                    if ev.media_url
+                    else None
+                )
             ),
             wa_timestamp=ev.timestamp,
-            extra={"kind": "phone"} if ev.from_me else {},
+            extra={"kind": "phone"} if ev.from_me else dict(ev.extra),
         )
         db.add(message)
         now = utcnow()
@@ -486,7 +541,10 @@ class Inbound:
         if created:
             step = flow.start(await self._customer(db, client, ticket), now)
         else:
-            step = flow.handle(ticket.flow_state, ticket.flow_data, ev.body or "", now)
+            # A tapped button or list row answers with its id (the menu position, "1"/"2").
+            step = flow.handle(
+                ticket.flow_state, ticket.flow_data, ev.reply_id or ev.body or "", now
+            )
         ticket.flow_state = step.state
         ticket.flow_data = step.data
         if step.department_id is not None:
@@ -494,8 +552,12 @@ class Inbound:
             dept = departments.get(step.department_id)
             if dept is not None and dept.response_timeout_seconds:
                 ticket.timeout_at = now + timedelta(seconds=dept.response_timeout_seconds)
-        for text in step.replies:
-            await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+        session = await db.get(WaSession, chat.session_id)  # loaded by _flow already
+        native = session is not None and session.engine == Engine.CLOUD
+        for text, interactive in menu_messages(flow, step, native=native):
+            queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+            if interactive is not None:
+                queued.message.extra = {**queued.message.extra, "interactive": interactive}
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:

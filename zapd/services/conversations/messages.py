@@ -43,6 +43,7 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, events
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.visibility import can_see
+from zapd.services.conversations.cloud import check_cloud_send, template_text
 from zapd.services.delivery import media as media_service
 from zapd.services.delivery import outbox
 from zapd.services.people import identity
@@ -235,6 +236,9 @@ async def send(
         )
     if not body.note and not session.active:
         raise Conflict("the session is inactive", code=ErrorCode.SESSION_INACTIVE)
+    template_extra = await check_cloud_send(
+        db, session, ticket.client_id if ticket else client.id if client else None, body
+    )
 
     quoted_id = None
     if body.quoted_message_id is not None:
@@ -250,6 +254,8 @@ async def send(
         else None
     )
     text = body.body if body.body and body.body.strip() else None
+    if body.template is not None:
+        text = template_text(body.template.name, body.template.parameters)
     shortcut = None
     if text is not None:
         text, shortcut = await expand_quick_reply(
@@ -263,6 +269,7 @@ async def send(
     if (
         text is not None
         and not body.note
+        and body.template is None
         and p.user_id is not None
         and settings_of(company).agent_name_prefix
     ):
@@ -288,6 +295,8 @@ async def send(
         kind="agent",
     )
     message = queued.message
+    if template_extra is not None:
+        message.extra = {**(message.extra or {}), **template_extra}
     if body.note and key is not None:
         message.extra = {**(message.extra or {}), "idempotency_key": key}
 
@@ -306,6 +315,7 @@ async def send(
         "body_length": len(text or ""),  # the text itself stays out of the audit log
         "media_id": message.media_id,
         "quick_reply": shortcut,
+        "template": body.template.name if body.template else None,
         "idempotency_key": idempotency_key,
     }
     if e164 is not None:

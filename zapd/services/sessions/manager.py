@@ -20,6 +20,8 @@ from shared.enums import Engine, LogLevel, SessionStatus
 from shared.errors import ErrorCode
 from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
+from zapd.connectors.cloud.connector import CloudConnector
+from zapd.connectors.cloud.graph import CloudSettings
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
 from zapd.connectors.webjs.connector import WebjsConnector
@@ -28,6 +30,8 @@ from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
 from zapd.kernel import events
+from zapd.secretbox import SecretBox
+from zapd.services.sessions.cloud_config import settings_of
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
@@ -46,9 +50,11 @@ class SessionManager:
         kernel: Kernel,
         sandbox: SandboxNetwork,
         registry: CollectorRegistry | None = None,  # Prometheus, for the webjs counters
+        box: SecretBox | None = None,  # opens sealed engine credentials (cloud)
     ) -> None:
         self.kernel = kernel
         self.sandbox = sandbox
+        self.box = box or SecretBox.from_state_dir(kernel.settings.state_dir)
         self._connectors: dict[uuid.UUID, Connector] = {}
         self._company: dict[uuid.UUID, uuid.UUID] = {}
         self._lock = asyncio.Lock()
@@ -80,7 +86,8 @@ class SessionManager:
                     raise Conflict("session is inactive", code=ErrorCode.SESSION_INACTIVE)
                 engine, company_id = row.engine, row.company_id
                 linked_phone = row.phone if row.auth_state_path == SANDBOX_LINKED else None
-            connector = self._build(engine, session_id, linked_phone)
+                cloud = settings_of(self.box, row) if engine == Engine.CLOUD else None
+            connector = self._build(engine, session_id, linked_phone, cloud)
             self._connectors[session_id] = connector
             self._company[session_id] = company_id
         try:
@@ -89,9 +96,18 @@ class SessionManager:
             self._connectors.pop(session_id, None)
             raise
 
-    def _build(self, engine: Engine, session_id: uuid.UUID, linked_phone: str | None) -> Connector:
+    def _build(
+        self,
+        engine: Engine,
+        session_id: uuid.UUID,
+        linked_phone: str | None,
+        cloud: CloudSettings | None = None,
+    ) -> Connector:
         async def sink(event: AnyEngineEvent) -> None:
             await self.handle(event)
+
+        if engine == Engine.CLOUD and cloud is not None:
+            return CloudConnector(session_id, cloud, sink)
 
         if engine == Engine.SANDBOX:
             if linked_phone:
