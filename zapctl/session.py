@@ -564,7 +564,7 @@ def qr_cmd(
         "qr": code.qr,
         "expires_at": code.expires_at.isoformat() if code.expires_at else None,
         "session_id": str(code.session_id),
-        "status": int(code.status),
+        "status": code.status,  # by name in --json (output.plain)
         "sandbox": code.sandbox,
     }
     color = qr_draw.use_color()

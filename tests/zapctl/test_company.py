@@ -127,7 +127,7 @@ def test_duplicate_unknown_and_server_side_errors(inst: Instance) -> None:
     assert failed(missing_id, 3) == "zapctl: company not found"
     assert failed(missing_cnpj, 3) == f"zapctl: no company with CNPJ {unknown}"
     assert failed(missing_upd, 3) == "zapctl: company not found"
-    assert failed(garbage, 3).startswith("zapctl: no company 'acme': give its id or CNPJ")
+    assert failed(garbage, 3) == "zapctl: no company named 'acme' (give its name, id or CNPJ)"
     # Nothing changed.
     doc = inst.json("company", "show", cnpj)
     assert doc["name"] == "Primeira"
