@@ -18,6 +18,7 @@ from tests.zapd.api.conftest import Live, start_live
 from tests.zapd.api.conftest import test_settings as settings_for
 from tests.zapd.db import factories
 from zapd.kernel.principal import Principal
+from zapd.kernel.throttle import LoginThrottle
 from zapd.prometheus import UNMATCHED_ROUTE, Metrics
 
 
@@ -230,10 +231,16 @@ async def test_scrape_answers_with_the_database_down() -> None:
         raise ConnectionRefusedError("database is down")
         yield
 
-    kernel = SimpleNamespace(engine=SimpleNamespace(pool=object()), read=broken_read)
+    kernel = SimpleNamespace(
+        engine=SimpleNamespace(pool=object()),
+        read=broken_read,
+        throttle=LoginThrottle(),
+        passwords=SimpleNamespace(busy_refusals=0),
+    )
     hub = SimpleNamespace(client_count=3, dispatched=9)
     got = samples((await Metrics().render(kernel, hub)).decode())  # type: ignore[arg-type]
     assert value(got, "zapd_db_up") == 0
     assert value(got, "zapd_ws_clients") == 3
     assert value(got, "zapd_events_dispatched_total") == 9
+    assert value(got, "zapd_login_failures_total") == 0  # in-memory figures still answer
     assert not any(k[0] == "zapd_sessions" for k in got)  # unknown, not a misleading 0
