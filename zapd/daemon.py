@@ -105,6 +105,7 @@ class Daemon:
                 log.exception("stopping worker %s", worker)
         await self.engines.close()
         await self.sandbox.close()
+        await self.inbound.stop()
         # Events stored but not yet processed (their processing was cut short by the
         # shutdown) are processed now rather than at the next start.
         drained = await self.inbound.recover()

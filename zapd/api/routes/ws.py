@@ -188,7 +188,7 @@ class _Connection:
                 if exc is None:
                     close = reader.result() if task is reader else None
                 elif not _is_disconnect(exc):
-                    log.error("realtime connection failed", exc_info=exc)
+                    self.kernel.db_health.report(exc, log, "realtime connection failed")
                     close = (CLOSE_TRY_AGAIN, "try again: reconnect with since=<last seq>")
             await _cancel(tasks)
             if close is not None:
