@@ -38,8 +38,8 @@ from zapd.config import ZapdSettings
 from zapd.daemon import open_daemon
 from zapd.db.engine import create_engine
 from zapd.db.models import Base, Company, Department, Event, User, UserDepartment
+from zapd.kernel import events
 from zapd.kernel.context import Kernel
-from zapd.realtime import events
 from zapd.services.people import auth
 
 log = logging.getLogger("bench.realtime")

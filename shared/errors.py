@@ -94,6 +94,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # daemon shutting down: reconnect
+    POLICY_VIOLATION = 1008  # handshake refused or too many bad frames
     INTERNAL_ERROR = 1011  # database trouble: reconnect
     TRY_AGAIN_LATER = 1013
     UNAUTHORIZED = 4001  # token revoked, user disabled or password changed: log in again

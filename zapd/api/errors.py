@@ -11,24 +11,25 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.errors import ErrorCode
 from zapd.errors import DatabaseUnavailable, RateLimited, ZapError
 from zapd.kernel.transient import DatabaseHealth, is_transient
 
 log = logging.getLogger("zapd.api")
 
 _HTTP_CODES = {
-    400: "ERR_BAD_REQUEST",
-    401: "ERR_UNAUTHORIZED",
-    403: "ERR_FORBIDDEN",
-    404: "ERR_NOT_FOUND",
-    405: "ERR_METHOD_NOT_ALLOWED",
-    406: "ERR_NOT_ACCEPTABLE",
-    409: "ERR_CONFLICT",
-    413: "ERR_PAYLOAD_TOO_LARGE",
-    415: "ERR_UNSUPPORTED_MEDIA_TYPE",
-    422: "ERR_VALIDATION",
-    429: "ERR_RATE_LIMITED",
-    503: "ERR_UNAVAILABLE",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -86,7 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return JSONResponse(
-            error_body("ERR_VALIDATION", _describe(errors), details=errors), status_code=422
+            error_body(ErrorCode.VALIDATION, _describe(errors), details=errors), status_code=422
         )
 
     @app.exception_handler(DBAPIError)
@@ -108,6 +109,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
-            error_body("ERR_INTERNAL", "internal error; the daemon log has the details"),
+            error_body(ErrorCode.INTERNAL, "internal error; the daemon log has the details"),
             status_code=500,
         )

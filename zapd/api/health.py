@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from shared.errors import ErrorCode
 from zapd.api.errors import error_body
 from zapd.db import migrate
 
@@ -30,13 +31,13 @@ async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
         st = await migrate.status(engine)
     except Exception as exc:
         return JSONResponse(
-            error_body("ERR_UNAVAILABLE", f"database unreachable: {type(exc).__name__}"),
+            error_body(ErrorCode.UNAVAILABLE, f"database unreachable: {type(exc).__name__}"),
             status_code=503,
         )
     if not st.up_to_date:
         return JSONResponse(
             error_body(
-                "ERR_UNAVAILABLE",
+                ErrorCode.UNAVAILABLE,
                 f"schema at {st.current or '(empty)'}, expected {st.head}: run zapctl db upgrade",
             ),
             status_code=503,

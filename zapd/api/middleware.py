@@ -26,6 +26,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.errors import ErrorCode
 from zapd.api.errors import error_body
 from zapd.config import ZapdSettings
 from zapd.logging import REQUEST_ID
@@ -200,7 +201,7 @@ class BodyLimitMiddleware:
             await _send_error(
                 send,
                 422,
-                "ERR_VALIDATION",
+                ErrorCode.VALIDATION,
                 HTTPException(422, "the URL must not contain NUL (%00) characters"),
             )
             return
@@ -208,7 +209,7 @@ class BodyLimitMiddleware:
         announced = _content_length(scope)
 
         if announced is not None and announced > limit:
-            await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", PayloadTooLarge(limit))
+            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, PayloadTooLarge(limit))
             return
         received = 0
         response_started = False
@@ -233,7 +234,7 @@ class BodyLimitMiddleware:
         except PayloadTooLarge as exc:  # read outside FastAPI's handlers (a raw route)
             if response_started:
                 raise
-            await _send_error(send, 413, "ERR_PAYLOAD_TOO_LARGE", exc)
+            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, exc)
 
 
 def _content_length(scope: Scope) -> int | None:

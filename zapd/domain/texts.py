@@ -115,3 +115,15 @@ class Texts:
         return Template(self._table[key]).safe_substitute(
             {k: "" if v is None else str(v) for k, v in values.items()}
         )
+
+
+def session_overrides(flow_config: Mapping[str, object] | None) -> dict[str, str]:
+    """Return the text overrides of a session's flow settings (`texts`; {} if none or bad).
+
+    The one reading of `flow_config["texts"]`: the greeting flow, the agents' name prefix
+    and the ticket notices all take a session's overrides from here.
+    """
+    raw = (flow_config or {}).get("texts")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(key): str(value) for key, value in raw.items()}

@@ -17,14 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.enums import AutoAssignMode, FlowState, TicketStatus
-
-# Error codes the API answers with (409 unless said otherwise).
-ERR_TICKET_CLOSED = "ERR_TICKET_CLOSED"
-ERR_TICKET_NOT_CLOSED = "ERR_TICKET_NOT_CLOSED"
-ERR_TICKET_TAKEN = "ERR_TICKET_TAKEN"
-ERR_AT_CAPACITY = "ERR_AT_CAPACITY"
-ERR_OPEN_TICKET_EXISTS = "ERR_OPEN_TICKET_EXISTS"
-ERR_TRANSFER_NOOP = "ERR_TRANSFER_NOOP"
+from shared.errors import ErrorCode
 
 
 class Action(StrEnum):
@@ -64,7 +57,7 @@ ALLOWED_FROM: Mapping[Action, frozenset[TicketStatus]] = {
 class Refusal:
     """Why a change is not allowed: a stable error code and a human message."""
 
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -83,14 +76,14 @@ def transition_refusal(
     if action is Action.ACCEPT and status is TicketStatus.OPEN:
         if assignee_id is not None and assignee_id == taker_id:
             return None
-        return Refusal(ERR_TICKET_TAKEN, "the ticket is already being served by someone else")
+        return Refusal(ErrorCode.TICKET_TAKEN, "the ticket is already being served by someone else")
     if status in ALLOWED_FROM[action]:
         return None
     if status is TicketStatus.CLOSED:
-        return Refusal(ERR_TICKET_CLOSED, f"cannot {action.value} a closed ticket")
+        return Refusal(ErrorCode.TICKET_CLOSED, f"cannot {action.value} a closed ticket")
     if action is Action.REOPEN:
-        return Refusal(ERR_TICKET_NOT_CLOSED, "only a closed ticket can be reopened")
-    return Refusal("ERR_INVALID_TRANSITION", f"cannot {action.value} a {status.name} ticket")
+        return Refusal(ErrorCode.TICKET_NOT_CLOSED, "only a closed ticket can be reopened")
+    return Refusal(ErrorCode.INVALID_TRANSITION, f"cannot {action.value} a {status.name} ticket")
 
 
 def has_capacity(open_tickets: int, max_tickets: int) -> bool:
@@ -103,7 +96,7 @@ def capacity_refusal(open_tickets: int, max_tickets: int) -> Refusal | None:
     if has_capacity(open_tickets, max_tickets):
         return None
     return Refusal(
-        ERR_AT_CAPACITY,
+        ErrorCode.AT_CAPACITY,
         f"already serving {open_tickets} open tickets (the limit is {max_tickets})",
     )
 
@@ -144,7 +137,7 @@ def plan_transfer(
         assignee_id,
         status,
     ):
-        return Refusal(ERR_TRANSFER_NOOP, "the ticket is already there")
+        return Refusal(ErrorCode.TRANSFER_NOOP, "the ticket is already there")
     return target
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.errors import ErrorCode
 from zapd.errors import ValidationFailed
 
 MAX_LIMIT = 200
@@ -36,7 +37,7 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return uuid.UUID(bytes=raw)
     except (ValueError, TypeError):
-        raise ValidationFailed("malformed cursor", code="ERR_BAD_CURSOR") from None
+        raise ValidationFailed("malformed cursor", code=ErrorCode.BAD_CURSOR) from None
 
 
 async def paginate(

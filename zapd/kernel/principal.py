@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from shared.enums import Role
+from shared.errors import ErrorCode
 from zapd.errors import BadRequest, Forbidden, NotFound
 
 # Higher rank may do what lower ranks may.
@@ -65,7 +66,7 @@ class Principal:
                 raise NotFound("company not found")
             return self.company_id
         if requested is None:
-            raise BadRequest("global admins must give company_id", code="ERR_COMPANY_REQUIRED")
+            raise BadRequest("global admins must give company_id", code=ErrorCode.COMPANY_REQUIRED)
         return requested
 
     def company_filter(self, requested: uuid.UUID | None = None) -> uuid.UUID | None:

@@ -7,6 +7,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from zapd.db.models import Company
 from zapd.errors import NotFound
@@ -38,15 +39,27 @@ def company_scoped(
     return stmt if company is None else stmt.where(column == company)
 
 
-async def next_ticket_number(db: AsyncSession, company_id: uuid.UUID) -> int:
-    """Take the company's next human-friendly ticket number (#1, #2...) in this transaction."""
-    number = await db.scalar(
+async def take_company_counter(
+    db: AsyncSession, company_id: uuid.UUID, counter: InstrumentedAttribute[int]
+) -> int | None:
+    """Add one to a per-company counter column and return it (None: no such company).
+
+    The UPDATE holds the company row's lock until commit (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE serialises every writer), so numbers are taken in commit order, each once.
+    """
+    value = await db.scalar(
         update(Company)
         .where(Company.id == company_id)
-        .values(last_ticket_number=Company.last_ticket_number + 1)
-        .returning(Company.last_ticket_number)
+        .values({counter: counter + 1})
+        .returning(counter)
         .execution_options(synchronize_session=False)
     )
+    return None if value is None else int(value)
+
+
+async def next_ticket_number(db: AsyncSession, company_id: uuid.UUID) -> int:
+    """Take the company's next human-friendly ticket number (#1, #2...) in this transaction."""
+    number = await take_company_counter(db, company_id, Company.last_ticket_number)
     if number is None:
         raise NotFound("company not found")
-    return int(number)
+    return number

@@ -2,7 +2,7 @@
 
 Each subscriber owns a bounded mailbox. `dispatch` never blocks and never grows memory
 without bound: a subscriber whose mailbox is full is marked for closing (the socket
-closes with CLOSE_SLOW_CONSUMER and the client resumes with `since=`).
+closes with CloseCode.SLOW_CONSUMER and the client resumes with `since=`).
 """
 
 from __future__ import annotations
@@ -19,19 +19,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.errors import CloseCode
 from zapd.db.models import Event
 from zapd.kernel.principal import Principal
 
 log = logging.getLogger("zapd.realtime")
-
-# Close codes (4000-4999 are the application's own).
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001  # server shutting down
-CLOSE_POLICY = 1008
-CLOSE_INTERNAL = 1011
-CLOSE_TRY_AGAIN = 1013
-CLOSE_UNAUTHORIZED = 4001  # token revoked, user disabled or password changed
-CLOSE_SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last seq>
 
 
 @dataclass(frozen=True)
@@ -72,7 +64,7 @@ class Subscriber:
     principal: Principal
     maxsize: int = 1000
     closing: asyncio.Event = field(default_factory=asyncio.Event)
-    close_code: int = CLOSE_NORMAL
+    close_code: int = CloseCode.NORMAL
     close_reason: str = ""
     _items: deque[HubItem] = field(default_factory=deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,7 +74,7 @@ class Subscriber:
         if self.closing.is_set():
             return False
         if len(self._items) >= self.maxsize:
-            self.close(CLOSE_SLOW_CONSUMER, "too slow: reconnect with since=<last seq>")
+            self.close(CloseCode.SLOW_CONSUMER, "too slow: reconnect with since=<last seq>")
             return False
         self._items.append(item)
         self._ready.set()
@@ -130,7 +122,7 @@ class Hub:
         """Register a connection; it starts receiving every event dispatched from now on."""
         sub = Subscriber(principal, self.queue_size)
         if not self.accepting:
-            sub.close(CLOSE_GOING_AWAY, "server shutting down")
+            sub.close(CloseCode.GOING_AWAY, "server shutting down")
         self._by_company.setdefault(principal.company_id, set()).add(sub)
         return sub
 
@@ -177,7 +169,7 @@ class Hub:
         return n
 
     def close_user(
-        self, user_id: uuid.UUID, code: int = CLOSE_UNAUTHORIZED, reason: str = ""
+        self, user_id: uuid.UUID, code: int = CloseCode.UNAUTHORIZED, reason: str = ""
     ) -> int:
         """Close every connection of a user (disabled, password changed, logged out)."""
         return self.close_where(
@@ -197,4 +189,4 @@ class Hub:
     async def close_all(self) -> None:
         """Refuse new connections and ask every open one to close (server shutting down)."""
         self.accepting = False
-        self.close_where(lambda _p: True, CLOSE_GOING_AWAY, "server shutting down")
+        self.close_where(lambda _p: True, CloseCode.GOING_AWAY, "server shutting down")

@@ -26,6 +26,7 @@ from shared.client import (
     ZapClient,
 )
 from shared.enums import Engine, LogLevel, Priority, Role, SessionStatus, TicketStatus
+from shared.errors import CloseCode
 from shared.protocol.auth import ApiTokenCreate, TokenPair
 from shared.protocol.catalog import (
     CategoryCreate,
@@ -46,7 +47,6 @@ from shared.protocol.users import UserCreate, UserUpdate
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant, new_cnpj
 from zapd.db.models import Company
-from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
 from zapd.services.people import auth
 
 
@@ -219,7 +219,7 @@ async def test_subscribe_receives_department_events_and_resumes(live: Live, zap:
         assert ev.data == {"id": str(t.lab_id), "action": "update"} and ev.seq == 1
         # The daemon drops the socket (slow consumer); changes made meanwhile arrive
         # after the automatic reconnect, once each, in order.
-        live.daemon.hub.close_user(t.users["supervisor"], CLOSE_SLOW_CONSUMER, "test")
+        live.daemon.hub.close_user(t.users["supervisor"], CloseCode.SLOW_CONSUMER, "test")
         await admin.update_department(t.sales_id, DepartmentUpdate(menu_order=8))
         await admin.delete_department(t.sales_id)
         ev2, ev3 = await next_event(sub), await next_event(sub)
@@ -228,7 +228,7 @@ async def test_subscribe_receives_department_events_and_resumes(live: Live, zap:
         assert sub.connects == 2 and sub.last_seq == 3
         # Credentials revoked server-side (4001): one refresh, then the stream goes on.
         before = supervisor.refresh_token
-        live.daemon.hub.close_user(t.users["supervisor"], CLOSE_UNAUTHORIZED, "test")
+        live.daemon.hub.close_user(t.users["supervisor"], CloseCode.UNAUTHORIZED, "test")
         await asyncio.sleep(0.2)
         await admin.update_department(t.lab_id, DepartmentUpdate(greeting="Oi"))
         ev4 = await next_event(sub)

@@ -7,10 +7,10 @@ import uuid
 from sqlalchemy import func, select
 
 from shared.enums import Role
+from shared.errors import CloseCode
 from tests.zapd.api.conftest import PASSWORD, Live, new_cnpj
 from zapd.db.models import AuditLog, Client, Company, Event, Ticket, User
 from zapd.kernel.principal import Principal
-from zapd.realtime.hub import CLOSE_UNAUTHORIZED
 
 VALID_CNPJ = "11.222.333/0001-81"
 
@@ -226,7 +226,7 @@ async def test_disabling_a_company_locks_its_users_out(live: Live) -> None:
         "/api/v1/auth/login", json={"email": t.emails["agent"], "password": PASSWORD}
     )
     assert r.status_code == 401
-    assert sub.closing.is_set() and sub.close_code == CLOSE_UNAUTHORIZED
+    assert sub.closing.is_set() and sub.close_code == CloseCode.UNAUTHORIZED
     assert not bystander.closing.is_set()
     # The global admin still sees it, and turns it back on.
     assert (await live.root.get(f"/api/v1/companies/{t.company_id}")).status_code == 200

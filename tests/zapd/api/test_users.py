@@ -10,10 +10,10 @@ import httpx
 from sqlalchemy import func, select
 
 from shared.enums import Role
+from shared.errors import CloseCode
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant
 from zapd.db.models import AuditLog, Event, User
 from zapd.kernel.principal import Principal
-from zapd.realtime.hub import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
 
 
 def new_user(email: str, **extra: Any) -> dict[str, Any]:
@@ -217,7 +217,7 @@ async def test_disable_and_enable(live: Live) -> None:
     r = await t.agent.get("/api/v1/auth/me")
     assert r.status_code == 401 and r.json()["error"] == "ERR_TOKEN_REVOKED"
     assert await _login_status(live, t.emails["agent"], PASSWORD) == 401
-    assert sub.closing.is_set() and sub.close_code == CLOSE_UNAUTHORIZED
+    assert sub.closing.is_set() and sub.close_code == CloseCode.UNAUTHORIZED
     assert not other.closing.is_set()
     assert (await t.clients["agent2"].get("/api/v1/auth/me")).status_code == 200
     # Disabling twice changes nothing more.
@@ -328,7 +328,7 @@ async def test_departments_audit_and_events(live: Live) -> None:
     )
     assert r.status_code == 200
     assert sorted(r.json()["department_ids"]) == sorted([str(t.lab_id), str(t.sales_id)])
-    assert sub.closing.is_set() and sub.close_code == CLOSE_TRY_AGAIN
+    assert sub.closing.is_set() and sub.close_code == CloseCode.TRY_AGAIN_LATER
     live.daemon.hub.unsubscribe(sub)
     me = (await t.agent.get("/api/v1/auth/me")).json()
     assert sorted(me["department_ids"]) == sorted([str(t.lab_id), str(t.sales_id)])

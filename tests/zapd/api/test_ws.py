@@ -25,11 +25,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response as WsResponse
 
 from shared.enums import Role
+from shared.errors import CloseCode
 from tests.zapd.api.conftest import PASSWORD, Live, Tenant, start_live
 from tests.zapd.api.conftest import test_settings as daemon_settings
 from zapd.db.models import Client, Event, Ticket, User
-from zapd.realtime import events
-from zapd.realtime.hub import CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
+from zapd.kernel import events
 from zapd.services.people import auth
 
 TIMEOUT = 30.0  # generous: a 2-core CI box may be loaded; passing runs never wait it out
@@ -487,7 +487,7 @@ async def test_slow_consumer_is_dropped_and_resumes(small_live: Live) -> None:
             while True:
                 got.append((await recv(slow))["seq"])
         assert info.value.rcvd is not None
-        assert info.value.rcvd.code == CLOSE_SLOW_CONSUMER
+        assert info.value.rcvd.code == CloseCode.SLOW_CONSUMER
         assert "since" in info.value.rcvd.reason
         assert got == list(range(1, len(got) + 1)) and len(got) < 100
         assert live.daemon.hub.slow_consumers >= 1
@@ -517,7 +517,7 @@ async def test_a_client_that_stops_reading_is_dropped_then_resumes(small_live: L
         with pytest.raises(ConnectionClosed) as info:
             while True:
                 got.append((await recv(stalled))["seq"])
-        assert info.value.rcvd is not None and info.value.rcvd.code == CLOSE_SLOW_CONSUMER
+        assert info.value.rcvd is not None and info.value.rcvd.code == CloseCode.SLOW_CONSUMER
         assert got == list(range(1, len(got) + 1)) and len(got) < published
     async with ws(live, token_of(t.admin), since=got[-1] if got else 0) as again:
         rest = [(await recv(again))["seq"] for _ in range(published - len(got))]
@@ -545,12 +545,12 @@ async def test_token_invalidation_closes_that_users_sockets(live: Live) -> None:
             user = await db.get(User, t.users["agent"])
             assert user is not None
             await auth.invalidate_user_tokens(db, user)
-        assert await asyncio.wait_for(_closed_with(agent), TIMEOUT) == CLOSE_UNAUTHORIZED
+        assert await asyncio.wait_for(_closed_with(agent), TIMEOUT) == CloseCode.UNAUTHORIZED
         r = await t.supervisor.patch(
             "/api/v1/auth/me", json={"current_password": PASSWORD, "new_password": "n3w-password"}
         )
         assert r.status_code in (200, 401)
-        assert await asyncio.wait_for(_closed_with(supervisor), TIMEOUT) == CLOSE_UNAUTHORIZED
+        assert await asyncio.wait_for(_closed_with(supervisor), TIMEOUT) == CloseCode.UNAUTHORIZED
         # Everyone else keeps streaming.
         seq = (await publish(live, t.company_id))[0]
         assert [(await recv(admin))["seq"] for _ in range(seq)] == list(range(1, seq + 1))

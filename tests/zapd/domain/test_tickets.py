@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.enums import AutoAssignMode, FlowState, TicketStatus
+from shared.errors import ErrorCode
 from zapd.domain import tickets as rules
 from zapd.domain.tickets import Action, Candidate, Placement, Refusal
 
@@ -23,19 +24,19 @@ D1, D2, D3 = (uuid.UUID(int=i) for i in (101, 102, 103))
     ("action", "status", "code"),
     [
         (Action.ACCEPT, TicketStatus.PENDING, None),
-        (Action.ACCEPT, TicketStatus.OPEN, rules.ERR_TICKET_TAKEN),
-        (Action.ACCEPT, TicketStatus.CLOSED, rules.ERR_TICKET_CLOSED),
+        (Action.ACCEPT, TicketStatus.OPEN, ErrorCode.TICKET_TAKEN),
+        (Action.ACCEPT, TicketStatus.CLOSED, ErrorCode.TICKET_CLOSED),
         (Action.ASSIGN, TicketStatus.PENDING, None),
         (Action.ASSIGN, TicketStatus.OPEN, None),
-        (Action.ASSIGN, TicketStatus.CLOSED, rules.ERR_TICKET_CLOSED),
+        (Action.ASSIGN, TicketStatus.CLOSED, ErrorCode.TICKET_CLOSED),
         (Action.TRANSFER, TicketStatus.OPEN, None),
-        (Action.TRANSFER, TicketStatus.CLOSED, rules.ERR_TICKET_CLOSED),
+        (Action.TRANSFER, TicketStatus.CLOSED, ErrorCode.TICKET_CLOSED),
         (Action.CLOSE, TicketStatus.PENDING, None),
         (Action.CLOSE, TicketStatus.OPEN, None),
-        (Action.CLOSE, TicketStatus.CLOSED, rules.ERR_TICKET_CLOSED),
+        (Action.CLOSE, TicketStatus.CLOSED, ErrorCode.TICKET_CLOSED),
         (Action.REOPEN, TicketStatus.CLOSED, None),
-        (Action.REOPEN, TicketStatus.OPEN, rules.ERR_TICKET_NOT_CLOSED),
-        (Action.REOPEN, TicketStatus.PENDING, rules.ERR_TICKET_NOT_CLOSED),
+        (Action.REOPEN, TicketStatus.OPEN, ErrorCode.TICKET_NOT_CLOSED),
+        (Action.REOPEN, TicketStatus.PENDING, ErrorCode.TICKET_NOT_CLOSED),
         (Action.UPDATE, TicketStatus.CLOSED, None),
         (Action.READ, TicketStatus.CLOSED, None),
     ],
@@ -55,7 +56,7 @@ def test_accepting_ones_own_open_ticket_is_allowed() -> None:
     refusal = rules.transition_refusal(
         Action.ACCEPT, TicketStatus.OPEN, assignee_id=None, taker_id=A
     )
-    assert refusal is not None and refusal.code == rules.ERR_TICKET_TAKEN
+    assert refusal is not None and refusal.code == ErrorCode.TICKET_TAKEN
 
 
 def test_capacity() -> None:
@@ -63,7 +64,7 @@ def test_capacity() -> None:
     assert not rules.has_capacity(5, 5) and not rules.has_capacity(7, 5)
     assert not rules.has_capacity(0, 0)  # a limit of 0 takes nothing
     refusal = rules.capacity_refusal(5, 5)
-    assert refusal == Refusal(rules.ERR_AT_CAPACITY, refusal.message if refusal else "")
+    assert refusal == Refusal(ErrorCode.AT_CAPACITY, refusal.message if refusal else "")
     assert refusal is not None and "5" in refusal.message
     assert rules.capacity_refusal(2, 5) is None
 
@@ -133,7 +134,7 @@ def test_transfer_that_changes_nothing_is_refused(
         to_department_id=to_dept,
         to_user_id=to_user,
     )
-    assert isinstance(plan, Refusal) and plan.code == rules.ERR_TRANSFER_NOOP
+    assert isinstance(plan, Refusal) and plan.code == ErrorCode.TRANSFER_NOOP
 
 
 def test_reopen_placement() -> None:

@@ -16,19 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.enums import Role
+from shared.errors import CloseCode
 from tests.zapd.db import factories
 from zapd.db.engine import session_factory
 from zapd.db.models import Event
+from zapd.kernel import events
 from zapd.kernel.principal import Principal
 from zapd.kernel.visibility import can_see_event, can_see_ticket, event_clause
-from zapd.realtime import events
-from zapd.realtime.hub import (
-    CLOSE_GOING_AWAY,
-    CLOSE_SLOW_CONSUMER,
-    CLOSE_UNAUTHORIZED,
-    Hub,
-    HubItem,
-)
+from zapd.realtime.hub import Hub, HubItem
 from zapd.realtime.stream import EventFeed, Since, parse_since
 
 CO_A = uuid.uuid4()
@@ -116,7 +111,7 @@ async def test_mailbox_is_bounded_and_overflow_closes_only_that_subscriber() -> 
     assert slow.pending == 10 and not slow.closing.is_set()
     assert [i.seq for i in fast.take()] == list(range(1, 11))
     hub.dispatch(item(CO_A, 11))
-    assert slow.closing.is_set() and slow.close_code == CLOSE_SLOW_CONSUMER
+    assert slow.closing.is_set() and slow.close_code == CloseCode.SLOW_CONSUMER
     assert slow.pending == 0  # what it held is released at once
     assert hub.slow_consumers == 1
     for seq in range(12, 100):
@@ -154,18 +149,18 @@ async def test_close_user_where_and_all() -> None:
         hub.subscribe(OTHER_ADMIN),
     )
     assert hub.close_user(AGENT_ID) == 2
-    assert agent.close_code == agent_again.close_code == CLOSE_UNAUTHORIZED
+    assert agent.close_code == agent_again.close_code == CloseCode.UNAUTHORIZED
     assert not admin.closing.is_set()
     hub.dispatch(item(CO_A, 1))
     assert agent.pending == 0 and admin.pending == 1
     assert hub.close_where(lambda p: p.company_id == CO_B, 4000, "company disabled") == 1
     assert other.close_code == 4000 and other.close_reason == "company disabled"
     await hub.close_all()
-    assert admin.close_code == CLOSE_GOING_AWAY
-    assert agent.close_code == CLOSE_UNAUTHORIZED  # the first reason wins
+    assert admin.close_code == CloseCode.GOING_AWAY
+    assert agent.close_code == CloseCode.UNAUTHORIZED  # the first reason wins
     assert not hub.accepting
     late = hub.subscribe(ADMIN)
-    assert late.closing.is_set() and late.close_code == CLOSE_GOING_AWAY
+    assert late.closing.is_set() and late.close_code == CloseCode.GOING_AWAY
 
 
 async def test_wait_wakes_on_items_and_on_closing() -> None:

@@ -12,6 +12,7 @@ import uuid
 from fastapi import APIRouter, Query
 
 from shared.enums import Engine, Role
+from shared.errors import ErrorCode
 from shared.protocol.sessions import (
     SandboxDelivered,
     SandboxEnterCode,
@@ -34,7 +35,7 @@ async def _sandbox_session(kernel: Kernel, principal: Principal, session_id: uui
         row = await sessions.get(db, principal, session_id)
         principal.require(Role.ADMIN)
         if row.engine != Engine.SANDBOX:
-            raise Conflict("not a sandbox session", code="ERR_NOT_SANDBOX")
+            raise Conflict("not a sandbox session", code=ErrorCode.NOT_SANDBOX)
 
 
 @router.post("/{session_id}/scan")
@@ -46,7 +47,7 @@ async def scan(
     try:
         phone = await daemon.sandbox.scan(session_id, body.phone)
     except SendError as exc:
-        raise Conflict(str(exc), code="ERR_NO_QR") from None
+        raise Conflict(str(exc), code=ErrorCode.NO_QR) from None
     except ValueError as exc:
         raise ValidationFailed(f"phone: {exc}") from None
     return {"phone": phone}
@@ -61,7 +62,7 @@ async def enter_code(
     try:
         phone = await daemon.sandbox.enter_code(session_id, body.code)
     except PairingError as exc:
-        raise Conflict(str(exc), code="ERR_PAIRING_REFUSED") from None
+        raise Conflict(str(exc), code=ErrorCode.PAIRING_REFUSED) from None
     return {"phone": phone}
 
 
@@ -81,7 +82,7 @@ async def inbound(
             lid=body.lid,
         )
     except SendError as exc:
-        raise Conflict(str(exc), code="ERR_SESSION_NOT_CONNECTED") from None
+        raise Conflict(str(exc), code=ErrorCode.SESSION_NOT_CONNECTED) from None
     except ValueError as exc:
         raise ValidationFailed(f"from: {exc}") from None
     return SandboxInboundOut(wa_message_id=event.wa_message_id, event_id=None)

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from shared.errors import CloseCode, ErrorCode
 from shared.protocol.events import TYPING, TypingIn
 from zapd.api.deps import bearer_of
 from zapd.api.errors import error_body
@@ -39,13 +40,7 @@ from zapd.db.models import Ticket
 from zapd.errors import Unauthorized, Unavailable, ZapError
 from zapd.kernel.principal import Principal
 from zapd.kernel.visibility import can_see_ticket
-from zapd.realtime.hub import (
-    CLOSE_POLICY,
-    CLOSE_TRY_AGAIN,
-    CLOSE_UNAUTHORIZED,
-    HubItem,
-    Subscriber,
-)
+from zapd.realtime.hub import HubItem, Subscriber
 from zapd.realtime.stream import EventFeed, parse_since
 from zapd.services.people import auth
 
@@ -106,7 +101,9 @@ async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> N
     except RuntimeError:
         # No websocket.http.response extension: close before accept (the server
         # answers the handshake with 403); the code tells what happened.
-        await websocket.close(code=CLOSE_UNAUTHORIZED if status == 401 else CLOSE_POLICY)
+        await websocket.close(
+            code=CloseCode.UNAUTHORIZED if status == 401 else CloseCode.POLICY_VIOLATION
+        )
 
 
 @router.websocket("/api/v1/ws")
@@ -134,11 +131,11 @@ async def events_socket(websocket: WebSocket) -> None:
         await _deny(websocket, exc.status_code, exc.code, exc.message)
         return
     except ValueError as exc:
-        await _deny(websocket, 422, "ERR_VALIDATION", str(exc))
+        await _deny(websocket, 422, ErrorCode.VALIDATION, str(exc))
         return
     except Exception:
         log.exception("websocket handshake failed")
-        await _deny(websocket, 503, "ERR_UNAVAILABLE", "try again later")
+        await _deny(websocket, 503, ErrorCode.UNAVAILABLE, "try again later")
         return
     await _Connection(websocket, daemon, principal, feed).serve()
 
@@ -189,7 +186,10 @@ class _Connection:
                     close = reader.result() if task is reader else None
                 elif not _is_disconnect(exc):
                     self.kernel.db_health.report(exc, log, "realtime connection failed")
-                    close = (CLOSE_TRY_AGAIN, "try again: reconnect with since=<last seq>")
+                    close = (
+                        CloseCode.TRY_AGAIN_LATER,
+                        "try again: reconnect with since=<last seq>",
+                    )
             await _cancel(tasks)
             if close is not None:
                 await self._close(*close)
@@ -224,9 +224,9 @@ class _Connection:
                 problem = await self._handle(text)
             if problem is not None:
                 self.bad_frames += 1
-                await self._error("ERR_BAD_FRAME", problem)
+                await self._error(ErrorCode.BAD_FRAME, problem)
                 if self.bad_frames >= MAX_BAD_FRAMES:
-                    return (CLOSE_POLICY, "too many bad frames")
+                    return (CloseCode.POLICY_VIOLATION, "too many bad frames")
 
     async def _handle(self, text: str) -> str | None:
         """Handle one text frame; return what is wrong with it, or None."""
@@ -269,10 +269,10 @@ class _Connection:
         """Forward a typing indicator to the other people who may see the ticket."""
         p = self.principal
         if p.user_id is None:
-            await self._error("ERR_FORBIDDEN", "typing needs a user login, not an API token")
+            await self._error(ErrorCode.FORBIDDEN, "typing needs a user login, not an API token")
             return
         if not self._typing_allowed():
-            await self._error("ERR_RATE_LIMITED", "too many typing frames; slow down")
+            await self._error(ErrorCode.RATE_LIMITED, "too many typing frames; slow down")
             return
         async with self.kernel.read() as db:
             row = (
@@ -283,7 +283,7 @@ class _Connection:
                 )
             ).first()
         if row is None or not can_see_ticket(p, *row):
-            await self._error("ERR_NOT_FOUND", "ticket not found")
+            await self._error(ErrorCode.NOT_FOUND, "ticket not found")
             return
         company_id, department_id, assignee_id = row
         item = HubItem(

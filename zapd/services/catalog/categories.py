@@ -11,11 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.enums import Role
 from shared.protocol.catalog import CATEGORY_UPDATE, CategoryCreate, CategoryUpdate
 from zapd.db.models import Category, Company
-from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.errors import Conflict, NotFound
+from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned
-from zapd.realtime import events
 
 
 async def get(db: AsyncSession, p: Principal, category_id: uuid.UUID) -> Category:
@@ -69,16 +68,7 @@ async def create(db: AsyncSession, actor: Actor, body: CategoryCreate) -> Catego
     )
     db.add(row)
     await _flush(db, body.name)
-    audit.record(
-        db,
-        actor,
-        "category.create",
-        "category",
-        row.id,
-        company_id=company_id,
-        after=audit.snapshot(row),
-    )
-    await events.publish(db, company_id, CATEGORY_UPDATE, {"id": row.id, "action": "create"})
+    await changes.record(db, actor, "create", "category", row, event=CATEGORY_UPDATE)
     return row
 
 
@@ -90,27 +80,14 @@ async def update(
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, category_id)
     p.require(Role.ADMIN)
-    fields = body.model_dump(exclude_unset=True)
-    for required in ("name", "active"):
-        if required in fields and fields[required] is None:
-            raise ValidationFailed(f"{required} cannot be null")
+    fields = changes.patch_fields(body, not_null=("name", "active"))
     if "name" in fields:
         await _check_unique(db, row.company_id, fields["name"], row.id)
     before = audit.snapshot(row)
     for key, value in fields.items():
         setattr(row, key, value)
     await _flush(db, row.name)
-    audit.record(
-        db,
-        actor,
-        "category.update",
-        "category",
-        row.id,
-        company_id=row.company_id,
-        before=before,
-        after=audit.snapshot(row),
-    )
-    await events.publish(db, row.company_id, CATEGORY_UPDATE, {"id": row.id, "action": "update"})
+    await changes.record(db, actor, "update", "category", row, before=before, event=CATEGORY_UPDATE)
     return row
 
 
@@ -120,17 +97,4 @@ async def delete(db: AsyncSession, actor: Actor, category_id: uuid.UUID) -> None
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, category_id)
     p.require(Role.ADMIN)
-    before = audit.snapshot(row)
-    company_id = row.company_id
-    await db.delete(row)
-    await db.flush()
-    audit.record(
-        db,
-        actor,
-        "category.delete",
-        "category",
-        category_id,
-        company_id=company_id,
-        before=before,
-    )
-    await events.publish(db, company_id, CATEGORY_UPDATE, {"id": category_id, "action": "delete"})
+    await changes.record(db, actor, "delete", "category", row, event=CATEGORY_UPDATE)

@@ -12,9 +12,8 @@ from shared.enums import Role
 from shared.protocol.catalog import QUICK_REPLY_UPDATE, QuickReplyCreate, QuickReplyUpdate
 from zapd.db.models import Company, Department, QuickReply
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
 
 
 def _visible(p: Principal, row: QuickReply) -> bool:
@@ -137,20 +136,14 @@ async def create(db: AsyncSession, actor: Actor, body: QuickReplyCreate) -> Quic
     )
     db.add(row)
     await _flush(db, body.shortcut)
-    audit.record(
+    await changes.record(
         db,
         actor,
-        "quick_reply.create",
+        "create",
         "quick_reply",
-        row.id,
-        company_id=company_id,
-        after=audit.snapshot(row),
-    )
-    await events.publish(
-        db,
-        company_id,
-        QUICK_REPLY_UPDATE,
-        _event_data(row, "create"),
+        row,
+        event=QUICK_REPLY_UPDATE,
+        data=_event_data(row, "create"),
         department_id=row.department_id,
     )
     return row
@@ -164,10 +157,7 @@ async def update(
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, reply_id)
     p.require(Role.ADMIN)
-    fields = body.model_dump(exclude_unset=True)
-    for required in ("shortcut", "body"):
-        if required in fields and fields[required] is None:
-            raise ValidationFailed(f"{required} cannot be null")
+    fields = changes.patch_fields(body, not_null=("shortcut", "body"))
     department_id = fields.get("department_id", row.department_id)
     shortcut = fields.get("shortcut", row.shortcut)
     if "department_id" in fields:
@@ -179,20 +169,18 @@ async def update(
     for key, value in fields.items():
         setattr(row, key, value)
     await _flush(db, shortcut)
-    audit.record(
-        db,
-        actor,
-        "quick_reply.update",
-        "quick_reply",
-        row.id,
-        company_id=row.company_id,
-        before=before,
-        after=audit.snapshot(row),
-    )
     # Moving between departments: both audiences learn of it (or everyone, if either is None).
     audience = row.department_id if row.department_id == old_department else None
-    await events.publish(
-        db, row.company_id, QUICK_REPLY_UPDATE, _event_data(row, "update"), department_id=audience
+    await changes.record(
+        db,
+        actor,
+        "update",
+        "quick_reply",
+        row,
+        before=before,
+        event=QUICK_REPLY_UPDATE,
+        data=_event_data(row, "update"),
+        department_id=audience,
     )
     return row
 
@@ -203,23 +191,13 @@ async def delete(db: AsyncSession, actor: Actor, reply_id: uuid.UUID) -> None:
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, reply_id)
     p.require(Role.ADMIN)
-    before = audit.snapshot(row)
-    company_id, department_id = row.company_id, row.department_id
-    await db.delete(row)
-    await db.flush()
-    audit.record(
+    await changes.record(
         db,
         actor,
-        "quick_reply.delete",
+        "delete",
         "quick_reply",
-        reply_id,
-        company_id=company_id,
-        before=before,
-    )
-    await events.publish(
-        db,
-        company_id,
-        QUICK_REPLY_UPDATE,
-        {"id": reply_id, "department_id": department_id, "action": "delete"},
-        department_id=department_id,
+        row,
+        event=QUICK_REPLY_UPDATE,
+        data=_event_data(row, "delete"),
+        department_id=row.department_id,
     )

@@ -13,10 +13,9 @@ from shared.enums import Role
 from shared.protocol.catalog import TAG_UPDATE, TagCreate, TagUpdate
 from zapd.db.models import Company, Tag
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned
-from zapd.realtime import events
 
 
 async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
@@ -77,10 +76,7 @@ async def create(db: AsyncSession, actor: Actor, body: TagCreate) -> Tag:
     row = Tag(company_id=company_id, name=body.name, color=body.color)
     db.add(row)
     await _flush(db, body.name)
-    audit.record(
-        db, actor, "tag.create", "tag", row.id, company_id=company_id, after=audit.snapshot(row)
-    )
-    await events.publish(db, company_id, TAG_UPDATE, {"id": row.id, "action": "create"})
+    await changes.record(db, actor, "create", "tag", row, event=TAG_UPDATE)
     return row
 
 
@@ -90,26 +86,14 @@ async def update(db: AsyncSession, actor: Actor, tag_id: uuid.UUID, body: TagUpd
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, tag_id)
     p.require(Role.SUPERVISOR)
-    fields = body.model_dump(exclude_unset=True)
+    fields = changes.patch_fields(body, not_null=("name",))
     if "name" in fields:
-        if fields["name"] is None:
-            raise ValidationFailed("name cannot be null")
         await _check_unique(db, row.company_id, fields["name"], row.id)
     before = audit.snapshot(row)
     for key, value in fields.items():
         setattr(row, key, value)
     await _flush(db, row.name)
-    audit.record(
-        db,
-        actor,
-        "tag.update",
-        "tag",
-        row.id,
-        company_id=row.company_id,
-        before=before,
-        after=audit.snapshot(row),
-    )
-    await events.publish(db, row.company_id, TAG_UPDATE, {"id": row.id, "action": "update"})
+    await changes.record(db, actor, "update", "tag", row, before=before, event=TAG_UPDATE)
     return row
 
 
@@ -119,9 +103,4 @@ async def delete(db: AsyncSession, actor: Actor, tag_id: uuid.UUID) -> None:
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, tag_id)
     p.require(Role.SUPERVISOR)
-    before = audit.snapshot(row)
-    company_id = row.company_id
-    await db.delete(row)
-    await db.flush()
-    audit.record(db, actor, "tag.delete", "tag", tag_id, company_id=company_id, before=before)
-    await events.publish(db, company_id, TAG_UPDATE, {"id": tag_id, "action": "delete"})
+    await changes.record(db, actor, "delete", "tag", row, event=TAG_UPDATE)

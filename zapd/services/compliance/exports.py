@@ -47,6 +47,7 @@ from sqlalchemy.sql.expression import UnaryExpression
 
 from shared.cnpj import InvalidCNPJ, normalize_cnpj
 from shared.enums import TicketStatus
+from shared.errors import ErrorCode
 from zapd.db.models import (
     AuditLog,
     Category,
@@ -103,7 +104,7 @@ async def resolve_company(db: AsyncSession | AsyncConnection, ref: str) -> Compa
         except InvalidCNPJ as exc:
             raise BadRequest(
                 f"--company {ref!r} is neither a company id nor a CNPJ ({exc})",
-                code="ERR_USAGE",
+                code=ErrorCode.USAGE,
             ) from None
         stmt = select(Company).where(Company.cnpj == cnpj)
     row = (await db.execute(stmt)).scalars().first()
@@ -126,7 +127,7 @@ async def resolve_department(
         if company_id is None:
             raise BadRequest(
                 "a department name or slug needs --company (or give the department id)",
-                code="ERR_USAGE",
+                code=ErrorCode.USAGE,
             )
         folded = ref.casefold()
         stmt = select(Department).where(
@@ -455,9 +456,9 @@ def statement(kind: str, f: Filters, dialect: str = "postgresql") -> tuple[AnySe
     try:
         build, key = _BUILDERS[kind]
     except KeyError:
-        raise BadRequest(f"unknown export {kind!r}", code="ERR_USAGE") from None
+        raise BadRequest(f"unknown export {kind!r}", code=ErrorCode.USAGE) from None
     if kind == "audit" and f.department_id is not None:
-        raise BadRequest("--dept does not apply to the audit export", code="ERR_USAGE")
+        raise BadRequest("--dept does not apply to the audit export", code=ErrorCode.USAGE)
     return build(f, _unindexed if dialect == "sqlite" else _same), key
 
 

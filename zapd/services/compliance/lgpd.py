@@ -38,6 +38,7 @@ from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ClientIdentityKind, OutboxState, TicketStatus, WebhookEventState
+from shared.errors import ErrorCode
 from shared.phone import InvalidPhone, br_phone_variants, normalize_phone
 from zapd.db.models import (
     Assignment,
@@ -60,10 +61,9 @@ from zapd.db.models import (
 )
 from zapd.db.types import utcnow
 from zapd.errors import BadRequest, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.audit import jsonable
 from zapd.kernel.principal import CLI_ACTOR
-from zapd.realtime import events
 from zapd.services.people import identity
 from zapd.services.people.identity import Identity
 
@@ -110,13 +110,13 @@ async def find_client(db: AsyncSession, phone: str, company: Company | None = No
         raise BadRequest(
             f"{e164} is a client of {len(companies)} companies ({', '.join(sorted(cnpjs))}): "
             "name one with --company",
-            code="ERR_USAGE",
+            code=ErrorCode.USAGE,
         )
     if len(clients) > 1:
         raise BadRequest(
             f"{e164} matches {len(clients)} clients of one company "
             f"({', '.join(sorted(str(c.id) for c in clients))}); merge them first",
-            code="ERR_AMBIGUOUS",
+            code=ErrorCode.AMBIGUOUS,
         )
     return clients[0]
 

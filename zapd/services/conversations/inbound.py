@@ -63,9 +63,10 @@ from zapd.db.models import (
 )
 from zapd.db.types import utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
+from zapd.domain.texts import session_overrides
+from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
-from zapd.realtime import events
 from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
@@ -713,7 +714,6 @@ class Inbound:
             )
             for d in rows
         ]
-        overrides = flow_cfg.get("texts", {})
         config = FlowConfig(
             company_name=str(flow_cfg.get("company_name") or company.name),
             departments=infos,
@@ -721,6 +721,6 @@ class Inbound:
             max_attempts=settings.menu_max_attempts,
             returning_client_days=settings.returning_client_days,
             locale=company.locale,
-            text_overrides=overrides if isinstance(overrides, dict) else {},
+            text_overrides=session_overrides(flow_cfg),
         )
         return Flow(config), {d.id: d for d in rows}

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import MessageType, Role, TicketStatus
+from shared.errors import ErrorCode
 from shared.phone import InvalidPhone, e164_to_jid, normalize_phone
 from shared.protocol.clients import CLIENT_UPDATE
 from shared.protocol.events import TICKET_UPDATE
@@ -37,12 +38,11 @@ from zapd.db.models import (
     WaSession,
 )
 from zapd.db.types import utcnow
-from zapd.domain.texts import Texts
+from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.visibility import can_see
-from zapd.realtime import events
 from zapd.services.delivery import media as media_service
 from zapd.services.delivery import outbox
 from zapd.services.people import identity
@@ -93,7 +93,7 @@ async def _replay(
         if original is not None and not can_see(p, original):
             raise Conflict(
                 "this Idempotency-Key was already used for another ticket",
-                code="ERR_IDEMPOTENCY_KEY_REUSED",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
     return found
 
@@ -121,7 +121,9 @@ async def expand_quick_reply(
     )
     usable = [r for r in rows if r.department_id is None or r.department_id == department_id]
     if not usable:
-        raise ValidationFailed(f"no quick reply /{shortcut} here", code="ERR_UNKNOWN_QUICK_REPLY")
+        raise ValidationFailed(
+            f"no quick reply /{shortcut} here", code=ErrorCode.UNKNOWN_QUICK_REPLY
+        )
     reply = max(usable, key=lambda r: r.department_id is not None)
     return reply.body + text[match.end() :], shortcut
 
@@ -209,16 +211,16 @@ async def send(
 
     if ticket is not None:
         if ticket.status is TicketStatus.CLOSED:
-            raise Conflict("the ticket is closed", code="ERR_TICKET_CLOSED")
+            raise Conflict("the ticket is closed", code=ErrorCode.TICKET_CLOSED)
         if ticket.chat_id is None or ticket.session_id is None:
             raise Conflict(
                 "the ticket has no WhatsApp chat (its session was removed)",
-                code="ERR_TICKET_NO_CHAT",
+                code=ErrorCode.TICKET_NO_CHAT,
             )
         chat = await db.get(Chat, ticket.chat_id)
         found_session = await db.get(WaSession, ticket.session_id)
         if chat is None or found_session is None:
-            raise Conflict("the ticket has no WhatsApp chat", code="ERR_TICKET_NO_CHAT")
+            raise Conflict("the ticket has no WhatsApp chat", code=ErrorCode.TICKET_NO_CHAT)
         session = found_session
     else:
         assert e164 is not None
@@ -232,7 +234,7 @@ async def send(
             )
         )
     if not body.note and not session.active:
-        raise Conflict("the session is inactive", code="ERR_SESSION_INACTIVE")
+        raise Conflict("the session is inactive", code=ErrorCode.SESSION_INACTIVE)
 
     quoted_id = None
     if body.quoted_message_id is not None:
@@ -264,8 +266,7 @@ async def send(
         and p.user_id is not None
         and settings_of(company).agent_name_prefix
     ):
-        overrides = (session.flow_config or {}).get("texts")
-        texts = Texts(company.locale, overrides if isinstance(overrides, dict) else None)
+        texts = Texts(company.locale, session_overrides(session.flow_config))
         prefix = texts.render(
             "agent_prefix",
             agent=p.name,

@@ -13,7 +13,7 @@ from shared.protocol.events import MESSAGE_STATUS
 from zapd.db.models import Message, MessageStatusHistory, PendingAck, Ticket
 from zapd.db.types import utcnow
 from zapd.domain.acks import advance
-from zapd.realtime import events
+from zapd.kernel import events
 
 
 async def apply_status(

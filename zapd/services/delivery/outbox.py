@@ -16,15 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import MessageDirection, MessageStatus, MessageType, OutboxState, Role
+from shared.errors import ErrorCode
 from shared.protocol.events import MESSAGE_NEW
 from zapd.db.models import Chat, Message, Outbox, Ticket
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
 from zapd.services.delivery.outbox_worker import fail_message
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ async def retry(db: AsyncSession, actor: Actor, outbox_id: uuid.UUID) -> OutboxV
     if row.state not in (OutboxState.DEAD, OutboxState.PENDING):
         raise Conflict(
             f"only DEAD or PENDING entries can be retried; this one is {row.state.name}",
-            code="ERR_OUTBOX_STATE",
+            code=ErrorCode.OUTBOX_STATE,
         )
     before = _snap(row)
     row.state = OutboxState.PENDING
@@ -283,7 +283,7 @@ async def drop(db: AsyncSession, actor: Actor, outbox_id: uuid.UUID) -> OutboxVi
     if row.state not in (OutboxState.PENDING, OutboxState.DEAD):
         raise Conflict(
             f"only PENDING or DEAD entries can be dropped; this one is {row.state.name}",
-            code="ERR_OUTBOX_STATE",
+            code=ErrorCode.OUTBOX_STATE,
         )
     before = _snap(row)
     row.state = OutboxState.CANCELLED

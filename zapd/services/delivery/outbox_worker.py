@@ -48,7 +48,7 @@ from shared.protocol.events import MESSAGE_STATUS
 from zapd.connectors.base import Connector, OutboundMessage, SendError
 from zapd.db.models import Chat, Media, Message, MessageStatusHistory, Outbox, PendingAck, Ticket
 from zapd.db.types import utcnow
-from zapd.realtime import events
+from zapd.kernel import events
 from zapd.services.delivery import acks
 from zapd.services.delivery.media import MediaStore
 

@@ -11,13 +11,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
+from shared.errors import CloseCode, ErrorCode
 from shared.protocol.auth import ApiTokenCreate, TokenPair
 from zapd.db.models import ApiToken, Company, RefreshToken, User, UserDepartment
 from zapd.errors import NotFound, RateLimited, Unauthorized, ValidationFailed
 from zapd.kernel import audit
 from zapd.kernel.context import after_commit
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime.hub import CLOSE_UNAUTHORIZED
 from zapd.security import new_token, token_hash
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def decode_access(kernel: Kernel, token: str) -> dict[str, Any]:
             options={"require": ["sub", "exp", "iat", "tv", "sid"]},
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("access token expired", code="ERR_TOKEN_EXPIRED") from None
+        raise Unauthorized("access token expired", code=ErrorCode.TOKEN_EXPIRED) from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid access token") from None
     if claims.get("typ") != "access":
@@ -99,7 +99,7 @@ class RefreshReused(Unauthorized):
 
     def __init__(self, family_id: uuid.UUID, user_id: uuid.UUID) -> None:
         super().__init__(
-            "refresh token already used; this login was revoked", code="ERR_REFRESH_REUSED"
+            "refresh token already used; this login was revoked", code=ErrorCode.REFRESH_REUSED
         )
         self.family_id = family_id
         self.user_id = user_id
@@ -148,10 +148,10 @@ async def login(
         ok = kernel.passwords.verify(user.password_hash, password)
     if not ok or user is None:
         kernel.throttle.failed(email, ip)
-        raise Unauthorized("wrong e-mail or password", code="ERR_BAD_CREDENTIALS")
+        raise Unauthorized("wrong e-mail or password", code=ErrorCode.BAD_CREDENTIALS)
     if not user.active or not await _company_active(db, user.company_id):
         kernel.throttle.failed(email, ip)
-        raise Unauthorized("this account is disabled", code="ERR_ACCOUNT_DISABLED")
+        raise Unauthorized("this account is disabled", code=ErrorCode.ACCOUNT_DISABLED)
     kernel.throttle.succeeded(email, ip)
     if kernel.passwords.needs_rehash(user.password_hash):
         user.password_hash = kernel.passwords.hash(password)
@@ -167,17 +167,17 @@ async def refresh(
         select(RefreshToken).where(RefreshToken.token_hash == token_hash(token)).with_for_update()
     )
     if row is None:
-        raise Unauthorized("unknown refresh token", code="ERR_BAD_REFRESH_TOKEN")
+        raise Unauthorized("unknown refresh token", code=ErrorCode.BAD_REFRESH_TOKEN)
     now = _now()
     if row.used_at is not None or row.revoked_at is not None:
         # Reuse of a spent token: somebody holds a stolen copy. The caller must end
         # the whole login in a transaction of its own: this one rolls back with the error.
         raise RefreshReused(row.family_id, row.user_id)
     if row.expires_at <= now:
-        raise Unauthorized("refresh token expired", code="ERR_BAD_REFRESH_TOKEN")
+        raise Unauthorized("refresh token expired", code=ErrorCode.BAD_REFRESH_TOKEN)
     user = await db.get(User, row.user_id)
     if user is None or not user.active or not await _company_active(db, user.company_id):
-        raise Unauthorized("this account is disabled", code="ERR_ACCOUNT_DISABLED")
+        raise Unauthorized("this account is disabled", code=ErrorCode.ACCOUNT_DISABLED)
     row.used_at = now
     return await _issue_pair(db, kernel, user, row.family_id, ip, user_agent)
 
@@ -185,7 +185,7 @@ async def refresh(
 def _close_family(kernel: Kernel, user_id: uuid.UUID) -> None:
     # A revoked family cannot be told apart per socket cheaply; closing the user's
     # sockets is the safe side (other logins reconnect with their own valid tokens).
-    kernel.hub.close_user(user_id, CLOSE_UNAUTHORIZED, "login revoked")
+    kernel.hub.close_user(user_id, CloseCode.UNAUTHORIZED, "login revoked")
 
 
 async def revoke_family(db: AsyncSession, family_id: uuid.UUID) -> None:
@@ -208,7 +208,7 @@ async def logout(db: AsyncSession, actor: Actor, refresh_token: str | None) -> N
             select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
         )
         if row is None or row.user_id != user_id:
-            raise Unauthorized("unknown refresh token", code="ERR_BAD_REFRESH_TOKEN")
+            raise Unauthorized("unknown refresh token", code=ErrorCode.BAD_REFRESH_TOKEN)
         family = row.family_id
     if family is not None:
         await revoke_family(db, family)
@@ -216,7 +216,7 @@ async def logout(db: AsyncSession, actor: Actor, refresh_token: str | None) -> N
         after_commit(
             db,
             lambda r: r.hub.close_where(
-                lambda pr: pr.session_family == ended, CLOSE_UNAUTHORIZED, "logged out"
+                lambda pr: pr.session_family == ended, CloseCode.UNAUTHORIZED, "logged out"
             ),
         )
     audit.record(db, actor, "auth.logout", "user", user_id)
@@ -236,7 +236,9 @@ async def invalidate_user_tokens(db: AsyncSession, user: User) -> None:
 
 
 def _close_user(kernel: Kernel, user_id: uuid.UUID) -> None:
-    kernel.hub.close_user(user_id, CLOSE_UNAUTHORIZED, "credentials changed or account disabled")
+    kernel.hub.close_user(
+        user_id, CloseCode.UNAUTHORIZED, "credentials changed or account disabled"
+    )
 
 
 async def _departments(db: AsyncSession, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
@@ -258,16 +260,16 @@ async def authenticate(db: AsyncSession, kernel: Kernel, bearer: str) -> Princip
         raise Unauthorized("invalid access token") from None
     user = await db.get(User, user_id)
     if user is None or not user.active or user.token_version != claims["tv"]:
-        raise Unauthorized("access token revoked", code="ERR_TOKEN_REVOKED")
+        raise Unauthorized("access token revoked", code=ErrorCode.TOKEN_REVOKED)
     if not await _company_active(db, user.company_id):
-        raise Unauthorized("this company is disabled", code="ERR_ACCOUNT_DISABLED")
+        raise Unauthorized("this company is disabled", code=ErrorCode.ACCOUNT_DISABLED)
     revoked = await db.scalar(
         select(RefreshToken.id)
         .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
         .limit(1)
     )
     if revoked is not None:
-        raise Unauthorized("this login was ended", code="ERR_TOKEN_REVOKED")
+        raise Unauthorized("this login was ended", code=ErrorCode.TOKEN_REVOKED)
     return Principal(
         user_id=user.id,
         company_id=user.company_id,
@@ -283,11 +285,11 @@ async def _authenticate_api_token(db: AsyncSession, bearer: str) -> Principal:
     row = await db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(bearer)))
     now = _now()
     if row is None or row.revoked_at is not None:
-        raise Unauthorized("invalid API token", code="ERR_TOKEN_REVOKED")
+        raise Unauthorized("invalid API token", code=ErrorCode.TOKEN_REVOKED)
     if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthorized("API token expired", code="ERR_TOKEN_EXPIRED")
+        raise Unauthorized("API token expired", code=ErrorCode.TOKEN_EXPIRED)
     if not await _company_active(db, row.company_id):
-        raise Unauthorized("this company is disabled", code="ERR_ACCOUNT_DISABLED")
+        raise Unauthorized("this company is disabled", code=ErrorCode.ACCOUNT_DISABLED)
     return Principal(
         user_id=None,
         company_id=row.company_id,
@@ -373,7 +375,7 @@ async def revoke_api_token(db: AsyncSession, actor: Actor, token_id: uuid.UUID) 
         after_commit(
             db,
             lambda r: r.hub.close_where(
-                lambda pr: pr.api_token_id == token_id, CLOSE_UNAUTHORIZED, "API token revoked"
+                lambda pr: pr.api_token_id == token_id, CloseCode.UNAUTHORIZED, "API token revoked"
             ),
         )
     return row

@@ -17,11 +17,10 @@ from shared.text import fold
 from zapd.db.models import Client, ClientIdentity, ClientTag, Company
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import get_owned
-from zapd.realtime import events
 from zapd.services.catalog import tags
 from zapd.services.people import identity
 from zapd.services.people.identity import Identity

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.cnpj import InvalidCNPJ, normalize_cnpj
 from shared.enums import Role
+from shared.errors import CloseCode, ErrorCode
 from shared.protocol.companies import (
     COMPANY_UPDATE,
     CompanyCreate,
@@ -18,12 +19,10 @@ from shared.protocol.companies import (
 )
 from zapd.db.models import Company, Message, Ticket
 from zapd.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
-from zapd.realtime.hub import CLOSE_UNAUTHORIZED
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
@@ -73,7 +72,7 @@ def _cnpj(value: str) -> str:
     try:
         return normalize_cnpj(value)
     except InvalidCNPJ as exc:
-        raise ValidationFailed(str(exc), code="ERR_INVALID_CNPJ") from None
+        raise ValidationFailed(str(exc), code=ErrorCode.INVALID_CNPJ) from None
 
 
 async def _check_cnpj_free(db: AsyncSession, cnpj: str, self_id: uuid.UUID | None) -> None:
@@ -81,7 +80,7 @@ async def _check_cnpj_free(db: AsyncSession, cnpj: str, self_id: uuid.UUID | Non
     if self_id is not None:
         stmt = stmt.where(Company.id != self_id)
     if await db.scalar(stmt) is not None:
-        raise Conflict(f"a company with CNPJ {cnpj} already exists", code="ERR_CNPJ_TAKEN")
+        raise Conflict(f"a company with CNPJ {cnpj} already exists", code=ErrorCode.CNPJ_TAKEN)
 
 
 async def create(db: AsyncSession, actor: Actor, body: CompanyCreate) -> Company:
@@ -169,7 +168,7 @@ async def update(
 
 def _close_sockets(db: AsyncSession, company_id: uuid.UUID, reason: str) -> None:
     def close(kernel: Kernel) -> None:  # a hook returning a value would be awaited
-        kernel.hub.close_where(lambda p: p.company_id == company_id, CLOSE_UNAUTHORIZED, reason)
+        kernel.hub.close_where(lambda p: p.company_id == company_id, CloseCode.UNAUTHORIZED, reason)
 
     after_commit(db, close)
 
@@ -189,7 +188,7 @@ async def delete(db: AsyncSession, actor: Actor, company_id: uuid.UUID, *, force
     if not force and await _has_history(db, row.id):
         raise Conflict(
             "the company still has tickets or messages; pass force=true to delete them too",
-            code="ERR_COMPANY_NOT_EMPTY",
+            code=ErrorCode.COMPANY_NOT_EMPTY,
         )
     before = _snapshot(row)
     await db.delete(row)

@@ -14,10 +14,9 @@ from shared.protocol.events import DEPARTMENT_UPDATE
 from shared.text import slugify
 from zapd.db.models import Company, Department
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned
-from zapd.realtime import events
 
 
 async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Department:
@@ -85,16 +84,7 @@ async def create(db: AsyncSession, actor: Actor, body: DepartmentCreate) -> Depa
     row = Department(company_id=company_id, **fields)
     db.add(row)
     await db.flush()
-    audit.record(
-        db,
-        actor,
-        "department.create",
-        "department",
-        row.id,
-        company_id=company_id,
-        after=audit.snapshot(row),
-    )
-    await events.publish(db, company_id, DEPARTMENT_UPDATE, {"id": row.id, "action": "create"})
+    await changes.record(db, actor, "create", "department", row, event=DEPARTMENT_UPDATE)
     return row
 
 
@@ -106,35 +96,27 @@ async def update(
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, department_id)
     p.require(Role.ADMIN)
-    fields = body.model_dump(exclude_unset=True)
-    for required in (
-        "name",
-        "slug",
-        "menu_order",
-        "keywords",
-        "business_hours",
-        "auto_assign",
-        "active",
-    ):
-        if required in fields and fields[required] is None:
-            raise ValidationFailed(f"{required} cannot be null")
+    fields = changes.patch_fields(
+        body,
+        not_null=(
+            "name",
+            "slug",
+            "menu_order",
+            "keywords",
+            "business_hours",
+            "auto_assign",
+            "active",
+        ),
+    )
     await _check_unique(db, row.company_id, fields.get("name"), fields.get("slug"), row.id)
     await _check_refs(db, row.company_id, fields, row.id)
     before = audit.snapshot(row)
     for key, value in fields.items():
         setattr(row, key, value)
     await db.flush()
-    audit.record(
-        db,
-        actor,
-        "department.update",
-        "department",
-        row.id,
-        company_id=row.company_id,
-        before=before,
-        after=audit.snapshot(row),
+    await changes.record(
+        db, actor, "update", "department", row, before=before, event=DEPARTMENT_UPDATE
     )
-    await events.publish(db, row.company_id, DEPARTMENT_UPDATE, {"id": row.id, "action": "update"})
     return row
 
 
@@ -144,19 +126,4 @@ async def delete(db: AsyncSession, actor: Actor, department_id: uuid.UUID) -> No
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, department_id)
     p.require(Role.ADMIN)
-    before = audit.snapshot(row)
-    company_id = row.company_id
-    await db.delete(row)
-    await db.flush()
-    audit.record(
-        db,
-        actor,
-        "department.delete",
-        "department",
-        department_id,
-        company_id=company_id,
-        before=before,
-    )
-    await events.publish(
-        db, company_id, DEPARTMENT_UPDATE, {"id": department_id, "action": "delete"}
-    )
+    await changes.record(db, actor, "delete", "department", row, event=DEPARTMENT_UPDATE)

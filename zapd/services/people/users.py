@@ -11,18 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
+from shared.errors import CloseCode, ErrorCode
 from shared.protocol.auth import Me, MeUpdate
 from shared.protocol.events import USER_UPDATE
 from shared.protocol.users import UserCreate, UserDepartmentsSet, UserOut, UserUpdate
 from zapd.db.models import Company, Department, User, UserDepartment
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.realtime import events
-from zapd.realtime.hub import CLOSE_TRY_AGAIN
 from zapd.security import Passwords
 from zapd.services.people.auth import invalidate_user_tokens
 from zapd.services.people.bootstrap import check_password, normalize_email
@@ -74,7 +73,7 @@ async def update_me(db: AsyncSession, kernel: Kernel, actor: Actor, body: MeUpda
         if not body.current_password or not kernel.passwords.verify(
             user.password_hash, body.current_password
         ):
-            raise ValidationFailed("current_password is wrong", code="ERR_BAD_CREDENTIALS")
+            raise ValidationFailed("current_password is wrong", code=ErrorCode.BAD_CREDENTIALS)
         user.password_hash = kernel.passwords.hash(body.new_password)
         user.password_changed_at = utcnow()
         await invalidate_user_tokens(db, user)
@@ -227,7 +226,7 @@ async def _replace_departments(db: AsyncSession, user: User, ids: list[uuid.UUID
 
 async def _check_email_free(db: AsyncSession, email: str) -> None:
     if await db.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict(f"a user with e-mail {email} already exists", code="ERR_EMAIL_TAKEN")
+        raise Conflict(f"a user with e-mail {email} already exists", code=ErrorCode.EMAIL_TAKEN)
 
 
 async def _guard_admins(
@@ -239,7 +238,7 @@ async def _guard_admins(
     if actor.principal.user_id == user.id:
         raise Conflict(
             "you cannot demote or disable yourself; ask another admin",
-            code="ERR_SELF_LOCKOUT",
+            code=ErrorCode.SELF_LOCKOUT,
         )
     # Lock the company row (PostgreSQL; SQLite serialises writers) so that two admins
     # demoting each other at once cannot both pass this check.
@@ -255,7 +254,9 @@ async def _guard_admins(
         )
     )
     if not others:
-        raise Conflict("the company would be left without an active admin", code="ERR_LAST_ADMIN")
+        raise Conflict(
+            "the company would be left without an active admin", code=ErrorCode.LAST_ADMIN
+        )
 
 
 async def _changed(
@@ -304,7 +305,7 @@ async def _changed(
         uid = user.id
 
         def reconnect(kernel: Kernel) -> None:
-            kernel.hub.close_user(uid, CLOSE_TRY_AGAIN, "permissions changed; reconnect")
+            kernel.hub.close_user(uid, CloseCode.TRY_AGAIN_LATER, "permissions changed; reconnect")
 
         after_commit(db, reconnect)
     return after
@@ -334,7 +335,7 @@ async def create(db: AsyncSession, passwords: Passwords, actor: Actor, body: Use
         await db.flush()
     except IntegrityError:
         raise Conflict(
-            f"a user with e-mail {email} already exists", code="ERR_EMAIL_TAKEN"
+            f"a user with e-mail {email} already exists", code=ErrorCode.EMAIL_TAKEN
         ) from None
     await _replace_departments(db, row, deps)
     after = await _snapshot(db, row)

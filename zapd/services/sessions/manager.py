@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from shared.enums import Engine, LogLevel, SessionStatus
+from shared.errors import ErrorCode
 from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
@@ -23,7 +24,7 @@ from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
-from zapd.realtime import events
+from zapd.kernel import events
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
@@ -58,13 +59,13 @@ class SessionManager:
         """Start a session's engine (QR events follow until it is linked)."""
         async with self._lock:
             if session_id in self._connectors:
-                raise Conflict("session already started", code="ERR_SESSION_STARTED")
+                raise Conflict("session already started", code=ErrorCode.SESSION_STARTED)
             async with self.kernel.read() as db:
                 row = await db.get(WaSession, session_id)
                 if row is None:
                     raise NotFound("session not found")
                 if not row.active:
-                    raise Conflict("session is inactive", code="ERR_SESSION_INACTIVE")
+                    raise Conflict("session is inactive", code=ErrorCode.SESSION_INACTIVE)
                 engine, company_id = row.engine, row.company_id
                 linked_phone = row.phone if row.auth_state_path == SANDBOX_LINKED else None
             connector = self._build(engine, session_id, linked_phone)
@@ -87,14 +88,14 @@ class SessionManager:
             return SandboxConnector(session_id, self.sandbox, sink)
         raise Unavailable(
             f"the {engine.name.lower()} engine is not available in this build",
-            code="ERR_ENGINE_UNAVAILABLE",
+            code=ErrorCode.ENGINE_UNAVAILABLE,
         )
 
     async def stop(self, session_id: uuid.UUID) -> None:
         """Disconnect a session, keeping its link."""
         connector = self._connectors.pop(session_id, None)
         if connector is None:
-            raise Conflict("session is not running", code="ERR_SESSION_NOT_RUNNING")
+            raise Conflict("session is not running", code=ErrorCode.SESSION_NOT_RUNNING)
         await connector.stop()
 
     async def logout(self, session_id: uuid.UUID) -> None:
@@ -112,16 +113,18 @@ class SessionManager:
         """Ask a waiting session's engine for a code that links `phone` without a QR."""
         connector = self._connectors.get(session_id)
         if connector is None:
-            raise Conflict("session is not running: start it first", code="ERR_SESSION_NOT_RUNNING")
+            raise Conflict(
+                "session is not running: start it first", code=ErrorCode.SESSION_NOT_RUNNING
+            )
         if not isinstance(connector, SupportsPairing):
             raise Conflict(
                 f"the {connector.engine.name.lower()} engine cannot link with a pairing code",
-                code="ERR_PAIRING_UNSUPPORTED",
+                code=ErrorCode.PAIRING_UNSUPPORTED,
             )
         try:
             return await connector.request_pairing_code(phone)
         except PairingError as exc:
-            raise Conflict(str(exc), code="ERR_PAIRING_REFUSED") from None
+            raise Conflict(str(exc), code=ErrorCode.PAIRING_REFUSED) from None
 
     def _build_for_logout(self, session_id: uuid.UUID) -> Connector:
         async def sink(event: AnyEngineEvent) -> None:

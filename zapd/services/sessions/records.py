@@ -10,20 +10,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import LogLevel, Role, SessionStatus
+from shared.errors import ErrorCode
 from shared.protocol.events import SESSION_STATUS
 from shared.protocol.sessions import MASK, SessionCreate, SessionUpdate, check_config, mask_config
 from zapd.db.models import Company, Department, Message, SessionLog, WaSession
 from zapd.errors import Conflict, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, changes
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned
-from zapd.realtime import events
 from zapd.security import new_token
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
 # Never copied into the audit log (besides audit.SECRET_FIELDS); config is masked.
 _UNAUDITED = ("qr_code", "pairing_code")
+
+
+def _event(row: WaSession, action: str) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "status": row.status, "action": action}
 
 
 def _snapshot(row: WaSession) -> dict[str, Any]:
@@ -120,14 +124,15 @@ async def create(
     )
     db.add(row)
     await _flush(db, row.name)
-    audit.record(
-        db, actor, "session.create", "session", row.id, company_id=company_id, after=_snapshot(row)
-    )
-    await events.publish(
+    await changes.record(
         db,
-        company_id,
-        SESSION_STATUS,
-        {"id": row.id, "name": row.name, "status": row.status, "action": "create"},
+        actor,
+        "create",
+        "session",
+        row,
+        event=SESSION_STATUS,
+        snapshot=_snapshot,
+        data=_event(row, "create"),
     )
     return row, secret
 
@@ -140,10 +145,11 @@ async def update(
     # Ownership first: a foreign id is 404 whatever the role.
     row = await get(db, p, session_id)
     p.require(Role.ADMIN)
-    fields = body.model_dump(exclude_unset=True, exclude={"rotate_webhook_secret"})
-    for required in ("name", "config", "flow_config", "active"):
-        if required in fields and fields[required] is None:
-            raise ValidationFailed(f"{required} cannot be null")
+    fields = changes.patch_fields(
+        body,
+        not_null=("name", "config", "flow_config", "active"),
+        exclude={"rotate_webhook_secret"},
+    )
     if "name" in fields:
         await _check_name(db, row.company_id, fields["name"], row.id)
     if "default_department_id" in fields:
@@ -169,15 +175,15 @@ async def update(
     for key, value in fields.items():
         setattr(row, key, value)
     await _flush(db, row.name)
-    audit.record(
+    await changes.record(
         db,
         actor,
-        "session.update",
+        "update",
         "session",
-        row.id,
-        company_id=row.company_id,
+        row,
         before=before,
-        after=_snapshot(row),
+        event=None,  # status changes are announced by the session manager
+        snapshot=_snapshot,
         extra={"webhook_secret_rotated": True}
         if new_secret and before["has_webhook_secret"]
         else None,
@@ -203,27 +209,18 @@ async def delete(
         raise Conflict(
             f"the session has {messages} messages; pass force=true to delete it with its "
             "chats and messages",
-            code="ERR_SESSION_HAS_HISTORY",
+            code=ErrorCode.SESSION_HAS_HISTORY,
         )
-    before = _snapshot(row)
-    company_id, name, status = row.company_id, row.name, row.status
-    await db.delete(row)
-    await db.flush()
-    audit.record(
+    await changes.record(
         db,
         actor,
-        "session.delete",
+        "delete",
         "session",
-        session_id,
-        company_id=company_id,
-        before=before,
+        row,
+        event=SESSION_STATUS,
+        snapshot=_snapshot,
+        data=_event(row, "delete"),
         extra={"force": force, "messages_deleted": messages},
-    )
-    await events.publish(
-        db,
-        company_id,
-        SESSION_STATUS,
-        {"id": session_id, "name": name, "status": status, "action": "delete"},
     )
 
 

@@ -15,15 +15,15 @@ order the inbound pipeline takes chat, ticket and company in.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import FlowState, Role, TicketStatus
+from shared.errors import ErrorCode
 from shared.protocol.events import TICKET_UPDATE
 from shared.protocol.tickets import TicketAssign, TicketClose, TicketTransfer, TicketUpdate
 from zapd.db.models import (
@@ -40,12 +40,11 @@ from zapd.db.models import (
 )
 from zapd.db.types import utcnow
 from zapd.domain import tickets as rules
-from zapd.domain.texts import Texts
+from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from zapd.kernel import audit
+from zapd.kernel import audit, changes, events
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.visibility import can_see
-from zapd.realtime import events
 from zapd.services.catalog import tags
 from zapd.services.delivery import outbox
 from zapd.services.tickets.queries import ticket_event
@@ -245,15 +244,44 @@ async def publish_update(
         )
 
 
+async def take_if_free(
+    db: AsyncSession,
+    ticket_id: uuid.UUID,
+    user_id: uuid.UUID,
+    now: datetime,
+    *also: ColumnElement[bool],
+) -> bool:
+    """Make `user_id` the assignee of a still waiting ticket, in one conditional UPDATE.
+
+    The ticket must still be PENDING with no assignee (and match `also`); it becomes
+    OPEN, its flow DONE and its timer cleared. False means someone took it first: the
+    row is untouched. Concurrent takers race on the row, never both win.
+    """
+    result = await db.execute(
+        update(Ticket)
+        .where(
+            Ticket.id == ticket_id,
+            Ticket.status == TicketStatus.PENDING,
+            Ticket.assignee_id.is_(None),
+            *also,
+        )
+        .values(
+            assignee_id=user_id,
+            status=TicketStatus.OPEN,
+            flow_state=FlowState.DONE,
+            timeout_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
 async def texts_for(db: AsyncSession, ticket: Ticket) -> Texts:
     """Return the customer texts of a ticket: company locale, session overrides."""
     company = await db.get(Company, ticket.company_id)
-    overrides: dict[str, str] = {}
-    if ticket.session_id is not None:
-        session = await db.get(WaSession, ticket.session_id)
-        raw = (session.flow_config or {}).get("texts") if session is not None else None
-        if isinstance(raw, Mapping):
-            overrides = {str(k): str(v) for k, v in raw.items()}
+    session = await db.get(WaSession, ticket.session_id) if ticket.session_id else None
+    overrides = session_overrides(session.flow_config if session is not None else None)
     return Texts(company.locale if company else None, overrides)
 
 
@@ -318,24 +346,8 @@ async def accept(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     refuse(rules.capacity_refusal(await open_count(db, user_id), me.max_concurrent_tickets))
     before, was = snapshot(ticket), hints(ticket)
     now = utcnow()
-    result = await db.execute(
-        update(Ticket)
-        .where(
-            Ticket.id == ticket.id,
-            Ticket.status == TicketStatus.PENDING,
-            Ticket.assignee_id.is_(None),
-        )
-        .values(
-            assignee_id=user_id,
-            status=TicketStatus.OPEN,
-            flow_state=FlowState.DONE,
-            timeout_at=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if cast(CursorResult[Any], result).rowcount != 1:
-        raise Conflict("someone else took this ticket first", code=rules.ERR_TICKET_TAKEN)
+    if not await take_if_free(db, ticket.id, user_id, now):
+        raise Conflict("someone else took this ticket first", code=ErrorCode.TICKET_TAKEN)
     await db.refresh(ticket)
     locked = await lock_user(db, user_id)
     assert locked is not None
@@ -518,7 +530,7 @@ async def reopen(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     if other is not None:
         raise Conflict(
             f"the client has ticket #{other} open on this session",
-            code=rules.ERR_OPEN_TICKET_EXISTS,
+            code=ErrorCode.OPEN_TICKET_EXISTS,
         )
     before, was = snapshot(ticket), hints(ticket)
     await restore(db, ticket, utcnow(), by=p.user_id)
@@ -527,7 +539,7 @@ async def reopen(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> Ticket
     except IntegrityError:  # a message opened a new ticket meanwhile (partial unique index)
         raise Conflict(
             "the client has another ticket open on this session",
-            code=rules.ERR_OPEN_TICKET_EXISTS,
+            code=ErrorCode.OPEN_TICKET_EXISTS,
         ) from None
     _record(db, actor, rules.Action.REOPEN, ticket, before)
     await publish_update(db, ticket, rules.Action.REOPEN, was, reopened=True)
@@ -606,10 +618,7 @@ async def update_ticket(
     """Change a ticket's priority (SUPERVISOR+) and/or replace its tags (anyone who sees it)."""
     p = actor.principal
     ticket = await _visible(db, p, ticket_id, lock=True)
-    fields = body.model_dump(exclude_unset=True)
-    for key in ("priority", "tag_ids"):
-        if key in fields and fields[key] is None:
-            raise ValidationFailed(f"{key} cannot be null")
+    fields = changes.patch_fields(body, not_null=("priority", "tag_ids"))
     if "priority" in fields:
         p.require(Role.SUPERVISOR)
     current = await ticket_tags(db, ticket.id)

@@ -26,9 +26,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import AutoAssignMode, FlowState, MessageDirection, Presence, TicketStatus
@@ -36,8 +36,7 @@ from shared.protocol.tickets import TICKET_ESCALATED
 from zapd.db.models import Assignment, Company, Department, Message, Ticket, User, UserDepartment
 from zapd.db.types import utcnow
 from zapd.domain import tickets as rules
-from zapd.kernel import audit
-from zapd.realtime import events
+from zapd.kernel import audit, events
 from zapd.services.tickets import lifecycle
 
 if TYPE_CHECKING:
@@ -337,24 +336,9 @@ class Scheduler:
         self, db: AsyncSession, ticket_id: uuid.UUID, user_id: uuid.UUID, now: datetime
     ) -> bool:
         """Hand a waiting ticket to an agent if it still waits and they still have room."""
-        result = await db.execute(
-            update(Ticket)
-            .where(
-                Ticket.id == ticket_id,
-                Ticket.status == TicketStatus.PENDING,
-                Ticket.assignee_id.is_(None),
-                Ticket.flow_state.not_in(_WAITING_FLOW),
-            )
-            .values(
-                assignee_id=user_id,
-                status=TicketStatus.OPEN,
-                flow_state=FlowState.DONE,
-                timeout_at=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if cast(CursorResult[Any], result).rowcount != 1:
+        if not await lifecycle.take_if_free(
+            db, ticket_id, user_id, now, Ticket.flow_state.not_in(_WAITING_FLOW)
+        ):
             return False  # taken meanwhile
         ticket = await db.get(Ticket, ticket_id, populate_existing=True)
         assert ticket is not None

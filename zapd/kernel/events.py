@@ -1,16 +1,21 @@
-"""Persisted realtime events: a per-company `seq` committed with the change that caused it."""
+"""Persisted realtime events: a per-company `seq` committed with the change that caused it.
+
+Writing the event log is part of a service's unit of work (like the audit row), so it
+lives in the kernel; reading it back and fanning it out to sockets is `zapd.realtime`.
+An event is handed to the kernel's `Fanout` only after its transaction commits.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit
+from zapd.kernel.scoping import take_company_counter
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -20,16 +25,10 @@ async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
     BEGIN IMMEDIATE serialises every writer), so events of one company commit in
     `seq` order and a reader never sees seq N+1 before N.
     """
-    seq = await db.scalar(
-        update(Company)
-        .where(Company.id == company_id)
-        .values(last_event_seq=Company.last_event_seq + 1)
-        .returning(Company.last_event_seq)
-        .execution_options(synchronize_session=False)
-    )
+    seq = await take_company_counter(db, company_id, Company.last_event_seq)
     if seq is None:
         raise LookupError(f"company {company_id} does not exist")
-    return int(seq)
+    return seq
 
 
 async def publish(
@@ -56,5 +55,5 @@ async def publish(
         data=jsonable(data),
     )
     db.add(event)
-    after_commit(db, lambda res: res.hub.dispatch(event))
+    after_commit(db, lambda kernel: kernel.hub.dispatch(event))
     return event
