@@ -294,12 +294,12 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
         if base == QR:
             body = {"shortcut": "x", "body": "x", "company_id": str(b.company_id)}
         assert (await a.admin.post(base, json=body)).status_code == 404
-    # Another company's department is not a valid reference (422) nor a filter (404).
+    # Another company's department is neither a reference nor a filter: 404 both.
     r = await a.admin.post(QR, json={"shortcut": "x", "body": "x", "department_id": str(b.lab_id)})
-    assert r.status_code == 422
+    assert r.status_code == 404
     a_qr = (await a.admin.post(QR, json={"shortcut": "y", "body": "y"})).json()
     r = await a.admin.patch(f"{QR}/{a_qr['id']}", json={"department_id": str(b.lab_id)})
-    assert r.status_code == 422
+    assert r.status_code == 404
     r = await a.admin.get(QR, params={"department_id": str(b.lab_id)})
     assert r.status_code == 404
     r = await a.admin.get(CAT, params={"company_id": str(b.company_id)})

@@ -269,9 +269,9 @@ async def test_client_tags(live: Live) -> None:
     r = await t.agent.get(CL, params={"tag_id": late, "order": "asc"})
     assert [x["id"] for x in r.json()["items"]] == [a["id"], b["id"]]
     assert r.json()["items"][0]["tag_ids"] == [vip, late]
-    # Tags of another company: 422, and nothing changes.
+    # Tags of another company: 404 (like any foreign id), and nothing changes.
     r = await t.agent.put(f"{CL}/{a['id']}/tags", json={"tag_ids": [late, foreign]})
-    assert r.status_code == 422 and r.json()["error"] == "ERR_VALIDATION"
+    assert r.status_code == 404 and r.json()["error"] == "ERR_NOT_FOUND"
     assert (await t.agent.get(f"{CL}/{a['id']}")).json()["tag_ids"] == [vip, late]
     assert (await t.agent.get(CL, params={"tag_id": foreign})).status_code == 404
     r = await t.agent.put(f"{CL}/{a['id']}/tags", json={"tag_ids": [late]})

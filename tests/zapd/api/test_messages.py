@@ -418,4 +418,4 @@ async def test_media_message_goes_out_with_its_caption(live: Live) -> None:
         "/api/v1/messages",
         json={"ticket_id": str(ticket_id), "media_id": str(ids[other.company_id])},
     )
-    assert r.status_code == 422 and "media_id" in r.json()["message"]
+    assert r.status_code == 404 and "media_id" in r.json()["message"]
