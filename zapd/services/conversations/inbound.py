@@ -64,6 +64,7 @@ from zapd.db.models import (
 from zapd.db.types import utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
+from zapd.errors import NotFound
 from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
@@ -107,6 +108,18 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
     return Identity(phone=phone, lid=lid)
 
 
+async def _lock_company(db: AsyncSession, company_id: uuid.UUID) -> bool:
+    """Hold the company (KEY SHARE) before anything else; False when it is gone.
+
+    Taken first, it orders this transaction against a company delete (which locks the
+    company row FOR UPDATE before its cascade): one waits for the other, no deadlock.
+    """
+    found = await db.scalar(
+        select(Company.id).where(Company.id == company_id).with_for_update(key_share=True)
+    )
+    return found is not None
+
+
 def _sender_key(event: AnyEngineEvent) -> str:
     """The key events are ordered by: one sender of one session."""
     key = f"{event.session_id}:"
@@ -132,6 +145,8 @@ class Inbound:
         self._sweep_needed = False
         # Engine events nobody redelivers (acks, contacts) that could not be stored yet.
         self._parked: deque[tuple[uuid.UUID, AnyEngineEvent]] = deque()
+        # Companies being deleted: their events are refused (their sessions are stopping).
+        self.closing: set[uuid.UUID] = set()
 
     # ------------------------------------------------------------------ intake
 
@@ -144,6 +159,11 @@ class Inbound:
         """
         try:
             row_id = await self.store(session_id, event)
+        except NotFound:
+            if isinstance(event, MessageEvent):
+                raise
+            log.info("%s event for a session that is gone dropped", event.kind)
+            return None
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -166,8 +186,13 @@ class Inbound:
         if company_id is None:
             log.warning("event for unknown session %s dropped", session_id)
             return None
+        if company_id in self.closing:
+            raise NotFound("session not found: its company is being deleted")
         dedupe = getattr(event, "wa_message_id", None)
         async with self.kernel.tx() as db:
+            if not await _lock_company(db, company_id):
+                self._company.pop(session_id, None)
+                raise NotFound("session not found")
             row = WebhookEvent(
                 company_id=company_id,
                 session_id=session_id,
@@ -293,6 +318,8 @@ class Inbound:
             for attempt in range(MAX_RACE_RETRIES):
                 try:
                     async with self.kernel.tx() as db:
+                        if not await _lock_company(db, company_id):
+                            return True  # deleted with its company
                         fresh = await db.get(WebhookEvent, row_id, with_for_update=True)
                         if fresh is None or fresh.state != WebhookEventState.PENDING:
                             return True
