@@ -33,13 +33,18 @@ PhoneArg = Annotated[
 
 
 async def _find(url: str, phone: str, company_ref: str | None, action: str) -> Any:
-    from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.services.compliance import exports, lgpd
+    from zapd.offline import (
+        create_engine,
+        lgpd,
+        read_only,
+        resolve_company,
+        session_factory,
+    )
 
     engine = read_only(create_engine(url))
     try:
         async with session_factory(engine)() as db:
-            company = await exports.resolve_company(db, company_ref) if company_ref else None
+            company = await resolve_company(db, company_ref) if company_ref else None
             client = await lgpd.find_client(db, phone, company)
             if action == "export":
                 return await lgpd.export_document(db, client)
@@ -108,10 +113,7 @@ def export(
 async def _erase(url: str, client_id: str, media_root: Path) -> tuple[dict[str, int], int]:
     import uuid
 
-    from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.db.models import Client
-    from zapd.errors import NotFound
-    from zapd.services.compliance import lgpd
+    from zapd.offline import Client, NotFound, create_engine, lgpd, read_only, session_factory
 
     engine = create_engine(url)
     try:
@@ -156,7 +158,7 @@ def erase(
 
       zapctl --json client erase 11912345678 --company 11.222.333/0001-81 --yes
     """
-    from zapd.config import load
+    from zapd.offline import load_settings as load
 
     if not yes and not sys.stdin.isatty():
         raise CliError("refusing without confirmation: pass --yes (no terminal)", ExitCode.USAGE)

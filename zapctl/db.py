@@ -18,8 +18,7 @@ def upgrade(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None)
     Example: zapctl db upgrade --db postgresql://zap@db/zap
     """
     from zapctl import offline
-    from zapd.db import migrate
-    from zapd.db.engine import create_engine
+    from zapd.offline import create_engine, migrate
 
     _, url = offline.resolve_db(state_dir, db)
     offline.require_directory(url)
@@ -50,8 +49,7 @@ def current(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None)
     Example: zapctl --json db current
     """
     from zapctl import offline
-    from zapd.db import migrate
-    from zapd.db.engine import create_engine
+    from zapd.offline import create_engine, migrate
 
     _, url = offline.resolve_db(state_dir, db)
     offline.require_directory(url)
@@ -80,8 +78,7 @@ def check(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) -
     Example: zapctl db check && echo schema ok
     """
     from zapctl import offline
-    from zapd.db import migrate
-    from zapd.db.engine import create_engine
+    from zapd.offline import create_engine, migrate
 
     _, url = offline.resolve_db(state_dir, db)
     offline.require_directory(url)

@@ -195,7 +195,7 @@ async def _customers(zap: ZapClient, sid: Any, interval: float, stop: asyncio.Ev
 
 
 async def _init(state_dir: Path) -> None:
-    from zapd.services.people.bootstrap import init_instance
+    from zapd.offline import init_instance
 
     await init_instance(
         state_dir=state_dir,

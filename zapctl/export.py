@@ -27,7 +27,7 @@ from zapctl.options import DbOpt, StateDirOpt
 from zapctl.output import emit, notice, state
 
 if TYPE_CHECKING:
-    from zapd.services.compliance.exports import Filters
+    from zapd.offline import Filters
 
 T = TypeVar("T")
 
@@ -174,13 +174,13 @@ class RowWriter:
         import csv
         import json
 
-        from zapd.services.compliance.exports import converter
+        from zapd.offline import exports
 
         self.fh = fh
         self.columns = columns
         self.fmt = fmt
         self._convert = (
-            converter(kind, csv=fmt is Format.csv) if kind != "metrics" else _plain_csv_row
+            exports.converter(kind, csv=fmt is Format.csv) if kind != "metrics" else _plain_csv_row
         )
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         self._csv = csv.writer(fh, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -221,15 +221,12 @@ async def _export(
     fh: IO[str],
     progress: bool,
 ) -> int:
-    from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.services.compliance import exports
+    from zapd.offline import create_engine, exports, read_only, resolve_company, session_factory
 
     engine = read_only(create_engine(url))
     try:
         async with session_factory(engine)() as db:
-            company = (
-                await exports.resolve_company(db, refs["company"]) if refs["company"] else None
-            )
+            company = await resolve_company(db, refs["company"]) if refs["company"] else None
             dept = (
                 await exports.resolve_department(db, company.id if company else None, refs["dept"])
                 if refs["dept"]
@@ -281,8 +278,7 @@ async def _pump(chunks: Any, writer: RowWriter, kind: str, total: int | None) ->
 async def _metrics(db: Any, f: Filters, fmt: Format, fh: IO[str]) -> int:
     import json
 
-    from zapd.errors import ValidationFailed
-    from zapd.services.compliance import exports
+    from zapd.offline import ValidationFailed, exports
 
     if f.company_id is None:
         raise CliError("the metrics export needs --company", ExitCode.USAGE)

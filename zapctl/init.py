@@ -50,7 +50,7 @@ def init(
       zapctl init --db postgresql://zap@db/zap --admin-email admin@acme.com.br
     """
     from zapctl import offline
-    from zapd.services.people.bootstrap import init_instance
+    from zapd.offline import init_instance
 
     sdir, url = offline.resolve_db(state_dir, db)
     offline.require_directory(url, will_create=sdir.resolve())

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -80,73 +80,6 @@ _PURGE_LABELS = (
 )
 
 
-async def _purge(
-    url: str, cutoff: datetime, company_ref: str | None, apply: bool, batch: int, label: str
-) -> dict[str, Any]:
-    from zapd.db.engine import create_engine, read_only, session_factory
-    from zapd.kernel import audit
-    from zapd.kernel.principal import CLI_ACTOR
-    from zapd.services.compliance import exports, lgpd
-
-    engine = create_engine(url)
-    try:
-        async with session_factory(read_only(engine))() as db:
-            company = await exports.resolve_company(db, company_ref) if company_ref else None
-            planned = await lgpd.purge_counts(db, cutoff, company.id if company else None)
-        cid = company.id if company else None
-        result: dict[str, Any] = {
-            "older_than": label,
-            "cutoff": cutoff.isoformat(),
-            "company_id": str(cid) if cid else None,
-            "applied": apply,
-            "counts": planned,
-        }
-        if not apply:
-            return result
-        factory = session_factory(engine)
-        reader = session_factory(read_only(engine))
-        deleted = dict.fromkeys(("tickets", "messages", *lgpd.PURGE_ORDER[1:]), 0)
-        while True:
-            async with reader() as db:
-                ticket_ids = await lgpd.old_ticket_ids(db, cutoff, cid, batch)
-            if not ticket_ids:
-                break
-            while True:
-                async with factory() as db, db.begin():
-                    n = await lgpd.purge_ticket_messages(db, ticket_ids, cutoff, batch)
-                deleted["messages"] += n
-                if n < batch:
-                    break
-            async with factory() as db, db.begin():
-                deleted["tickets"] += await lgpd.purge_tickets(db, ticket_ids, cutoff)
-        for kind in lgpd.PURGE_ORDER[1:]:
-            while True:
-                async with factory() as db, db.begin():
-                    n = await lgpd.purge_simple(db, kind, cutoff, cid, batch)
-                deleted[kind] += n
-                if n < batch:
-                    break
-        async with factory() as db, db.begin():
-            audit.record(
-                db,
-                CLI_ACTOR,
-                "retention.purge",
-                "retention",
-                None,
-                company_id=cid,
-                extra={
-                    "by": "zapctl",
-                    "older_than": label,
-                    "cutoff": cutoff,
-                    "deleted": deleted,
-                },
-            )
-        result["deleted"] = deleted
-        return result
-    finally:
-        await engine.dispose()
-
-
 def purge(
     ctx: typer.Context,
     older_than: Annotated[
@@ -186,7 +119,9 @@ def purge(
     """
     cutoff = parse_duration(older_than, datetime.now(UTC))
     _, url = open_database(state_dir, db)
-    result = run_offline(_purge(url, cutoff, company, apply, batch, older_than.strip()))
+    from zapd.offline import purge as purge_data
+
+    result = run_offline(purge_data(url, cutoff, company, apply, batch, older_than.strip()))
     counts = result["counts"]
     done = result.get("deleted", {})
     rows = [
@@ -264,8 +199,7 @@ def _daemon_checks(server: str) -> list[Check]:
 
 def _database_check(state_dir: Path | None, db: str | None) -> tuple[Check, Path | None]:
     from zapctl import offline
-    from zapd.db import migrate
-    from zapd.db.engine import create_engine, sqlite_path
+    from zapd.offline import create_engine, migrate, sqlite_path
 
     try:
         sdir, url = offline.resolve_db(state_dir, db)
@@ -366,7 +300,7 @@ def _mode(path: Path) -> int:
 
 
 def _state_dir_check(sdir: Path | None) -> Check:
-    from zapd.config import JWT_SECRET_FILENAME
+    from zapd.offline import JWT_SECRET_FILENAME
 
     if sdir is None:
         return Check("state dir", "skip", "unknown state dir")
@@ -503,8 +437,7 @@ def backup(
     import json
     import tarfile
 
-    from zapd.config import JWT_SECRET_FILENAME, MEDIA_DIRNAME
-    from zapd.db.engine import sqlite_path
+    from zapd.offline import JWT_SECRET_FILENAME, MEDIA_DIRNAME, sqlite_path
 
     if output.exists() and not force:
         raise CliError(f"{output} exists (use --force to overwrite)")

@@ -16,8 +16,8 @@ def resolve_db(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
     """Return the state dir and database URL the offline commands act on."""
     from sqlalchemy.exc import ArgumentError
 
-    from zapd.config import load
-    from zapd.db.engine import normalize_url
+    from zapd.offline import load_settings as load
+    from zapd.offline import normalize_url
 
     settings = load(state_dir=state_dir, database_url=db)
     try:
@@ -34,7 +34,7 @@ def require_directory(url: str, will_create: Path | None = None) -> None:
     be opened; checking first keeps the failure to one line. `will_create` is a
     directory the command is about to create (init's state dir).
     """
-    from zapd.db.engine import sqlite_path
+    from zapd.offline import sqlite_path
 
     path = sqlite_path(url)
     if path is None or (will_create is not None and path.parent.resolve() == will_create):
@@ -45,7 +45,7 @@ def require_directory(url: str, will_create: Path | None = None) -> None:
 
 def require_existing(url: str) -> None:
     """Refuse to open a SQLite file that does not exist (read-only commands create nothing)."""
-    from zapd.db.engine import sqlite_path
+    from zapd.offline import sqlite_path
 
     path = sqlite_path(url)
     if path is not None and not path.exists():
@@ -70,7 +70,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    from zapd.errors import BadRequest, NotFound, ZapError
+    from zapd.offline import BadRequest, NotFound, ZapError
 
     try:
         return asyncio.run(coro)

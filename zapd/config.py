@@ -84,7 +84,7 @@ class ZapdSettings(BaseSettings):
     outbox_lock_seconds: float = Field(60.0, gt=0, le=3600)  # a claim older than this is retaken
     # Media uploads (the body-limit middleware reads max_media_bytes for /api/v1/media)
     max_media_bytes: int = Field(16 << 20, ge=1024, le=2 << 30)
-    # What an upload may be, judged by its content (see zapd.services.media): exact
+    # What an upload may be, judged by its content (see zapd.services.delivery.media): exact
     # types or "type/*"; anything else is refused with 415.
     media_allowed_types: list[str] = Field(
         default_factory=lambda: list(DEFAULT_MEDIA_TYPES), max_length=200

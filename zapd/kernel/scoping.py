@@ -6,6 +6,9 @@ department, tag, category, media, user or message named by a request): an id tha
 nothing of the caller's company is "not found", exactly as a path id would be, so a
 foreign id and a made-up one look the same. A row of the caller's own company that is
 in the wrong state (inactive) is the caller's to see, and stays a 422 at its service.
+
+Also the operator's lookup of a company by id or CNPJ (`resolve_company`, offline tools)
+and the per-company counters (ticket numbers, event seq).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from collections.abc import Iterable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from shared.cnpj import InvalidCNPJ, normalize_cnpj
+from shared.errors import ErrorCode
 from zapd.db.models import Company
-from zapd.errors import NotFound
+from zapd.errors import BadRequest, NotFound
 from zapd.kernel.principal import Principal
 
 
@@ -120,3 +125,31 @@ async def next_ticket_number(db: AsyncSession, company_id: uuid.UUID) -> int:
     if number is None:
         raise NotFound("company not found")
     return number
+
+
+def _as_uuid(ref: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return None
+
+
+async def resolve_company(db: AsyncSession | AsyncConnection, ref: str) -> Company:
+    """Return the company named by its id or CNPJ (404 if none; 400 if neither shape)."""
+    ref = ref.strip()
+    cid = _as_uuid(ref)
+    if cid is not None:
+        stmt = select(Company).where(Company.id == cid)
+    else:
+        try:
+            cnpj = normalize_cnpj(ref)
+        except InvalidCNPJ as exc:
+            raise BadRequest(
+                f"--company {ref!r} is neither a company id nor a CNPJ ({exc})",
+                code=ErrorCode.USAGE,
+            ) from None
+        stmt = select(Company).where(Company.cnpj == cnpj)
+    row = (await db.execute(stmt)).scalars().first()
+    if row is None:
+        raise NotFound(f"company {ref} not found")
+    return row

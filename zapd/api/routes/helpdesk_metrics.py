@@ -13,7 +13,7 @@ Every endpoint takes `since` and `until` (ISO 8601 with a time zone; the range i
 ADMIN and SUPERVISOR only (agents get 403); a naive datetime or since >= until is a
 422; another company's department is a 404. Percentiles interpolate linearly between
 closest ranks, like PostgreSQL's percentile_cont; the exact definitions are in
-`zapd.services.metrics_api`.
+`zapd.services.compliance.helpdesk_metrics`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from shared.protocol.stats import (
 )
 from zapd.api.deps import Auth, KernelDep
 from zapd.kernel.principal import Principal
-from zapd.services.compliance import helpdesk_metrics as metrics_api
+from zapd.services.compliance import helpdesk_metrics
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
@@ -68,8 +68,10 @@ def get_range(
 RangeDep = Annotated[RangeParams, Depends(get_range)]
 
 
-async def _window(db: AsyncSession, principal: Principal, q: RangeParams) -> metrics_api.Window:
-    return await metrics_api.window(
+async def _window(
+    db: AsyncSession, principal: Principal, q: RangeParams
+) -> helpdesk_metrics.Window:
+    return await helpdesk_metrics.window(
         db,
         principal,
         since=q.since,
@@ -83,7 +85,7 @@ async def _window(db: AsyncSession, principal: Principal, q: RangeParams) -> met
 async def metrics_summary(principal: Auth, kernel: KernelDep, q: RangeDep) -> MetricsSummary:
     """Every report over one range (ADMIN, SUPERVISOR)."""
     async with kernel.read() as db:
-        return await metrics_api.summary(db, await _window(db, principal, q))
+        return await helpdesk_metrics.summary(db, await _window(db, principal, q))
 
 
 @router.get("/tickets", response_model=TicketsReport)
@@ -91,7 +93,7 @@ async def metrics_tickets(principal: Auth, kernel: KernelDep, q: RangeDep) -> Ti
     """Tickets created in the range, by status and by department (ADMIN, SUPERVISOR)."""
     async with kernel.read() as db:
         w = await _window(db, principal, q)
-        stats = await metrics_api.tickets(db, w)
+        stats = await helpdesk_metrics.tickets(db, w)
         return TicketsReport(range=w.range(), **stats.model_dump())
 
 
@@ -102,7 +104,7 @@ async def metrics_response_times(
     """First response and resolution times of the range's tickets (ADMIN, SUPERVISOR)."""
     async with kernel.read() as db:
         w = await _window(db, principal, q)
-        stats = await metrics_api.response_times(db, w)
+        stats = await helpdesk_metrics.response_times(db, w)
         return ResponseTimesReport(range=w.range(), **stats.model_dump())
 
 
@@ -111,7 +113,7 @@ async def metrics_volume(principal: Auth, kernel: KernelDep, q: RangeDep) -> Vol
     """Messages in and out per day, in the company's time zone (ADMIN, SUPERVISOR)."""
     async with kernel.read() as db:
         w = await _window(db, principal, q)
-        stats = await metrics_api.volume(db, w)
+        stats = await helpdesk_metrics.volume(db, w)
         return VolumeReport(range=w.range(), **stats.model_dump())
 
 
@@ -120,7 +122,7 @@ async def metrics_agents(principal: Auth, kernel: KernelDep, q: RangeDep) -> Age
     """Load per agent: tickets held now, closed in the range (ADMIN, SUPERVISOR)."""
     async with kernel.read() as db:
         w = await _window(db, principal, q)
-        return AgentsReport(range=w.range(), agents=await metrics_api.agents(db, w))
+        return AgentsReport(range=w.range(), agents=await helpdesk_metrics.agents(db, w))
 
 
 @router.get("/queues", response_model=QueuesReport)
@@ -128,4 +130,4 @@ async def metrics_queues(principal: Auth, kernel: KernelDep, q: RangeDep) -> Que
     """Who waits now, per department, and for how long (ADMIN, SUPERVISOR)."""
     async with kernel.read() as db:
         w = await _window(db, principal, q)
-        return QueuesReport(range=w.range(), queues=await metrics_api.queues(db, w))
+        return QueuesReport(range=w.range(), queues=await helpdesk_metrics.queues(db, w))

@@ -10,7 +10,7 @@
     GET  /api/v1/media/{media_id}       the file itself, as an attachment.
     GET  /api/v1/media/{media_id}/meta  its metadata.
 
-The type is detected from the content (see `zapd.services.media`). Reads follow the
+The type is detected from the content (see `zapd.services.delivery.media`). Reads follow the
 ticket rules: admins and supervisors see every file of their company, an agent the
 files they uploaded and those attached to messages of tickets they can see; any other
 id answers 404. The multipart body is parsed here as it streams in, straight into the

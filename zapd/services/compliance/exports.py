@@ -45,7 +45,6 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from shared.cnpj import InvalidCNPJ, normalize_cnpj
 from shared.enums import TicketStatus
 from shared.errors import ErrorCode
 from zapd.db.models import (
@@ -53,7 +52,6 @@ from zapd.db.models import (
     Category,
     Chat,
     Client,
-    Company,
     Department,
     Media,
     Message,
@@ -90,27 +88,6 @@ def _as_uuid(ref: str) -> uuid.UUID | None:
         return uuid.UUID(ref)
     except ValueError:
         return None
-
-
-async def resolve_company(db: AsyncSession | AsyncConnection, ref: str) -> Company:
-    """Return the company named by its id or CNPJ (404 if none; 400 if neither shape)."""
-    ref = ref.strip()
-    cid = _as_uuid(ref)
-    if cid is not None:
-        stmt = select(Company).where(Company.id == cid)
-    else:
-        try:
-            cnpj = normalize_cnpj(ref)
-        except InvalidCNPJ as exc:
-            raise BadRequest(
-                f"--company {ref!r} is neither a company id nor a CNPJ ({exc})",
-                code=ErrorCode.USAGE,
-            ) from None
-        stmt = select(Company).where(Company.cnpj == cnpj)
-    row = (await db.execute(stmt)).scalars().first()
-    if row is None:
-        raise NotFound(f"company {ref} not found")
-    return row
 
 
 async def resolve_department(
@@ -522,10 +499,10 @@ async def metrics(
 ) -> MetricsSummary:
     """Return the metrics summary of one company (the same report as /api/v1/metrics)."""
     from zapd.services.compliance import (
-        helpdesk_metrics as metrics_api,  # pydantic models: loaded only when needed
+        helpdesk_metrics,  # pydantic models: loaded only when needed
     )
 
-    w = await metrics_api.window(
+    w = await helpdesk_metrics.window(
         db,
         CLI_PRINCIPAL,
         since=since,
@@ -533,7 +510,7 @@ async def metrics(
         department_id=department_id,
         company_id=company_id,
     )
-    return await metrics_api.summary(db, w)
+    return await helpdesk_metrics.summary(db, w)
 
 
 METRIC_COLUMNS = ["section", "item", "metric", "value"]
