@@ -116,7 +116,11 @@ class Daemon:
         await self.inbound.stop()
         # Events stored but not yet processed (their processing was cut short by the
         # shutdown) are processed now rather than at the next start.
-        drained = await self.inbound.recover()
+        try:
+            drained = await self.inbound.recover()
+        except DatabaseUnavailable:  # they stay pending, for the next start
+            log.warning("database unavailable: pending inbound events left for the next start")
+            return
         if drained:
             log.info("processed %d stored inbound events before stopping", drained)
 

@@ -13,12 +13,15 @@ sandbox route, delivered at least once: a sender repeats a message until it is a
 Afterwards, with the same daemon (no restart): every message answered 2xx is stored
 exactly once, nothing stays pending or failed, every customer has one ticket; requests
 during the outage answered 503 `ERR_DATABASE_UNAVAILABLE` with Retry-After (never 500),
-and the log has no traceback, only one line per change of the database's state.
+a realtime client connected throughout only ever sees reconnect close codes and gets
+live events again after the outage, and the log has no traceback, only one line per
+change of the database's state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
@@ -31,8 +34,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from shared.enums import MessageDirection, WebhookEventState
+from shared.errors import RECONNECT_CLOSE_CODES
 from tests.conftest import PG_URL, _pg_admin, require_pg
 from tests.zapd.api.conftest import start_live, test_settings
 from tests.zapd.api.test_conversation import connected_session
@@ -105,6 +111,42 @@ async def _burst(base: str, token: str, sid: str, fig: Figures) -> None:
         await asyncio.gather(*(sender(http) for _ in range(SENDERS)))
 
 
+@dataclass
+class Watcher:
+    """A realtime client through the outage: resumes after a reconnect close code."""
+
+    events: int = 0
+    last_event_at: float = 0.0
+    closes: list[int] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, url: str, token: str) -> None:
+        since: int | None = None
+        while not self.stop.is_set():
+            target = url if since is None else f"{url}?since={since}"
+            try:
+                async with connect(
+                    target, additional_headers={"Authorization": f"Bearer {token}"}
+                ) as sock:
+                    while not self.stop.is_set():
+                        try:
+                            frame = json.loads(await asyncio.wait_for(sock.recv(), 0.5))
+                        except TimeoutError:
+                            continue
+                        if isinstance(frame.get("seq"), int):
+                            since = frame["seq"]
+                        if frame.get("type") == "message.new":
+                            self.events += 1
+                            self.last_event_at = time.monotonic()
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else 1006
+                self.closes.append(code)
+                assert code in RECONNECT_CLOSE_CODES, f"closed with {code}: no reconnect"
+            except (InvalidStatus, OSError):
+                pass  # refused while the database is away (503): try again
+            await asyncio.sleep(0.5)
+
+
 @pytest.fixture
 async def pg_database() -> AsyncIterator[tuple[str, str]]:
     """A fresh PostgreSQL database of this test's own: (name, URL)."""
@@ -132,6 +174,8 @@ async def _run(
         sid = await connected_session(live, t)
         token = t.admin.headers["Authorization"].removeprefix("Bearer ")
         fig = Figures()
+        watcher = Watcher()
+        watching = asyncio.create_task(watcher.run(live.ws_url, token))
         burst = asyncio.create_task(_burst(live.url, token, sid, fig))
 
         async def outage_when_busy() -> float:
@@ -144,6 +188,9 @@ async def _run(
         assert fig.other == [], fig.other
 
         inbound = live.daemon.inbound
+        await asyncio.sleep(1.0)
+        watcher.stop.set()
+        await asyncio.wait_for(watching, 30)
         check = create_engine(url)
         try:
             while True:
@@ -192,6 +239,9 @@ async def _run(
             "seconds_db_back_to_all_stored": round(drained, 2),
             "seconds_last_ack_to_nothing_pending": round(after_burst, 2),
             "poisoned": inbound.failed,
+            "ws_events": watcher.events,
+            "ws_closes": watcher.closes,
+            "ws_live_after_outage": watcher.last_event_at > back_at,
         }
     finally:
         await live.close()
@@ -212,6 +262,7 @@ def _assert_healed(got: dict[str, object], caplog: pytest.LogCaptureFixture) -> 
     assert set(stored) == acked, report
     assert got["failed"] == 0 and got["poisoned"] == 0, report
     assert got["clients"] == CUSTOMERS and got["tickets"] == CUSTOMERS, report
+    assert got["ws_live_after_outage"] is True, report  # the stream carries on after it
     assert isinstance(got["503"], int) and got["503"] > 0, report  # the outage was felt
     zapd_records = [r for r in caplog.records if r.name.startswith("zapd")]
     tracebacks = [r for r in zapd_records if r.exc_info]
