@@ -71,7 +71,7 @@ from zapd.kernel.context import Kernel
 from zapd.kernel.scoping import next_ticket_number
 from zapd.services.delivery import outbox
 
-MAX_EXAMPLES = int(os.environ.get("ZAP_FUZZ_EXAMPLES", "12"))
+MAX_EXAMPLES = int(os.environ.get("ZAP_FUZZ_EXAMPLES", "8"))
 
 # Operations that would end the fuzzer's own login (they work; they would only make
 # every later case a 401 and hide what it should find).
