@@ -11,17 +11,22 @@ entry point hold it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from typing import Protocol
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapd.config import ZapdSettings
 from zapd.connectors.sandbox import SandboxNetwork
 from zapd.db import migrate
 from zapd.db.engine import create_engine, session_factory
+from zapd.db.models import WaSession
+from zapd.errors import DatabaseUnavailable
 from zapd.kernel.context import Kernel
+from zapd.kernel.principal import Actor
 from zapd.kernel.throttle import LoginThrottle
 from zapd.prometheus import Metrics
 from zapd.realtime.hub import Hub
@@ -32,12 +37,15 @@ from zapd.services.conversations.cloud import CloudService
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.people import companies
 from zapd.services.sessions.cloud_config import seal_stored
 from zapd.services.sessions.heartbeat import Heartbeat
 from zapd.services.sessions.manager import SessionManager
 from zapd.services.tickets.scheduler import Scheduler
 
 log = logging.getLogger("zapd")
+
+DELETE_ATTEMPTS = 5  # a company delete that deadlocks with another writer is tried again
 
 
 class Worker(Protocol):
@@ -132,11 +140,56 @@ class Daemon:
                 log.exception("stopping worker %s", worker)
         await self.engines.close()
         await self.sandbox.close()
+        await self.inbound.stop()
         # Events stored but not yet processed (their processing was cut short by the
         # shutdown) are processed now rather than at the next start.
-        drained = await self.inbound.recover()
+        try:
+            drained = await self.inbound.recover()
+        except DatabaseUnavailable:  # they stay pending, for the next start
+            log.warning("database unavailable: pending inbound events left for the next start")
+            return
         if drained:
             log.info("processed %d stored inbound events before stopping", drained)
+
+    async def delete_company(self, actor: Actor, company_id: uuid.UUID, *, force: bool) -> None:
+        """Delete a company safely while its traffic flows.
+
+        Its inbound events are refused from now on, its running sessions are stopped
+        first, then the company goes in one transaction that locks its row before the
+        cascade (writers that lock the company first queue behind it instead of
+        deadlocking). A deadlock with some other writer is retried; sessions that were
+        started meanwhile are stopped afterwards.
+        """
+        async with self.kernel.read() as db:
+            await companies.get(db, actor.principal, company_id)
+            actor.principal.require_global_admin()
+            ids = set(
+                (
+                    await db.scalars(select(WaSession.id).where(WaSession.company_id == company_id))
+                ).all()
+            )
+        self.inbound.closing.add(company_id)
+        try:
+            await self._stop_sessions(ids)
+            for attempt in range(DELETE_ATTEMPTS):
+                try:
+                    async with self.kernel.tx() as db:
+                        await companies.delete(db, actor, company_id, force=force)
+                    break
+                except DatabaseUnavailable:
+                    if attempt == DELETE_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            await self._stop_sessions(ids)
+        finally:
+            self.inbound.closing.discard(company_id)
+
+    async def _stop_sessions(self, ids: set[uuid.UUID]) -> None:
+        for session_id in ids & set(self.engines.running()):
+            try:
+                await self.engines.stop(session_id)
+            except Exception as exc:  # stopping one must not keep the others running
+                log.warning("stopping session %s of a deleted company: %s", session_id, exc)
 
     async def close(self) -> None:
         """Release everything."""

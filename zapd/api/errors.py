@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import ErrorCode
 from zapd.db.integrity import Violation, classify
-from zapd.errors import RateLimited, ZapError
+from zapd.errors import DatabaseUnavailable, RateLimited, ZapError
+from zapd.kernel.transient import DatabaseHealth, is_transient
 
 log = logging.getLogger("zapd.api")
 
@@ -98,7 +99,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ZapError)
     async def _zap_error(_: Request, exc: ZapError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        retry_after = (
+            exc.retry_after if isinstance(exc, RateLimited | DatabaseUnavailable) else None
+        )
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers
         )
@@ -133,6 +137,21 @@ def install_error_handlers(app: FastAPI) -> None:
         code, message = conflict_of(violation)
         log.info("%s %s: %s (%s)", request.method, request.url.path, message, violation)
         return JSONResponse(error_body(code, message), status_code=409)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Most database work goes through Kernel.tx()/read(), which already turn a
+        # transient failure into DatabaseUnavailable; this catches the rest the same way.
+        if not is_transient(exc):
+            return await _unexpected(request, exc)
+        daemon = getattr(request.app.state, "daemon", None)
+        health = daemon.kernel.db_health if daemon is not None else DatabaseHealth()
+        err = health.unavailable(exc)
+        return JSONResponse(
+            error_body(err.code, err.message),
+            status_code=err.status_code,
+            headers={"Retry-After": str(err.retry_after)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -112,7 +112,7 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
     r = await a.admin.post(
         "/api/v1/departments", json={"name": "X", "fallback_department_id": str(b.lab_id)}
     )
-    assert r.status_code == 422
+    assert r.status_code == 404
     assert len((await b.admin.get("/api/v1/departments")).json()) == 2
 
 

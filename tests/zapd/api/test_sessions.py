@@ -161,14 +161,17 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         {**base, "config": {"bad key!": 1}},
         {**base, "flow_config": []},
         {**base, "default_department_id": "not-a-uuid"},
+        # ids naming no department of the company: 404, like any foreign id
         {**base, "default_department_id": str(other.lab_id)},
         {**base, "default_department_id": str(uuid.uuid4())},
     ]
     for body in bad:
         r = await t.admin.post("/api/v1/sessions", json=body)
-        assert r.status_code == 422, (body, r.text)
+        foreign = body.get("default_department_id", "not-a-uuid") != "not-a-uuid"
+        assert r.status_code == (404 if foreign else 422), (body, r.text)
         err = r.json()
-        assert err["error"] == "ERR_VALIDATION" and err["message"] and "Traceback" not in r.text
+        assert err["error"] == ("ERR_NOT_FOUND" if foreign else "ERR_VALIDATION")
+        assert err["message"] and "Traceback" not in r.text
         assert TOKEN not in r.text
     assert await _count(live, t.company_id) == 0
 
@@ -234,11 +237,14 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
         {"engine": 0},
         {"webhook_url": "ftp://x"},
         {"rotate_webhook_secret": True},  # no webhook_url to sign for
-        {"default_department_id": str(uuid.uuid4())},
         {"status": 0},
     ):
         r = await t.admin.patch(f"/api/v1/sessions/{sid}", json=patch)
         assert r.status_code == 422, (patch, r.text)
+    r = await t.admin.patch(
+        f"/api/v1/sessions/{sid}", json={"default_department_id": str(uuid.uuid4())}
+    )
+    assert r.status_code == 404, r.text  # no such department
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None

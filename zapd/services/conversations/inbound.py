@@ -9,8 +9,13 @@ receive ─► webhook_events row committed (durable; a webhook may answer 2xx n
 
 Processing runs in its own transaction and is retried when a uniqueness race is lost
 (two deliveries of one message, two first messages of one client): the retry finds
-what the winner committed. An event that still fails is marked FAILED with its error
-(poison) and the rest go on. Unprocessed events are processed again at start-up.
+what the winner committed. An event that fails deterministically is marked FAILED
+with its error (poison) and the rest go on. An event that fails transiently (the
+database went away, a deadlock, SQLite busy: `zapd.kernel.transient`) stays PENDING and
+is retried in-process with backoff until the database answers: its sender's later
+events queue behind it (order per sender holds), and once every deferred event is done
+a sweep processes whatever else was left pending (a raw event whose commit succeeded
+although its request saw an error). Unprocessed events are also processed at start-up.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import contextlib
 import logging
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,8 +66,10 @@ from zapd.db.models import (
 from zapd.db.types import utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
+from zapd.errors import NotFound
 from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
+from zapd.kernel.transient import is_transient
 from zapd.services.conversations.menus import menu_messages
 from zapd.services.conversations.received_media import store_received
 from zapd.services.delivery import acks, outbox
@@ -77,6 +85,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("zapd.inbound")
 
 MAX_RACE_RETRIES = 5
+RETRY_FIRST_DELAY = 0.2  # seconds before the first in-process retry after a transient failure
+RETRY_MAX_DELAY = 5.0
+MAX_PARKED = 100_000  # acks and contacts held in memory while the database is away
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -104,6 +115,30 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
     return Identity(phone=phone, lid=lid, bsuid=bsuid)
 
 
+async def _lock_company(db: AsyncSession, company_id: uuid.UUID) -> bool:
+    """Hold the company (KEY SHARE) before anything else; False when it is gone.
+
+    Taken first, it orders this transaction against a company delete (which locks the
+    company row FOR UPDATE before its cascade): one waits for the other, no deadlock.
+    """
+    found = await db.scalar(
+        select(Company.id).where(Company.id == company_id).with_for_update(key_share=True)
+    )
+    return found is not None
+
+
+# Turns a stored raw engine body (e.g. a Cloud API webhook) into events, by its row id.
+RawHandler = Callable[[uuid.UUID], Awaitable[None]]
+
+
+def _sender_key(event: AnyEngineEvent) -> str:
+    """The key events are ordered by: one sender of one session."""
+    key = f"{event.session_id}:"
+    if isinstance(event, MessageEvent | ContactEvent):
+        key += sender_of(event).key
+    return key
+
+
 class Inbound:
     """Stores and processes engine events for every session of the daemon."""
 
@@ -114,15 +149,46 @@ class Inbound:
         self._engine: dict[uuid.UUID, Engine] = {}
         # Stored rows that are not engine events but an engine's raw body (e.g. a Cloud
         # API webhook): their event_type names who turns them into events.
-        self.raw_handlers: dict[str, Callable[[uuid.UUID], Awaitable[None]]] = {}
+        self.raw_handlers: dict[str, RawHandler] = {}
         self.processed = 0
         self.failed = 0
+        self.deferred_total = 0  # events whose processing was put off by a transient failure
+        # Per sender key, the events put off by a transient failure, oldest first.
+        self._deferred: dict[str, list[uuid.UUID]] = {}
+        self._retry_task: asyncio.Task[None] | None = None
+        self._sweep_needed = False
+        # Engine events nobody redelivers (acks, contacts) that could not be stored yet.
+        self._parked: deque[tuple[uuid.UUID, AnyEngineEvent]] = deque()
+        # Companies being deleted: their events are refused (their sessions are stopping).
+        self.closing: set[uuid.UUID] = set()
 
     # ------------------------------------------------------------------ intake
 
     async def receive(self, session_id: uuid.UUID, event: AnyEngineEvent) -> uuid.UUID | None:
-        """Store an engine event durably, then process it; return the stored row id."""
-        row_id = await self.store(session_id, event)
+        """Store an engine event durably, then process it; return the stored row id.
+
+        When the raw event cannot be committed the error propagates (the caller must not
+        acknowledge); a transient one also schedules a sweep, since its commit may have
+        gone through although the answer was lost.
+        """
+        try:
+            row_id = await self.store(session_id, event)
+        except NotFound:
+            if isinstance(event, MessageEvent):
+                raise
+            log.info("%s event for a session that is gone dropped", event.kind)
+            return None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._sweep_needed = True
+            self._kick()
+            if isinstance(event, MessageEvent):
+                raise
+            # Acks and contact updates are not redelivered by anyone: keep them in
+            # memory and store them once the database answers.
+            self._park(session_id, event)
+            return None
         if row_id is not None:
             company_id = self._company[session_id]
             await self.process(row_id, known=(company_id, event))
@@ -134,8 +200,13 @@ class Inbound:
         if company_id is None:
             log.warning("event for unknown session %s dropped", session_id)
             return None
+        if company_id in self.closing:
+            raise NotFound("session not found: its company is being deleted")
         dedupe = getattr(event, "wa_message_id", None)
         async with self.kernel.tx() as db:
+            if not await _lock_company(db, company_id):
+                self._company.pop(session_id, None)
+                raise NotFound("session not found")
             row = WebhookEvent(
                 company_id=company_id,
                 session_id=session_id,
@@ -164,24 +235,35 @@ class Inbound:
         return found[0]
 
     async def recover(self, batch: int = 500) -> int:
-        """Process every stored event not yet processed, oldest first (daemon start)."""
+        """Process every stored event not yet processed, oldest first (start, sweeps).
+
+        Stops early when the database fails transiently (the in-process retry takes
+        over); events already waiting in the retry queue are left to it.
+        """
         done = 0
+        after: tuple[Any, uuid.UUID] | None = None
         while True:
+            query = (
+                select(WebhookEvent.received_at, WebhookEvent.id)
+                .where(WebhookEvent.state == WebhookEventState.PENDING)
+                .order_by(WebhookEvent.received_at, WebhookEvent.id)
+                .limit(batch)
+            )
+            if after is not None:
+                query = query.where(tuple_(WebhookEvent.received_at, WebhookEvent.id) > after)
             async with self.kernel.read() as db:
-                ids = list(
-                    (
-                        await db.scalars(
-                            select(WebhookEvent.id)
-                            .where(WebhookEvent.state == WebhookEventState.PENDING)
-                            .order_by(WebhookEvent.received_at, WebhookEvent.id)
-                            .limit(batch)
-                        )
-                    ).all()
-                )
-            if not ids:
+                rows = [(r[0], r[1]) for r in (await db.execute(query)).all()]
+            if not rows:
                 return done
-            for row_id in ids:
+            waiting = {i for q in self._deferred.values() for i in q}
+            for received_at, row_id in rows:
+                after = (received_at, row_id)
+                if row_id in waiting:
+                    continue
+                deferred, sweep = self.deferred_total, self._sweep_needed
                 await self.process(row_id)
+                if self.deferred_total != deferred or (self._sweep_needed and not sweep):
+                    return done  # the database is failing: the retry loop goes on later
                 done += 1
 
     # ------------------------------------------------------------------ processing
@@ -192,29 +274,37 @@ class Inbound:
         """Process one stored event exactly once (ordered per sender, retried on races).
 
         `known` (company id and event) spares re-reading a row that was just stored;
-        the state check inside the processing transaction still decides.
+        the state check inside the processing transaction still decides. A row holding
+        an engine's raw body (a Cloud API webhook) goes to that engine's raw handler. A
+        transient failure leaves the event pending and queued for the in-process retry.
         """
-        if known is not None:
-            company_id, event = known
-        else:
-            async with self.kernel.read() as db:
-                row = await db.get(WebhookEvent, row_id)
-                if row is None or row.state != WebhookEventState.PENDING:
-                    return
-                payload, company_id = row.payload, row.company_id
-                raw_handler = self.raw_handlers.get(row.event_type)
-            if raw_handler is not None:
-                await raw_handler(row_id)
+        try:
+            loaded = known if known is not None else await self._load(row_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._sweep_needed = True  # recover() finds it again
+            self._kick()
+            return
+        if loaded is None:
+            return
+        if not isinstance(loaded, tuple):
+            await loaded(row_id)  # a raw body: its engine turns it into events
+            return
+        company_id, event = loaded
+        key = _sender_key(event)
+        lock = self._lock(key)
+        async with lock:
+            queue = self._deferred.get(key)
+            if queue:
+                queue.append(row_id)  # an older event of this sender waits: keep the order
+                self.deferred_total += 1
+                self._kick()
                 return
-            try:
-                event = load_event(payload)
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                # A stored event this version cannot read is poison: mark it and go on,
-                # never keep the daemon from starting over it.
-                await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
-                return
-
-        await self.process_events(row_id, company_id, [event])
+            if not await self._process_locked(row_id, company_id, [event]):
+                self._deferred.setdefault(key, []).append(row_id)
+                self.deferred_total += 1
+                self._kick()
 
     async def process_events(
         self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
@@ -223,67 +313,189 @@ class Inbound:
 
         A row holds one engine event, or an engine's raw body that gave several (a Cloud
         API webhook); either way they are applied exactly once, under their senders'
-        locks (taken in a fixed order), retried when a uniqueness race is lost. When a
-        batch of several fails otherwise, each event goes through `receive` on its own,
-        so one bad event cannot hold back the others; a single one is poisoned.
+        locks (taken in a fixed order), retried when a uniqueness race is lost. A
+        transient failure leaves the row pending for the sweep of the in-process retry.
         """
-        keys = set()
-        for event in batch:
-            key = f"{event.session_id}:"
-            if isinstance(event, MessageEvent | ContactEvent):
-                key += sender_of(event).key
-            keys.add(key)
-        locks = []
-        for key in sorted(keys):
-            lock = self._locks.get(key)
-            if lock is None:
-                lock = asyncio.Lock()
-                self._locks[key] = lock
-            locks.append(lock)
+        locks = [self._lock(key) for key in sorted({_sender_key(e) for e in batch})]
         async with contextlib.AsyncExitStack() as held:
             for lock in locks:
                 await held.enter_async_context(lock)
+            done = await self._process_locked(row_id, company_id, batch)
+        if not done:
+            self._sweep_needed = True
+            self._kick()
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def _load(
+        self, row_id: uuid.UUID
+    ) -> tuple[uuid.UUID, AnyEngineEvent] | RawHandler | None:
+        """Read a pending stored row: its event, its raw handler, or None (gone, done, poison)."""
+        async with self.kernel.read() as db:
+            row = await db.get(WebhookEvent, row_id)
+            if row is None or row.state != WebhookEventState.PENDING:
+                return None
+            payload, company_id = row.payload, row.company_id
+            raw_handler = self.raw_handlers.get(row.event_type)
+        if raw_handler is not None:
+            return raw_handler
+        try:
+            return company_id, load_event(payload)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            # A stored event this version cannot read is poison: mark it and go on,
+            # never keep the daemon from starting over it.
+            await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
+            return None
+
+    async def _process_locked(
+        self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
+    ) -> bool:
+        """Process under the senders' locks; False when a transient failure put it off.
+
+        When a batch of several fails deterministically, each event goes through
+        `receive` on its own, so one bad event cannot hold back the others; a single
+        one is poisoned.
+        """
+        try:
             for attempt in range(MAX_RACE_RETRIES):
                 try:
                     async with self.kernel.tx() as db:
+                        if not await _lock_company(db, company_id):
+                            return True  # deleted with its company
                         fresh = await db.get(WebhookEvent, row_id, with_for_update=True)
                         if fresh is None or fresh.state != WebhookEventState.PENDING:
-                            return
+                            return True
                         for event in batch:
                             await self._apply(db, company_id, event)
                         fresh.state = WebhookEventState.PROCESSED
                         fresh.processed_at = utcnow()
                         fresh.attempts += 1
                     self.processed += len(batch)
-                    return
+                    return True
                 except IntegrityError:
                     # Lost a race (same message delivered twice, first ticket of a client
                     # opened by a concurrent event): the next try sees the winner's rows.
                     if attempt == MAX_RACE_RETRIES - 1:
                         await self._poison(row_id, "uniqueness conflict persisted")
-                        return
+                        return True
                     await asyncio.sleep(0.01 * (attempt + 1))
                 except Exception as exc:
+                    if is_transient(exc):
+                        return False
                     log.exception("inbound event %s failed", row_id)
                     if len(batch) == 1:
                         await self._poison(row_id, f"{type(exc).__name__}: {exc}")
-                        return
+                        return True
                     break
-        # A batch that failed as a whole: one stored row per event, each on its own.
-        for event in batch:
-            await self.receive(event.session_id, event)
-        async with self.kernel.tx() as db:
-            await db.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id == row_id, WebhookEvent.state == WebhookEventState.PENDING)
-                .values(
-                    state=WebhookEventState.PROCESSED,
-                    error="split into one stored event per message",
-                    attempts=WebhookEvent.attempts + 1,
-                    processed_at=utcnow(),
+            # A batch that failed as a whole: one stored row per event, each on its own.
+            for event in batch:
+                await self.receive(event.session_id, event)
+            async with self.kernel.tx() as db:
+                await db.execute(
+                    update(WebhookEvent)
+                    .where(
+                        WebhookEvent.id == row_id,
+                        WebhookEvent.state == WebhookEventState.PENDING,
+                    )
+                    .values(
+                        state=WebhookEventState.PROCESSED,
+                        error="split into one stored event per message",
+                        attempts=WebhookEvent.attempts + 1,
+                        processed_at=utcnow(),
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            )
+            return True
+        except Exception as exc:  # the poison mark or the split itself failed
+            if is_transient(exc):
+                return False
+            raise
+
+    # ------------------------------------------------------------------ retry
+
+    def _park(self, session_id: uuid.UUID, event: AnyEngineEvent) -> None:
+        if len(self._parked) >= MAX_PARKED:
+            self._parked.popleft()
+            log.warning("too many engine events waiting for the database: oldest dropped")
+        self._parked.append((session_id, event))
+
+    def _kick(self) -> None:
+        """Make sure the in-process retry runs (one task at a time)."""
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
+
+    @property
+    def backlog(self) -> int:
+        """How many events wait for the in-process retry (stored or parked)."""
+        return sum(len(q) for q in self._deferred.values()) + len(self._parked)
+
+    async def _retry_loop(self) -> None:
+        delay = RETRY_FIRST_DELAY
+        while self._deferred or self._sweep_needed or self._parked:
+            await asyncio.sleep(delay)
+            try:
+                ok = await self._retry_once()
+            except Exception:  # a bug must not end the retry of what is still pending
+                log.exception("inbound retry failed")
+                ok = False
+            delay = RETRY_FIRST_DELAY if ok else min(delay * 2, RETRY_MAX_DELAY)
+
+    async def _retry_once(self) -> bool:
+        """Store parked events, process deferred ones oldest first per sender, then sweep.
+
+        Returns False while the database still fails.
+        """
+        while self._parked:
+            session_id, event = self._parked[0]
+            try:
+                await self.store(session_id, event)
+            except Exception as exc:
+                if is_transient(exc):
+                    return False
+                log.exception("parked engine event dropped")
+            self._parked.popleft()
+            self._sweep_needed = True  # the sweep processes what was just stored
+        for key in list(self._deferred):
+            async with self._lock(key):
+                queue = self._deferred.get(key, [])
+                while queue:
+                    row_id = queue[0]
+                    try:
+                        loaded = await self._load(row_id)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            return False
+                        raise
+                    if isinstance(loaded, tuple):
+                        company_id, event = loaded
+                        if not await self._process_locked(row_id, company_id, [event]):
+                            return False
+                    elif loaded is not None:
+                        await loaded(row_id)  # a raw body (not expected in this queue)
+                    queue.pop(0)
+                self._deferred.pop(key, None)
+        if self._sweep_needed:
+            self._sweep_needed = False
+            try:
+                await self.recover()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._sweep_needed = True
+                return False
+        return not self._deferred and not self._sweep_needed and not self._parked
+
+    async def stop(self) -> None:
+        """Stop the in-process retry (what it left pending is processed at the next start)."""
+        task, self._retry_task = self._retry_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _poison(self, row_id: uuid.UUID, error: str) -> None:
         self.failed += 1

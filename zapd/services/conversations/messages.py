@@ -42,6 +42,7 @@ from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, events
 from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import referenced, unknown_reference
 from zapd.kernel.visibility import can_see
 from zapd.services.conversations.cloud import check_cloud_send, template_text
 from zapd.services.delivery import media as media_service
@@ -175,7 +176,7 @@ async def _media(db: AsyncSession, principal: Principal, media_id: uuid.UUID) ->
     try:
         return await media_service.get(db, principal, media_id)
     except NotFound:
-        raise ValidationFailed("media_id: no such media") from None
+        raise unknown_reference("media_id", "media") from None
 
 
 def _type_of(media: Media | None) -> MessageType:
@@ -242,8 +243,15 @@ async def send(
 
     quoted_id = None
     if body.quoted_message_id is not None:
-        quoted = await db.get(Message, body.quoted_message_id)
-        if quoted is None or quoted.company_id != company_id or quoted.chat_id != chat.id:
+        quoted = await referenced(
+            db,
+            Message,
+            body.quoted_message_id,
+            company_id,
+            field="quoted_message_id",
+            what="message",
+        )
+        if quoted.chat_id != chat.id:
             raise ValidationFailed("quoted_message_id: no such message in this chat")
         quoted_id = quoted.id
     media = await _media(db, actor.principal, body.media_id) if body.media_id else None

@@ -292,8 +292,10 @@ class _Lane:
                 self.busy = True
                 try:
                     await worker.deliver(self, claim)
-                except Exception:  # the row keeps its lock and is taken again after it
-                    log.exception("outbox %s: delivery crashed", claim.outbox_id)
+                except Exception as exc:  # the row keeps its lock and is taken again after it
+                    worker.kernel.db_health.report(
+                        exc, log, "outbox %s: delivery crashed", claim.outbox_id
+                    )
                 finally:
                     self.busy = False
                     worker.held.discard(claim.outbox_id)
@@ -376,8 +378,10 @@ class OutboxWorker:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox dispatch failed; trying again shortly")
+            except Exception as exc:
+                self.kernel.db_health.report(
+                    exc, log, "outbox dispatch failed; trying again shortly"
+                )
                 await asyncio.sleep(min(5.0, self.settings.outbox_poll_interval * 10))
 
     async def run_once(self) -> int:
@@ -540,7 +544,9 @@ class OutboxWorker:
             # PENDING without spending an attempt, and the re-send with the same key is
             # answered by the engine with the same id (or, if even this write fails,
             # the claim's lock runs out and the row is taken again).
-            log.exception("outbox %s: sent as %s but not recorded", claim.outbox_id, wa_id)
+            self.kernel.db_health.report(
+                exc, log, "outbox %s: sent as %s but not recorded", claim.outbox_id, wa_id
+            )
             await self._release(claim, f"sent, but recording it failed: {exc}")
             return
         self.sent += 1
@@ -603,9 +609,11 @@ class OutboxWorker:
                     if transient:
                         reason = f"gave up after {box.attempts} attempts: {reason}"
                     await fail_message(db, message, reason, source="outbox")
-        except Exception:
+        except Exception as exc:
             # Left SENDING: taken again once its lock runs out.
-            log.exception("outbox %s: could not record a failed send", claim.outbox_id)
+            self.kernel.db_health.report(
+                exc, log, "outbox %s: could not record a failed send", claim.outbox_id
+            )
 
     async def _release(self, claim: Claim, reason: str, delay: float | None = None) -> None:
         s = self.settings
@@ -620,8 +628,10 @@ class OutboxWorker:
                 if delay is None:
                     delay = backoff_delay(1, s.outbox_backoff_base, s.outbox_backoff_cap, self._rng)
                 box.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        except Exception:
-            log.exception("outbox %s: could not release the claim", claim.outbox_id)
+        except Exception as exc:
+            self.kernel.db_health.report(
+                exc, log, "outbox %s: could not release the claim", claim.outbox_id
+            )
 
     async def _give_back(self, claims: list[Claim]) -> None:
         try:
@@ -635,8 +645,10 @@ class OutboxWorker:
                     box.state = OutboxState.PENDING
                     box.locked_until = None
                     box.next_attempt_at = utcnow()
-        except Exception:
-            log.exception("could not hand %d unsent claims back", len(claims))
+        except Exception as exc:
+            self.kernel.db_health.report(
+                exc, log, "could not hand %d unsent claims back", len(claims)
+            )
 
     # ------------------------------------------------------------------ acks
 

@@ -190,6 +190,9 @@ async def delete(db: AsyncSession, actor: Actor, company_id: uuid.UUID, *, force
             "the company still has tickets or messages; pass force=true to delete them too",
             code=ErrorCode.COMPANY_NOT_EMPTY,
         )
+    # The company row first: writers that lock it first (the inbound pipeline) queue
+    # behind this transaction instead of holding rows the cascade must delete.
+    await db.execute(select(Company.id).where(Company.id == row.id).with_for_update())
     before = _snapshot(row)
     await db.delete(row)
     await db.flush()

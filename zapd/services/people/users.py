@@ -22,6 +22,7 @@ from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import referenced_ids
 from zapd.security import Passwords
 from zapd.services.people.auth import invalidate_user_tokens
 from zapd.services.people.bootstrap import check_password, normalize_email
@@ -200,21 +201,9 @@ async def _check_departments(
     db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:
     wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    found = set(
-        (
-            await db.scalars(
-                select(Department.id).where(
-                    Department.id.in_(wanted), Department.company_id == company_id
-                )
-            )
-        ).all()
+    return await referenced_ids(
+        db, Department, wanted, company_id, field="department_ids", what="department"
     )
-    missing = [str(d) for d in wanted if d not in found]
-    if missing:
-        raise ValidationFailed(f"department_ids: no such department: {', '.join(missing)}")
-    return wanted
 
 
 async def _replace_departments(db: AsyncSession, user: User, ids: list[uuid.UUID]) -> None:

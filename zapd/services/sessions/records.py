@@ -18,7 +18,7 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, changes
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.kernel.scoping import company_scoped, get_owned, referenced
 from zapd.secretbox import SecretBox
 from zapd.security import new_token
 
@@ -74,9 +74,14 @@ async def _check_department(
 ) -> None:
     if department_id is None:
         return
-    dep = await db.get(Department, department_id)
-    if dep is None or dep.company_id != company_id:
-        raise ValidationFailed("default_department_id: no such department")
+    await referenced(
+        db,
+        Department,
+        department_id,
+        company_id,
+        field="default_department_id",
+        what="department",
+    )
 
 
 async def _flush(db: AsyncSession, name: str) -> None:
