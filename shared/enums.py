@@ -172,6 +172,7 @@ class ClientIdentityKind(IntEnum):
     PHONE = 0  # canonical E.164
     LID = 1  # WhatsApp's linked identity (not a phone number)
     PHONE_ALT = 2  # alternate E.164 (Brazilian mobile without the 9th digit)
+    BSUID = 3  # Meta's business-scoped user id ("BR.1502..."), Cloud API; may hide the phone
 
 
 class WebhookEventState(IntEnum):

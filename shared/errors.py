@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     SESSION_NOT_RUNNING = "ERR_SESSION_NOT_RUNNING"
     SESSION_STARTED = "ERR_SESSION_STARTED"
     WINDOW_CLOSED = "ERR_WINDOW_CLOSED"
+    NOT_CLOUD = "ERR_NOT_CLOUD"
     # tickets and messages
     INVALID_TRANSITION = "ERR_INVALID_TRANSITION"
     OPEN_TICKET_EXISTS = "ERR_OPEN_TICKET_EXISTS"
@@ -106,3 +107,8 @@ class CloseCode(IntEnum):
 RECONNECT_CLOSE_CODES: frozenset[int] = frozenset(
     {1000, 1001, 1006, 1011, 1012, 1013, 1014, int(CloseCode.SLOW_CONSUMER)}
 )
+
+
+def http_status_code(status: int) -> str:
+    """Return the code a client reports for an HTTP failure without zapd's error document."""
+    return f"ERR_HTTP_{status}"

@@ -47,6 +47,7 @@ WhatsApp or try every entry of ``br_phone_variants``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import phonenumbers
@@ -105,7 +106,12 @@ _LID_SERVER = "lid"
 _GROUP_SERVER = "g.us"
 _BROADCAST_SERVER = "broadcast"
 _NEWSLETTER_SERVER = "newsletter"
+# Meta's business-scoped user ids (Cloud API users who hide their number): not a real
+# WhatsApp server, zap's own spelling of a chat known only by "CC.digits".
+_BSUID_SERVER = "bsuid"
+_BSUID_USER = re.compile(r"[A-Z]{2}(?:\.ENT)?\.\d{1,40}")
 _KNOWN_SERVERS = _USER_SERVERS | {
+    _BSUID_SERVER,
     _LID_SERVER,
     _GROUP_SERVER,
     _BROADCAST_SERVER,
@@ -147,6 +153,11 @@ class WaJid:
     def is_lid(self) -> bool:
         """Return whether this is a LID (opaque id, not a phone number)."""
         return self.server == _LID_SERVER
+
+    @property
+    def is_bsuid(self) -> bool:
+        """Return whether this is a Meta business-scoped user id (no phone number)."""
+        return self.server == _BSUID_SERVER
 
     @property
     def is_group(self) -> bool:
@@ -345,6 +356,8 @@ def parse_jid(value: str) -> WaJid:
         ok = _is_digits(creator) and (not dash or _is_digits(stamp))
     elif server == _BROADCAST_SERVER:
         ok = user == "status" or _is_digits(user)
+    elif server == _BSUID_SERVER:
+        ok = _BSUID_USER.fullmatch(user) is not None
     else:
         ok = _is_digits(user)
     if not ok:

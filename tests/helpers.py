@@ -28,7 +28,7 @@ ZAPCTL = BIN_DIR / "zapctl"
 ZAPD = BIN_DIR / "zapd"
 
 CLI_TIMEOUT = 60.0
-START_TIMEOUT = 20.0
+START_TIMEOUT = float(os.environ.get("ZAP_TEST_START_TIMEOUT", "60"))  # a wait, not a bound
 STOP_TIMEOUT = 15.0
 
 # SIGTERM is zapd's normal stop (systemd): it must shut down gracefully and exit 0, not
@@ -43,6 +43,8 @@ _DROPPED_VARS = (
     "XDG_DATA_HOME",
     "XDG_CACHE_HOME",
     "XDG_RUNTIME_DIR",
+    "COLUMNS",  # tables fit COLUMNS when set: children print uncut unless a test sets it
+    "LINES",
 )
 
 

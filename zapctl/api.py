@@ -13,6 +13,7 @@ from zapctl.output import state
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
+    from shared.protocol.auth import TokenPair
     from zapctl.config import CtlSettings
 
 T = TypeVar("T")
@@ -30,20 +31,63 @@ def settings(ctx: typer.Context) -> CtlSettings:
     return cached
 
 
+# API fields whose zapctl flag is not simply `--field-name`.
+_FLAG_OF_FIELD = {
+    "company_id": "--company",
+    "department_ids": "--dept",
+    "department_id": "--dept",
+    "default_department_id": "--dept",
+    "max_concurrent_tickets": "--max-tickets",
+    "menu_order": "--order",
+    "category_id": "--category",
+    "assignee_id": "--to",
+}
+
+
+def flag_of(loc: object) -> str:
+    """Name the command-line flag of an API field location (`["body", "name"]` -> --name)."""
+    parts = [p for p in loc if isinstance(p, str)] if isinstance(loc, list | tuple) else []
+    field = parts[-1] if parts else "value"
+    return _FLAG_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+
+
+def _usage(exc: Exception) -> CliError | None:
+    """Turn the daemon's answer to a missing value into a usage error naming the flag."""
+    from shared import client as c
+    from shared.errors import ErrorCode
+
+    if isinstance(exc, c.BadRequest) and exc.code == ErrorCode.COMPANY_REQUIRED:
+        return CliError(
+            "missing --company: a global admin must say which company (name, id or CNPJ)",
+            ExitCode.USAGE,
+        )
+    if isinstance(exc, c.ValidationError) and exc.details:
+        missing = [flag_of(d.get("loc")) for d in exc.details if d.get("type") == "missing"]
+        if missing:
+            return CliError(f"missing {', '.join(dict.fromkeys(missing))}", ExitCode.USAGE)
+    return None
+
+
 def _error(exc: Exception, server: str) -> CliError:
     from shared import client as c
+    from shared.errors import ErrorCode
 
     if isinstance(exc, c.DaemonUnreachable):
         return CliError(f"cannot reach zapd at {server} — is it running?", ExitCode.UNREACHABLE)
     if isinstance(exc, c.RequestTimeout):
         return CliError(str(exc), ExitCode.TIMEOUT)
     if isinstance(exc, c.Unauthorized):
-        hint = "" if exc.code not in ("ERR_UNAUTHORIZED",) else " (run: zapctl login)"
+        hint = " (run: zapctl login)" if exc.code == ErrorCode.UNAUTHORIZED else ""
         return CliError(f"{exc.message}{hint}", ExitCode.UNAUTHORIZED)
     if isinstance(exc, c.Forbidden):
         return CliError(exc.message, ExitCode.UNAUTHORIZED)
     if isinstance(exc, c.NotFound):
         return CliError(exc.message, ExitCode.NOT_FOUND)
+    usage = _usage(exc)
+    if usage is not None:
+        return usage
+    if isinstance(exc, c.PayloadTooLarge):
+        return CliError(f"too large for zapd at {server}: {exc.message}; nothing was stored")
     if isinstance(exc, c.ZapError):
         return CliError(getattr(exc, "message", str(exc)))
     return CliError(str(exc))
@@ -52,7 +96,6 @@ def _error(exc: Exception, server: str) -> CliError:
 def run(ctx: typer.Context, action: Callable[[ZapClient], Awaitable[T]], *, auth: bool = True) -> T:
     """Run `action` with a client on the configured zapd; errors become one-line CLI errors."""
     from shared.client import ZapClient, ZapError
-    from shared.protocol.auth import TokenPair
     from zapctl import credentials
 
     conf = settings(ctx)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.output import emit, notice
+from zapctl.output import ask, dump, emit, notice
 
 
 def login(
@@ -32,13 +32,14 @@ def login(
         if not sys.stdin.isatty():
             missing = "--email" if not email else "--password"
             raise CliError(f"missing {missing} (no terminal to prompt on)", ExitCode.USAGE)
-        email = email or typer.prompt("E-mail")
-        password = password or typer.prompt("Password", hide_input=True)
+        email = email or ask("E-mail")
+        password = password or ask("Password", secret=True)
     server = api.settings(ctx).server
     pair = api.run(ctx, lambda zap: zap.login(email, password), auth=False)
     where = credentials.save(
         server, credentials.Stored(pair.access_token, pair.refresh_token, email)
     )
+    credentials.remember_server(server)
     if where != "keyring":
         notice(f"no OS keyring available: tokens kept in {where} (mode 0600)")
     emit(ctx, {"server": server, "email": email, "stored_in": where}, f"logged in to {server}")
@@ -74,7 +75,7 @@ def whoami(ctx: typer.Context) -> None:
     role = me.role.name if me.role is not None else "GLOBAL ADMIN"
     emit(
         ctx,
-        me.model_dump(mode="json"),
+        dump(me),
         f"{me.name} <{me.email or 'API token'}>  {role}"
         + (f"  company {me.company_id}" if me.company_id else ""),
     )

@@ -1,4 +1,5 @@
-"""`zapctl client ...`: LGPD requests about one customer, directly on the database."""
+"""`zapctl client ...`: the customers — LGPD requests directly on the database (export,
+erase), and list/show/tag/block through zapd (zapctl.client_api)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from zapctl import client_api
 from zapctl.errors import CliError, ExitCode
 from zapctl.export import CompanyOpt, Output
 from zapctl.offline import open_database
@@ -17,9 +19,13 @@ from zapctl.options import DbOpt, StateDirOpt
 from zapctl.output import confirm, emit, state
 
 app = typer.Typer(
-    help="Customers: LGPD access and erasure requests (work without zapd).",
+    help="Customers: list, show, tag, block; LGPD export and erase (those without zapd).",
     no_args_is_help=True,
 )
+app.command("list")(client_api.list_)
+app.command("show")(client_api.show)
+app.command("tag")(client_api.tag)
+app.command("block")(client_api.block)
 
 PhoneArg = Annotated[
     str,

@@ -40,7 +40,7 @@ class LocaleChoice(StrEnum):
 
 
 def check_cnpj(value: str) -> str:
-    """Validate a CNPJ locally and return its 14 digits (exit 1 with the reason if invalid)."""
+    """Validate a CNPJ locally and return its 14 characters (exit 1 with the reason if invalid)."""
     from shared.cnpj import InvalidCNPJ, normalize_cnpj
 
     try:

@@ -3,17 +3,21 @@
 Starts zapd on a demo state dir, seeds a company with four departments, an admin and
 two agents (credentials printed), links a SANDBOX session (a simulated WhatsApp
 network: no real message leaves the machine), then lets simulated customers write
-now and then and prints the traffic as it happens. Ctrl+C stops everything. Running
-it again reuses what is there.
+now and then. On a terminal it opens zaptui (a separate process: zapctl never imports
+zaptui) logged in as the first demo agent, so the customers can be answered at once;
+with `--no-tui`, or without a terminal, it prints the traffic as it happens instead.
+Ctrl+C (or quitting zaptui) stops everything. Running it again reuses what is there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,13 +78,42 @@ def _zapd_argv(state_dir: Path, host: str, port: int) -> list[str]:
     return [*cmd, "--state-dir", str(state_dir), "--host", host, "--port", str(port)]
 
 
-async def _wait_ready(zap: ZapClient, proc: subprocess.Popen[bytes], within: float) -> None:
+def _port_is_free(host: str, port: int) -> bool:
+    """Tell whether nothing listens on host:port (a quick bind, released at once)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return True  # a bad --host: zapd itself says what is wrong with it
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return False
+    return True
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+async def _wait_ready(
+    zap: ZapClient, proc: subprocess.Popen[bytes], within: float, log_path: Path
+) -> None:
     from shared.client import ZapError
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CliError(f"zapd exited with code {proc.returncode}; see its log")
+            last = _last_line(log_path)
+            why = f": {last}" if last.startswith("zapd: ") else f"; see its log {log_path}"
+            raise CliError(f"zapd exited with code {proc.returncode}{why}")
         with contextlib.suppress(ZapError):
             await zap.readyz()
             return
@@ -220,34 +253,69 @@ def _spawn(state_dir: Path, host: str, port: int) -> subprocess.Popen[bytes]:
         )
 
 
+def _zaptui_argv(url: str) -> list[str]:
+    exe = Path(sys.executable).parent / "zaptui"
+    cmd = (
+        [str(exe)]
+        if exe.exists()
+        else [sys.executable, "-c", "from zaptui.main import main; main()"]
+    )
+    return [*cmd, "--server", url]
+
+
+async def _tui(url: str, stop: asyncio.Event) -> None:
+    """Run zaptui on this terminal, logged in as the first agent, until it exits."""
+    email = next(email for email, _, role, _ in PEOPLE if role == 2)
+    env = {**os.environ, "ZAP_EMAIL": email, "ZAP_PASSWORD": PASSWORD}
+    child = await asyncio.create_subprocess_exec(*_zaptui_argv(url), env=env)
+    waiting = asyncio.create_task(child.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if child.returncode is None:
+        child.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(child.wait(), 10)
+    stopping.cancel()
+    stop.set()
+
+
 async def _run(
-    url: str, state_dir: Path, proc: subprocess.Popen[bytes], interval: float, duration: float
+    url: str,
+    state_dir: Path,
+    proc: subprocess.Popen[bytes],
+    interval: float,
+    duration: float,
+    tui: bool = False,
 ) -> None:
     from shared.client import ZapClient
 
     stop = asyncio.Event()
     async with ZapClient(url) as zap:
-        await _wait_ready(zap, proc, 30)
+        await _wait_ready(zap, proc, 30, state_dir / "zapd.log")
         seeded = await _seed(zap)
-        _banner(url, state_dir, state_dir / "zapd.log")
+        _banner(url, state_dir, state_dir / "zapd.log", tui)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         ready = asyncio.Event()
-        watcher = asyncio.create_task(_watch(url, stop, ready))
-        await asyncio.wait_for(ready.wait(), 30)
+        # With the TUI on this terminal nothing else may print: zaptui shows the traffic.
+        watcher = asyncio.create_task(_tui(url, stop) if tui else _watch(url, stop, ready))
+        if not tui:
+            await asyncio.wait_for(ready.wait(), 30)
         talker = asyncio.create_task(_customers(zap, seeded.session_id, interval, stop))
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration if duration > 0 else None)
         stop.set()
-        for task in (talker, watcher):
+        if tui:
+            await watcher  # zaptui has been told to stop (or has quit)
+        for task in (talker, watcher) if not tui else (talker,):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
 
-def _banner(url: str, state_dir: Path, log_path: Path) -> None:
+def _banner(url: str, state_dir: Path, log_path: Path, tui: bool = False) -> None:
     people = "\n".join(f"    {email:<22} {PASSWORD}   ({name})" for email, name, _, _ in PEOPLE)
     sys.stdout.write(
         f"""
@@ -259,7 +327,7 @@ zap demo — running on {url}   (SANDBOX: simulated WhatsApp, nothing leaves thi
     {ROOT[0]:<22} {ROOT[1]}   (global admin)
   data      {state_dir}   (daemon log: {log_path})
 
-  Simulated customers write now and then; the traffic shows below.
+  {_what_next(tui)}
   Act as an agent from another terminal (README: "Act as an agent in the demo"):
     export ZAP_SERVER={url}
     ./dev zapctl login --email ana@demo.zap.br --password {PASSWORD}
@@ -270,6 +338,16 @@ zap demo — running on {url}   (SANDBOX: simulated WhatsApp, nothing leaves thi
 """
     )
     sys.stdout.flush()
+
+
+def _what_next(tui: bool) -> str:
+    if tui:
+        agent = next(email for email, _, role, _ in PEOPLE if role == 2)
+        return (
+            f"Opening zaptui logged in as {agent}: customers arrive in the queue "
+            "(Enter opens, a accepts, Ctrl+Q quits)."
+        )
+    return "Simulated customers write now and then; the traffic shows below."
 
 
 def demo(
@@ -287,6 +365,10 @@ def demo(
     duration: Annotated[
         float, typer.Option("--duration", min=0, help="Stop after this many seconds (0: never).")
     ] = 0.0,
+    no_tui: Annotated[
+        bool,
+        typer.Option("--no-tui", help="Print the traffic instead of opening zaptui."),
+    ] = False,
 ) -> None:
     """Run a whole zap locally: daemon, sandbox WhatsApp, demo company and customers.
 
@@ -295,14 +377,25 @@ def demo(
       zapctl demo
 
       zapctl demo --port 9000 --interval 2
+
+      zapctl demo --no-tui
     """
     from shared.client import ZapError
 
     state = state_dir.resolve()
+    if not _port_is_free(host, port):
+        # Checked first: another daemon there would answer our requests instead of ours.
+        raise CliError(
+            f"port {port} on {host} is already in use (another zapd or program); "
+            f"pick another with --port, e.g. `zapctl demo --port {port + 1}` "
+            f"(or `./dev demo --port {port + 1}`)"
+        )
     asyncio.run(_init(state))
     proc = _spawn(state, host, port)
     try:
-        asyncio.run(_run(f"http://{host}:{port}", state, proc, interval, duration))
+        # zaptui needs a terminal: without one (scripts, CI) the log view is the demo.
+        tui = not no_tui and sys.stdin.isatty() and sys.stdout.isatty()
+        asyncio.run(_run(f"http://{host}:{port}", state, proc, interval, duration, tui))
     except ZapError as exc:
         raise CliError(f"demo failed: {exc}") from None
     finally:

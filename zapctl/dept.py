@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from enum import StrEnum
 from itertools import pairwise
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import AutoAssignMode
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import CompanyOpt, YesOpt
-from zapctl.output import confirm, details, dump, emit, table
-from zapctl.resolve import company_id_of, resolve_department
+from zapctl.options import CompanyOpt, YesOpt, enum_option
+from zapctl.output import by_company, confirm, details, dump, emit, table
+from zapctl.resolve import company_id_of, names_if_mixed, resolve_department
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -44,20 +44,6 @@ HOURS_HELP = (
     '(days: mon..sun or seg..dom, lists and ranges; missing days are closed); "always" '
     "means open all the time (the default)."
 )
-
-
-class AutoAssignChoice(StrEnum):
-    """How a department hands waiting tickets to agents."""
-
-    off = "off"
-    round_robin = "round-robin"
-    least_loaded = "least-loaded"
-
-    def to_mode(self) -> Any:
-        """Return the matching `shared.enums.AutoAssignMode`."""
-        from shared.enums import AutoAssignMode
-
-        return AutoAssignMode[self.name.upper()]
 
 
 # --------------------------------------------------------------------------- hours
@@ -123,13 +109,14 @@ def parse_hours(specs: list[str]) -> dict[str, list[tuple[str, str]]]:
             if not sep:
                 raise _bad_hours(spec, f"range {rng!r} is not HH:MM-HH:MM")
             a, b = _time(start, spec), _time(end, spec)
-            if a >= b:
-                raise _bad_hours(spec, f"{a}-{b} ends before it starts")
+            if a == b or a == "24:00":
+                raise _bad_hours(spec, f"{a}-{b} is not a range (an end after midnight is fine)")
             parsed.append((a, b))
         for day in day_list:
             merged = sorted(hours.get(day, []) + parsed)
-            for (_, end), (start, _) in pairwise(merged):
-                if start < end:
+            # A night shift (end <= start) runs to midnight on this day.
+            for (s0, end), (start, _) in pairwise(merged):
+                if start < (end if end > s0 else "24:00"):
                     raise _bad_hours(spec, f"{day}: ranges overlap")
             hours[day] = merged
     return {day: hours[day] for day in WEEKDAYS if day in hours}
@@ -243,7 +230,8 @@ TzOpt = Annotated[
     typer.Option("--timezone", metavar="TZ", help="IANA zone of its hours (default: company's)."),
 ]
 AutoAssignOpt = Annotated[
-    AutoAssignChoice | None, typer.Option("--auto-assign", help="Hand waiting tickets to agents.")
+    AutoAssignMode | None,
+    enum_option(AutoAssignMode, "--auto-assign", help="Hand waiting tickets to agents."),
 ]
 
 
@@ -257,7 +245,7 @@ def _fields(
     timeout: int | None,
     hours: list[str] | None,
     timezone: str | None,
-    auto_assign: AutoAssignChoice | None,
+    auto_assign: AutoAssignMode | None,
     clearing: bool,
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
@@ -277,7 +265,7 @@ def _fields(
     if timezone is not None:
         fields["timezone"] = None if (clearing and not timezone) else timezone
     if auto_assign is not None:
-        fields["auto_assign"] = auto_assign.to_mode()
+        fields["auto_assign"] = auto_assign
     return fields
 
 
@@ -347,11 +335,13 @@ def list_(ctx: typer.Context, company: CompanyOpt = None) -> None:
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> list[DepartmentOut]:
-        return await zap.list_departments(await company_id_of(zap, company))
+    async def go(zap: ZapClient) -> tuple[list[DepartmentOut], dict[Any, str]]:
+        rows = await zap.list_departments(await company_id_of(zap, company))
+        return rows, await names_if_mixed(zap, rows)
 
-    rows = api.run(ctx, go)
-    emit(ctx, dump(rows), table([_row(d) for d in rows], COLUMNS))
+    rows, companies = api.run(ctx, go)
+    lines, columns = by_company([_row(d) for d in rows], rows, COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns))
 
 
 @app.command("show")

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     UNAUTHORIZED = 4
     UNREACHABLE = 5
     TIMEOUT = 6
+    INTERRUPTED = 130  # Ctrl+C (128 + SIGINT), as shells report it
 
 
 class CliError(Exception):

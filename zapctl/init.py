@@ -9,7 +9,7 @@ import typer
 
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import DbOpt, StateDirOpt
-from zapctl.output import emit
+from zapctl.output import ask, emit
 
 
 def _ask(value: str | None, flag: str, prompt: str, *, secret: bool = False) -> str:
@@ -17,8 +17,7 @@ def _ask(value: str | None, flag: str, prompt: str, *, secret: bool = False) -> 
         return value
     if not sys.stdin.isatty():
         raise CliError(f"missing {flag} (no terminal to prompt on)", ExitCode.USAGE)
-    answer: str = typer.prompt(prompt, hide_input=secret, confirmation_prompt=secret)
-    return answer
+    return ask(prompt, secret=secret, twice=secret)
 
 
 def init(

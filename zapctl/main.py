@@ -1,26 +1,113 @@
-"""zapctl: the admin and scripting CLI. Imports stay lazy so `--help` starts fast."""
+"""zapctl: the admin and scripting CLI.
+
+Start-up is kept small: the root group (zapctl.lazy) imports a command's module only when
+that command runs, and each command module keeps its heavy imports (the client, the wire
+models, zapd for offline commands) inside its functions.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import typer
 
-from zapctl import auth as auth_cmd
-from zapctl import db as db_cmd
-from zapctl import demo as demo_cmd
-from zapctl import init as init_cmd
-from zapctl import maintenance
-from zapctl import restore as restore_cmd
-from zapctl import send as send_cmd
 from zapctl.errors import CliError, ExitCode
+from zapctl.lazy import LazyCommand, LazyGroup
 from zapctl.output import CliState
+
+
+class _Root(LazyGroup):
+    # name -> where the command lives, and its one-line summary for `zapctl --help`
+    # (tests/zapctl/test_help.py checks each summary against the command's own help).
+    commands_table: ClassVar[dict[str, LazyCommand]] = {
+        "init": LazyCommand(
+            "zapctl.init:init",
+            "Create the state dir, JWT secret, database schema and first global admin.",
+        ),
+        "login": LazyCommand(
+            "zapctl.auth:login",
+            "Log in to zapd and keep the tokens (OS keyring, else a 0600 file).",
+        ),
+        "logout": LazyCommand(
+            "zapctl.auth:logout", "End your login on zapd and forget the stored tokens."
+        ),
+        "whoami": LazyCommand("zapctl.auth:whoami", "Show who you are on zapd."),
+        "demo": LazyCommand(
+            "zapctl.demo:demo",
+            "Run a whole zap locally: daemon, sandbox WhatsApp, demo company and customers.",
+        ),
+        "purge": LazyCommand(
+            "zapctl.maintenance:purge",
+            "Delete data older than a retention limit (dry run unless --apply).",
+        ),
+        "doctor": LazyCommand(
+            "zapctl.doctor:doctor",
+            "Check that this zap instance is healthy; exit 1 if any check fails.",
+        ),
+        "backup": LazyCommand(
+            "zapctl.maintenance:backup", "Write a consistent backup of the instance to one .tar.gz."
+        ),
+        "restore": LazyCommand(
+            "zapctl.restore:restore",
+            "Restore a backup archive into a state dir (refused while its zapd runs).",
+        ),
+        "send": LazyCommand(
+            "zapctl.send:send",
+            "Send a WhatsApp message through the outbox: to a ticket, or to a phone (SUPERVISOR+).",
+        ),
+        "db": LazyCommand("zapctl.db:app", "Schema migrations (works without zapd)."),
+        "company": LazyCommand("zapctl.company:app", "Companies (tenants) and their settings."),
+        "user": LazyCommand("zapctl.user:app", "Company users: roles, departments, passwords."),
+        "dept": LazyCommand(
+            "zapctl.dept:app", "Departments (queues): the greeting menu's choices."
+        ),
+        "quick-reply": LazyCommand(
+            "zapctl.quick_reply:app", "Quick replies: canned answers typed as /shortcut."
+        ),
+        "tag": LazyCommand("zapctl.tag:app", "Tags: labels put on clients."),
+        "category": LazyCommand(
+            "zapctl.category:app",
+            "Closing categories: what a ticket was about, chosen when it is closed.",
+        ),
+        "token": LazyCommand(
+            "zapctl.token:app", "API tokens for scripts (use one with ZAP_TOKEN=...)."
+        ),
+        "session": LazyCommand(
+            "zapctl.session:app",
+            "WhatsApp sessions: add a number, link it with a QR code, start and stop its engine.",
+        ),
+        "ticket": LazyCommand(
+            "zapctl.ticket:app",
+            "Tickets: the service queue — list, show, accept, assign, transfer, close, reopen.",
+        ),
+        "sandbox": LazyCommand(
+            "zapctl.sandbox:app",
+            "The SANDBOX (simulated WhatsApp): link sessions, play customers, read their phones.",
+        ),
+        "outbox": LazyCommand(
+            "zapctl.outbox:app",
+            "The outbox: every outbound message's trip — list it, retry or drop dead letters.",
+        ),
+        "export": LazyCommand(
+            "zapctl.export:app",
+            "Export data as CSV or JSON Lines, straight from the database (works without zapd).",
+        ),
+        "client": LazyCommand(
+            "zapctl.client:app",
+            "Customers: list, show, tag, block; LGPD export and erase (those without zapd).",
+        ),
+        "events": LazyCommand(
+            "zapctl.events:app",
+            "Raw inbound WhatsApp events stored by zapd (works on the database, without zapd).",
+        ),
+    }
+
 
 app = typer.Typer(
     name="zapctl",
+    cls=_Root,
     help="Administer zap: instances, companies, people, WhatsApp sessions, exports.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,43 +121,17 @@ def _root(
     ctx: typer.Context,
     server: Annotated[
         str | None,
-        typer.Option("--server", envvar="ZAP_SERVER", help="zapd URL (default 127.0.0.1:8765)."),
+        typer.Option(
+            "--server",
+            envvar="ZAP_SERVER",
+            help="zapd URL (default: the one last logged in to, else 127.0.0.1:8765).",
+        ),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")
     ] = False,
 ) -> None:
     ctx.obj = CliState(server=server, json=json_out)
-
-
-app.command("init")(init_cmd.init)
-app.command("login")(auth_cmd.login)
-app.command("logout")(auth_cmd.logout)
-app.command("whoami")(auth_cmd.whoami)
-app.command("demo")(demo_cmd.demo)
-app.command("purge")(maintenance.purge)
-app.command("doctor")(maintenance.doctor)
-app.command("backup")(maintenance.backup)
-app.command("restore")(restore_cmd.restore)
-app.command("send")(send_cmd.send)
-app.add_typer(db_cmd.app, name="db")
-# One Typer module per noun; each keeps its heavy imports inside its commands.
-for _module, _name in (
-    ("company", "company"),
-    ("user", "user"),
-    ("dept", "dept"),
-    ("quick_reply", "quick-reply"),
-    ("tag", "tag"),
-    ("token", "token"),
-    ("session", "session"),
-    ("ticket", "ticket"),
-    ("sandbox", "sandbox"),
-    ("outbox", "outbox"),
-    ("export", "export"),
-    ("client", "client"),
-    ("events", "events"),
-):
-    app.add_typer(importlib.import_module(f"zapctl.{_module}").app, name=_name)
 
 
 def main() -> None:
@@ -82,7 +143,7 @@ def main() -> None:
         sys.exit(int(exc.code))
     except KeyboardInterrupt:
         sys.stderr.write("zapctl: interrupted\n")
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:
         if os.environ.get("ZAP_DEBUG") == "1":
             raise

@@ -284,6 +284,27 @@ def _chromium_check() -> Check:
     return Check("chromium", "pass", f"{path}: {proc.stdout.strip()}")
 
 
+def _wajs_check() -> Check:
+    from zapd.offline import wajs_bundle as bundle
+
+    explicit = os.environ.get("ZAP_WAJS_PATH")
+    pin = bundle.pin()
+    path = Path(explicit) if explicit else bundle.default_path()
+    if not path.is_file():
+        if explicit:
+            return Check("wa-js", "fail", f"ZAP_WAJS_PATH={explicit} is not a file")
+        return Check(
+            "wa-js",
+            "warn",
+            f"wa-js {pin.version} not found at {path} (needed by the webjs engine: ./dev setup)",
+        )
+    try:
+        found = bundle.locate(path)
+    except bundle.BundleError as exc:
+        return Check("wa-js", "fail", str(exc))
+    return Check("wa-js", "pass", f"wa-js {found.version} at {found.path} (sha256 matches the pin)")
+
+
 def _keyring_check() -> Check:
     from zapctl import credentials
 
@@ -327,10 +348,11 @@ def doctor(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) 
     """Check that this zap instance is healthy; exit 1 if any check fails.
 
     Checks: zapd answers /healthz at --server; the database opens and its schema is
-    current; Chromium is installed and runs (only a warning until the webjs engine is
-    used); an OS keyring keeps logins (warning when a file is used instead); the state
-    dir is 0700 and jwt.secret 0600; zapd's clock agrees with this machine's (warning
-    past 30 s). --json prints the list of checks.
+    current; Chromium is installed and runs, and the pinned wa-js bundle is present with
+    its pinned sha256 (warnings when missing, until the webjs engine is used); an OS
+    keyring keeps logins (warning when a file is used instead); the state dir is 0700
+    and jwt.secret 0600; zapd's clock agrees with this machine's (warning past 30 s).
+    --json prints the list of checks.
 
     Examples:
 
@@ -343,8 +365,16 @@ def doctor(ctx: typer.Context, state_dir: StateDirOpt = None, db: DbOpt = None) 
     checks = _daemon_checks(api.settings(ctx).server)
     database, sdir = _database_check(state_dir, db)
     checks.insert(1, database)
-    checks += [_chromium_check(), _keyring_check(), _state_dir_check(sdir)]
-    order = {"daemon": 0, "database": 1, "state dir": 2, "clock": 3, "chromium": 4, "keyring": 5}
+    checks += [_chromium_check(), _wajs_check(), _keyring_check(), _state_dir_check(sdir)]
+    order = {
+        "daemon": 0,
+        "database": 1,
+        "state dir": 2,
+        "clock": 3,
+        "chromium": 4,
+        "wa-js": 5,
+        "keyring": 6,
+    }
     checks.sort(key=lambda c: order.get(c.check, 99))
     failed = [c for c in checks if c.status == "fail"]
     rows = [{**asdict(c), "status": c.status.upper()} for c in checks]

@@ -84,6 +84,29 @@ def resolve_db(state_dir: Path | None, db: str | None) -> tuple[Path, str]:
     return settings.state_dir, url
 
 
+def daemon_url(state_dir: Path | None) -> str | None:
+    """Return the URL the zapd of `state_dir` listens on, as zapd's own settings say.
+
+    zapd reads ZAP_HOST / ZAP_PORT, then zapd.toml, then its defaults: so does this. A
+    wildcard bind (0.0.0.0, ::) is reached on loopback. None when zapd's configuration
+    cannot be read or zapd listens on a Unix socket only.
+    """
+    from zapd.offline import load_settings
+
+    try:
+        settings = load_settings(state_dir=state_dir)
+    except ValueError:
+        return None
+    if settings.unix_socket:
+        return None
+    wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104 - reached, not bound
+    host = wildcard.get(settings.host, settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if settings.tls_cert else "http"
+    return f"{scheme}://{host}:{settings.port}"
+
+
 def require_directory(url: str, will_create: Path | None = None) -> None:
     """Refuse a SQLite file whose directory does not exist, before the driver tries it.
 
@@ -127,6 +150,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from shared.errors import ErrorCode
     from zapd.offline import BadRequest, NotFound, ZapError
 
     try:
@@ -135,7 +159,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         code = ExitCode.ERROR
         if isinstance(exc, NotFound):
             code = ExitCode.NOT_FOUND
-        elif isinstance(exc, BadRequest) and exc.code == "ERR_USAGE":
+        elif isinstance(exc, BadRequest) and exc.code == ErrorCode.USAGE:
             code = ExitCode.USAGE
         raise CliError(exc.message, code) from exc
     except (OperationalError, DBAPIError, OSError) as exc:

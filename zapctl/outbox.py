@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zapctl.options import LimitOpt, YesOpt
+from shared.enums import OutboxState
+from zapctl.options import LimitOpt, YesOpt, enum_option
 from zapctl.output import confirm, dump, emit, table, when
 from zapctl.resolve import PAGE, first, resolve_session
 
@@ -22,16 +22,6 @@ app = typer.Typer(
 )
 
 OutboxArg = Annotated[uuid.UUID, typer.Argument(help="Outbox entry id.", metavar="ID")]
-
-
-class StateChoice(StrEnum):
-    """An outbox state as typed on the command line."""
-
-    pending = "pending"
-    sending = "sending"
-    sent = "sent"
-    dead = "dead"
-    cancelled = "cancelled"
 
 
 def _row(e: OutboxOut) -> dict[str, Any]:
@@ -49,7 +39,7 @@ def _row(e: OutboxOut) -> dict[str, Any]:
 def list_(
     ctx: typer.Context,
     state: Annotated[
-        StateChoice | None, typer.Option("--state", help="Only entries in this state.")
+        OutboxState | None, enum_option(OutboxState, "--state", help="Only entries in this state.")
     ] = None,
     session: Annotated[
         str | None, typer.Option("--session", help="Only this session (id or name).")
@@ -67,12 +57,9 @@ def list_(
     from zapctl import api
 
     async def go(zap: ZapClient) -> list[OutboxOut]:
-        from shared.enums import OutboxState
-
         session_id = (await resolve_session(zap, session)).id if session else None
-        wanted = OutboxState[state.value.upper()] if state else None
         walk = zap.iterate(
-            zap.list_outbox, state=wanted, session_id=session_id, limit=min(limit, PAGE)
+            zap.list_outbox, state=state, session_id=session_id, limit=min(limit, PAGE)
         )
         return await first(walk, limit)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import as_uuid
@@ -45,8 +45,15 @@ def fold(text: str) -> str:
 # --------------------------------------------------------------------------- companies
 
 
+def _looks_like_cnpj(ref: str) -> bool:
+    # 14 characters once the mask is gone, the last two digits: a CNPJ typed wrong, not
+    # a company's name.
+    bare = "".join(ch for ch in ref if ch.isalnum())
+    return len(bare) == 14 and bare[-2:].isdigit() and sum(ch.isdigit() for ch in bare) >= 8
+
+
 async def resolve_company(zap: ZapClient, ref: str) -> CompanyOut:
-    """Find a company by id or CNPJ (formatted or digits)."""
+    """Find a company by id, CNPJ (masked or not) or name (case and accents ignored)."""
     from shared.cnpj import InvalidCNPJ, format_cnpj, normalize_cnpj
 
     uid = as_uuid(ref)
@@ -55,13 +62,43 @@ async def resolve_company(zap: ZapClient, ref: str) -> CompanyOut:
     try:
         digits = normalize_cnpj(ref)
     except InvalidCNPJ as exc:
-        raise CliError(
-            f"no company {ref!r}: give its id or CNPJ ({exc})", ExitCode.NOT_FOUND
-        ) from None
+        if _looks_like_cnpj(ref):
+            raise CliError(
+                f"no company {ref!r}: not a valid CNPJ ({exc})", ExitCode.NOT_FOUND
+            ) from None
+        return await _company_by_name(zap, ref)
     async for row in zap.iterate(zap.list_companies, q=digits):
         if row.cnpj == digits:
             return row
     raise CliError(f"no company with CNPJ {format_cnpj(digits)}", ExitCode.NOT_FOUND)
+
+
+async def _company_by_name(zap: ZapClient, ref: str) -> CompanyOut:
+    want = fold(ref)
+    if not want:
+        raise CliError("no company '': give its name, id or CNPJ", ExitCode.USAGE)
+    # The API's `q` matches names by substring, case-insensitively (not accents): ask
+    # with the plain words, then keep the exact (folded) name.
+    rows = [row async for row in zap.iterate(zap.list_companies, q=ref.strip())]
+    if not rows:  # accents typed differently: walk them all (few companies per zap)
+        rows = [row async for row in zap.iterate(zap.list_companies)]
+    found = [row for row in rows if fold(row.name) == want]
+    if not found:
+        raise CliError(f"no company named {ref!r} (give its name, id or CNPJ)", ExitCode.NOT_FOUND)
+    if len(found) > 1:
+        raise CliError(
+            f"{len(found)} companies are named {ref!r}: give the CNPJ or the id", ExitCode.USAGE
+        )
+    return found[0]
+
+
+async def names_if_mixed(zap: ZapClient, rows: Sequence[Any]) -> dict[uuid.UUID, str]:
+    """Return the names of the companies of `rows` when there are several, else {}."""
+    ids = {cid for r in rows if (cid := getattr(r, "company_id", None)) is not None}
+    if len(ids) < 2:
+        return {}
+    names = {c.id: c.name async for c in zap.iterate(zap.list_companies) if c.id in ids}
+    return {cid: names.get(cid, str(cid)) for cid in ids}
 
 
 async def company_id_of(zap: ZapClient, ref: str | None) -> uuid.UUID | None:
@@ -178,8 +215,10 @@ def ticket_number(ref: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-async def resolve_ticket(zap: ZapClient, ref: str) -> TicketOut:
-    """Find a ticket the caller can see by id or by number (#123)."""
+async def resolve_ticket(
+    zap: ZapClient, ref: str, company_id: uuid.UUID | None = None
+) -> TicketOut:
+    """Find a ticket the caller can see by id or by number (#123, within `company_id`)."""
     tid = as_uuid(ref)
     if tid is not None:
         return await zap.get_ticket(tid)
@@ -187,12 +226,12 @@ async def resolve_ticket(zap: ZapClient, ref: str) -> TicketOut:
     if number is None:
         raise CliError(f"not a ticket id or number: {ref!r} (use #123 or a UUID)", ExitCode.USAGE)
     # Numbers are unique within a company: one ticket, or one per company for global admins.
-    found = (await zap.list_tickets(number=number, limit=PAGE)).items
+    found = (await zap.list_tickets(number=number, company_id=company_id, limit=PAGE)).items
     if not found:
         raise CliError(f"no ticket #{number}", ExitCode.NOT_FOUND)
     if len(found) > 1:
         raise CliError(
-            f"#{number} names tickets of {len(found)} companies: give the ticket id",
-            ExitCode.ERROR,
+            f"#{number} names tickets of {len(found)} companies: give --company or the id",
+            ExitCode.USAGE,
         )
     return found[0]

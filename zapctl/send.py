@@ -44,6 +44,20 @@ def send(
         str | None,
         typer.Option("--idempotency-key", help="Retry safely: a repeated key sends nothing new."),
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            help="Cloud API: send this approved template (see zapctl session templates).",
+        ),
+    ] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="With --template: a body parameter, in order (repeat)."),
+    ] = None,
+    language: Annotated[
+        str, typer.Option("--language", help="With --template: its language code.")
+    ] = "pt_BR",
 ) -> None:
     """Send a WhatsApp message through the outbox: to a ticket, or to a phone (SUPERVISOR+).
 
@@ -58,6 +72,11 @@ def send(
       zapctl send --ticket 42 --note "cliente pediu retorno amanhã"
 
       zapctl --json send --ticket 42 "Oi" --idempotency-key pedido-991
+
+      zapctl send --ticket 42 --template boas_vindas --param Maria
+
+    Outside the customer's 24-hour window a Cloud API session takes only a template:
+    free text is refused (ERR_WINDOW_CLOSED) with the names of the approved ones.
     """
     from zapctl import api
 
@@ -67,8 +86,12 @@ def send(
         raise CliError("--session needs --to PHONE", ExitCode.USAGE)
     if ticket is not None and to is not None:
         raise CliError("--to goes with --session, not --ticket", ExitCode.USAGE)
-    if not (text and text.strip()) and file is None:
-        raise CliError("give the TEXT to send, or --file PATH", ExitCode.USAGE)
+    if template is not None and (text or file is not None or note):
+        raise CliError("--template goes alone: no TEXT, --file or --note", ExitCode.USAGE)
+    if params and template is None:
+        raise CliError("--param goes with --template", ExitCode.USAGE)
+    if template is None and not (text and text.strip()) and file is None:
+        raise CliError("give the TEXT to send, --file PATH or --template NAME", ExitCode.USAGE)
     if note and ticket is None:
         raise CliError("internal notes belong to a ticket: use --ticket", ExitCode.USAGE)
     if note and file is not None:
@@ -85,7 +108,9 @@ def send(
         content = file.read_bytes()
 
     async def go(zap: ZapClient) -> MessageOut:
-        from shared.protocol.messages import MessageSend
+        from pydantic import ValidationError
+
+        from shared.protocol.messages import MessageSend, TemplateSend
         from zapctl.resolve import resolve_session, resolve_ticket
 
         ticket_id: uuid.UUID | None = None
@@ -102,6 +127,15 @@ def send(
             mime = mimetypes.guess_type(file.name)[0]
             media = await zap.upload_media(content, file.name, mime, company_id=company_id)
             media_id = media.id
+        chosen = None
+        if template is not None:
+            try:
+                chosen = TemplateSend(name=template, language=language, parameters=params or [])
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "template"
+                why = str(err["msg"]).removeprefix("Value error, ")
+                raise CliError(f"--template {where}: {why}", ExitCode.USAGE) from None
         body = MessageSend.model_construct(
             ticket_id=ticket_id,
             session_id=session_id,
@@ -109,6 +143,7 @@ def send(
             body=text if text and text.strip() else None,
             media_id=media_id,
             note=note,
+            template=chosen,
         )
         return await zap.send_message(body, idempotency_key=idempotency_key)
 

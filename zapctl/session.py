@@ -5,15 +5,32 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import Engine, LogLevel, SessionStatus
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import LimitOpt, YesOpt
-from zapctl.output import confirm, details, dump, emit, notice, state, table, when
-from zapctl.resolve import PAGE, company_id_of, first, resolve_department, resolve_session
+from zapctl.options import LimitOpt, YesOpt, enum_option
+from zapctl.output import (
+    by_company,
+    confirm,
+    details,
+    dump,
+    emit,
+    notice,
+    state,
+    table,
+    when,
+)
+from zapctl.resolve import (
+    PAGE,
+    company_id_of,
+    first,
+    names_if_mixed,
+    resolve_department,
+    resolve_session,
+)
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -28,34 +45,6 @@ POLL_SECONDS = 0.5
 DEFAULT_WAIT_SECONDS = 120.0
 
 SessionArg = Annotated[str, typer.Argument(help="Session id or name.", metavar="SESSION")]
-
-
-class EngineChoice(StrEnum):
-    """A WhatsApp engine as typed on the command line."""
-
-    sandbox = "sandbox"
-    webjs = "webjs"
-    cloud = "cloud"
-
-
-class StatusChoice(StrEnum):
-    """A session status as typed on the command line."""
-
-    connected = "connected"
-    disconnected = "disconnected"
-    waiting_qr = "waiting_qr"
-    authenticating = "authenticating"
-    syncing = "syncing"
-    error = "error"
-
-
-class LevelChoice(StrEnum):
-    """A session log level as typed on the command line."""
-
-    debug = "debug"
-    info = "info"
-    warning = "warning"
-    error = "error"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,7 +84,6 @@ def _describe(s: SessionOut) -> str:
 
 
 def _no_qr_reason(s: SessionOut | SessionQr, name: str) -> str:
-    from shared.enums import SessionStatus
 
     status = s.status
     if status == SessionStatus.CONNECTED:
@@ -151,8 +139,9 @@ def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A name for the number, unique in the company.")],
     engine: Annotated[
-        EngineChoice, typer.Option("--engine", help="How zap talks to WhatsApp.")
-    ] = EngineChoice.sandbox,
+        Engine,
+        enum_option(Engine, "--engine", help="How zap talks to WhatsApp.", default=Engine.SANDBOX),
+    ] = Engine.SANDBOX,
     dept: Annotated[
         str | None,
         typer.Option("--dept", help="Default department (id, slug or name) for new tickets."),
@@ -166,11 +155,50 @@ def add(
         typer.Option("--cloud-phone-number-id", help="Cloud engine: Meta's phone number id."),
     ] = None,
     cloud_token: Annotated[
-        str | None, typer.Option("--cloud-token", help="Cloud engine: the Graph API access token.")
+        str | None,
+        typer.Option(
+            "--cloud-token",
+            envvar="ZAP_CLOUD_TOKEN",
+            help="Cloud engine: the Graph API access token (stored encrypted, never shown).",
+        ),
+    ] = None,
+    cloud_waba_id: Annotated[
+        str | None,
+        typer.Option("--cloud-waba-id", help="Cloud engine: the WhatsApp Business Account id."),
+    ] = None,
+    cloud_app_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--cloud-app-secret",
+            envvar="ZAP_CLOUD_APP_SECRET",
+            help="Cloud engine: the Meta app secret that signs webhooks.",
+        ),
+    ] = None,
+    cloud_verify_token: Annotated[
+        str | None,
+        typer.Option(
+            "--cloud-verify-token",
+            help="Cloud engine: the webhook verify token (one is generated when omitted).",
+        ),
+    ] = None,
+    cloud_api_version: Annotated[
+        str | None,
+        typer.Option("--cloud-api-version", help="Cloud engine: Graph API version, e.g. v26.0."),
+    ] = None,
+    cloud_base_url: Annotated[
+        str | None,
+        typer.Option("--cloud-base-url", help="Cloud engine: Graph API base URL (a proxy)."),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Cloud engine: the https address Meta reaches zapd at (default: --server).",
+        ),
     ] = None,
     company: Annotated[
         str | None,
-        typer.Option("--company", help="Company id or CNPJ (global admins only)."),
+        typer.Option("--company", help="Company name, id or CNPJ (global admins only)."),
     ] = None,
 ) -> None:
     """Add a WhatsApp session (ADMIN); a webhook secret, if any, is printed this once.
@@ -181,26 +209,49 @@ def add(
 
       \b
       zapctl session add Oficial --engine cloud \\
-        --cloud-phone-number-id 1234567890 --cloud-token EAAG...
+        --cloud-phone-number-id 1234567890 --cloud-token EAAG... \\
+        --cloud-waba-id 9876543210 --cloud-app-secret abc123 \\
+        --public-url https://zap.example.com.br
+
+    A cloud session prints the webhook URL and verify token to paste in Meta's
+    dashboard (WhatsApp > Configuration > Webhook); the token is shown only now.
 
       zapctl --json session add Teste --engine sandbox
     """
     from zapctl import api
 
     config: dict[str, Any] = {}
-    if engine is EngineChoice.cloud:
+    cloud_extra = {
+        "business_account_id": cloud_waba_id,
+        "app_secret": cloud_app_secret,
+        "verify_token": cloud_verify_token,
+        "api_version": cloud_api_version,
+        "base_url": cloud_base_url,
+    }
+    if engine is Engine.CLOUD:
         if not cloud_phone_number_id or not cloud_token:
             raise CliError(
                 "the cloud engine needs --cloud-phone-number-id and --cloud-token", ExitCode.USAGE
             )
+        if not cloud_app_secret:
+            raise CliError(
+                "the cloud engine needs --cloud-app-secret (it checks every webhook's signature)",
+                ExitCode.USAGE,
+            )
+        if not cloud_verify_token:
+            import secrets
+
+            cloud_extra["verify_token"] = secrets.token_urlsafe(24)
         config = {"phone_number_id": cloud_phone_number_id, "access_token": cloud_token}
-    elif cloud_phone_number_id or cloud_token:
+        config.update({k: v for k, v in cloud_extra.items() if v})
+    elif cloud_phone_number_id or cloud_token or any(cloud_extra.values()):
         raise CliError("--cloud-* options are for --engine cloud", ExitCode.USAGE)
+    elif public_url:
+        raise CliError("--public-url is for --engine cloud", ExitCode.USAGE)
 
     async def go(zap: ZapClient) -> Any:
         from pydantic import ValidationError
 
-        from shared.enums import Engine
         from shared.protocol.sessions import SessionCreate
 
         company_id = await company_id_of(zap, company)
@@ -208,7 +259,7 @@ def add(
         try:
             body = SessionCreate(
                 name=name,
-                engine=Engine[engine.value.upper()],
+                engine=engine,
                 default_department_id=dept_id,
                 webhook_url=webhook_url,
                 config=config,
@@ -223,19 +274,31 @@ def add(
 
     created = api.run(ctx, go)
     human = f"added session {created.name} ({created.id}), engine {created.engine.name.lower()}"
+    doc = dump(created)
     if created.webhook_secret:
         human += f"\nwebhook secret (shown only now): {created.webhook_secret}"
+    if engine is Engine.CLOUD:
+        base = (public_url or api.settings(ctx).server).rstrip("/")
+        url = f"{base}/webhooks/cloud/{created.id}"
+        token = config["verify_token"]
+        doc["cloud_webhook"] = {"url": url, "verify_token": token}
+        human += (
+            "\npaste in Meta's dashboard (WhatsApp > Configuration > Webhook):"
+            f"\n  callback URL: {url}\n  verify token (shown only now): {token}"
+            "\n  and subscribe the `messages` field"
+        )
     human += f"\nnext: zapctl session start {created.id} --wait"
-    emit(ctx, dump(created), human)
+    emit(ctx, doc, human)
 
 
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        StatusChoice | None, typer.Option("--status", help="Only sessions in this state.")
+        SessionStatus | None,
+        enum_option(SessionStatus, "--status", help="Only sessions in this state."),
     ] = None,
     company: Annotated[
-        str | None, typer.Option("--company", help="Company id or CNPJ (global admins only).")
+        str | None, typer.Option("--company", help="Company name, id or CNPJ (global admins only).")
     ] = None,
 ) -> None:
     """List WhatsApp sessions with their connection state.
@@ -248,16 +311,15 @@ def list_(
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> list[SessionOut]:
-        from shared.enums import SessionStatus
-
+    async def go(zap: ZapClient) -> tuple[list[SessionOut], dict[Any, str]]:
         company_id = await company_id_of(zap, company)
-        wanted = SessionStatus[status.value.upper()] if status else None
-        return await zap.list_sessions(status=wanted, company_id=company_id)
+        rows = await zap.list_sessions(status=status, company_id=company_id)
+        return rows, await names_if_mixed(zap, rows)
 
-    rows = api.run(ctx, go)
+    rows, companies = api.run(ctx, go)
     columns = ["id", "name", "engine", "status", "phone", "active", "heartbeat"]
-    emit(ctx, dump(rows), table([_row(s) for s in rows], columns))
+    lines, cols = by_company([_row(s) for s in rows], rows, columns, companies)
+    emit(ctx, dump(rows), table(lines, cols))
 
 
 def show(ctx: typer.Context, session: SessionArg) -> None:
@@ -306,6 +368,38 @@ def status(ctx: typer.Context, session: SessionArg) -> None:
     emit(ctx, data, human)
 
 
+def templates(ctx: typer.Context, session: SessionArg) -> None:
+    """List the approved message templates of a Cloud API session (SUPERVISOR+).
+
+    Templates are what may be sent outside the customer's 24-hour window
+    (zapctl send --template NAME --param VALUE).
+
+    Examples:
+
+      zapctl session templates Oficial
+
+      zapctl --json session templates Oficial
+    """
+    from zapctl import api
+
+    async def go(zap: ZapClient) -> list[Any]:
+        s = await resolve_session(zap, session)
+        return await zap.session_templates(s.id)
+
+    rows = api.run(ctx, go)
+    shown = [
+        {
+            "name": t.name,
+            "language": t.language,
+            "category": t.category,
+            "params": t.parameters,
+            "body": t.body,
+        }
+        for t in rows
+    ]
+    emit(ctx, dump(rows), table(shown, ["name", "language", "category", "params", "body"]))
+
+
 # --------------------------------------------------------------------------- engine control
 
 
@@ -339,13 +433,14 @@ def start(
 
     async def go(zap: ZapClient) -> tuple[SessionOut, bool]:
         from shared.client import Conflict
+        from shared.errors import ErrorCode
 
         s = await resolve_session(zap, session)
         started = True
         try:
             await zap.start_session(s.id)
         except Conflict as exc:
-            if exc.code != "ERR_SESSION_STARTED":
+            if exc.code != ErrorCode.SESSION_STARTED:
                 raise
             started = False
         if not wait:
@@ -368,7 +463,6 @@ async def _wait_connected(
     zap: ZapClient, before: SessionOut, within: float, *, draw: bool, chatty: bool
 ) -> SessionOut:
     """Poll a started session until CONNECTED; ERROR and the deadline end it too."""
-    from shared.enums import Engine, SessionStatus
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -434,7 +528,6 @@ def qr_cmd(
         raise CliError("--watch draws on the terminal: it does not go with --json", ExitCode.USAGE)
 
     async def go(zap: ZapClient) -> tuple[SessionOut, SessionQr | None]:
-        from shared.enums import Engine, SessionStatus
 
         s = await resolve_session(zap, session)
         code = await zap.session_qr(s.id)
@@ -471,7 +564,7 @@ def qr_cmd(
         "qr": code.qr,
         "expires_at": code.expires_at.isoformat() if code.expires_at else None,
         "session_id": str(code.session_id),
-        "status": int(code.status),
+        "status": code.status,  # by name in --json (output.plain)
         "sandbox": code.sandbox,
     }
     color = qr_draw.use_color()
@@ -515,12 +608,13 @@ def pair(
 
     async def go(zap: ZapClient) -> tuple[Any, SessionOut | None, str]:
         from shared.client import Conflict
+        from shared.errors import ErrorCode
 
         s = await resolve_session(zap, session)
         try:
             await zap.start_session(s.id)
         except Conflict as exc:
-            if exc.code != "ERR_SESSION_STARTED":
+            if exc.code != ErrorCode.SESSION_STARTED:
                 raise
         await _until_waiting(zap, s, min(timeout, 30.0))
         code = await zap.pair_session(s.id, e164)
@@ -558,7 +652,6 @@ def _pairing_text(name: str, code: Any) -> str:
 
 async def _until_waiting(zap: ZapClient, s: SessionOut, within: float) -> None:
     """Wait for a just-started session to reach WAITING_QR (a linked one never does)."""
-    from shared.enums import SessionStatus
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -631,7 +724,7 @@ def logs(
     ctx: typer.Context,
     session: SessionArg,
     level: Annotated[
-        LevelChoice | None, typer.Option("--level", help="Minimum level to show.")
+        LogLevel | None, enum_option(LogLevel, "--level", help="Minimum level to show.")
     ] = None,
     limit: LimitOpt = 50,
 ) -> None:
@@ -646,11 +739,8 @@ def logs(
     from zapctl import api
 
     async def go(zap: ZapClient) -> list[Any]:
-        from shared.enums import LogLevel
-
         s = await resolve_session(zap, session)
-        minimum = LogLevel[level.value.upper()] if level else None
-        walk = zap.iterate(zap.session_logs, s.id, level=minimum, limit=min(limit, PAGE))
+        walk = zap.iterate(zap.session_logs, s.id, level=level, limit=min(limit, PAGE))
         return list(reversed(await first(walk, limit)))
 
     lines = api.run(ctx, go)
@@ -658,6 +748,100 @@ def logs(
         f"{when(x.created_at)}  {x.level.name:<7}  {x.event}: {x.message}" for x in lines
     )
     emit(ctx, dump(lines), human or "(no log lines)")
+
+
+def update(
+    ctx: typer.Context,
+    session: SessionArg,
+    name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    dept: Annotated[
+        str | None,
+        typer.Option("--dept", help="Default department (id, slug or name) for new tickets."),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="Where to POST this session's events (signed)."),
+    ] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Keep it running, or not.")
+    ] = None,
+    rotate_webhook_secret: Annotated[
+        bool,
+        typer.Option("--rotate-webhook-secret", help="Mint a new webhook secret (shown once)."),
+    ] = False,
+) -> None:
+    """Change a session (ADMIN); a rotated webhook secret is printed this once.
+
+    Examples:
+
+      zapctl session update Atendimento --name "Atendimento SP" --dept suporte
+
+      zapctl session update Atendimento --rotate-webhook-secret
+    """
+    from zapctl import api
+
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["name"] = name
+    if webhook_url is not None:
+        fields["webhook_url"] = webhook_url
+    if active is not None:
+        fields["active"] = active
+    if rotate_webhook_secret:
+        fields["rotate_webhook_secret"] = True
+    if not fields and dept is None:
+        raise CliError(
+            "nothing to change: give --name, --dept, --webhook-url, --active/--inactive "
+            "or --rotate-webhook-secret",
+            ExitCode.USAGE,
+        )
+
+    async def go(zap: ZapClient) -> Any:
+        from shared.protocol.sessions import SessionUpdate
+
+        s = await resolve_session(zap, session)
+        if dept is not None:
+            fields["default_department_id"] = (await resolve_department(zap, dept, s.company_id)).id
+        return await zap.update_session(s.id, SessionUpdate.model_construct(**fields))
+
+    updated = api.run(ctx, go)
+    human = f"updated session {updated.name}"
+    if updated.webhook_secret:
+        human += f"\nwebhook secret (shown only now): {updated.webhook_secret}"
+    emit(ctx, dump(updated), human)
+
+
+def remove(
+    ctx: typer.Context,
+    session: SessionArg,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also when it has message history (the history goes)."),
+    ] = False,
+    yes: YesOpt = False,
+) -> None:
+    """Remove a session (ADMIN); one with message history needs --force.
+
+    Examples:
+
+      zapctl session remove Teste --yes
+
+      zapctl session remove Antiga --force --yes
+    """
+    from zapctl import api
+
+    async def find(zap: ZapClient) -> SessionOut:
+        return await resolve_session(zap, session)
+
+    target = api.run(ctx, find)
+    what = " and its message history" if force else ""
+    confirm(f"Remove session {target.name}{what}?", yes)
+
+    async def go(zap: ZapClient) -> None:
+        await zap.delete_session(target.id, force=force)
+
+    api.run(ctx, go)
+    emit(ctx, {"id": str(target.id), "deleted": True}, f"removed session {target.name}")
 
 
 app.command("add")(add)
@@ -670,3 +854,6 @@ app.command("pair")(pair)
 app.command("stop")(stop)
 app.command("logout")(logout)
 app.command("logs")(logs)
+app.command("update")(update)
+app.command("remove")(remove)
+app.command("templates")(templates)

@@ -8,7 +8,7 @@ import typer
 
 from zapctl.errors import CliError, ExitCode
 from zapctl.options import CompanyOpt, as_uuid
-from zapctl.output import dump, emit, table
+from zapctl.output import by_company, dump, emit, table
 
 if TYPE_CHECKING:
     import uuid
@@ -89,11 +89,15 @@ def list_(ctx: typer.Context, company: CompanyOpt = None) -> None:
     from zapctl import api
     from zapctl.resolve import company_id_of
 
-    async def go(zap: ZapClient) -> list[TagOut]:
-        return await zap.list_tags(company_id=await company_id_of(zap, company))
+    async def go(zap: ZapClient) -> tuple[list[TagOut], dict[Any, str]]:
+        from zapctl.resolve import names_if_mixed
 
-    rows = api.run(ctx, go)
-    emit(ctx, dump(rows), table([t.model_dump() for t in rows], COLUMNS))
+        rows = await zap.list_tags(company_id=await company_id_of(zap, company))
+        return rows, await names_if_mixed(zap, rows)
+
+    rows, companies = api.run(ctx, go)
+    lines, columns = by_company([t.model_dump() for t in rows], rows, COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns))
 
 
 @app.command("update")

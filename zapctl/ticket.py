@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import TicketStatus
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import LimitOpt
-from zapctl.output import details, dump, emit, table, when
+from zapctl.options import CompanyOpt, LimitOpt, enum_option
+from zapctl.output import by_company, details, dump, emit, table, when
 from zapctl.resolve import (
     PAGE,
+    company_id_of,
     first,
+    names_if_mixed,
     resolve_category,
     resolve_department,
     resolve_ticket,
@@ -31,14 +33,6 @@ app = typer.Typer(
 TicketArg = Annotated[
     str, typer.Argument(help="Ticket id or number (#123 or 123).", metavar="TICKET")
 ]
-
-
-class TicketStatusChoice(StrEnum):
-    """A ticket status as typed on the command line."""
-
-    pending = "pending"
-    open = "open"
-    closed = "closed"
 
 
 # --------------------------------------------------------------------------- resolvers
@@ -118,8 +112,8 @@ def _done(ctx: typer.Context, t: TicketOut, what: str) -> None:
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        list[TicketStatusChoice] | None,
-        typer.Option("--status", help="Only tickets in this state (repeatable)."),
+        list[TicketStatus] | None,
+        enum_option(TicketStatus, "--status", help="Only tickets in this state (repeatable)."),
     ] = None,
     dept: Annotated[
         str | None, typer.Option("--dept", help="Only this department (id, slug or name).")
@@ -129,6 +123,7 @@ def list_(
         str | None, typer.Option("--q", help="Only clients whose name or phone contains this.")
     ] = None,
     limit: LimitOpt = 50,
+    company: CompanyOpt = None,
 ) -> None:
     """List the tickets you can see, newest first.
 
@@ -142,28 +137,30 @@ def list_(
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> list[TicketOut]:
-        from shared.enums import TicketStatus
-
-        dept_id = (await resolve_department(zap, dept)).id if dept else None
-        statuses = [TicketStatus[s.value.upper()] for s in status] if status else None
+    async def go(zap: ZapClient) -> tuple[list[TicketOut], dict[Any, str]]:
+        company_id = await company_id_of(zap, company)
+        dept_id = (await resolve_department(zap, dept, company_id)).id if dept else None
         walk = zap.iterate(
             zap.list_tickets,
-            status=statuses,
+            company_id=company_id,
+            status=status or None,
             department_id=dept_id,
             assignee_id="me" if mine else None,
             q=q,
             limit=min(limit, PAGE),
         )
-        return await first(walk, limit)
+        rows = await first(walk, limit)
+        return rows, await names_if_mixed(zap, rows)
 
-    rows = api.run(ctx, go)
-    emit(ctx, dump(rows), table([_row(t) for t in rows], _COLUMNS))
+    rows, companies = api.run(ctx, go)
+    lines, columns = by_company([_row(t) for t in rows], rows, _COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns, keys=("number",)))
 
 
 def show(
     ctx: typer.Context,
     ticket: TicketArg,
+    company: CompanyOpt = None,
     messages: Annotated[
         int, typer.Option("--messages", min=0, max=200, help="How many of the last messages.")
     ] = 10,
@@ -179,7 +176,7 @@ def show(
     from zapctl import api
 
     async def go(zap: ZapClient) -> tuple[TicketOut, list[MessageOut]]:
-        t = await resolve_ticket(zap, ticket)
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
         if not messages:
             return t, []
         page = await zap.list_ticket_messages(t.id, limit=messages, order="desc")
@@ -192,7 +189,7 @@ def show(
     emit(ctx, dump(t) | {"messages": dump(msgs)}, human)
 
 
-def accept(ctx: typer.Context, ticket: TicketArg) -> None:
+def accept(ctx: typer.Context, ticket: TicketArg, company: CompanyOpt = None) -> None:
     """Take a waiting ticket yourself (agents: from your departments' queues).
 
     Example: zapctl ticket accept '#42'
@@ -200,7 +197,7 @@ def accept(ctx: typer.Context, ticket: TicketArg) -> None:
     from zapctl import api
 
     async def go(zap: ZapClient) -> TicketOut:
-        t = await resolve_ticket(zap, ticket)
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
         return await zap.accept_ticket(t.id)
 
     _done(ctx, api.run(ctx, go), "accepted")
@@ -213,6 +210,7 @@ def assign(
     force: Annotated[
         bool, typer.Option("--force", help="Ignore the agent's concurrent-ticket limit.")
     ] = False,
+    company: CompanyOpt = None,
 ) -> None:
     """Give a ticket to a member of the company (SUPERVISOR, ADMIN).
 
@@ -227,7 +225,7 @@ def assign(
     async def go(zap: ZapClient) -> TicketOut:
         from shared.protocol.tickets import TicketAssign
 
-        t = await resolve_ticket(zap, ticket)
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
         user_id = (await resolve_user(zap, user)).id
         return await zap.assign_ticket(t.id, TicketAssign(user_id=user_id, force=force))
 
@@ -237,6 +235,7 @@ def assign(
 def transfer(
     ctx: typer.Context,
     ticket: TicketArg,
+    company: CompanyOpt = None,
     dept: Annotated[
         str | None, typer.Option("--dept", help="Department to move it to (id, slug or name).")
     ] = None,
@@ -275,7 +274,7 @@ def transfer(
     async def go(zap: ZapClient) -> TicketOut:
         from shared.protocol.tickets import TicketTransfer
 
-        t = await resolve_ticket(zap, ticket)
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
         dept_id = (await resolve_department(zap, dept, t.company_id)).id if dept else None
         user_id = (await resolve_user(zap, to)).id if to else None
         body = TicketTransfer.model_construct(
@@ -289,6 +288,7 @@ def transfer(
 def close(
     ctx: typer.Context,
     ticket: TicketArg,
+    company: CompanyOpt = None,
     category: Annotated[
         str | None, typer.Option("--category", help="Closing category (name or id).")
     ] = None,
@@ -317,7 +317,7 @@ def close(
     async def go(zap: ZapClient) -> TicketOut:
         from shared.protocol.tickets import TicketClose
 
-        t = await resolve_ticket(zap, ticket)
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
         cat_id = await resolve_category(zap, category, t.company_id) if category else None
         body = TicketClose.model_construct(
             category_id=cat_id, farewell=not no_farewell, message=message
@@ -327,7 +327,7 @@ def close(
     _done(ctx, api.run(ctx, go), "closed")
 
 
-def reopen(ctx: typer.Context, ticket: TicketArg) -> None:
+def reopen(ctx: typer.Context, ticket: TicketArg, company: CompanyOpt = None) -> None:
     """Reopen a closed ticket (SUPERVISOR+, or its last assignee).
 
     Example: zapctl ticket reopen '#42'
@@ -335,10 +335,24 @@ def reopen(ctx: typer.Context, ticket: TicketArg) -> None:
     from zapctl import api
 
     async def go(zap: ZapClient) -> TicketOut:
-        t = await resolve_ticket(zap, ticket)
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
         return await zap.reopen_ticket(t.id)
 
     _done(ctx, api.run(ctx, go), "reopened")
+
+
+def read(ctx: typer.Context, ticket: TicketArg, company: CompanyOpt = None) -> None:
+    """Mark a ticket and its chat as read (its unread count goes to zero).
+
+    Example: zapctl ticket read '#42'
+    """
+    from zapctl import api
+
+    async def go(zap: ZapClient) -> TicketOut:
+        t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
+        return await zap.mark_ticket_read(t.id)
+
+    _done(ctx, api.run(ctx, go), "marked read")
 
 
 app.command("list")(list_)
@@ -348,3 +362,4 @@ app.command("assign")(assign)
 app.command("transfer")(transfer)
 app.command("close")(close)
 app.command("reopen")(reopen)
+app.command("read")(read)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import Role
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import CompanyOpt, RoleChoice, as_uuid
+from zapctl.options import CompanyOpt, as_uuid, enum_option
 from zapctl.output import dump, emit, table
 
 if TYPE_CHECKING:
@@ -78,8 +79,8 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. 'erp-sync'.")],
     role: Annotated[
-        RoleChoice, typer.Option("--role", help="What the token may do (default agent).")
-    ] = RoleChoice.agent,
+        Role, enum_option(Role, "--role", help="What the token may do.", default=Role.AGENT)
+    ] = Role.AGENT,
     expires: Annotated[
         str | None,
         typer.Option(
@@ -102,7 +103,7 @@ def create(
     from zapctl import api
     from zapctl.resolve import company_id_of
 
-    fields: dict[str, Any] = {"name": name, "role": role.to_role()}
+    fields: dict[str, Any] = {"name": name, "role": role}
     if expires is not None:
         fields["expires_at"] = parse_expires(expires)
 

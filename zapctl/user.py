@@ -8,10 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from shared.enums import Role
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import ActiveFilterOpt, CompanyOpt, QueryOpt, RoleChoice
-from zapctl.output import details, dump, emit, table
-from zapctl.resolve import company_id_of, department_ids, resolve_department, resolve_user
+from zapctl.options import ActiveFilterOpt, CompanyOpt, QueryOpt, enum_option
+from zapctl.output import ask, by_company, details, dump, emit, table
+from zapctl.resolve import (
+    company_id_of,
+    department_ids,
+    names_if_mixed,
+    resolve_department,
+    resolve_user,
+)
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
@@ -108,7 +115,7 @@ def _password(password: str | None, generate: bool, *, allow_server: bool) -> st
             raise CliError(
                 "missing --password or --generate (no terminal to prompt on)", ExitCode.USAGE
             )
-        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+        password = ask("Password", secret=True, twice=True)
     if len(password) < MIN_PASSWORD:
         raise CliError(f"the password needs at least {MIN_PASSWORD} characters", ExitCode.ERROR)
     if len(password) > MAX_PASSWORD or "\x00" in password:
@@ -121,7 +128,7 @@ def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="E-mail the user logs in with.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")],
-    role: Annotated[RoleChoice, typer.Option("--role", help="What the user may do.")],
+    role: Annotated[Role, enum_option(Role, "--role", help="What the user may do.")],
     password: PasswordOpt = None,
     generate: GenerateOpt = False,
     dept: DeptOpt = None,
@@ -142,7 +149,7 @@ def add(
 
     secret = _password(password, generate, allow_server=False)
     fields: dict[str, Any] = {"email": email, "name": name, "password": secret}
-    fields["role"] = role.to_role()
+    fields["role"] = role
     if max_tickets is not None:
         fields["max_concurrent_tickets"] = max_tickets
 
@@ -169,7 +176,7 @@ def add(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    role: Annotated[RoleChoice | None, typer.Option("--role", help="Only this role.")] = None,
+    role: Annotated[Role | None, enum_option(Role, "--role", help="Only this role.")] = None,
     dept: Annotated[
         str | None,
         typer.Option("--dept", metavar="NAME_OR_ID", help="Only members of this department."),
@@ -188,24 +195,27 @@ def list_(
     """
     from zapctl import api
 
-    async def go(zap: ZapClient) -> tuple[list[UserOut], dict[uuid.UUID, str]]:
+    async def go(
+        zap: ZapClient,
+    ) -> tuple[list[UserOut], dict[uuid.UUID, str], dict[uuid.UUID, str]]:
         cid = await company_id_of(zap, company)
         dep_id = (await resolve_department(zap, dept, cid)).id if dept else None
         rows = [
             u
             async for u in zap.iterate(
                 zap.list_users,
-                role=role.to_role() if role else None,
+                role=role,
                 department_id=dep_id,
                 active=active,
                 q=q,
                 company_id=cid,
             )
         ]
-        return rows, await _dept_names(zap, cid)
+        return rows, await _dept_names(zap, cid), await names_if_mixed(zap, rows)
 
-    rows, names = api.run(ctx, go)
-    emit(ctx, dump(rows), table([_row(u, names) for u in rows], COLUMNS))
+    rows, names, companies = api.run(ctx, go)
+    lines, columns = by_company([_row(u, names) for u in rows], rows, COLUMNS, companies)
+    emit(ctx, dump(rows), table(lines, columns))
 
 
 @app.command("show")
@@ -250,7 +260,7 @@ def update(
     ctx: typer.Context,
     ref: UserArg,
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
-    role: Annotated[RoleChoice | None, typer.Option("--role", help="New role.")] = None,
+    role: Annotated[Role | None, enum_option(Role, "--role", help="New role.")] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--inactive", help="Enable or disable the user.")
     ] = None,
@@ -271,7 +281,7 @@ def update(
     if name is not None:
         fields["name"] = name
     if role is not None:
-        fields["role"] = role.to_role()
+        fields["role"] = role
     if active is not None:
         fields["active"] = active
     if max_tickets is not None:

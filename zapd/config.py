@@ -15,6 +15,7 @@ from shared.settings import load_settings
 CONFIG_FILENAME = "zapd.toml"
 DB_FILENAME = "zap.db"
 JWT_SECRET_FILENAME = "jwt.secret"
+METRICS_TOKEN_FILENAME = "metrics.token"
 MEDIA_DIRNAME = "media"
 
 # Images, audio, video, PDF, office documents and plain text.
@@ -62,8 +63,29 @@ class ZapdSettings(BaseSettings):
     login_window: int = Field(60, ge=1)  # seconds
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
+    # Password hashing runs in a pool of this many threads, off the event loop; at most
+    # `password_hash_queue` more wait for one, further logins answer 429 at once.
+    password_hash_workers: int = Field(2, ge=1, le=64)
+    password_hash_queue: int = Field(16, ge=0, le=10_000)
+    # Brute force, besides (e-mail, address): failures per account from any address and
+    # per address on any account, counted over `login_window`; past the limit the lock
+    # doubles from `login_lockout_base` seconds up to `login_lockout_cap`.
+    login_account_max_failures: int = Field(10, ge=1)
+    login_address_max_failures: int = Field(20, ge=1)
+    login_lockout_base: int = Field(60, ge=1)
+    login_lockout_cap: int = Field(3600, ge=1)
+    # GET /metrics (Prometheus) wants `Authorization: Bearer <token>`: this token, or the
+    # one zapd writes to <state dir>/metrics.token (0600) on first start. Turning
+    # `metrics_require_token` off serves it to anyone who reaches the port.
+    metrics_token: SecretStr | None = None
+    metrics_require_token: bool = True
+    # Sessions: every running session's engine is pinged this often; one that does not
+    # answer within the timeout is marked ERROR ("engine not answering").
+    session_heartbeat_interval: float = Field(30.0, gt=0, le=3600)
+    session_heartbeat_timeout: float = Field(10.0, gt=0, le=600)
     # Input and realtime limits
     max_body_bytes: int = Field(1 << 20, ge=1024)  # JSON bodies; media has its own limit
+    max_json_depth: int = Field(32, ge=2, le=1000)  # nesting of arrays/objects in a body
     ws_queue_size: int = Field(1000, ge=10)  # events buffered per client before it is dropped
     ws_ping_interval: float = Field(20.0, gt=0)
     ws_ping_timeout: float = Field(20.0, gt=0)
@@ -89,6 +111,25 @@ class ZapdSettings(BaseSettings):
     media_allowed_types: list[str] = Field(
         default_factory=lambda: list(DEFAULT_MEDIA_TYPES), max_length=200
     )
+
+    # webjs engine (WhatsApp Web through Playwright + wa-js; see zapd.connectors.webjs)
+    chromium: Path | None = None  # ZAP_CHROMIUM; default /usr/bin/chromium, else PATH
+    wajs_path: Path | None = None  # ZAP_WAJS_PATH; default the ./dev setup cache
+    webjs_url: str = "https://web.whatsapp.com/"
+    webjs_headless: bool = True
+    webjs_user_agent: str = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36"
+    )
+    webjs_heartbeat_seconds: float = Field(10.0, gt=0, le=600)
+    webjs_ready_timeout: float = Field(90.0, gt=0, le=3600)  # page load + wa-js ready
+    webjs_max_qr_rotations: int = Field(6, ge=1, le=1000)  # unscanned QRs before giving up
+    webjs_start_concurrency: int = Field(2, ge=1, le=64)  # browsers starting at once
+    webjs_restart_backoff_base: float = Field(1.0, gt=0, le=600)  # seconds, doubled per try
+    webjs_restart_backoff_cap: float = Field(60.0, gt=0, le=3600)
+    webjs_memory_limit_mb: int = Field(1024, ge=0)  # PSS of one browser's tree; 0: no guard
+    webjs_catchup_chats: int = Field(50, ge=1, le=1000)  # recent chats looked at after a gap
+    webjs_catchup_messages: int = Field(50, ge=1, le=1000)  # messages per chat looked at
 
     @field_validator("media_allowed_types")
     @classmethod
@@ -120,6 +161,11 @@ class ZapdSettings(BaseSettings):
     def jwt_secret_file(self) -> Path:
         """Return where the generated JWT secret lives."""
         return self.state_dir / JWT_SECRET_FILENAME
+
+    @property
+    def metrics_token_file(self) -> Path:
+        """Return where the generated Prometheus scrape token lives."""
+        return self.state_dir / METRICS_TOKEN_FILENAME
 
 
 def load(config_file: Path | None = None, **overrides: object) -> ZapdSettings:

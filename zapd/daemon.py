@@ -11,28 +11,41 @@ entry point hold it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from typing import Protocol
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapd.config import ZapdSettings
 from zapd.connectors.sandbox import SandboxNetwork
 from zapd.db import migrate
 from zapd.db.engine import create_engine, session_factory
+from zapd.db.models import WaSession
+from zapd.errors import DatabaseUnavailable
 from zapd.kernel.context import Kernel
+from zapd.kernel.principal import Actor
 from zapd.kernel.throttle import LoginThrottle
 from zapd.prometheus import Metrics
 from zapd.realtime.hub import Hub
+from zapd.secretbox import SecretBox
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
+from zapd.services.conversations.cloud import RAW_EVENT_TYPE as CLOUD_RAW_EVENT
+from zapd.services.conversations.cloud import CloudService
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
+from zapd.services.people import companies
+from zapd.services.sessions.cloud_config import seal_stored
+from zapd.services.sessions.heartbeat import Heartbeat
 from zapd.services.sessions.manager import SessionManager
 from zapd.services.tickets.scheduler import Scheduler
 
 log = logging.getLogger("zapd")
+
+DELETE_ATTEMPTS = 5  # a company delete that deadlocks with another writer is tried again
 
 
 class Worker(Protocol):
@@ -52,15 +65,34 @@ class Daemon:
         self.kernel = kernel
         self.hub = hub  # the concrete hub (the kernel sees it as its `Fanout`)
         self.metrics = metrics or Metrics()  # this daemon's Prometheus registry
+        # The bearer token GET /metrics wants (None: served to anyone, by configuration).
+        self.metrics_token: str | None = None
         self._background = False
 
         self.sandbox = SandboxNetwork()
-        self.engines = SessionManager(kernel, self.sandbox)
+        # Engine credentials are sealed at rest with the state dir's key (zapd.secretbox).
+        self.secret_box = SecretBox.from_state_dir(kernel.settings.state_dir)
+        self.engines = SessionManager(
+            kernel, self.sandbox, self.metrics.registry, box=self.secret_box
+        )
         self.inbound = Inbound(kernel)
         self.engines.on_inbound = self.inbound.receive
+        self.cloud = CloudService(
+            kernel,
+            self.secret_box,
+            process_events=self.inbound.process_events,
+            connector_of=self.engines.connector,
+        )
+        self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
         self.scheduler = Scheduler(kernel)
-        self.workers: list[Worker] = [self.outbox_worker, self.scheduler]
+        self.heartbeat = Heartbeat(kernel, self.engines)
+        self.workers: list[Worker] = [
+            self.outbox_worker,
+            self.scheduler,
+            self.heartbeat,
+            self.cloud,
+        ]
 
     @property
     def settings(self) -> ZapdSettings:
@@ -87,6 +119,9 @@ class Daemon:
         swept = MediaStore.from_settings(self.settings).sweep_partial_uploads()
         if swept:
             log.info("removed %d partial uploads left by a crash", swept)
+        resealed = await seal_stored(self.kernel, self.secret_box)
+        if resealed:
+            log.info("sealed the engine credentials of %d sessions stored in the clear", resealed)
         recovered = await self.inbound.recover()
         if recovered:
             log.info("processed %d stored inbound events left from the last run", recovered)
@@ -105,16 +140,62 @@ class Daemon:
                 log.exception("stopping worker %s", worker)
         await self.engines.close()
         await self.sandbox.close()
+        await self.inbound.stop()
         # Events stored but not yet processed (their processing was cut short by the
         # shutdown) are processed now rather than at the next start.
-        drained = await self.inbound.recover()
+        try:
+            drained = await self.inbound.recover()
+        except DatabaseUnavailable:  # they stay pending, for the next start
+            log.warning("database unavailable: pending inbound events left for the next start")
+            return
         if drained:
             log.info("processed %d stored inbound events before stopping", drained)
+
+    async def delete_company(self, actor: Actor, company_id: uuid.UUID, *, force: bool) -> None:
+        """Delete a company safely while its traffic flows.
+
+        Its inbound events are refused from now on, its running sessions are stopped
+        first, then the company goes in one transaction that locks its row before the
+        cascade (writers that lock the company first queue behind it instead of
+        deadlocking). A deadlock with some other writer is retried; sessions that were
+        started meanwhile are stopped afterwards.
+        """
+        async with self.kernel.read() as db:
+            await companies.get(db, actor.principal, company_id)
+            actor.principal.require_global_admin()
+            ids = set(
+                (
+                    await db.scalars(select(WaSession.id).where(WaSession.company_id == company_id))
+                ).all()
+            )
+        self.inbound.closing.add(company_id)
+        try:
+            await self._stop_sessions(ids)
+            for attempt in range(DELETE_ATTEMPTS):
+                try:
+                    async with self.kernel.tx() as db:
+                        await companies.delete(db, actor, company_id, force=force)
+                    break
+                except DatabaseUnavailable:
+                    if attempt == DELETE_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            await self._stop_sessions(ids)
+        finally:
+            self.inbound.closing.discard(company_id)
+
+    async def _stop_sessions(self, ids: set[uuid.UUID]) -> None:
+        for session_id in ids & set(self.engines.running()):
+            try:
+                await self.engines.stop(session_id)
+            except Exception as exc:  # stopping one must not keep the others running
+                log.warning("stopping session %s of a deleted company: %s", session_id, exc)
 
     async def close(self) -> None:
         """Release everything."""
         await self.hub.close_all()
         await self.engine.dispose()
+        self.kernel.passwords.close()
 
 
 async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None) -> Daemon:
@@ -141,6 +222,13 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
     except Exception:
         await engine.dispose()
         raise
+    passwords = Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        workers=settings.password_hash_workers,
+        queue=settings.password_hash_queue,
+    )
+    passwords.prepare()  # the dummy hash unknown e-mails are checked against, made once
     sessions = session_factory(engine)
     hub = Hub(sessions, queue_size=settings.ws_queue_size)
     kernel = Kernel(
@@ -148,10 +236,22 @@ async def open_daemon(settings: ZapdSettings, engine: AsyncEngine | None = None)
         engine=engine,
         sessions=sessions,
         jwt_secret=secret,
-        passwords=Passwords(
-            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
-        ),
+        passwords=passwords,
         hub=hub,
-        throttle=LoginThrottle(settings.login_max_failures, settings.login_window),
+        throttle=LoginThrottle(
+            settings.login_max_failures,
+            settings.login_window,
+            account_max=settings.login_account_max_failures,
+            address_max=settings.login_address_max_failures,
+            lockout_base=settings.login_lockout_base,
+            lockout_cap=settings.login_lockout_cap,
+        ),
     )
-    return Daemon(kernel, hub)
+    daemon = Daemon(kernel, hub)
+    if settings.metrics_require_token:
+        daemon.metrics_token = (
+            settings.metrics_token.get_secret_value()
+            if settings.metrics_token is not None
+            else ensure_secret_file(settings.metrics_token_file)
+        )
+    return daemon

@@ -81,6 +81,16 @@ class Unavailable(ZapError):
     code = ErrorCode.UNAVAILABLE
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached right now (transient); retry after `retry_after` s."""
+
+    code = ErrorCode.DATABASE_UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(ZapError):
     """A body or file is over its size limit."""
 

@@ -4,12 +4,19 @@
 carries the request id of the request being served (set by the access-log middleware
 through `REQUEST_ID`), so a line can always be traced back to the request behind it.
 Fields given with `extra={...}` become top-level JSON keys (text: `key=value` pairs).
+
+Redaction: `RedactFilter` sits on every root handler, so it sees every record of every
+logger (uvicorn's own included) at every level, before any formatter: credentials in
+query strings (`?token=`, `access_token=`, `password=`...), `Bearer ...` values, JWTs and
+zap's API/refresh tokens (`zap_...`, `zrt_...`) are replaced with `***` in the message,
+its arguments, string extras and exception text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -50,6 +57,51 @@ def _timestamp(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
 
+MASK = "***"
+_SECRET_PARAMS = (
+    "token|access_token|refresh_token|id_token|api_key|apikey|secret|client_secret|password"
+    "|passwd|signature|sig|hub\\.verify_token|verify_token|code"
+)
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # name=value in a query string or a form: keep the name, mask the value
+    (re.compile(rf"(?i)(?<![A-Za-z0-9_])({_SECRET_PARAMS})=[^&\s\"'#;,)]+"), rf"\1={MASK}"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}"), rf"\1 {MASK}"),
+    # JSON Web Tokens (header.payload.signature, base64url)
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
+    # zap's API tokens and refresh tokens
+    (re.compile(r"\b(zap|zrt)_[A-Za-z0-9_-]{16,}"), rf"\1_{MASK}"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask credentials in a text (query-string secrets, bearer values, tokens)."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactFilter(logging.Filter):
+    """Mask credentials in every record that reaches the handler; never drop a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message, string extras and exception text, redacted."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the formatter to report
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        for key, value in record_extras(record).items():
+            if isinstance(value, str):
+                setattr(record, key, redact(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 class RequestIdFilter(logging.Filter):
     """Stamp each record with the id of the request being served, if any."""
 
@@ -76,7 +128,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in record_extras(record).items():
             doc.setdefault(key, value)
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = record.exc_text or self.formatException(record.exc_info)
         if record.stack_info:
             doc["stack"] = self.formatStack(record.stack_info)
         return json.dumps(doc, default=str, ensure_ascii=False)
@@ -93,7 +145,7 @@ class TextFormatter(logging.Formatter):
         if extras:
             line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
         if record.stack_info:
             line += "\n" + self.formatStack(record.stack_info)
         return line
@@ -121,6 +173,7 @@ def make_handler(fmt: LogFormat = "auto", stream: IO[str] | None = None) -> logg
     resolved = resolve_format(fmt, out)
     handler.setFormatter(JsonFormatter() if resolved == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactFilter())
     setattr(handler, _MARK, True)
     return handler
 
@@ -135,6 +188,10 @@ def setup_logging(
         old.close()
     handler = make_handler(fmt, stream)
     root.addHandler(handler)
+    # Handlers someone else put on the root (a journal, a test's capture) redact too.
+    for other in root.handlers:
+        if not any(isinstance(f, RedactFilter) for f in other.filters):
+            other.addFilter(RedactFilter())
     root.setLevel(level.upper())
     # uvicorn logs through its own loggers: let them reach ours, and keep our access
     # log (zapd.access) as the only one.

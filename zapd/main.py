@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -77,8 +78,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
     from zapd.logging import setup_logging
+    from zapd.security import prepare_state_dir
+    from zapd.startup import StartupRefused, StateLock, bind_tcp, bind_unix
 
     setup_logging(settings.log_level, settings.log_format)
+    # The state first, then the sockets, and only then the lifespan (sessions, workers).
+    try:
+        lock = StateLock(prepare_state_dir(settings.state_dir)).acquire()
+        sockets = (
+            [bind_unix(settings.unix_socket)]
+            if settings.unix_socket
+            else bind_tcp(settings.host, settings.port)
+        )
+    except StartupRefused as exc:
+        sys.stderr.write(f"zapd: {exc}\n")
+        sys.exit(1)
+    except OSError as exc:
+        sys.stderr.write(f"zapd: cannot use state dir {settings.state_dir}: {exc.strerror}\n")
+        sys.exit(1)
     import uvicorn
 
     from zapd.api.app import create_app
@@ -90,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
+                where = [str(s.getsockname()) for s in sockets or ()]
+                logging.getLogger("zapd").info("zapd listening on %s", ", ".join(where))
                 notify("READY=1")
 
     server = ZapServer(
@@ -113,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     _exit_zero_on_sigterm(server)
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=sockets)
+    lock.release()
     if not server.started and os.environ.get("ZAP_DEBUG") != "1":
         sys.exit(1)

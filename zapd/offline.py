@@ -20,6 +20,7 @@ from typing import Any
 from shared.enums import WebhookEventState
 from zapd.config import JWT_SECRET_FILENAME, MEDIA_DIRNAME
 from zapd.config import load as load_settings
+from zapd.connectors.webjs import bundle as wajs_bundle
 from zapd.db import migrate
 from zapd.db.engine import create_engine, normalize_url, read_only, session_factory, sqlite_path
 from zapd.db.models import Client
@@ -54,6 +55,7 @@ __all__ = [
     "resolve_company",
     "session_factory",
     "sqlite_path",
+    "wajs_bundle",
 ]
 
 

@@ -65,6 +65,8 @@ class Snapshot:
     outbox: dict[OutboxState, int] = field(default_factory=dict)
     sessions: dict[SessionStatus, int] = field(default_factory=dict)
     pool: dict[str, int] = field(default_factory=dict)
+    login: dict[str, dict[str, int]] = field(default_factory=dict)  # LoginThrottle.figures
+    password_busy: int = 0  # logins refused because every hashing slot was taken
 
 
 class _StateCollector:
@@ -109,6 +111,25 @@ class _StateCollector:
             for status in SessionStatus:
                 sessions.add_metric([status.name.lower()], s.sessions.get(status, 0))
             yield sessions
+        login = s.login
+        if login:
+            yield CounterMetricFamily(
+                "zapd_login_failures", "Failed logins since start", value=login["failures"]["all"]
+            )
+            for name, help_text, kind in (
+                ("lockouts", "Login locks started since start, by scope", CounterMetricFamily),
+                ("refused", "Logins refused by the throttle, by scope", CounterMetricFamily),
+                ("locked", "Accounts and addresses locked now, by scope", GaugeMetricFamily),
+            ):
+                family = kind(f"zapd_login_{name}", help_text, labels=["scope"])
+                for scope, n in login[name].items():
+                    family.add_metric([scope], n)
+                yield family
+        yield CounterMetricFamily(
+            "zapd_password_hash_busy",
+            "Password checks refused (429) because the hashing pool and its queue were full",
+            value=s.password_busy,
+        )
         for name, value in s.pool.items():
             yield GaugeMetricFamily(
                 f"zapd_db_pool_{name}", f"Database connection pool: {name.replace('_', ' ')}", value
@@ -153,6 +174,8 @@ class Metrics:
             slow_consumers=int(getattr(hub, "slow_consumers", 0)),
         )
         snap.pool = _pool_figures(kernel.engine.pool)
+        snap.login = kernel.throttle.figures()
+        snap.password_busy = kernel.passwords.busy_refusals
         started = time.perf_counter()
         try:
             await asyncio.wait_for(_count_rows(kernel, snap), SCRAPE_DB_TIMEOUT)

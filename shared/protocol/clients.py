@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    EmailStr,
     Field,
     StrictBool,
     StrictInt,
@@ -19,6 +18,7 @@ from pydantic import (
 )
 
 from shared.protocol.common import OutModel, WireModel
+from shared.protocol.emails import Email
 
 # Event type of a client change (company-wide): data {"id", "action"}.
 CLIENT_UPDATE = "client.update"
@@ -56,7 +56,7 @@ class ClientCreate(WireModel):
 
     phone: str = Field(min_length=1, max_length=40)
     name: ClientName | None = None
-    email: EmailStr | None = Field(default=None, max_length=320)
+    email: Email | None = None
     notes: str | None = Field(default=None, max_length=10_000)
     custom_fields: CustomFields | None = None
     company_id: uuid.UUID | None = None  # global admins name the company
@@ -72,7 +72,7 @@ class ClientUpdate(WireModel):
     """
 
     name: ClientName | None = None
-    email: EmailStr | None = Field(default=None, max_length=320)
+    email: Email | None = None
     notes: str | None = Field(default=None, max_length=10_000)
     custom_fields: CustomFields | None = None
     blocked: bool | None = None

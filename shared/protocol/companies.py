@@ -22,7 +22,7 @@ COMPANY_UPDATE = "company.update"
 
 
 def check_cnpj(value: str | None) -> str | None:
-    """Validate a CNPJ (formatted or not) and return its 14 digits."""
+    """Validate a CNPJ (formatted or not, numeric or alphanumeric); return its 14 characters."""
     if value is None:
         return None
     return normalize_cnpj(value)  # InvalidCNPJ is a ValueError: pydantic reports a 422
@@ -119,7 +119,7 @@ class CompanyOut(OutModel):
 
     id: uuid.UUID
     name: str
-    cnpj: str  # 14 digits
+    cnpj: str  # 14 characters, unmasked: digits, or [0-9A-Z]{12} + 2 digits
     active: bool
     timezone: str
     locale: str

@@ -21,15 +21,22 @@ BusinessHours = dict[str, list[tuple[str, str]]]
 
 
 def check_business_hours(value: BusinessHours) -> BusinessHours:
-    """Validate weekday keys and HH:MM ranges that start before they end."""
+    """Validate weekday keys and HH:MM ranges.
+
+    A range that ends before it starts crosses midnight (a night shift, "18:00"-"08:00"
+    opens at 18:00 and closes at 08:00 the next day); a range cannot start at 24:00 nor
+    end when it starts.
+    """
     for day, ranges in value.items():
         if day not in WEEKDAYS:
             raise ValueError(f"unknown weekday {day!r}: use {', '.join(WEEKDAYS)}")
         for start, end in ranges:
             if not _HHMM.match(start) or not _HHMM.match(end):
                 raise ValueError(f"{day}: times must be HH:MM, got {start!r}-{end!r}")
-            if start >= end:
-                raise ValueError(f"{day}: {start}-{end} ends before it starts")
+            if start == "24:00":
+                raise ValueError(f"{day}: {start}-{end} starts at the end of the day (use 00:00)")
+            if start == end:
+                raise ValueError(f"{day}: {start}-{end} closes when it opens")
     return value
 
 

@@ -17,12 +17,28 @@ __all__ = [
     "MessageOut",
     "MessageSend",
     "OutboxOut",
+    "TemplateSend",
 ]
 
 BODY_MAX = 4096  # WhatsApp's own limit for a text message
 IDEMPOTENCY_KEY_MAX = 200
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" when a key's first answer is repeated
+
+
+class TemplateSend(WireModel):
+    """A Cloud API message template to send (the only kind allowed outside the 24-hour window)."""
+
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(default="pt_BR", min_length=2, max_length=15)
+    parameters: list[str] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _params(self) -> TemplateSend:
+        for p in self.parameters:
+            if not p.strip() or len(p) > 1024:
+                raise ValueError("template parameters are 1-1024 characters, not blank")
+        return self
 
 
 class MessageSend(WireModel):
@@ -39,6 +55,7 @@ class MessageSend(WireModel):
     media_id: uuid.UUID | None = None
     note: bool = False
     quoted_message_id: uuid.UUID | None = None
+    template: TemplateSend | None = None  # Cloud API sessions only
 
     @model_validator(mode="after")
     def _target_and_content(self) -> MessageSend:
@@ -52,6 +69,10 @@ class MessageSend(WireModel):
             raise ValueError("internal notes belong to a ticket: give ticket_id")
         if by_phone and self.quoted_message_id is not None:
             raise ValueError("quoted_message_id needs ticket_id")
+        if self.template is not None:
+            if self.body is not None or self.media_id is not None or self.note:
+                raise ValueError("a template goes alone: no body, media_id or note with it")
+            return self
         if (self.body is None or not self.body.strip()) and self.media_id is None:
             raise ValueError("give a non-empty body or a media_id")
         if self.note and self.media_id is not None:

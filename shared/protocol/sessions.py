@@ -76,7 +76,22 @@ class CloudConfig(WireModel):
     business_account_id: str | None = Field(default=None, pattern=_DIGITS)
     app_secret: str | None = Field(default=None, min_length=1, max_length=200)
     verify_token: str | None = Field(default=None, min_length=1, max_length=200)
-    api_version: str | None = Field(default=None, pattern=_API_VERSION)
+    api_version: str | None = Field(default=None, pattern=_API_VERSION)  # None: zapd's default
+    # Where the Graph API is (tests, on-premise proxies); None: https://graph.facebook.com
+    base_url: str | None = Field(default=None, max_length=500)
+    throughput_per_second: float | None = Field(default=None, gt=0, le=1000)  # Meta's tier
+    pair_burst: int | None = Field(default=None, ge=1, le=100)  # to one user before pacing
+    pair_interval_seconds: float | None = Field(default=None, gt=0, le=600)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError("base_url must be an http(s) URL with a host and no query")
+        return v.strip().rstrip("/")
 
 
 def check_config(engine: Engine, config: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +219,38 @@ class SessionOut(OutModel):
     @classmethod
     def _mask(cls, v: dict[str, Any]) -> dict[str, Any]:
         return mask_config(v)
+
+
+class CloudTemplate(OutModel):
+    """An approved message template of a Cloud API session's WhatsApp Business Account."""
+
+    name: str
+    language: str
+    category: str | None = None
+    status: str = "APPROVED"
+    body: str | None = None  # the BODY component, with {{1}}, {{2}}... placeholders
+    parameters: int = 0  # how many body parameters a send must give
+
+    @classmethod
+    def from_graph(cls, raw: dict[str, Any]) -> CloudTemplate:
+        """Read one entry of Graph's `message_templates` list."""
+        body = next(
+            (
+                c.get("text")
+                for c in raw.get("components") or []
+                if isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY"
+            ),
+            None,
+        )
+        params = len(set(re.findall(r"\{\{\s*(\w+)\s*\}\}", body))) if isinstance(body, str) else 0
+        return cls(
+            name=str(raw.get("name", "")),
+            language=str(raw.get("language", "")),
+            category=raw.get("category"),
+            status=str(raw.get("status", "APPROVED")),
+            body=body if isinstance(body, str) else None,
+            parameters=params,
+        )
 
 
 class SessionWithSecret(SessionOut):

@@ -42,6 +42,14 @@ class UserRef(OutModel):
     name: str
 
 
+class ServiceWindow(OutModel):
+    """The Cloud API's 24-hour window: free-form messages only while `open`, else a template."""
+
+    open: bool
+    last_inbound_at: datetime | None
+    expires_at: datetime | None
+
+
 class TicketOut(OutModel):
     """A ticket with the client, department and assignee it points at."""
 
@@ -68,6 +76,8 @@ class TicketOut(OutModel):
     closed_by_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    # On Cloud API sessions, in GET /tickets/{id}: the client's 24-hour window there.
+    service_window: ServiceWindow | None = None
 
 
 class MessageOut(OutModel):

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from shared.enums import Presence, Role
 from shared.protocol.common import OutModel, WireModel
+from shared.protocol.emails import Email
 
 MIN_PASSWORD_LENGTH = 8
 MAX_DEPARTMENTS = 100
@@ -26,7 +27,7 @@ def _strip_name(v: str | None) -> str | None:
 class UserCreate(WireModel):
     """Body of `POST /users` (company ADMIN, or a global admin naming `company_id`)."""
 
-    email: str = Field(min_length=3, max_length=320)
+    email: Email
     name: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
     role: Role

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from shared.cnpj import (
     InvalidCNPJ,
     cnpj_check_digits,
+    cnpj_search_key,
     format_cnpj,
     is_valid_cnpj,
     normalize_cnpj,
@@ -50,10 +51,10 @@ def test_check_digits_known_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "base", ["", "11222333000", "1122233300011", "11.222.333/0001", "11222333000a"]
+    "base", ["", "11222333000", "1122233300011", "11.222.333/0001", "11222333000a", "12ABC34501D-"]
 )
-def test_check_digits_requires_12_digits(base: str) -> None:
-    with pytest.raises(InvalidCNPJ, match="12 ASCII digits"):
+def test_check_digits_requires_12_base_characters(base: str) -> None:
+    with pytest.raises(InvalidCNPJ, match="12 characters 0-9 or A-Z"):
         cnpj_check_digits(base)
 
 
@@ -62,7 +63,7 @@ def test_check_digits_requires_12_digits(base: str) -> None:
     ["", "   ", "1122233300018", "112223330001811", "11.222.333/0001-8", "1"],
 )
 def test_rejects_wrong_length(raw: str) -> None:
-    with pytest.raises(InvalidCNPJ, match="must have 14 digits"):
+    with pytest.raises(InvalidCNPJ, match="must have 14 characters"):
         normalize_cnpj(raw)
     assert not is_valid_cnpj(raw)
 
@@ -91,25 +92,24 @@ def test_rejects_bad_check_digits(raw: str) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        "11.222.333/0001-8A",
-        "AB222333000181",
         "11_222_333_0001_81",
         "11,222,333/0001-81",
         "11.222.333\\0001-81",
         "11222333000181\x00",
         "11222333\t000181",
         "١١٢٢٢٣٣٣٠٠٠١٨١",  # Arabic-Indic digits are not accepted
-        "12.ABC.345/01DE-35",  # alphanumeric CNPJ (from 2026) is not supported
+        "12.ÁBC.345/01DE-35",  # accented letters are not A-Z
+        "12.ABC.345/01DE-3ª",
     ],
 )
-def test_rejects_non_digit_characters(raw: str) -> None:
-    with pytest.raises(InvalidCNPJ, match="non-digit"):
+def test_rejects_other_characters(raw: str) -> None:
+    with pytest.raises(InvalidCNPJ, match="other than 0-9 and A-Z"):
         normalize_cnpj(raw)
     assert not is_valid_cnpj(raw)
 
 
 def test_error_is_value_error_with_readable_message() -> None:
-    with pytest.raises(ValueError, match=r"invalid CNPJ '123': must have 14 digits, got 3"):
+    with pytest.raises(ValueError, match=r"invalid CNPJ '123': must have 14 characters, got 3"):
         normalize_cnpj("123")
 
 
@@ -161,3 +161,60 @@ def test_single_digit_change_outside_blind_positions_always_invalid(
     new_digit = str((int(cnpj[position]) + delta) % 10)
     mutated = cnpj[:position] + new_digit + cnpj[position + 1 :]
     assert not is_valid_cnpj(mutated)
+
+
+# ------------------------------------------------------------------ alphanumeric (July 2026)
+
+ALNUM_VALID = [
+    # The Receita Federal's published example.
+    ("12.ABC.345/01DE-35", "12ABC34501DE35"),
+    ("12ABC34501DE35", "12ABC34501DE35"),
+    ("12.abc.345/01de-35", "12ABC34501DE35"),  # lower case is upper-cased
+    (" 12abc34501de35 ", "12ABC34501DE35"),
+]
+
+
+@pytest.mark.parametrize(("raw", "normalized"), ALNUM_VALID)
+def test_alphanumeric_accepted_and_upper_cased(raw: str, normalized: str) -> None:
+    assert normalize_cnpj(raw) == normalized
+    assert is_valid_cnpj(raw)
+    assert format_cnpj(raw) == "12.ABC.345/01DE-35"
+
+
+def test_alphanumeric_check_digits_use_ascii_minus_48() -> None:
+    assert cnpj_check_digits("12ABC34501DE") == "35"
+    # "A" counts as 17: the base "A00000000000" weighs 17 * 5 = 85, 85 % 11 = 8 -> 3.
+    assert cnpj_check_digits("A00000000000")[0] == "3"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("12ABC34501DE36", "check digits"),
+        ("12ABC34501DEA5", "last two characters must be digits"),
+        ("11.222.333/0001-8A", "last two characters must be digits"),
+        ("AAAAAAAAAAAAAA", "last two characters must be digits"),
+        ("12ABC34501DE3", "must have 14 characters"),
+    ],
+)
+def test_alphanumeric_rejections(raw: str, reason: str) -> None:
+    with pytest.raises(InvalidCNPJ, match=reason):
+        normalize_cnpj(raw)
+
+
+alnum_bases = st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=12, max_size=12)
+
+
+@given(alnum_bases)
+def test_alphanumeric_round_trip(base: str) -> None:
+    cnpj = base + cnpj_check_digits(base)
+    if len(set(cnpj)) == 1:
+        return
+    assert normalize_cnpj(format_cnpj(cnpj.lower())) == cnpj
+
+
+def test_search_key() -> None:
+    assert cnpj_search_key("12.abc.345") == "12ABC345"
+    assert cnpj_search_key("11.222") == "11222"
+    assert cnpj_search_key("Acme") == ""
+    assert cnpj_search_key("Loja 3 irmãos") == ""

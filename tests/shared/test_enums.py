@@ -56,7 +56,7 @@ PINNED: dict[type[IntEnum], dict[str, int]] = {
     enums.LogLevel: {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40},
     enums.OutboxState: {"PENDING": 0, "SENDING": 1, "SENT": 2, "DEAD": 3, "CANCELLED": 4},
     enums.ChatType: {"DIRECT": 0, "GROUP": 1, "BROADCAST": 2, "NEWSLETTER": 3},
-    enums.ClientIdentityKind: {"PHONE": 0, "LID": 1, "PHONE_ALT": 2},
+    enums.ClientIdentityKind: {"PHONE": 0, "LID": 1, "PHONE_ALT": 2, "BSUID": 3},
     enums.WebhookEventState: {"PENDING": 0, "PROCESSED": 1, "FAILED": 2, "IGNORED": 3},
     enums.AutoAssignMode: {"OFF": 0, "ROUND_ROBIN": 1, "LEAST_LOADED": 2},
 }

@@ -267,7 +267,8 @@ def help_texts(noun: str) -> dict[str, str]:
 
     from zapctl.main import app
 
-    sub: Any = typer.main.get_command(app).commands[noun]  # type: ignore[attr-defined]
+    root: Any = typer.main.get_command(app)
+    sub: Any = root.get_command(root.context_class(root, info_name="zapctl"), noun)  # lazy
     out = {}
     for name, cmd in sub.commands.items():
         ctx = cmd.context_class(cmd, info_name=f"zapctl {noun} {name}")

@@ -127,7 +127,7 @@ def test_duplicate_unknown_and_server_side_errors(inst: Instance) -> None:
     assert failed(missing_id, 3) == "zapctl: company not found"
     assert failed(missing_cnpj, 3) == f"zapctl: no company with CNPJ {unknown}"
     assert failed(missing_upd, 3) == "zapctl: company not found"
-    assert failed(garbage, 3).startswith("zapctl: no company 'acme': give its id or CNPJ")
+    assert failed(garbage, 3) == "zapctl: no company named 'acme' (give its name, id or CNPJ)"
     # Nothing changed.
     doc = inst.json("company", "show", cnpj)
     assert doc["name"] == "Primeira"
@@ -189,6 +189,19 @@ def test_delete_with_yes_and_json(inst: Instance) -> None:
     assert res.code == 4, res.err
 
 
+def test_alphanumeric_cnpj(inst: Instance) -> None:
+    # The Receita Federal's example of the alphanumeric CNPJ (issued since July 2026),
+    # typed in lower case: stored upper-cased, shown formatted, found by either form.
+    created = inst.ok("company", "create", "Alfa Num", "--cnpj", "12.abc.345/01de-35")
+    assert created.out.startswith("created company Alfa Num (12.ABC.345/01DE-35)  id ")
+    by_plain, by_formatted = inst.many(
+        ["--json", "company", "show", "12ABC34501DE35"],
+        ["--json", "company", "show", "12.abc.345/01DE-35"],
+    )
+    assert ok(by_plain).json()["cnpj"] == "12ABC34501DE35"
+    assert ok(by_formatted).json()["cnpj_formatted"] == "12.ABC.345/01DE-35"
+
+
 # ----------------------------------------------------------- no server needed (run once)
 
 
@@ -201,7 +214,7 @@ def test_bad_cnpj_is_refused_locally_without_asking_the_server(tmp_path: Path) -
     assert one_line(res.err) == f"zapctl: invalid CNPJ {bad!r}: check digits do not match"
     res = run_cli("company", "update", new_cnpj(), "--cnpj", "123", env=env)
     assert res.code == 1
-    assert one_line(res.err) == "zapctl: invalid CNPJ '123': must have 14 digits, got 3"
+    assert one_line(res.err) == "zapctl: invalid CNPJ '123': must have 14 characters, got 3"
 
 
 def test_usage_errors(tmp_path: Path) -> None:
@@ -238,3 +251,40 @@ def test_daemon_down_and_not_logged_in(tmp_path: Path) -> None:
 
 def test_help_has_examples() -> None:
     check_help("company", {"create", "list", "show", "update", "delete"})
+
+
+def test_company_by_name_on_any_noun_and_listings_that_mix_companies(inst: Instance) -> None:
+    tag = uuid.uuid4().hex[:6]
+    names = (f"Padaria Pão Quente {tag}", f"Oficina Beta {tag}")
+    a, b = inst.tenant(names[0]), inst.tenant(names[1])
+    for t, label in ((a, "vip"), (b, "atacado")):
+        inst.http("POST", "/api/v1/tags", json={"name": f"{label}-{tag}", "company_id": t.id})
+
+    # --company takes the name too: any case, accents or not.
+    typed = f"padaria pao quente {tag}".upper()
+    only_a = inst.json("tag", "list", "--company", typed)
+    assert [t["name"] for t in only_a] == [f"vip-{tag}"]
+    assert {t["company_id"] for t in only_a} == {a.id}
+    # ...and on ticket commands.
+    assert inst.json("ticket", "list", "--company", names[1]) == []
+    missing = failed(inst.cli("ticket", "show", "#1", "--company", names[1]), 3)
+    assert missing == "zapctl: no ticket #1"
+    assert failed(inst.cli("tag", "list", "--company", f"Nenhuma {tag}"), 3) == (
+        f"zapctl: no company named 'Nenhuma {tag}' (give its name, id or CNPJ)"
+    )
+
+    # The global admin's listing mixes companies: each row says whose it is.
+    mixed = ok(inst.cli("tag", "list")).out.splitlines()
+    assert mixed[0].split() == ["NAME", "COMPANY", "COLOR", "ID"]
+    row_a = next(line for line in mixed if line.startswith(f"vip-{tag}"))
+    row_b = next(line for line in mixed if line.startswith(f"atacado-{tag}"))
+    assert names[0] in row_a and names[1] in row_b
+    # A company user's listing is one company's: no such column.
+    own = ok(inst.cli("tag", "list", env=a.admin)).out.splitlines()
+    assert own[0].split() == ["NAME", "COLOR", "ID"]
+
+    # On a narrow terminal the table fits, the name and the id stay whole.
+    narrow = ok(inst.cli("tag", "list", env={**inst.root, "COLUMNS": "70"})).out.splitlines()
+    assert all(len(line) <= 70 for line in narrow), narrow
+    cut = next(line for line in narrow if line.startswith(f"vip-{tag}"))
+    assert "…" in cut and only_a[0]["id"] in cut

@@ -40,7 +40,7 @@ def test_current_and_check_after_init(
         "--admin-email",
         "a@example.com",
         "--admin-password",
-        "password1",
+        "Cedro-azul-no-quintal",
         env=env,
     )
     assert code == 0, err

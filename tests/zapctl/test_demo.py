@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
+import select
+import socket
+import struct
+import subprocess
+import termios
+import time
 from pathlib import Path
 
-from tests.helpers import child_env, free_port, run_cli
+from tests.helpers import ZAPCTL, child_env, free_port, one_line, run_cli
 
 
 def test_demo_runs_seeds_and_shows_traffic(tmp_path: Path) -> None:
@@ -29,3 +38,69 @@ def test_demo_runs_seeds_and_shows_traffic(tmp_path: Path) -> None:
     again = run_cli(*args, "--duration", "2", env=env, timeout=90)
     assert again.code == 0, again.err
     assert "Traceback" not in again.err + again.out
+
+
+def _read_until(fd: int, wanted: list[str], within: float) -> str:
+    """Read a pty until every string in `wanted` was seen (escape codes stripped)."""
+    seen = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            text = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", seen.decode("utf-8", "replace"))
+            if all(w in text for w in wanted):
+                return text
+    text = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", seen.decode("utf-8", "replace"))
+    raise AssertionError(f"never saw {wanted!r} in: {text[-2000:]!r}")
+
+
+def test_demo_on_a_terminal_opens_zaptui_logged_in(tmp_path: Path) -> None:
+    """On a terminal the demo opens zaptui as an agent; quitting it stops the demo."""
+    env = child_env(
+        tmp_path / "home",
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+        TERM="xterm-256color",
+        COLUMNS="120",
+        LINES="36",
+    )
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
+    port = str(free_port())
+    args = ["demo", "--state-dir", str(tmp_path / "demo"), "--port", port, "--interval", "0.3"]
+    proc = subprocess.Popen([str(ZAPCTL), *args], env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        # The credentials are printed, then the agent UI shows the agent's queues.
+        _read_until(master, ["ana@demo.zap.br", "zapdemo123"], within=180)
+        _read_until(master, ["Ana Atendente", "Laboratório"], within=180)
+        os.write(master, b"\x11")  # Ctrl+Q quits zaptui, and with it the demo
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
+
+
+def test_demo_with_its_port_busy_says_so_and_how_to_pick_another(tmp_path: Path) -> None:
+    env = child_env(tmp_path / "home")
+    state = tmp_path / "demo"
+    with socket.socket() as other:  # another program (or another zapd) on the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        res = run_cli("demo", "--state-dir", str(state), "--port", str(port), env=env, timeout=60)
+    assert res.code == 1 and res.out == ""
+    assert one_line(res.err) == (
+        f"zapctl: port {port} on 127.0.0.1 is already in use (another zapd or program); "
+        f"pick another with --port, e.g. `zapctl demo --port {port + 1}` "
+        f"(or `./dev demo --port {port + 1}`)"
+    )
+    assert not state.exists()  # refused before touching anything

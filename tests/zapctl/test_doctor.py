@@ -57,7 +57,15 @@ def test_doctor_healthy(instance: tuple[World, Zapd, dict[str, str]]) -> None:
     world, zapd, env = instance
     code, checks = doctor(world, env, zapd.base_url)
     assert code == 0, checks
-    assert list(checks) == ["daemon", "database", "state dir", "clock", "chromium", "keyring"]
+    assert list(checks) == [
+        "daemon",
+        "database",
+        "state dir",
+        "clock",
+        "chromium",
+        "wa-js",
+        "keyring",
+    ]
     assert checks["daemon"]["status"] == "pass"
     assert zapd.base_url in checks["daemon"]["detail"]
     assert checks["database"]["status"] == "pass"
@@ -206,6 +214,31 @@ def test_doctor_chromium_named_but_missing(
     assert code == 1
 
 
+def test_doctor_wajs_bundle(instance: tuple[World, Zapd, dict[str, str]], tmp_path: Path) -> None:
+    from zapd.connectors.webjs import bundle
+
+    world, zapd, env = instance
+    if world.db_args:
+        pytest.skip("the same on every backend: checked on SQLite")
+    pinned = bundle.pin()
+    code, checks = doctor(world, env, zapd.base_url)
+    assert checks["wa-js"]["status"] == "pass"  # ./dev setup fetched it
+    assert f"wa-js {pinned.version}" in checks["wa-js"]["detail"]
+    assert "sha256 matches the pin" in checks["wa-js"]["detail"]
+    tampered = tmp_path / "wppconnect-wa.js"
+    tampered.write_bytes(bundle.default_path().read_bytes() + b"\n// changed\n")
+    code, checks = doctor(world, dict(env, ZAP_WAJS_PATH=str(tampered)), zapd.base_url)
+    assert (code, checks["wa-js"]["status"]) == (1, "fail")
+    assert "the pin wants wa-js" in checks["wa-js"]["detail"]
+    missing = tmp_path / "nope.js"
+    code, checks = doctor(world, dict(env, ZAP_WAJS_PATH=str(missing)), zapd.base_url)
+    assert checks["wa-js"] == {
+        "check": "wa-js",
+        "status": "fail",
+        "detail": f"ZAP_WAJS_PATH={missing} is not a file",
+    }
+
+
 # --------------------------------------------------------------------------- backup
 
 
@@ -346,3 +379,30 @@ def test_shell_completion(tmp_path: Path) -> None:
     code, out, _ = run_cli(env=completion_env)
     assert code == 0
     assert "purge" in out.split()
+
+
+def test_doctor_with_a_state_dir_checks_the_zapd_serving_it(
+    instance: tuple[World, Zapd, dict[str, str]], tmp_path: Path
+) -> None:
+    # zapd listens where its configuration says (here zapd.toml: port = P); `doctor
+    # --state-dir` with no --server must check that zapd, not the default URL (issue 9).
+    world, zapd, env = instance
+    config_home = tmp_path / "config"
+    (config_home / "zap").mkdir(parents=True)
+    (config_home / "zap" / "zapd.toml").write_text(f"port = {zapd.port}\n")
+    env = {**env, "XDG_CONFIG_HOME": str(config_home)}
+    env.pop("ZAP_SERVER", None)
+    result = run_cli("--json", "doctor", *world.where, env=env)
+    checks = {c["check"]: c for c in result.json()}
+    assert checks["daemon"]["status"] == "pass", checks["daemon"]
+    assert f"http://127.0.0.1:{zapd.port} " in checks["daemon"]["detail"]
+    assert one_line(result.err) == (
+        f"checking the zapd configured for {world.state_dir}: http://127.0.0.1:{zapd.port} "
+        "(--server to pick another)"
+    )
+    # An explicit --server still wins, and the check names the URL it used.
+    other = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("--server", other, "--json", "doctor", *world.where, env=env)
+    checks = {c["check"]: c for c in result.json()}
+    assert result.code == 1 and checks["daemon"]["status"] == "fail"
+    assert checks["daemon"]["detail"].startswith(f"{other}: cannot reach zapd")

@@ -261,3 +261,18 @@ def test_unreachable_database_is_one_line(
         assert code == 1
         assert out == ""
         assert "cannot open the database" in one_line(err)
+
+
+@pytest.mark.parametrize("weak", ["12345678", "password", "        "])
+def test_weak_password_is_refused_with_the_reason(
+    env: dict[str, str], state_dir: Path, target: tuple[list[str], str], weak: str
+) -> None:
+    db_args, url = target
+    code, out, err = init(env, state_dir, db_args, password=weak, json_out=True)
+    assert code == 1 and out == ""
+    line = one_line(err)
+    assert line.startswith("zapctl: password is too weak: "), line
+    assert "Traceback" not in err
+    assert not state_dir.exists()
+    if db_args:
+        assert schema_revision(url) is None

@@ -71,7 +71,7 @@ def test_dept_add_list_show_update_remove(inst: Instance) -> None:
     }
     assert fin["slug"] == "financeiro"
     assert fin["keywords"] == ["boleto", "pagamento"]
-    assert fin["auto_assign"] == 1  # ROUND_ROBIN on the wire
+    assert fin["auto_assign"] == "ROUND_ROBIN"  # by name in --json (1 on the wire)
     assert fin["timezone"] == "America/Recife"
     assert fin["company_id"] == t.id
     sup = inst.ok(
@@ -131,7 +131,7 @@ def test_dept_add_list_show_update_remove(inst: Instance) -> None:
     assert upd["fallback_department_id"] is None
     assert upd["greeting"] is None
     assert upd["active"] is False
-    assert upd["auto_assign"] == 2
+    assert upd["auto_assign"] == "LEAST_LOADED"
     # Only what was given changed.
     fin2 = inst.json("dept", "update", fin["id"], "--no-keywords", env=t.admin)
     assert fin2["keywords"] == []
@@ -171,8 +171,8 @@ def test_departments_of_other_companies_and_global_admins(inst: Instance) -> Non
     made = ok(by_root).json()
     assert (made["company_id"], made["slug"]) == (b.id, "pos-venda")
     # A global admin must say which company a department goes to.
-    assert (
-        failed(inst.cli("dept", "add", "Solta"), 1) == "zapctl: global admins must give company_id"
+    assert failed(inst.cli("dept", "add", "Solta"), 2) == (  # a usage mistake: names the flag
+        "zapctl: missing --company: a global admin must say which company (name, id or CNPJ)"
     )
 
 
@@ -189,7 +189,7 @@ def test_user_add_list_show_update(inst: Instance) -> None:
         env=t.admin,
     )  # fmt: skip
     assert ana["email"] == "ana@acme.com.br"
-    assert ana["role"] == 2  # AGENT on the wire
+    assert ana["role"] == "AGENT"  # by name in --json (2 on the wire)
     assert ana["company_id"] == t.id
     assert ana["max_concurrent_tickets"] == 3
     assert sorted(ana["department_ids"]) == sorted([fin, sup])
@@ -230,7 +230,7 @@ def test_user_add_list_show_update(inst: Instance) -> None:
         "user", "update", "ana@acme.com.br", "--role", "supervisor", "--max-tickets", "8",
         "--name", "Ana S.", env=t.admin,
     )  # fmt: skip
-    assert (upd["role"], upd["max_concurrent_tickets"], upd["name"]) == (1, 8, "Ana S.")
+    assert (upd["role"], upd["max_concurrent_tickets"], upd["name"]) == ("SUPERVISOR", 8, "Ana S.")
     assert sorted(upd["department_ids"]) == sorted([fin, sup])  # untouched
     moved = inst.ok("user", "set-departments", ana["id"], "financeiro", env=t.admin)
     assert moved.out == "departments of ana@acme.com.br: Financeiro\n"
@@ -305,9 +305,11 @@ def test_global_admin_adds_users_to_a_named_company(inst: Instance) -> None:
     assert doc["department_ids"] == [dep]
     msg = failed(
         inst.cli("user", "add", "dani@acme.com.br", "--name", "D", "--role", "agent", "--generate"),
-        1,
+        2,
     )
-    assert msg == "zapctl: global admins must give company_id"
+    assert (
+        msg == "zapctl: missing --company: a global admin must say which company (name, id or CNPJ)"
+    )
 
 
 # --------------------------------------------------------------------------- no server needed
@@ -381,13 +383,20 @@ def test_parse_hours() -> None:
         "sun": [("10:00", "24:00")],
     }
     assert parse_hours(["fri-mon 08:00-09:00"]).keys() == {"fri", "sat", "sun", "mon"}
+    # Night shifts cross midnight: 18:00 to 08:00 the next morning.
+    assert parse_hours(["mon-fri 08:00-12:00,18:00-08:00"])["tue"] == [
+        ("08:00", "12:00"),
+        ("18:00", "08:00"),
+    ]
     assert parse_hours(["always"]) == {}
     assert format_hours({}) == "always open"
     for bad, why in (
         ("mon", 'expected "DAYS HH:MM-HH:MM[,HH:MM-HH:MM...]"'),
         ("xyz 08:00-09:00", "unknown day 'xyz'"),
         ("mon 09:00", "range '09:00' is not HH:MM-HH:MM"),
-        ("mon 18:00-08:00", "18:00-08:00 ends before it starts"),
+        ("mon 08:00-08:00", "08:00-08:00 is not a range"),
+        ("mon 24:00-08:00", "24:00-08:00 is not a range"),
+        ("mon 18:00-08:00,20:00-21:00", "mon: ranges overlap"),
         ("mon 25:00-26:00", "time '25:00' is not a time of day"),
         ("mon 08:60-09:00", "time '08:60' is not a time of day"),
         ("mon,,tue 08:00-09:00", "empty day in the day list"),

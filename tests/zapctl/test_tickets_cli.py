@@ -117,10 +117,10 @@ def test_a_customer_is_served_transferred_and_closed(stack: Stack, line: str) ->
     )
     assert ticket["id"] in [t["id"] for t in listed.json()]
     doc = shown.json()
-    assert doc["id"] == ticket["id"] and doc["status"] == 0
+    assert doc["id"] == ticket["id"] and doc["status"] == "PENDING"  # --json: by name
     bodies = [m["body"] for m in doc["messages"]]
     assert bodies[0] == "Oi, bom dia" and "1" in bodies  # oldest first
-    assert doc["messages"][0]["direction"] == 0
+    assert doc["messages"][0]["direction"] == "INBOUND"
     assert hidden.code == 3 and one_line(hidden.err) == f"zapctl: no ticket {number}"
     header = table.out.splitlines()[0].split()
     assert header == [
@@ -131,7 +131,9 @@ def test_a_customer_is_served_transferred_and_closed(stack: Stack, line: str) ->
     assert assign.code == 4 and "SUPERVISOR" in assign.err  # agents do not assign
 
     accepted = stack.json("agent", "ticket", "accept", number)
-    assert accepted["status"] == 1 and accepted["assignee"]["id"] == stack.ids["agent"]
+    assert accepted["status"] == "OPEN" and accepted["assignee"]["id"] == stack.ids["agent"]
+    read = stack.json("agent", "ticket", "read", number)  # issue 9: ticket read
+    assert read["id"] == ticket["id"] and read["unread_count"] == 0
     sent, note = stack.parallel(
         [
             ("agent", ("--json", "send", "--ticket", number, "Olá Maria, sou a Agent")),
@@ -148,7 +150,7 @@ def test_a_customer_is_served_transferred_and_closed(stack: Stack, line: str) ->
         "agent", "ticket", "transfer", number, "--dept", "Financeiro",
         "--message", "Vou te passar para o financeiro",
     )  # fmt: skip
-    assert moved["status"] == 0 and moved["department"]["name"] == "Financeiro"
+    assert moved["status"] == "PENDING" and moved["department"]["name"] == "Financeiro"
     assert moved["assignee"] is None
     gone, taken = stack.parallel(
         [("agent", ("ticket", "show", number)), ("agent2", ("ticket", "accept", number))]
@@ -161,7 +163,7 @@ def test_a_customer_is_served_transferred_and_closed(stack: Stack, line: str) ->
         "agent2", "ticket", "close", number, "--category", "resolvido",
         "--message", "Obrigado, até logo!",
     )  # fmt: skip
-    assert closed["status"] == 2 and closed["category_id"] == stack.ids["resolvido"]
+    assert closed["status"] == "CLOSED" and closed["category_id"] == stack.ids["resolvido"]
     received(stack, phone, "Vou te passar para o financeiro", "Obrigado, até logo!")
 
     # A supervisor reopens it, gives it back to the first agent, and closes it silently.
@@ -173,7 +175,7 @@ def test_a_customer_is_served_transferred_and_closed(stack: Stack, line: str) ->
     assert [t["id"] for t in mine] == [ticket["id"]]
     before = outbound(stack, ticket["id"])
     done = stack.json("supervisor", "ticket", "close", ticket["id"], "--no-farewell")
-    assert done["status"] == 2
+    assert done["status"] == "CLOSED"
     history = stack.json("supervisor", "ticket", "list", "--status", "closed", "--q", "maria")
     assert ticket["id"] in [t["id"] for t in history]
     assert outbound(stack, ticket["id"]) == before  # --no-farewell: nothing more for the customer
@@ -219,7 +221,7 @@ def test_ticket_errors(stack: Stack, line: str) -> None:
     assert errors[11] == "zapctl: no category 'Inexistente'"
     # Nothing changed.
     again = stack.json("agent2", "ticket", "show", number, "--messages", "0")
-    assert again["status"] == 0 and again["assignee"] is None and again["messages"] == []
+    assert again["status"] == "PENDING" and again["assignee"] is None and again["messages"] == []
     assert again["department"]["name"] == "Financeiro"
 
 
@@ -251,7 +253,7 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
     )  # fmt: skip
     assert again.code == 0 and with_file.code == 0, (again, with_file)
     assert again.json()["id"] == first["id"]  # the same key: the same message, nothing new
-    assert first["direction"] == 1 and first["session_id"] == stack.ids["line"]
+    assert first["direction"] == "OUTBOUND" and first["session_id"] == stack.ids["line"]
     assert with_file.out.startswith("message queued (queued): ")
     got = received(stack, phone, "Promoção de março", "Segue")
     assert sum("Promoção de março" in (m["body"] or "") for m in got) == 1
@@ -272,12 +274,14 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
     assert "document" in rows[-1] and "Segue" in rows[-1]
     ours = [e for e in entries.json() if e["message_id"] == first["id"]]
     assert len(ours) == 1 and ours[0]["idempotency_key"].endswith(f"promo-{phone}")
-    assert ours[0]["state"] == 2 and ours[0]["to"].startswith(phone[1:])  # SENT
+    assert ours[0]["state"] == "SENT" and ours[0]["to"].startswith(phone[1:])
     header = outbox_table.out.splitlines()
     assert header[0].split() == ["ID", "STATE", "TRIES", "TO", "TEXT", "LAST", "ERROR", "CREATED"]
     assert len(header) == 4 and "SENT" in header[1]
 
     count = len(stack.api("admin", "/outbox", limit=200)["items"])
+    big = tmp_path / "grande.pdf"  # over zapd's 16 MiB media limit
+    big.write_bytes(b"%PDF-1.4\n" + b"0" * 20_000_000)
     errors = stack.many(
         [
             (1, "admin", ("send", "--session", line, "--to", "123", "oi")),
@@ -291,6 +295,7 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
             (2, "admin", ("send", "--session", line, "--to", phone, "--note", "oi")),
             (2, "admin", ("send", "--session", line, "--to", phone)),
             (2, "admin", ("send", "--session", line, "--to", phone, "--file", "/nope.pdf")),
+            (1, "admin", ("send", "--session", line, "--to", phone, "--file", str(big), "x")),
         ]
     )
     assert errors[0] == "zapctl: invalid phone number '123': is too short"
@@ -302,6 +307,9 @@ def test_send_to_a_phone_with_text_file_and_idempotency(
     assert "internal notes belong to a ticket" in errors[8]
     assert errors[9] == "zapctl: give the TEXT to send, or --file PATH"
     assert "/nope.pdf" in errors[10]
+    # A refused upload is zapd's 413 read and said, not "cannot reach zapd" (issue 9).
+    assert errors[11].startswith(f"zapctl: too large for zapd at {stack.server}: "), errors[11]
+    assert errors[11].endswith("nothing was stored")
     assert len(stack.api("admin", "/outbox", limit=200)["items"]) == count  # none queued
 
 
@@ -332,7 +340,7 @@ def test_outbox_retry_and_drop(stack: Stack, line: str) -> None:
             ("admin", ("outbox", "drop", second["id"], "--yes")),
         ]
     )
-    assert retried.json()["state"] == 0 and retried.json()["attempts"] == 0
+    assert retried.json()["state"] == "PENDING" and retried.json()["attempts"] == 0
     assert dropped.out == f"outbox entry {second['id']} dropped: CANCELLED\n"
     sent = eventually(
         lambda: stack.api("admin", "/outbox", session_id=stack.ids["line"], state=2)["items"],
@@ -355,7 +363,7 @@ def test_outbox_retry_and_drop(stack: Stack, line: str) -> None:
     assert "--yes" in errors[2]
     cancelled = stack.json("admin", "outbox", "list", "--session", idle, "--state", "cancelled")
     assert [e["id"] for e in cancelled] == [second["id"]]
-    assert cancelled[0]["message_status"] == 5  # its message FAILED
+    assert cancelled[0]["message_status"] == "FAILED"  # its message
 
 
 def test_daemon_down_answers_5(tmp_path: Path) -> None:

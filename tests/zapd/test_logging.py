@@ -26,6 +26,8 @@ from zapd.logging import (
     setup_logging,
 )
 
+PASSWORD = "Cedro-azul-no-quintal"
+
 
 def record(msg: str = "hello %s", *args: Any, **extra: Any) -> logging.LogRecord:
     rec = logging.LogRecord("zapd.test", logging.INFO, __file__, 1, msg, args or ("world",), None)
@@ -141,7 +143,7 @@ def _init(env: dict[str, str], state_dir: Path) -> None:
         "--admin-email",
         "admin@example.com",
         "--admin-password",
-        "password1",
+        PASSWORD,
         env=env,
     )
     assert code == 0, err
@@ -157,7 +159,7 @@ def test_real_zapd_logs_json_lines_with_request_ids_and_no_secrets(
         r = zapd.request(
             "POST",
             "/api/v1/auth/login",
-            json={"email": "admin@example.com", "password": "password1"},
+            json={"email": "admin@example.com", "password": PASSWORD},
             headers={"X-Request-ID": "login-req-1"},
         )
         assert r.status_code == 200, r.text
@@ -186,7 +188,7 @@ def test_real_zapd_logs_json_lines_with_request_ids_and_no_secrets(
     assert access[me_id]["route"] == "/api/v1/auth/me"
     assert any(d["msg"].startswith("zapd ready") for d in docs)
     assert not any(d["logger"] == "uvicorn.access" for d in docs)  # ours is the only one
-    for secret in (token, "password1", "not-the-password-x", "Bearer"):
+    for secret in (token, PASSWORD, "not-the-password-x", "Bearer"):
         assert secret not in log_text
 
 
@@ -224,3 +226,62 @@ def test_log_format_is_validated(env: dict[str, str], tmp_path: Path) -> None:
         timeout=30,
     )
     assert code == 2 and out == "" and "log_format" in err
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNlY3JldA"
+API_TOKEN = "zap_" + "s3cr3t" * 6
+
+
+def test_redaction_at_debug_in_every_logger() -> None:
+    out = io.StringIO()
+    handler = setup_logging("debug", "json", stream=out)
+    try:
+        # uvicorn's own line for a WebSocket handshake, at debug and info, with args.
+        logging.getLogger("uvicorn.error").debug(
+            '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/api/v1/ws?since=3&token={JWT}"
+        )
+        logging.getLogger("uvicorn.error").info("GET /api/v1/ws?token=%s HTTP/1.1", API_TOKEN)
+        logging.getLogger("some.library").debug("Authorization: Bearer %s", API_TOKEN)
+        logging.getLogger("zapd.test").warning(
+            "retrying", extra={"url": f"http://h/x?access_token={JWT}&page=2"}
+        )
+        try:
+            raise RuntimeError(f"refresh zrt_{'x' * 30} failed for ?password=hunter2hunter2")
+        except RuntimeError:
+            logging.getLogger("zapd.test").exception("boom")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = out.getvalue()
+    docs = [json.loads(ln) for ln in text.splitlines()]
+    assert len(docs) == 5
+    for secret in (JWT, API_TOKEN, "s3cr3t", "hunter2", "x" * 30):
+        assert secret not in text
+    assert docs[0]["msg"] == '127.0.0.1:5000 - "WebSocket /api/v1/ws?since=3&token=***" [accepted]'
+    assert docs[0]["level"] == "DEBUG"
+    assert docs[1]["msg"] == "GET /api/v1/ws?token=*** HTTP/1.1"
+    assert docs[2]["msg"] == "Authorization: Bearer ***"
+    assert docs[3]["url"] == "http://h/x?access_token=***&page=2"
+    assert "zrt_***" in docs[4]["exc"] and "password=***" in docs[4]["exc"]
+
+
+def test_real_zapd_at_debug_never_logs_a_websocket_token(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from websockets.sync.client import connect
+
+    state_dir = tmp_path / "state"
+    _init(env, state_dir)
+    log_path = tmp_path / "zapd.log"
+    debug_env = dict(env, ZAP_LOG_LEVEL="debug")
+    with running_zapd("--state-dir", str(state_dir), env=debug_env, log_path=log_path) as zapd:
+        r = zapd.request(
+            "POST", "/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}
+        )
+        token = r.json()["access_token"]
+        url = zapd.base_url.replace("http://", "ws://") + f"/api/v1/ws?token={token}"
+        with connect(url, open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "ping"}))
+        log_text = wait_log(zapd, "token=***")
+    assert "WebSocket /api/v1/ws?token=***" in log_text  # uvicorn's handshake line, masked
+    assert token not in log_text and token.split(".")[2] not in log_text
+    assert '"level": "DEBUG"' in log_text  # really at debug

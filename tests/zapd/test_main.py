@@ -66,7 +66,7 @@ def test_serves_probes_and_error_shapes_then_stops_on_sigterm(
         "--admin-email",
         "admin@example.com",
         "--admin-password",
-        "password1",
+        "Cedro-azul-no-quintal",
         env=env,
     )
     assert code == 0, err

@@ -31,7 +31,7 @@ from tests.helpers import (
     running_zapd,
 )
 
-ADMIN = {"email": "admin@example.com", "password": "password1"}
+ADMIN = {"email": "admin@example.com", "password": "Cedro-azul-no-quintal"}
 EXIT_TIMEOUT = 15.0
 
 
@@ -90,7 +90,10 @@ def test_sigterm_finishes_in_flight_work_closes_websockets_and_exits_zero(
         with connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
             # The hub counts it: the socket is really subscribed before we pull the plug.
             deadline = time.monotonic() + 5
-            while "zapd_ws_clients 1.0" not in zapd.get("/metrics").text:
+            scrape = {
+                "Authorization": f"Bearer {(state_dir / 'metrics.token').read_text().strip()}"
+            }
+            while "zapd_ws_clients 1.0" not in zapd.get("/metrics", headers=scrape).text:
                 assert time.monotonic() < deadline, "the WebSocket never registered"
                 time.sleep(0.05)
 

@@ -4,7 +4,9 @@
 ServerErrorMiddleware, so even a 500 answered by the catch-all handler carries the
 `X-Request-ID` header and is counted and logged. `BodyLimitMiddleware` sits inside
 it and refuses bodies over `max_body_bytes` with 413, whether the size is announced
-by Content-Length or only discovered while a chunked body streams in. Media uploads
+by Content-Length or only discovered while a chunked body streams in; the 413 is sent
+whole, then the rest of the body is read and discarded before the connection closes
+(zapd.api.drain), so a client still uploading hears the 413 instead of a reset. Media uploads
 (`/api/v1/media`) get their own, larger ceiling (`max_media_bytes` when the settings
 have it, else 100 MiB); the media route still checks its own per-type limits.
 
@@ -27,7 +29,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import ErrorCode
+from zapd.api.drain import DRAIN_MAX_BYTES, drain_request_body
 from zapd.api.errors import error_body
+from zapd.api.json_guard import JsonDepthMiddleware
 from zapd.config import ZapdSettings
 from zapd.logging import REQUEST_ID
 from zapd.prometheus import UNMATCHED_ROUTE
@@ -209,17 +213,20 @@ class BodyLimitMiddleware:
         announced = _content_length(scope)
 
         if announced is not None and announced > limit:
-            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, PayloadTooLarge(limit))
+            drain = receive if announced <= DRAIN_MAX_BYTES else None
+            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, PayloadTooLarge(limit), drain)
             return
         received = 0
         response_started = False
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise PayloadTooLarge(limit)
             return message
 
@@ -227,6 +234,15 @@ class BodyLimitMiddleware:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
+                if exceeded:  # FastAPI's handler answers the 413: close after it
+                    message = {**message, "headers": [*message.get("headers", [])]}
+                    message["headers"].append((b"connection", b"close"))
+            elif exceeded and not message.get("more_body", False):
+                # The 413 document is complete: let the client have it, read the rest of
+                # its body, then end the response (see zapd.api.drain).
+                await send({**message, "more_body": True})
+                await drain_request_body(receive)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         try:
@@ -234,7 +250,7 @@ class BodyLimitMiddleware:
         except PayloadTooLarge as exc:  # read outside FastAPI's handlers (a raw route)
             if response_started:
                 raise
-            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, exc)
+            await _send_error(send, 413, ErrorCode.PAYLOAD_TOO_LARGE, exc, receive)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -247,7 +263,10 @@ def _content_length(scope: Scope) -> int | None:
         return None
 
 
-async def _send_error(send: Send, status: int, code: str, exc: HTTPException) -> None:
+async def _send_error(
+    send: Send, status: int, code: str, exc: HTTPException, drain: Receive | None = None
+) -> None:
+    """Answer an error and close; with `drain`, read the unread request body in between."""
     body = json.dumps(error_body(code, str(exc.detail))).encode()
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
@@ -255,12 +274,21 @@ async def _send_error(send: Send, status: int, code: str, exc: HTTPException) ->
         (b"connection", b"close"),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    if drain is None:
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    await drain_request_body(drain)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def install_middleware(app: FastAPI, settings: ZapdSettings) -> None:
     """Add the body limit, and wrap the whole stack in the request-context middleware."""
     media_limit = int(getattr(settings, "max_media_bytes", DEFAULT_MEDIA_BYTES))
+    # Added first, so it runs inside the body limit: it buffers bodies already bounded.
+    app.add_middleware(
+        JsonDepthMiddleware, max_depth=settings.max_json_depth, skip_prefixes=(MEDIA_PATH,)
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from shared.enums import Engine, MessageType
+from shared.enums import Engine, MessageType, SessionStatus
 from zapd.connectors.events import AnyEngineEvent
 
 EventSink = Callable[[AnyEngineEvent], Awaitable[None]]
@@ -27,14 +27,23 @@ class OutboundMessage:
     media_filename: str | None = None
     quoted_wa_message_id: str | None = None
     idempotency_key: str | None = None
+    # Structured content engines that have it send natively (Cloud API); others send
+    # `body`, which always holds the plain-text form.
+    interactive: dict[str, Any] | None = None  # {"buttons": [...]} or {"list": {...}}
+    template: dict[str, Any] | None = None  # {"name", "language", "parameters"}
 
 
 class SendError(Exception):
-    """An engine refused a send; `transient` says whether retrying may help."""
+    """An engine refused a send; `transient` says whether retrying may help.
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    `retry_after` (seconds), when given, is a pause the engine asks for before the next
+    try (e.g. pacing per recipient): the outbox waits that long without counting an attempt.
+    """
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after = retry_after
 
 
 class PairingError(Exception):
@@ -56,6 +65,15 @@ class SupportsPairing(Protocol):
 
     async def request_pairing_code(self, phone: str) -> PairingCode:
         """Return a code for `phone` to type; raise PairingError when it cannot."""
+        ...
+
+
+@runtime_checkable
+class SupportsHeartbeat(Protocol):
+    """A connector that can be asked whether its engine still answers."""
+
+    async def ping(self) -> SessionStatus:
+        """Return the engine's current state; a dead engine never returns (callers time out)."""
         ...
 
 

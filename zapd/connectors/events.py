@@ -48,6 +48,7 @@ class MessageEvent(_Event):
     sender_jid: str
     sender_lid: str | None = None
     sender_phone: str | None = None  # when the engine knows the phone behind a LID
+    sender_bsuid: str | None = None  # Meta's business-scoped user id (Cloud API)
     push_name: str | None = None
     from_me: bool = False
     type: MessageType = MessageType.TEXT
@@ -57,6 +58,12 @@ class MessageEvent(_Event):
     media_filename: str | None = None
     quoted_wa_message_id: str | None = None
     timestamp: datetime
+    # What the engine's payload holds beyond body and media: location, contact cards,
+    # the reply id of a tapped button, an unsupported type's error... (kept on the message)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    # The answer a tapped button or list row stands for (given to the greeting flow).
+    reply_id: str | None = None
+    media_id: uuid.UUID | None = None  # the media row once the engine downloaded the file
 
 
 class AckEvent(_Event):
@@ -76,6 +83,7 @@ class ContactEvent(_Event):
     lid: str | None = None
     phone: str | None = None
     name: str | None = None
+    bsuid: str | None = None
 
 
 EngineEvent = Annotated[

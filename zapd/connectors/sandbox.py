@@ -37,6 +37,11 @@ PAIRING_TTL = timedelta(minutes=3)
 PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 
 
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -78,6 +83,8 @@ class SandboxSession:
     accepted: dict[str, str] = field(default_factory=dict)  # idempotency key → wa id
     pairing: PairingCode | None = None  # the code the session last asked for
     connector: SandboxConnector | None = None
+    # Cleared while the engine hangs (see `stall`): pings wait for it.
+    answering: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
 
 
 class SandboxNetwork:
@@ -175,6 +182,14 @@ class SandboxNetwork:
     def fail_next_sends(self, session_id: uuid.UUID, count: int, *, transient: bool) -> None:
         """Make the next `count` sends of a session fail."""
         self.session(session_id).fail_sends.extend([transient] * count)
+
+    def stall(self, session_id: uuid.UUID, stalled: bool = True) -> None:
+        """Make a session's engine hang (pings go unanswered) or answer again."""
+        answering = self.session(session_id).answering
+        if stalled:
+            answering.clear()
+        else:
+            answering.set()
 
     async def drop_connection(self, session_id: uuid.UUID, reason: str = "network lost") -> None:
         """Simulate a lost connection (the session stays linked; start reconnects)."""
@@ -307,6 +322,13 @@ class SandboxConnector:
         self.connected = False
         self._state.connected = False
         await self._status(SessionStatus.DISCONNECTED, reason)
+
+    async def ping(self) -> SessionStatus:
+        """Answer a heartbeat with the session's state (never, while the engine is stalled)."""
+        await self._state.answering.wait()
+        if self.connected:
+            return SessionStatus.CONNECTED
+        return SessionStatus.WAITING_QR if self._qr_task is not None else SessionStatus.DISCONNECTED
 
     async def stop(self) -> None:
         """Disconnect, staying linked."""

@@ -24,10 +24,25 @@ from typing import Any
 from shared.enums import FlowState
 from shared.text import fold
 from zapd.domain.hours import WEEKDAYS, Hours, is_open, next_opening
-from zapd.domain.texts import NO_WORDS, YES_WORDS, Texts
+from zapd.domain.texts import MENU_NUMBER_WORDS, NO_WORDS, YES_WORDS, Texts
 
-_PUNCT = re.compile(r"[^\w\s]")
-MIN_PREFIX = 3  # "lab" matches "Laboratório"; "la" is too short to mean anything
+_PUNCT = re.compile(r"[^\w\s]|_")
+_NUMBER = re.compile(r"[0-9]{1,3}")
+
+
+def _answer(text: str) -> str:
+    """Fold an answer for matching: lower case, no accents, punctuation as spaces."""
+    return " ".join(_PUNCT.sub(" ", fold(text)).split())
+
+
+def _menu_number(answer: str) -> int | None:
+    """Return the option number when the whole answer is one ("2", "opcao 2"), else None."""
+    tokens = answer.split()
+    if len(tokens) == 2 and tokens[0] in MENU_NUMBER_WORDS:
+        tokens = tokens[1:]
+    if len(tokens) == 1 and _NUMBER.fullmatch(tokens[0]):
+        return int(tokens[0])
+    return None
 
 
 @dataclass(frozen=True)
@@ -130,32 +145,23 @@ class Flow:
     # ------------------------------------------------------------------ matching
 
     def match(self, text: str) -> DepartmentInfo | None:
-        """Find the department an answer names: number, name, slug, keyword or prefix."""
-        answer = _PUNCT.sub(" ", fold(text)).strip()
-        answer = " ".join(answer.split())
+        """Find the department an answer *is*: its menu number, or a name/keyword in words.
+
+        A number counts only as the whole answer ("2", "2.", "*2*", "opção 2"); a name,
+        slug or keyword counts when it appears as whole words ("quero um orçamento"), in
+        exactly one department. Anything else ("pedido 4 atrasado", "lab") is no choice.
+        """
+        answer = _answer(text)
         if not answer:
             return None
         menu = self.config.menu()
-        tokens = answer.split()
-        numbers = [t for t in tokens if t.isdigit()]
-        # "2", "opção 2", "numero 2": a short answer holding one number picks by position.
-        if len(numbers) == 1 and len(tokens) <= 3:
-            n = int(numbers[0])
-            return menu[n - 1] if 1 <= n <= len(menu) else None
-
-        exact = [d for d in menu if answer in self._names(d)]
-        if len(exact) == 1:
-            return exact[0]
-        words = set(answer.split())
-        by_word = [
-            d for d in menu if any(n in words or f" {n} " in f" {answer} " for n in self._names(d))
-        ]
+        number = _menu_number(answer)
+        if number is not None:
+            return menu[number - 1] if 1 <= number <= len(menu) else None
+        padded = f" {answer} "
+        by_word = [d for d in menu if any(f" {n} " in padded for n in self._names(d))]
         if len(by_word) == 1:
             return by_word[0]
-        if len(answer) >= MIN_PREFIX:
-            by_prefix = [d for d in menu if any(n.startswith(answer) for n in self._names(d))]
-            if len(by_prefix) == 1:
-                return by_prefix[0]
         return None
 
     @staticmethod
@@ -181,15 +187,15 @@ class Flow:
         return Step(FlowState.AWAITING_MENU_CHOICE, {"attempts": attempts}, [reply])
 
     def _on_confirmation(self, data: dict[str, Any], text: str, now: datetime) -> Step:
-        answer = " ".join(_PUNCT.sub(" ", fold(text)).split())
+        answer = _answer(text)
         candidate = self._candidate(data)
         if answer in YES_WORDS and candidate is not None:
             return self._route(candidate, now, {}, [], "returning")
         if answer in NO_WORDS or candidate is None:
             return Step(FlowState.AWAITING_MENU_CHOICE, {"attempts": 0}, [self.menu_text()])
-        # A department named outright ("financeiro") is an answer too — but not a
-        # number: 1 and 2 mean yes and no here.
-        if not answer.isdigit():
+        # A department named outright ("financeiro") is an answer too — but never a
+        # number: only 1 and 2 are answers here, and they mean yes and no.
+        if not any(ch.isdigit() for ch in answer):
             named = self.match(text)
             if named is not None:
                 return self._route(named, now, {}, [], "menu")

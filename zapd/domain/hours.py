@@ -1,4 +1,15 @@
-"""Business hours: is a department open now, and when does it open next."""
+"""Business hours: is a department open now, and when does it open next.
+
+Invariants:
+- Hours are read in the department's time zone; a range is ``(start, end)`` in HH:MM with
+  ``end`` exclusive, and ``"24:00"`` is the end of the day.
+- A range whose end is not after its start crosses midnight: ``("18:00", "08:00")`` listed
+  on Monday is open from Monday 18:00 to Tuesday 08:00 (a night shift). Its morning part
+  belongs to the day it was listed on, so it applies even when the next day is not
+  listed (Friday night into a closed Saturday).
+- An empty mapping means always open; a weekday missing from a non-empty mapping has no
+  range starting that day.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +19,7 @@ from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-# {"mon": [("08:00", "12:00"), ("13:00", "18:00")], ...}. An empty mapping means
-# always open; a weekday missing from a non-empty mapping is closed all day.
+# {"mon": [("08:00", "12:00"), ("13:00", "18:00")], "fri": [("22:00", "06:00")], ...}.
 Hours = Mapping[str, Sequence[Sequence[str]]]
 
 
@@ -20,14 +30,29 @@ def _parse(hhmm: str) -> time:
     return time(int(hh), int(mm))
 
 
+def crosses_midnight(start: str, end: str) -> bool:
+    """Tell whether a range runs past midnight into the next day."""
+    return _parse(end) <= _parse(start)
+
+
 def is_open(hours: Hours, tz: str, now: datetime) -> bool:
     """Tell whether `now` (aware) falls inside the opening ranges, read in zone `tz`."""
     if not hours:
         return True
     local = now.astimezone(ZoneInfo(tz))
-    ranges = hours.get(WEEKDAYS[local.weekday()], ())
     t = local.time().replace(tzinfo=None)
-    return any(_parse(start) <= t < _parse(end) for start, end in ranges)
+    today = WEEKDAYS[local.weekday()]
+    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+    for start, end in hours.get(today, ()):
+        if crosses_midnight(start, end):
+            if t >= _parse(start):
+                return True
+        elif _parse(start) <= t < _parse(end):
+            return True
+    # The morning part of last night's shift.
+    return any(
+        crosses_midnight(start, end) and t < _parse(end) for start, end in hours.get(yesterday, ())
+    )
 
 
 def next_opening(hours: Hours, tz: str, now: datetime) -> datetime | None:

@@ -41,6 +41,9 @@ CATALOG: dict[str, dict[str, str]] = {
         # System lines: internal notes in a ticket's history, never sent to the customer.
         "sys_client_erased": "Cliente apagado (LGPD): atendimento encerrado pelo sistema.",
         "sys_user_disabled": "$agent foi desativado(a): atendimento devolvido à fila do setor.",
+        "menu_button": "Ver setores",  # list-message button (WhatsApp Cloud API), ≤ 20 chars
+        "button_yes": "Sim",
+        "button_no": "Não",
         "weekday_mon": "segunda-feira",
         "weekday_tue": "terça-feira",
         "weekday_wed": "quarta-feira",
@@ -77,6 +80,9 @@ CATALOG: dict[str, dict[str, str]] = {
         # System lines: internal notes in a ticket's history, never sent to the customer.
         "sys_client_erased": "Client erased (LGPD): conversation closed by the system.",
         "sys_user_disabled": "$agent was disabled: conversation returned to the queue.",
+        "menu_button": "Departments",
+        "button_yes": "Yes",
+        "button_no": "No",
         "weekday_mon": "Monday",
         "weekday_tue": "Tuesday",
         "weekday_wed": "Wednesday",
@@ -87,9 +93,23 @@ CATALOG: dict[str, dict[str, str]] = {
     },
 }
 
-# Answers that mean yes / no to the returning-client question (already folded).
-YES_WORDS = frozenset({"1", "sim", "s", "yes", "y", "claro", "quero", "ok"})
-NO_WORDS = frozenset({"2", "nao", "n", "no", "outro", "outros"})
+# Whole answers that mean yes / no to the returning-client question (folded: lower case,
+# no accents, punctuation as spaces). 1 and 2 are the only numbers: the question lists them.
+YES_WORDS = frozenset(
+    {
+        "1", "sim", "s", "ss", "sim sim", "claro", "claro que sim", "com certeza", "isso",
+        "pode", "pode ser", "quero", "sim quero", "sim por favor", "ok", "okay",
+        "yes", "y", "yeah", "yep", "sure", "yes please",
+    }
+)  # fmt: skip
+NO_WORDS = frozenset(
+    {
+        "2", "nao", "n", "nao quero", "nao obrigado", "nao obrigada", "outro", "outros",
+        "outra", "outro setor", "no", "nope", "no thanks", "other",
+    }
+)  # fmt: skip
+# Words a customer may put before the number of a menu option ("opção 2", "option 2").
+MENU_NUMBER_WORDS = frozenset({"opcao", "op", "numero", "num", "option", "number"})
 
 
 def normalize_locale(locale: str | None) -> str:

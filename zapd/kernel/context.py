@@ -10,7 +10,9 @@ builds those on top and hands them what they need explicitly.
 Invariants: work registered with `after_commit` runs once its transaction has
 committed and never after a rollback; a failing hook is logged and never undoes the
 committed change. On SQLite a write transaction never nests inside another of the same
-task (it would wait for itself forever): that raises at once.
+task (it would wait for itself forever): that raises at once. A transient database
+failure (see `zapd.kernel.transient`) inside `tx()` or `read()` leaves them as
+`DatabaseUnavailable` and is reported to `db_health`, which logs once per outage.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from zapd.db.engine import read_only
 from zapd.db.models import Event
 from zapd.kernel.principal import Principal
 from zapd.kernel.throttle import LoginThrottle
+from zapd.kernel.transient import DatabaseHealth, is_transient
 from zapd.security import Passwords
 
 log = logging.getLogger("zapd.unit")
@@ -70,6 +73,8 @@ class Kernel:
     # Set by `enqueue` (after commit) and by anything else that makes outbox rows due;
     # the outbox worker waits on it between polls.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Up or down as the last transaction saw it; logs one line per change of state.
+    db_health: DatabaseHealth = field(default_factory=DatabaseHealth)
 
     def __post_init__(self) -> None:
         self._write_lock = asyncio.Lock()
@@ -83,6 +88,17 @@ class Kernel:
         A write transaction opened inside another by the same task would wait for
         itself forever, so that raises at once instead.
         """
+        try:
+            async with self._tx() as db:
+                yield db
+        except Exception as exc:
+            if is_transient(exc):
+                raise self.db_health.unavailable(exc) from exc
+            raise
+        self.db_health.ok()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncSession]:
         if self.engine.dialect.name != "sqlite":
             async with self.sessions() as db:
                 async with db.begin():
@@ -103,11 +119,17 @@ class Kernel:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only: one consistent snapshot, no write lock on SQLite."""
-        async with (
-            AsyncSession(read_only(self.engine), expire_on_commit=False) as db,
-            db.begin(),
-        ):
-            yield db
+        try:
+            async with (
+                AsyncSession(read_only(self.engine), expire_on_commit=False) as db,
+                db.begin(),
+            ):
+                yield db
+        except Exception as exc:
+            if is_transient(exc):
+                raise self.db_health.unavailable(exc) from exc
+            raise
+        self.db_health.ok()
 
     def wake_outbox(self) -> None:
         """Tell the outbox worker that rows may be due now (harmless when none runs)."""

@@ -1,5 +1,12 @@
 """Tenant scoping shared by every service: ownership-checked lookups and list filters.
 
+Invariant: an id of another company answers 404 wherever it appears, in the path or in
+a body. `referenced` and `referenced_ids` are the one check for ids inside bodies (a
+department, tag, category, media, user or message named by a request): an id that names
+nothing of the caller's company is "not found", exactly as a path id would be, so a
+foreign id and a made-up one look the same. A row of the caller's own company that is
+in the wrong state (inactive) is the caller's to see, and stays a 422 at its service.
+
 Also the operator's lookup of a company by id or CNPJ (`resolve_company`, offline tools)
 and the per-company counters (ticket numbers, event seq).
 """
@@ -7,6 +14,7 @@ and the per-company counters (ticket numbers, event seq).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, select, update
@@ -35,6 +43,54 @@ async def get_owned(
     if row is None or not p.owns(row.company_id):
         raise NotFound(f"{label} not found")
     return row
+
+
+def unknown_reference(field: str, what: str, ids: Iterable[object] = ()) -> NotFound:
+    """The error for an id in a body naming nothing of the caller's company (404)."""
+    listed = [str(i) for i in ids][:5]
+    return NotFound(f"{field}: no such {what}" + (f": {', '.join(listed)}" if listed else ""))
+
+
+async def referenced(
+    db: AsyncSession,
+    model: type[R],
+    row_id: uuid.UUID,
+    company_id: uuid.UUID | None,
+    *,
+    field: str,
+    what: str,
+) -> R:
+    """Return the row a body names if `company_id` owns it; 404 otherwise."""
+    row = await db.get(model, row_id)
+    if row is None or row.company_id != company_id:
+        raise unknown_reference(field, what)
+    return row
+
+
+async def referenced_ids(
+    db: AsyncSession,
+    model: Any,
+    ids: Iterable[uuid.UUID],
+    company_id: uuid.UUID | None,
+    *,
+    field: str,
+    what: str,
+) -> list[uuid.UUID]:
+    """Return `ids` deduplicated in order if `company_id` owns every one; 404 otherwise."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = set(
+        (
+            await db.scalars(
+                select(model.id).where(model.company_id == company_id, model.id.in_(wanted))
+            )
+        ).all()
+    )
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise unknown_reference(field, what, missing)
+    return wanted
 
 
 def company_scoped(

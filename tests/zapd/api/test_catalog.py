@@ -235,12 +235,10 @@ async def test_bad_input_is_422_and_changes_nothing(live: Live) -> None:
         ("POST", QR, {"shortcut": "ok", "body": "x" * 4097}),
         ("POST", QR, {"shortcut": "ok"}),
         ("POST", QR, {"shortcut": "ok", "body": "x", "department_id": "lab"}),
-        ("POST", QR, {"shortcut": "ok", "body": "x", "department_id": str(t.company_id)}),
         ("POST", QR, {"shortcut": "ok", "body": "x", "unknown": True}),
         ("PATCH", f"{QR}/{reply['id']}", {"shortcut": None}),
         ("PATCH", f"{QR}/{reply['id']}", {"body": None}),
         ("PATCH", f"{QR}/{reply['id']}", {"shortcut": "NOPE"}),
-        ("PATCH", f"{QR}/{reply['id']}", {"department_id": str(tag["id"])}),
         ("GET", f"{QR}?q={'a' * 66}", {}),
         ("GET", f"{CAT}/not-a-uuid", {}),
         ("GET", f"{CAT}?active=maybe", {}),
@@ -251,6 +249,13 @@ async def test_bad_input_is_422_and_changes_nothing(live: Live) -> None:
         doc = r.json()
         assert doc["error"] == "ERR_VALIDATION" and doc["message"], doc
         assert "Traceback" not in r.text
+    # An id naming no department of the company: 404, like any foreign id.
+    for method, path, body in [
+        ("POST", QR, {"shortcut": "ok", "body": "x", "department_id": str(t.company_id)}),
+        ("PATCH", f"{QR}/{reply['id']}", {"department_id": str(tag["id"])}),
+    ]:
+        r = await t.admin.request(method, path, json=body)
+        assert r.status_code == 404 and r.json()["error"] == "ERR_NOT_FOUND", (path, r.text)
     r = await t.admin.post(TAG, content=b"{oops", headers={"content-type": "application/json"})
     assert r.status_code == 422
     # A 64-character shortcut (plus an optional "/") is fine.
@@ -294,12 +299,12 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
         if base == QR:
             body = {"shortcut": "x", "body": "x", "company_id": str(b.company_id)}
         assert (await a.admin.post(base, json=body)).status_code == 404
-    # Another company's department is not a valid reference (422) nor a filter (404).
+    # Another company's department is neither a reference nor a filter: 404 both.
     r = await a.admin.post(QR, json={"shortcut": "x", "body": "x", "department_id": str(b.lab_id)})
-    assert r.status_code == 422
+    assert r.status_code == 404
     a_qr = (await a.admin.post(QR, json={"shortcut": "y", "body": "y"})).json()
     r = await a.admin.patch(f"{QR}/{a_qr['id']}", json={"department_id": str(b.lab_id)})
-    assert r.status_code == 422
+    assert r.status_code == 404
     r = await a.admin.get(QR, params={"department_id": str(b.lab_id)})
     assert r.status_code == 404
     r = await a.admin.get(CAT, params={"company_id": str(b.company_id)})

@@ -18,6 +18,7 @@ from shared.client import (
     Conflict,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     Subscription,
     Unauthorized,
@@ -594,3 +595,20 @@ async def _delivered(client: ZapClient, session_id: uuid.UUID, phone: str, text:
 async def _tickets_of(client: ZapClient) -> Any:
     page = await client.list_tickets()
     return page if page.items else None
+
+
+async def test_an_upload_over_the_limit_is_a_413_the_client_reads(live: Live, zap: Any) -> None:
+    # 20 MB against the default 16 MiB media ceiling: zapd refuses it before reading it,
+    # yet the client still sending must read the 413, not a reset ("cannot reach zapd").
+    from shared.errors import ErrorCode
+
+    t = await live.tenant()
+    admin: ZapClient = await zap(t.emails["admin"])
+    big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (20_000_000 - 8)
+    for _ in range(2):  # and again on the same client: nothing is left broken
+        with pytest.raises(PayloadTooLarge) as caught:
+            await admin.upload_media(big, "grande.png", "image/png")
+        assert caught.value.status == 413
+        assert caught.value.code == ErrorCode.PAYLOAD_TOO_LARGE
+        assert str(16 << 20) in caught.value.message or "limit" in caught.value.message
+    assert (await admin.me()).email == t.emails["admin"]

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from shared.enums import Role
 from shared.errors import CloseCode
 from tests.zapd.api.conftest import PASSWORD, Live, new_cnpj
-from zapd.db.models import AuditLog, Client, Company, Event, Ticket, User
+from tests.zapd.api.test_conversation import connected_session
+from zapd.db.models import (
+    AuditLog,
+    Client,
+    Company,
+    Event,
+    Message,
+    Ticket,
+    User,
+    WebhookEvent,
+)
 from zapd.kernel.principal import Principal
 
 VALID_CNPJ = "11.222.333/0001-81"
@@ -70,9 +83,11 @@ async def test_bad_cnpj_and_bad_input_answer_422(live: Live) -> None:
     bad_cnpjs = {
         "11.222.333/0001-82": "check digits",
         "11111111111111": "identical",
-        "1122233300018": "14 digits",
-        "112223330001811": "14 digits",
-        "11.222.333/0001-8A": "non-digit",
+        "1122233300018": "14 characters",
+        "112223330001811": "14 characters",
+        "11.222.333/0001-8A": "must be digits",
+        "12.ABC.345/01DE-36": "check digits",
+        "12.ÀBC.345/01DE-35": "other than 0-9 and A-Z",
         "": "",
     }
     for cnpj, why in bad_cnpjs.items():
@@ -105,6 +120,26 @@ async def test_bad_cnpj_and_bad_input_answer_422(live: Live) -> None:
     r = await live.root.post("/api/v1/companies", json={"name": "B", "cnpj": fmt(ok)})
     assert r.status_code == 409 and r.json()["error"] == "ERR_CNPJ_TAKEN"
     assert await _count_companies(live) == before + 1
+
+
+async def test_alphanumeric_cnpj_is_accepted_formatted_and_searchable(live: Live) -> None:
+    assert live.root is not None
+    r = await live.root.post(
+        "/api/v1/companies", json={"name": "Nova Era", "cnpj": "12.abc.345/01de-35"}
+    )
+    assert r.status_code == 201, r.text
+    c = r.json()
+    assert c["cnpj"] == "12ABC34501DE35" and c["cnpj_formatted"] == "12.ABC.345/01DE-35"
+    for q in ("12.ABC.345", "12abc345", "01DE-35"):
+        listed = (await live.root.get("/api/v1/companies", params={"q": q})).json()
+        assert [x["id"] for x in listed["items"]] == [c["id"]], q
+    # The same CNPJ unmasked is a duplicate; a digits-only CNPJ still works beside it.
+    r = await live.root.post("/api/v1/companies", json={"name": "Dup", "cnpj": "12ABC34501DE35"})
+    assert r.status_code == 409 and r.json()["error"] == "ERR_CNPJ_TAKEN"
+    r = await live.root.post("/api/v1/companies", json={"name": "Old", "cnpj": VALID_CNPJ})
+    assert r.status_code == 201
+    r = await live.root.patch(f"/api/v1/companies/{c['id']}", json={"cnpj": "A1B2C3D4E5F6" + "00"})
+    assert r.status_code == 422 and "check digits" in r.json()["message"]
 
 
 async def test_roles_and_company_admin_self_service(live: Live) -> None:
@@ -293,3 +328,77 @@ async def test_pagination_walks_every_company_once(live: Live) -> None:
     assert r.status_code == 422
     page = (await live.root.get("/api/v1/companies", params={"active": "false"})).json()
     assert page["items"] == []
+
+
+async def test_delete_under_traffic_stops_sessions_and_never_fails(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting a company while its session receives messages: no 5xx, no deadlock,
+    its session stops running, and another company's traffic goes on untouched."""
+    caplog.set_level(logging.INFO)
+    t = await live.tenant("Doomed")
+    other = await live.tenant("Bystander")
+    sid = await connected_session(live, t)
+    other_sid = await connected_session(live, other)
+    assert {uuid.UUID(sid), uuid.UUID(other_sid)} <= set(live.daemon.engines.running())
+    statuses: list[tuple[str, int, str]] = []
+    accepted = asyncio.Event()
+    stop = asyncio.Event()
+    other_ok: list[str] = []
+
+    async def customer(n: int, session: str, mine: bool) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            wa_id = f"DEL-{n}-{i}-{'d' if mine else 'b'}"
+            r = await live.root.post(
+                f"/api/v1/sandbox/{session}/inbound",
+                json={"from": f"+55119{72000000 + n}", "text": f"m {i}", "wa_message_id": wa_id},
+            )
+            statuses.append(("inbound" if mine else "other", r.status_code, r.text[:200]))
+            if r.status_code == 201 and not mine:
+                other_ok.append(wa_id)
+            if sum(1 for s in statuses if s[1] == 201) >= 30:
+                accepted.set()
+
+    async def agent_reads() -> None:
+        while not stop.is_set():
+            r = await t.admin.get("/api/v1/tickets")
+            statuses.append(("tickets", r.status_code, r.text[:200]))
+            await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(customer(n, sid, True)) for n in range(6)]
+    tasks += [asyncio.create_task(customer(100 + n, other_sid, False)) for n in range(2)]
+    tasks.append(asyncio.create_task(agent_reads()))
+    await asyncio.wait_for(accepted.wait(), 60)
+    r = await live.root.delete(f"/api/v1/companies/{t.company_id}", params={"force": "true"})
+    deleted = r.status_code
+    await asyncio.sleep(1.0)  # traffic keeps coming at the deleted company
+    stop.set()
+    await asyncio.gather(*tasks)
+
+    assert deleted == 204, r.text
+    errors = [s for s in statuses if s[1] >= 500]
+    assert errors == [], errors[:5]
+    allowed = {"inbound": {201, 404, 409}, "other": {201}, "tickets": {200, 401, 404}}
+    odd = [s for s in statuses if s[1] not in allowed[s[0]]]
+    assert odd == [], odd[:5]
+    assert uuid.UUID(sid) not in live.daemon.engines.running()  # its session stopped
+    assert uuid.UUID(other_sid) in live.daemon.engines.running()
+    assert (await live.root.get(f"/api/v1/companies/{t.company_id}")).status_code == 404
+    async with live.kernel.read() as db:
+        for model in (WebhookEvent, Message, Ticket, Client):
+            left = await db.scalar(
+                select(func.count()).select_from(model).where(model.company_id == t.company_id)
+            )
+            assert left == 0, model
+        stored = set(
+            (
+                await db.scalars(
+                    select(Message.wa_message_id).where(Message.company_id == other.company_id)
+                )
+            ).all()
+        )
+    assert set(other_ok) <= stored  # the bystander lost nothing
+    tracebacks = [r for r in caplog.records if r.name.startswith("zapd") and r.exc_info]
+    assert tracebacks == [], [r.getMessage() for r in tracebacks][:5]

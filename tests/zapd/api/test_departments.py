@@ -64,7 +64,8 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         {"name": ""},
         {"name": "A", "slug": "Not A Slug"},
         {"name": "A", "business_hours": {"funday": [["08:00", "18:00"]]}},
-        {"name": "A", "business_hours": {"mon": [["18:00", "08:00"]]}},
+        {"name": "A", "business_hours": {"mon": [["08:00", "08:00"]]}},
+        {"name": "A", "business_hours": {"mon": [["24:00", "08:00"]]}},
         {"name": "A", "business_hours": {"mon": [["8h", "18h"]]}},
         {"name": "A", "timezone": "Mars/Olympus"},
         {"name": "A", "response_timeout_seconds": 1},
@@ -85,6 +86,16 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
     assert len((await t.admin.get("/api/v1/departments")).json()["items"]) == 2
 
 
+async def test_overnight_hours_are_accepted(live: Live) -> None:
+    t = await live.tenant()
+    hours = {"mon": [["08:00", "12:00"], ["18:00", "08:00"]], "fri": [["22:00", "06:00"]]}
+    r = await t.admin.post("/api/v1/departments", json={"name": "Plantão", "business_hours": hours})
+    assert r.status_code == 201, r.text
+    assert r.json()["business_hours"] == hours
+    got = (await t.admin.get(f"/api/v1/departments/{r.json()['id']}")).json()
+    assert got["business_hours"] == hours
+
+
 async def test_other_company_ids_answer_404(live: Live) -> None:
     a = await live.tenant("A")
     b = await live.tenant("B")
@@ -102,7 +113,7 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
     r = await a.admin.post(
         "/api/v1/departments", json={"name": "X", "fallback_department_id": str(b.lab_id)}
     )
-    assert r.status_code == 422
+    assert r.status_code == 404
     assert len((await b.admin.get("/api/v1/departments")).json()["items"]) == 2
 
 

@@ -333,7 +333,8 @@ async def test_unexpected_exception_is_a_shaped_500_without_traceback(
             assert "another-secret" not in r.text and "KeyError" not in r.text
             # The daemon stays up and counts the failures.
             assert (await c.get("/healthz")).status_code == 200
-            metrics = (await c.get("/metrics")).text
+            scrape = {"Authorization": f"Bearer {daemon.metrics_token}"}
+            metrics = (await c.get("/metrics", headers=scrape)).text
             assert (
                 'zapd_http_requests_total{method="GET",route="/test-only/boom",status="500"} 1.0'
                 in metrics

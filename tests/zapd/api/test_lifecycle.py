@@ -309,7 +309,7 @@ async def test_assign_capacity_force_and_bad_targets(live: Live) -> None:
         {"user_id": str(other.users["agent"])},  # another company's person
         {"user_id": str(uuid.uuid4())},
     ):
-        err(await t.supervisor.post(f"/api/v1/tickets/{fresh}/assign", json=bad), 422)
+        err(await t.supervisor.post(f"/api/v1/tickets/{fresh}/assign", json=bad), 404)
     await set_user(live, t.users["agent"], active=False)
     err(
         await t.supervisor.post(
@@ -439,9 +439,6 @@ async def test_transfer_refusals(live: Live) -> None:
     other = await live.tenant("Other")
     for body in (
         {},  # no target
-        {"department_id": str(other.lab_id)},  # another company's department
-        {"user_id": str(other.users["agent"])},
-        {"department_id": str(uuid.uuid4())},
         {"department_id": "x"},
         {"department_id": str(t.sales_id), "message": ""},
         {"department_id": str(t.sales_id), "message": "   "},
@@ -450,6 +447,12 @@ async def test_transfer_refusals(live: Live) -> None:
         {"department_id": str(t.sales_id), "bogus": True},
     ):
         err(await t.agent.post(url, json=body), 422)
+    for body in (
+        {"department_id": str(other.lab_id)},  # another company's department: 404
+        {"user_id": str(other.users["agent"])},
+        {"department_id": str(uuid.uuid4())},
+    ):
+        err(await t.agent.post(url, json=body), 404, "ERR_NOT_FOUND")
     # Nowhere new to go.
     err(await t.agent.post(url, json={"user_id": str(t.users["agent"])}), 409, "ERR_TRANSFER_NOOP")
     err(
@@ -502,9 +505,9 @@ async def test_close_with_category_and_farewell(live: Live) -> None:
         foreign_id = foreign.id
     url = f"/api/v1/tickets/{tid}/close"
     err(await t.agent.post(url, json={}), 404)  # Lab agent: not theirs, not their queue
+    for body in ({"category_id": str(foreign_id)}, {"category_id": str(uuid.uuid4())}):
+        err(await t.clients["agent2"].post(url, json=body), 404, "ERR_NOT_FOUND")
     for body in (
-        {"category_id": str(foreign_id)},
-        {"category_id": str(uuid.uuid4())},
         {"message": "tchau", "farewell": False},
         {"farewell": "maybe"},
         {"message": ""},
@@ -714,12 +717,12 @@ async def test_update_priority_and_tags(live: Live) -> None:
         {"priority": 9},
         {"priority": None},
         {"tag_ids": None},
-        {"tag_ids": [str(theirs_id)]},
         {"tag_ids": ["nope"]},
         {"tag_ids": [str(uuid.uuid4()) for _ in range(51)]},
         {"status": 2},
     ):
         err(await t.supervisor.patch(url, json=body), 422)
+    err(await t.supervisor.patch(url, json={"tag_ids": [str(theirs_id)]}), 404, "ERR_NOT_FOUND")
     r = await t.agent.patch(url, json={"tag_ids": [str(vip_id), str(late_id), str(vip_id)]})
     assert r.status_code == 200, r.text
     r = await t.supervisor.patch(url, json={"priority": Priority.HIGH, "tag_ids": [str(late_id)]})

@@ -283,8 +283,6 @@ async def test_refusals_change_nothing(live: Live) -> None:
         {"session_id": sid, "to": PHONE, "body": "x", "note": True},
         {"session_id": sid, "to": "não é telefone", "body": "x"},
         {"session_id": sid, "to": "+1 555", "body": "x"},
-        {"ticket_id": tid, "body": "x", "quoted_message_id": str(uuid.uuid4())},
-        {"ticket_id": tid, "media_id": str(uuid.uuid4())},
         {"ticket_id": tid, "body": ["x"]},
         {"ticket_id": tid, "body": "nul \u0000 byte"},
     ]
@@ -292,6 +290,13 @@ async def test_refusals_change_nothing(live: Live) -> None:
         r = await t.admin.post("/api/v1/messages", json=body)
         assert r.status_code == 422, (body, r.status_code, r.text)
         assert r.json()["error"].startswith("ERR_") and "Traceback" not in r.text
+    # Ids naming no row of the company: 404, like any foreign id.
+    for body in (
+        {"ticket_id": tid, "body": "x", "quoted_message_id": str(uuid.uuid4())},
+        {"ticket_id": tid, "media_id": str(uuid.uuid4())},
+    ):
+        r = await t.admin.post("/api/v1/messages", json=body)
+        assert r.status_code == 404 and r.json()["error"] == "ERR_NOT_FOUND", (body, r.text)
     # A quick reply that expands past WhatsApp's limit.
     r = await t.admin.post("/api/v1/quick-replies", json={"shortcut": "longa", "body": "y" * 4000})
     assert r.status_code == 201
@@ -394,7 +399,7 @@ async def test_media_message_goes_out_with_its_caption(live: Live) -> None:
     r = await t.agent.post(
         "/api/v1/messages", json={"ticket_id": str(ticket_id), "media_id": str(hidden_id)}
     )
-    assert r.status_code == 422, r.text
+    assert r.status_code == 404, r.text
     r = await t.agent.post(
         "/api/v1/messages", json={"ticket_id": str(ticket_id), "media_id": str(ids[t.company_id])}
     )
@@ -420,4 +425,4 @@ async def test_media_message_goes_out_with_its_caption(live: Live) -> None:
         "/api/v1/messages",
         json={"ticket_id": str(ticket_id), "media_id": str(ids[other.company_id])},
     )
-    assert r.status_code == 422 and "media_id" in r.json()["message"]
+    assert r.status_code == 404 and "media_id" in r.json()["message"]

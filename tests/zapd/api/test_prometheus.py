@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.enums import OutboxState, SessionStatus
-from tests.zapd.api.conftest import Live
+from tests.zapd.api.conftest import Live, start_live
+from tests.zapd.api.conftest import test_settings as settings_for
 from tests.zapd.db import factories
 from zapd.kernel.principal import Principal
+from zapd.kernel.throttle import LoginThrottle
 from zapd.prometheus import UNMATCHED_ROUTE, Metrics
 
 
@@ -31,7 +36,7 @@ def value(got: dict[Any, float], name: str, **labels: str) -> float | None:
 
 
 async def scrape(live: Live) -> dict[Any, float]:
-    r = await live.client().get("/metrics")  # no credentials
+    r = await live.client(live.daemon.metrics_token).get("/metrics")  # the scrape token
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     assert "version=0.0.4" in r.headers["content-type"]
@@ -153,13 +158,47 @@ async def test_pool_and_process_figures(live: Live) -> None:
         assert checked_out is not None and checked_out >= 0
 
 
-async def test_metrics_is_public_and_read_only(live: Live) -> None:
+async def test_metrics_needs_the_scrape_token_and_is_read_only(live: Live) -> None:
+    # Secure by default: zapd wrote a scrape token to its state dir (0600) at start.
+    token_file = live.kernel.settings.metrics_token_file
+    token = token_file.read_text().strip()
+    assert token and live.daemon.metrics_token == token
+    assert token_file.stat().st_mode & 0o777 == 0o600
     anon = live.client()
-    assert (await anon.get("/metrics")).status_code == 200
-    r = await anon.post("/metrics")
+    user_token = live.root.headers["Authorization"] if live.root else ""
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": user_token}):
+        r = await anon.get("/metrics", headers=headers)
+        assert r.status_code == 401 and r.json()["error"] == "ERR_UNAUTHORIZED", headers
+        assert "scrape token" in r.json()["message"] and "zapd_" not in r.text
+    r = await live.client(token).get("/metrics")
+    assert r.status_code == 200 and "zapd_http_requests_total" in r.text
+    r = await live.client(token).post("/metrics")
     assert r.status_code == 405 and r.json()["error"] == "ERR_METHOD_NOT_ALLOWED"
     spec = (await anon.get("/api/v1/openapi.json")).json()
-    assert "bind address" in spec["paths"]["/metrics"]["get"]["description"]
+    assert "scrape token" in spec["paths"]["/metrics"]["get"]["description"]
+
+
+async def test_metrics_token_is_configurable_or_can_be_turned_off(
+    engine: AsyncEngine, backend: Any, tmp_path: Path
+) -> None:
+    configured = settings_for(tmp_path / "a", metrics_token="prom-" + "k" * 32)
+    lv, server, task = await start_live(engine, backend.name, configured)
+    try:
+        assert (await lv.client().get("/metrics")).status_code == 401
+        assert (await lv.client("prom-" + "k" * 32).get("/metrics")).status_code == 200
+        assert not configured.metrics_token_file.exists()  # no file when one is configured
+    finally:
+        await lv.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+    public = settings_for(tmp_path / "b", metrics_require_token=False)
+    lv, server, task = await start_live(engine, backend.name, public)
+    try:
+        assert (await lv.client().get("/metrics")).status_code == 200
+    finally:
+        await lv.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
 
 
 def test_each_daemon_has_its_own_registry() -> None:
@@ -192,10 +231,16 @@ async def test_scrape_answers_with_the_database_down() -> None:
         raise ConnectionRefusedError("database is down")
         yield
 
-    kernel = SimpleNamespace(engine=SimpleNamespace(pool=object()), read=broken_read)
+    kernel = SimpleNamespace(
+        engine=SimpleNamespace(pool=object()),
+        read=broken_read,
+        throttle=LoginThrottle(),
+        passwords=SimpleNamespace(busy_refusals=0),
+    )
     hub = SimpleNamespace(client_count=3, dispatched=9)
     got = samples((await Metrics().render(kernel, hub)).decode())  # type: ignore[arg-type]
     assert value(got, "zapd_db_up") == 0
     assert value(got, "zapd_ws_clients") == 3
     assert value(got, "zapd_events_dispatched_total") == 9
+    assert value(got, "zapd_login_failures_total") == 0  # in-memory figures still answer
     assert not any(k[0] == "zapd_sessions" for k in got)  # unknown, not a misleading 0

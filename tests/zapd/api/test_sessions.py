@@ -82,11 +82,13 @@ async def test_create_cloud_session_masks_token_and_shows_secret_once(live: Live
         assert [s["id"] for s in listing.json()] == [sid]
         assert TOKEN not in listing.text and created["webhook_secret"] not in listing.text
 
-    # The database holds the real values; the audit log does not.
+    # The database holds the credentials sealed (zapd.secretbox); the audit log not at all.
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
         assert row is not None
-        assert row.config["access_token"] == TOKEN
+        assert row.config["access_token"].startswith("enc:v1:")
+        assert TOKEN not in str(row.config)
+        assert live.daemon.secret_box.unseal(row.config)["access_token"] == TOKEN
         assert row.webhook_secret == created["webhook_secret"]
     audit = await _audit(live, t.company_id)
     assert [a.action for a in audit] == ["session.create"]
@@ -159,14 +161,17 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         {**base, "config": {"bad key!": 1}},
         {**base, "flow_config": []},
         {**base, "default_department_id": "not-a-uuid"},
+        # ids naming no department of the company: 404, like any foreign id
         {**base, "default_department_id": str(other.lab_id)},
         {**base, "default_department_id": str(uuid.uuid4())},
     ]
     for body in bad:
         r = await t.admin.post("/api/v1/sessions", json=body)
-        assert r.status_code == 422, (body, r.text)
+        foreign = body.get("default_department_id", "not-a-uuid") != "not-a-uuid"
+        assert r.status_code == (404 if foreign else 422), (body, r.text)
         err = r.json()
-        assert err["error"] == "ERR_VALIDATION" and err["message"] and "Traceback" not in r.text
+        assert err["error"] == ("ERR_NOT_FOUND" if foreign else "ERR_VALIDATION")
+        assert err["message"] and "Traceback" not in r.text
         assert TOKEN not in r.text
     assert await _count(live, t.company_id) == 0
 
@@ -206,14 +211,19 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
     assert body["webhook_secret"] is None
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
-        assert row is not None and row.config == {"phone_number_id": "555", "access_token": TOKEN}
+        assert row is not None
+        assert live.daemon.secret_box.unseal(row.config) == {
+            "phone_number_id": "555",
+            "access_token": TOKEN,
+        }
 
     # Rotate the token alone.
     r = await t.admin.patch(f"/api/v1/sessions/{sid}", json={"config": {"access_token": "new"}})
     assert r.status_code == 200
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
-        assert row is not None and row.config["access_token"] == "new"
+        assert row is not None
+        assert live.daemon.secret_box.unseal(row.config)["access_token"] == "new"
 
     # A patch that would break the engine's config is refused and changes nothing.
     for patch in (
@@ -227,14 +237,21 @@ async def test_update_merges_config_and_manages_webhook_secret(live: Live) -> No
         {"engine": 0},
         {"webhook_url": "ftp://x"},
         {"rotate_webhook_secret": True},  # no webhook_url to sign for
-        {"default_department_id": str(uuid.uuid4())},
         {"status": 0},
     ):
         r = await t.admin.patch(f"/api/v1/sessions/{sid}", json=patch)
         assert r.status_code == 422, (patch, r.text)
+    r = await t.admin.patch(
+        f"/api/v1/sessions/{sid}", json={"default_department_id": str(uuid.uuid4())}
+    )
+    assert r.status_code == 404, r.text  # no such department
     async with live.kernel.read() as db:
         row = await db.get(WaSession, uuid.UUID(sid))
-        assert row is not None and row.config == {"phone_number_id": "555", "access_token": "new"}
+        assert row is not None
+        assert live.daemon.secret_box.unseal(row.config) == {
+            "phone_number_id": "555",
+            "access_token": "new",
+        }
         assert row.name == "Cloud Principal" and row.engine is Engine.CLOUD
 
     # Setting a webhook URL mints a secret (shown in that answer only); rotating mints another.

@@ -123,15 +123,15 @@ async def test_other_company_ids_answer_404(live: Live) -> None:
     r = await a.admin.post(
         "/api/v1/users", json=new_user("y@a.com.br", department_ids=[str(b.lab_id)])
     )
-    assert r.status_code == 422 and str(b.lab_id) in r.json()["message"]
+    assert r.status_code == 404 and str(b.lab_id) in r.json()["message"]
     r = await a.admin.put(
         f"/api/v1/users/{a.users['agent']}/departments", json={"department_ids": [str(b.lab_id)]}
     )
-    assert r.status_code == 422
+    assert r.status_code == 404
     r = await a.admin.patch(
         f"/api/v1/users/{a.users['agent']}", json={"department_ids": [str(b.sales_id)]}
     )
-    assert r.status_code == 422
+    assert r.status_code == 404
     # The victim is untouched; a's listing never shows b's people.
     assert await _login_status(live, b.emails["agent"], PASSWORD) == 200
     got = (await b.admin.get(f"/api/v1/users/{victim}")).json()
@@ -155,7 +155,6 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         new_user("not-an-email"),
         new_user("a@b"),
         new_user("x@acme.com.br", password="short"),
-        new_user("x@acme.com.br", department_ids=[str(uuid.uuid4())]),
         new_user("x@acme.com.br", department_ids=["nope"]),
         new_user("x@acme.com.br", max_concurrent_tickets=101),
         new_user("x@acme.com.br", max_concurrent_tickets=-1),
@@ -170,6 +169,10 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         assert r.status_code == 422, (body, r.text)
         assert r.json()["error"].startswith("ERR_") and "Traceback" not in r.text
     assert "e-mail" in (await t.admin.post("/api/v1/users", json=bad[0])).json()["message"]
+    r = await t.admin.post(
+        "/api/v1/users", json=new_user("x@acme.com.br", department_ids=[str(uuid.uuid4())])
+    )
+    assert r.status_code == 404 and r.json()["error"] == "ERR_NOT_FOUND"  # no such department
     # Duplicate e-mail, in any case, is a conflict.
     r = await t.admin.post("/api/v1/users", json=new_user(t.emails["agent"].upper()))
     assert r.status_code == 409 and r.json()["error"] == "ERR_EMAIL_TAKEN"
@@ -184,10 +187,11 @@ async def test_bad_input_changes_nothing(live: Live) -> None:
         {"max_concurrent_tickets": 500},
         {"email": "new@acme.com.br"},
         {"password": "whatever-123"},
-        {"department_ids": [str(uuid.uuid4())]},
     ):
         r = await t.admin.patch(f"/api/v1/users/{agent}", json=body)
         assert r.status_code == 422, (body, r.text)
+    r = await t.admin.patch(f"/api/v1/users/{agent}", json={"department_ids": [str(uuid.uuid4())]})
+    assert r.status_code == 404, r.text  # no such department
     r = await t.admin.post(f"/api/v1/users/{agent}/reset-password", json={"password": "short"})
     assert r.status_code == 422
     r = await t.admin.put(f"/api/v1/users/{agent}/departments", json={"department_ids": "x"})
@@ -433,3 +437,21 @@ async def test_filters_and_pagination(live: Live) -> None:
     assert await _walk(t.agent, "asc", q="%") == [created[3]]
     assert await _walk(t.agent, "asc", q="p4@ACME") == [created[4]]
     assert await _walk(t.agent, "asc", active="false") == []
+
+
+async def test_internal_domain_emails_are_accepted(live: Live) -> None:
+    # A company on its intranet: admins and clients at .local / .lan / .test domains.
+    t = await live.tenant()
+    for email in ("TI@Empresa.Local", "chefe@corp.lan", "qa@intranet.test"):
+        r = await t.admin.post("/api/v1/users", json=new_user(email))
+        assert r.status_code == 201, r.text
+        assert r.json()["email"] == email.lower()
+    assert await _login_status(live, "ti@empresa.local", "pass-1234") == 200
+    r = await t.admin.post(
+        "/api/v1/clients", json={"phone": "+5511981230000", "email": "c@loja.lan"}
+    )
+    assert r.status_code == 201 and r.json()["email"] == "c@loja.lan"
+    # Syntax is still checked, with a message that says what is wrong.
+    for email, why in (("a@b", "needs a dot"), ("a b@corp.lan", "invalid characters")):
+        r = await t.admin.post("/api/v1/users", json=new_user(email))
+        assert r.status_code == 422 and why in r.json()["message"], r.text

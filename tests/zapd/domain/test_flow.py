@@ -41,7 +41,12 @@ def test_new_customer_gets_greeting_and_numbered_menu() -> None:
         (" 3 ", FIN),
         ("4.", ADM),
         ("opção 2", SALES),
-        ("lab", LAB),
+        ("*2*", SALES),
+        ("2)", SALES),
+        ("  02 !", SALES),
+        ("Option 3", FIN),
+        ("Financeiro.", FIN),
+        ("sobre o BOLETO, por favor", FIN),
         ("laboratório", LAB),
         ("Laboratorio", LAB),
         ("LABORATÓRIO!", LAB),
@@ -50,14 +55,10 @@ def test_new_customer_gets_greeting_and_numbered_menu() -> None:
         ("quero um orçamento", SALES),
         ("preco", SALES),
         ("boleto", FIN),
-        ("fin", FIN),
-        ("admin", ADM),
         ("Exame", LAB),
     ],
 )
-def test_answers_match_by_number_name_slug_keyword_prefix(
-    answer: str, dept: DepartmentInfo
-) -> None:
+def test_answers_match_by_number_name_slug_keyword(answer: str, dept: DepartmentInfo) -> None:
     step = flow().handle(FlowState.AWAITING_MENU_CHOICE, {"attempts": 0}, answer, NOW)
     assert step.state is FlowState.ROUTED
     assert step.department_id == dept.id
@@ -66,7 +67,17 @@ def test_answers_match_by_number_name_slug_keyword_prefix(
     ]
 
 
-@pytest.mark.parametrize("answer", ["0", "5", "99", "", "  ", "oi", "la", "quero falar", "a"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "0", "5", "99", "", "  ", "oi", "la", "quero falar", "a",
+        # Stray digits are not choices: only a number that is the whole answer is.
+        "pedido 4 atrasado", "meu pedido 2", "tenho 2 filhos", "12/11", "2 3", "1234",
+        "opção", "opção 2 e 3",
+        # Names count as whole words only; prefixes and parts of words do not.
+        "lab", "fin", "admin", "comerciais", "financeiros",
+    ],
+)  # fmt: skip
 def test_invalid_answer_reprompts(answer: str) -> None:
     step = flow().handle(FlowState.AWAITING_MENU_CHOICE, {"attempts": 0}, answer, NOW)
     assert step.state is FlowState.AWAITING_MENU_CHOICE
@@ -127,6 +138,17 @@ def test_returning_client_is_asked_to_go_back() -> None:
     assert "*1* - Laboratório" in no.replies[0]
     named = f.handle(step.state, step.data, "financeiro", NOW)
     assert named.department_id == FIN.id
+    for yes_word in ("s", "Sim.", "YES", "claro!", "1."):
+        assert f.handle(step.state, step.data, yes_word, NOW).department_id == LAB.id, yes_word
+    for no_word in ("n", "Nao", "no", "2", "não, obrigado"):
+        assert f.handle(step.state, step.data, no_word, NOW).state is (
+            FlowState.AWAITING_MENU_CHOICE
+        ), no_word
+    # Other numbers, and digits inside a sentence, are neither yes, no nor a department.
+    for stray in ("4", "3", "pedido 4 atrasado", "financeiro 3", "sim 4"):
+        again = f.handle(step.state, step.data, stray, NOW)
+        assert again.state is FlowState.AWAITING_ROUTING_CONFIRMATION, stray
+        assert again.department_id is None
     bad = f.handle(step.state, step.data, "talvez", NOW)
     assert bad.state is FlowState.AWAITING_ROUTING_CONFIRMATION
     assert bad.replies == ["Por favor, responda *1* para Sim ou *2* para Não."]

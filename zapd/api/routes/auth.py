@@ -26,15 +26,13 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
 @router.post("/auth/login", response_model=TokenPair)
 async def login(body: LoginRequest, request: Request, kernel: KernelDep) -> TokenPair:
     """Exchange e-mail and password for an access token and a refresh token."""
-    async with kernel.tx() as db:
-        return await auth.login(
-            db,
-            kernel,
-            body.email,
-            body.password,
-            ip=client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-        )
+    return await auth.login(
+        kernel,
+        body.email,
+        body.password,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
 
 
 @router.post("/auth/refresh", response_model=TokenPair)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from shared.protocol.common import Page
 from shared.protocol.companies import CompanyCreate, CompanyOut, CompanyUpdate
-from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
+from zapd.api.deps import ActorDep, Auth, DaemonDep, KernelDep, PageDep
 from zapd.services.people import companies
 
 router = APIRouter(prefix="/api/v1/companies", tags=["companies"])
@@ -58,9 +58,8 @@ async def update_company(
 async def delete_company(
     company_id: uuid.UUID,
     actor: ActorDep,
-    kernel: KernelDep,
+    daemon: DaemonDep,
     force: Annotated[bool, Query(description="also delete its tickets and messages")] = False,
 ) -> None:
-    """Delete a company and everything it owns (global admins)."""
-    async with kernel.tx() as db:
-        await companies.delete(db, actor, company_id, force=force)
+    """Delete a company and everything it owns, its sessions stopped first (global admins)."""
+    await daemon.delete_company(actor, company_id, force=force)

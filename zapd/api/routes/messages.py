@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from sqlalchemy.exc import IntegrityError
 
+from shared.errors import ErrorCode
 from shared.protocol.common import Page
 from shared.protocol.messages import (
     IDEMPOTENCY_HEADER,
@@ -23,7 +24,7 @@ from shared.protocol.messages import (
     MessageSend,
 )
 from shared.protocol.tickets import StatusChangeOut
-from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
+from zapd.api.deps import ActorDep, Auth, DaemonDep, KernelDep, PageDep
 from zapd.errors import Conflict
 from zapd.services.conversations import messages
 from zapd.services.tickets import queries as tickets
@@ -36,6 +37,7 @@ async def send_message(
     body: MessageSend,
     actor: ActorDep,
     kernel: KernelDep,
+    daemon: DaemonDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -54,6 +56,12 @@ async def send_message(
                 sent = await messages.send(db, actor, body, idempotency_key)
                 out = MessageOut.model_validate(sent.message)
             break
+        except Conflict as exc:
+            if exc.code != ErrorCode.WINDOW_CLOSED:
+                raise
+            names = await daemon.cloud.known_templates(exc.details["session_id"])
+            listed = ", ".join(names) if names else "none approved, or the list is unavailable"
+            raise Conflict(f"{exc.message}; templates: {listed}", code=exc.code) from None
         except IntegrityError:
             # A concurrent request with the same key (or creating the same client)
             # committed first: the second try finds what it made.

@@ -41,11 +41,11 @@ async def list_sessions(
 
 @router.post("", response_model=SessionWithSecret, status_code=201)
 async def create_session(
-    body: SessionCreate, actor: ActorDep, kernel: KernelDep
+    body: SessionCreate, actor: ActorDep, kernel: KernelDep, daemon: DaemonDep
 ) -> SessionWithSecret:
     """Create a session (ADMIN); the webhook secret is shown in this answer only."""
     async with kernel.tx() as db:
-        row, secret = await sessions.create(db, actor, body)
+        row, secret = await sessions.create(db, actor, body, daemon.secret_box)
         out = SessionOut.model_validate(row)
     return SessionWithSecret(**out.model_dump(), webhook_secret=secret)
 
@@ -59,12 +59,17 @@ async def get_session(session_id: uuid.UUID, principal: Auth, kernel: KernelDep)
 
 @router.patch("/{session_id}", response_model=SessionWithSecret)
 async def update_session(
-    session_id: uuid.UUID, body: SessionUpdate, actor: ActorDep, kernel: KernelDep
+    session_id: uuid.UUID,
+    body: SessionUpdate,
+    actor: ActorDep,
+    kernel: KernelDep,
+    daemon: DaemonDep,
 ) -> SessionWithSecret:
     """Change a session (ADMIN); a newly minted webhook secret is shown in this answer only."""
     async with kernel.tx() as db:
-        row, secret = await sessions.update(db, actor, session_id, body)
+        row, secret = await sessions.update(db, actor, session_id, body, daemon.secret_box)
         out = SessionOut.model_validate(row)
+    daemon.cloud.forget(session_id)
     return SessionWithSecret(**out.model_dump(), webhook_secret=secret)
 
 

@@ -17,6 +17,7 @@ from shared.protocol.common import Page
 from shared.protocol.tickets import (
     AssignmentOut,
     MessageOut,
+    ServiceWindow,
     TicketAssign,
     TicketClose,
     TicketOut,
@@ -25,6 +26,7 @@ from shared.protocol.tickets import (
 )
 from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
 from zapd.db.models import Ticket
+from zapd.services.conversations import cloud
 from zapd.services.tickets import lifecycle
 from zapd.services.tickets import queries as tickets
 
@@ -69,9 +71,21 @@ async def list_tickets(
 
 @router.get("/{ticket_id}", response_model=TicketOut)
 async def get_ticket(ticket_id: uuid.UUID, principal: Auth, kernel: KernelDep) -> TicketOut:
-    """Show one ticket with its client, department and assignee."""
+    """Show one ticket with its client, department and assignee (and Cloud API window)."""
     async with kernel.read() as db:
-        return TicketOut.model_validate(await tickets.get(db, principal, ticket_id))
+        out = TicketOut.model_validate(await tickets.get(db, principal, ticket_id))
+        state = await cloud.ticket_window(db, out.session_id, out.client.id)
+    if state is None:
+        return out
+    return out.model_copy(
+        update={
+            "service_window": ServiceWindow(
+                open=state.open,
+                last_inbound_at=state.last_inbound_at,
+                expires_at=state.expires_at,
+            )
+        }
+    )
 
 
 @router.get("/{ticket_id}/messages", response_model=Page[MessageOut])

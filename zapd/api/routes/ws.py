@@ -185,7 +185,7 @@ class _Connection:
                 if exc is None:
                     close = reader.result() if task is reader else None
                 elif not _is_disconnect(exc):
-                    log.error("realtime connection failed", exc_info=exc)
+                    self.kernel.db_health.report(exc, log, "realtime connection failed")
                     close = (
                         CloseCode.TRY_AGAIN_LATER,
                         "try again: reconnect with since=<last seq>",

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.enums import Role
 from shared.protocol.catalog import QUICK_REPLY_UPDATE, QuickReplyCreate, QuickReplyUpdate
 from zapd.db.models import Company, Department, QuickReply
-from zapd.errors import Conflict, NotFound, ValidationFailed
+from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import referenced
 
 
 def _visible(p: Principal, row: QuickReply) -> bool:
@@ -77,9 +78,9 @@ async def _check_department(
 ) -> None:
     if department_id is None:
         return
-    dep = await db.get(Department, department_id)
-    if dep is None or dep.company_id != company_id:
-        raise ValidationFailed("department_id: no such department")
+    await referenced(
+        db, Department, department_id, company_id, field="department_id", what="department"
+    )
 
 
 def _taken(shortcut: str) -> Conflict:

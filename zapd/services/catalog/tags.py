@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.enums import Role
 from shared.protocol.catalog import TAG_UPDATE, TagCreate, TagUpdate
 from zapd.db.models import Company, Tag
-from zapd.errors import Conflict, NotFound, ValidationFailed
+from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.kernel.scoping import company_scoped, get_owned, referenced_ids
 
 
 async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
@@ -33,19 +33,8 @@ async def list_(db: AsyncSession, p: Principal, company_id: uuid.UUID | None = N
 async def of_company(
     db: AsyncSession, company_id: uuid.UUID, tag_ids: Iterable[uuid.UUID]
 ) -> list[uuid.UUID]:
-    """Return `tag_ids` deduplicated, in order; 422 if one is not a tag of `company_id`."""
-    wanted = list(dict.fromkeys(tag_ids))
-    if not wanted:
-        return []
-    found = set(
-        (
-            await db.scalars(select(Tag.id).where(Tag.company_id == company_id, Tag.id.in_(wanted)))
-        ).all()
-    )
-    missing = [str(t) for t in wanted if t not in found]
-    if missing:
-        raise ValidationFailed(f"tag_ids: no such tag: {', '.join(missing[:5])}")
-    return wanted
+    """Return `tag_ids` deduplicated, in order; 404 if one is not a tag of `company_id`."""
+    return await referenced_ids(db, Tag, tag_ids, company_id, field="tag_ids", what="tag")
 
 
 async def _check_unique(

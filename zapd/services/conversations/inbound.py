@@ -9,20 +9,28 @@ receive ─► webhook_events row committed (durable; a webhook may answer 2xx n
 
 Processing runs in its own transaction and is retried when a uniqueness race is lost
 (two deliveries of one message, two first messages of one client): the retry finds
-what the winner committed. An event that still fails is marked FAILED with its error
-(poison) and the rest go on. Unprocessed events are processed again at start-up.
+what the winner committed. An event that fails deterministically is marked FAILED
+with its error (poison) and the rest go on. An event that fails transiently (the
+database went away, a deadlock, SQLite busy: `zapd.kernel.transient`) stays PENDING and
+is retried in-process with backoff until the database answers: its sender's later
+events queue behind it (order per sender holds), and once every deferred event is done
+a sweep processes whatever else was left pending (a raw event whose commit succeeded
+although its request saw an error). Unprocessed events are also processed at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,8 +66,12 @@ from zapd.db.models import (
 from zapd.db.types import utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
+from zapd.errors import NotFound
 from zapd.kernel import events
 from zapd.kernel.scoping import next_ticket_number
+from zapd.kernel.transient import is_transient
+from zapd.services.conversations.menus import menu_messages
+from zapd.services.conversations.received_media import store_received
 from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
@@ -73,6 +85,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("zapd.inbound")
 
 MAX_RACE_RETRIES = 5
+RETRY_FIRST_DELAY = 0.2  # seconds before the first in-process retry after a transient failure
+RETRY_MAX_DELAY = 5.0
+MAX_PARKED = 100_000  # acks and contacts held in memory while the database is away
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -80,6 +95,7 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
     jid_text = ev.sender_jid if isinstance(ev, MessageEvent) else ev.jid
     lid = ev.sender_lid if isinstance(ev, MessageEvent) else ev.lid
     phone_raw = ev.sender_phone if isinstance(ev, MessageEvent) else ev.phone
+    bsuid = ev.sender_bsuid if isinstance(ev, MessageEvent) else ev.bsuid
     phone: str | None = None
     try:
         jid = parse_jid(jid_text)
@@ -87,6 +103,8 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
             lid = lid or f"{jid.user}@lid"
         elif jid.is_user:
             phone = jid_to_e164(jid)
+        elif jid.is_bsuid:
+            bsuid = bsuid or jid.user
     except InvalidPhone:
         pass
     if phone is None and phone_raw:
@@ -94,7 +112,31 @@ def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
             phone = normalize_phone(phone_raw, strict=False)
         except InvalidPhone:
             phone = None
-    return Identity(phone=phone, lid=lid)
+    return Identity(phone=phone, lid=lid, bsuid=bsuid)
+
+
+async def _lock_company(db: AsyncSession, company_id: uuid.UUID) -> bool:
+    """Hold the company (KEY SHARE) before anything else; False when it is gone.
+
+    Taken first, it orders this transaction against a company delete (which locks the
+    company row FOR UPDATE before its cascade): one waits for the other, no deadlock.
+    """
+    found = await db.scalar(
+        select(Company.id).where(Company.id == company_id).with_for_update(key_share=True)
+    )
+    return found is not None
+
+
+# Turns a stored raw engine body (e.g. a Cloud API webhook) into events, by its row id.
+RawHandler = Callable[[uuid.UUID], Awaitable[None]]
+
+
+def _sender_key(event: AnyEngineEvent) -> str:
+    """The key events are ordered by: one sender of one session."""
+    key = f"{event.session_id}:"
+    if isinstance(event, MessageEvent | ContactEvent):
+        key += sender_of(event).key
+    return key
 
 
 class Inbound:
@@ -105,14 +147,48 @@ class Inbound:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._company: dict[uuid.UUID, uuid.UUID] = {}  # a session's company never changes
         self._engine: dict[uuid.UUID, Engine] = {}
+        # Stored rows that are not engine events but an engine's raw body (e.g. a Cloud
+        # API webhook): their event_type names who turns them into events.
+        self.raw_handlers: dict[str, RawHandler] = {}
         self.processed = 0
         self.failed = 0
+        self.deferred_total = 0  # events whose processing was put off by a transient failure
+        # Per sender key, the events put off by a transient failure, oldest first.
+        self._deferred: dict[str, list[uuid.UUID]] = {}
+        self._retry_task: asyncio.Task[None] | None = None
+        self._sweep_needed = False
+        # Engine events nobody redelivers (acks, contacts) that could not be stored yet.
+        self._parked: deque[tuple[uuid.UUID, AnyEngineEvent]] = deque()
+        # Companies being deleted: their events are refused (their sessions are stopping).
+        self.closing: set[uuid.UUID] = set()
 
     # ------------------------------------------------------------------ intake
 
     async def receive(self, session_id: uuid.UUID, event: AnyEngineEvent) -> uuid.UUID | None:
-        """Store an engine event durably, then process it; return the stored row id."""
-        row_id = await self.store(session_id, event)
+        """Store an engine event durably, then process it; return the stored row id.
+
+        When the raw event cannot be committed the error propagates (the caller must not
+        acknowledge); a transient one also schedules a sweep, since its commit may have
+        gone through although the answer was lost.
+        """
+        try:
+            row_id = await self.store(session_id, event)
+        except NotFound:
+            if isinstance(event, MessageEvent):
+                raise
+            log.info("%s event for a session that is gone dropped", event.kind)
+            return None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._sweep_needed = True
+            self._kick()
+            if isinstance(event, MessageEvent):
+                raise
+            # Acks and contact updates are not redelivered by anyone: keep them in
+            # memory and store them once the database answers.
+            self._park(session_id, event)
+            return None
         if row_id is not None:
             company_id = self._company[session_id]
             await self.process(row_id, known=(company_id, event))
@@ -124,8 +200,13 @@ class Inbound:
         if company_id is None:
             log.warning("event for unknown session %s dropped", session_id)
             return None
+        if company_id in self.closing:
+            raise NotFound("session not found: its company is being deleted")
         dedupe = getattr(event, "wa_message_id", None)
         async with self.kernel.tx() as db:
+            if not await _lock_company(db, company_id):
+                self._company.pop(session_id, None)
+                raise NotFound("session not found")
             row = WebhookEvent(
                 company_id=company_id,
                 session_id=session_id,
@@ -173,24 +254,35 @@ class Inbound:
         return found[0]
 
     async def recover(self, batch: int = 500) -> int:
-        """Process every stored event not yet processed, oldest first (daemon start)."""
+        """Process every stored event not yet processed, oldest first (start, sweeps).
+
+        Stops early when the database fails transiently (the in-process retry takes
+        over); events already waiting in the retry queue are left to it.
+        """
         done = 0
+        after: tuple[Any, uuid.UUID] | None = None
         while True:
+            query = (
+                select(WebhookEvent.received_at, WebhookEvent.id)
+                .where(WebhookEvent.state == WebhookEventState.PENDING)
+                .order_by(WebhookEvent.received_at, WebhookEvent.id)
+                .limit(batch)
+            )
+            if after is not None:
+                query = query.where(tuple_(WebhookEvent.received_at, WebhookEvent.id) > after)
             async with self.kernel.read() as db:
-                ids = list(
-                    (
-                        await db.scalars(
-                            select(WebhookEvent.id)
-                            .where(WebhookEvent.state == WebhookEventState.PENDING)
-                            .order_by(WebhookEvent.received_at, WebhookEvent.id)
-                            .limit(batch)
-                        )
-                    ).all()
-                )
-            if not ids:
+                rows = [(r[0], r[1]) for r in (await db.execute(query)).all()]
+            if not rows:
                 return done
-            for row_id in ids:
+            waiting = {i for q in self._deferred.values() for i in q}
+            for received_at, row_id in rows:
+                after = (received_at, row_id)
+                if row_id in waiting:
+                    continue
+                deferred, sweep = self.deferred_total, self._sweep_needed
                 await self.process(row_id)
+                if self.deferred_total != deferred or (self._sweep_needed and not sweep):
+                    return done  # the database is failing: the retry loop goes on later
                 done += 1
 
     # ------------------------------------------------------------------ processing
@@ -201,55 +293,228 @@ class Inbound:
         """Process one stored event exactly once (ordered per sender, retried on races).
 
         `known` (company id and event) spares re-reading a row that was just stored;
-        the state check inside the processing transaction still decides.
+        the state check inside the processing transaction still decides. A row holding
+        an engine's raw body (a Cloud API webhook) goes to that engine's raw handler. A
+        transient failure leaves the event pending and queued for the in-process retry.
         """
-        if known is not None:
-            company_id, event = known
-        else:
-            async with self.kernel.read() as db:
-                row = await db.get(WebhookEvent, row_id)
-                if row is None or row.state != WebhookEventState.PENDING:
-                    return
-                payload, company_id = row.payload, row.company_id
-            try:
-                event = load_event(payload)
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                # A stored event this version cannot read is poison: mark it and go on,
-                # never keep the daemon from starting over it.
-                await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
+        try:
+            loaded = known if known is not None else await self._load(row_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._sweep_needed = True  # recover() finds it again
+            self._kick()
+            return
+        if loaded is None:
+            return
+        if not isinstance(loaded, tuple):
+            await loaded(row_id)  # a raw body: its engine turns it into events
+            return
+        company_id, event = loaded
+        key = _sender_key(event)
+        lock = self._lock(key)
+        async with lock:
+            queue = self._deferred.get(key)
+            if queue:
+                queue.append(row_id)  # an older event of this sender waits: keep the order
+                self.deferred_total += 1
+                self._kick()
                 return
+            if not await self._process_locked(row_id, company_id, [event]):
+                self._deferred.setdefault(key, []).append(row_id)
+                self.deferred_total += 1
+                self._kick()
 
-        key = f"{event.session_id}:"
-        if isinstance(event, MessageEvent | ContactEvent):
-            key += sender_of(event).key
+    async def process_events(
+        self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
+    ) -> None:
+        """Apply the events of one stored row in one transaction that marks it PROCESSED.
+
+        A row holds one engine event, or an engine's raw body that gave several (a Cloud
+        API webhook); either way they are applied exactly once, under their senders'
+        locks (taken in a fixed order), retried when a uniqueness race is lost. A
+        transient failure leaves the row pending for the sweep of the in-process retry.
+        """
+        locks = [self._lock(key) for key in sorted({_sender_key(e) for e in batch})]
+        async with contextlib.AsyncExitStack() as held:
+            for lock in locks:
+                await held.enter_async_context(lock)
+            done = await self._process_locked(row_id, company_id, batch)
+        if not done:
+            self._sweep_needed = True
+            self._kick()
+
+    def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
             self._locks[key] = lock
-        async with lock:
+        return lock
+
+    async def _load(
+        self, row_id: uuid.UUID
+    ) -> tuple[uuid.UUID, AnyEngineEvent] | RawHandler | None:
+        """Read a pending stored row: its event, its raw handler, or None (gone, done, poison)."""
+        async with self.kernel.read() as db:
+            row = await db.get(WebhookEvent, row_id)
+            if row is None or row.state != WebhookEventState.PENDING:
+                return None
+            payload, company_id = row.payload, row.company_id
+            raw_handler = self.raw_handlers.get(row.event_type)
+        if raw_handler is not None:
+            return raw_handler
+        try:
+            return company_id, load_event(payload)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            # A stored event this version cannot read is poison: mark it and go on,
+            # never keep the daemon from starting over it.
+            await self._poison(row_id, f"unreadable stored event: {exc}"[:2000])
+            return None
+
+    async def _process_locked(
+        self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
+    ) -> bool:
+        """Process under the senders' locks; False when a transient failure put it off.
+
+        When a batch of several fails deterministically, each event goes through
+        `receive` on its own, so one bad event cannot hold back the others; a single
+        one is poisoned.
+        """
+        try:
             for attempt in range(MAX_RACE_RETRIES):
                 try:
                     async with self.kernel.tx() as db:
+                        if not await _lock_company(db, company_id):
+                            return True  # deleted with its company
                         fresh = await db.get(WebhookEvent, row_id, with_for_update=True)
                         if fresh is None or fresh.state != WebhookEventState.PENDING:
-                            return
-                        await self._apply(db, company_id, event)
+                            return True
+                        for event in batch:
+                            await self._apply(db, company_id, event)
                         fresh.state = WebhookEventState.PROCESSED
                         fresh.processed_at = utcnow()
                         fresh.attempts += 1
-                    self.processed += 1
-                    return
+                    self.processed += len(batch)
+                    return True
                 except IntegrityError:
                     # Lost a race (same message delivered twice, first ticket of a client
                     # opened by a concurrent event): the next try sees the winner's rows.
                     if attempt == MAX_RACE_RETRIES - 1:
                         await self._poison(row_id, "uniqueness conflict persisted")
-                        return
+                        return True
                     await asyncio.sleep(0.01 * (attempt + 1))
                 except Exception as exc:
+                    if is_transient(exc):
+                        return False
                     log.exception("inbound event %s failed", row_id)
-                    await self._poison(row_id, f"{type(exc).__name__}: {exc}")
-                    return
+                    if len(batch) == 1:
+                        await self._poison(row_id, f"{type(exc).__name__}: {exc}")
+                        return True
+                    break
+            # A batch that failed as a whole: one stored row per event, each on its own.
+            for event in batch:
+                await self.receive(event.session_id, event)
+            async with self.kernel.tx() as db:
+                await db.execute(
+                    update(WebhookEvent)
+                    .where(
+                        WebhookEvent.id == row_id,
+                        WebhookEvent.state == WebhookEventState.PENDING,
+                    )
+                    .values(
+                        state=WebhookEventState.PROCESSED,
+                        error="split into one stored event per message",
+                        attempts=WebhookEvent.attempts + 1,
+                        processed_at=utcnow(),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            return True
+        except Exception as exc:  # the poison mark or the split itself failed
+            if is_transient(exc):
+                return False
+            raise
+
+    # ------------------------------------------------------------------ retry
+
+    def _park(self, session_id: uuid.UUID, event: AnyEngineEvent) -> None:
+        if len(self._parked) >= MAX_PARKED:
+            self._parked.popleft()
+            log.warning("too many engine events waiting for the database: oldest dropped")
+        self._parked.append((session_id, event))
+
+    def _kick(self) -> None:
+        """Make sure the in-process retry runs (one task at a time)."""
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
+
+    @property
+    def backlog(self) -> int:
+        """How many events wait for the in-process retry (stored or parked)."""
+        return sum(len(q) for q in self._deferred.values()) + len(self._parked)
+
+    async def _retry_loop(self) -> None:
+        delay = RETRY_FIRST_DELAY
+        while self._deferred or self._sweep_needed or self._parked:
+            await asyncio.sleep(delay)
+            try:
+                ok = await self._retry_once()
+            except Exception:  # a bug must not end the retry of what is still pending
+                log.exception("inbound retry failed")
+                ok = False
+            delay = RETRY_FIRST_DELAY if ok else min(delay * 2, RETRY_MAX_DELAY)
+
+    async def _retry_once(self) -> bool:
+        """Store parked events, process deferred ones oldest first per sender, then sweep.
+
+        Returns False while the database still fails.
+        """
+        while self._parked:
+            session_id, event = self._parked[0]
+            try:
+                await self.store(session_id, event)
+            except Exception as exc:
+                if is_transient(exc):
+                    return False
+                log.exception("parked engine event dropped")
+            self._parked.popleft()
+            self._sweep_needed = True  # the sweep processes what was just stored
+        for key in list(self._deferred):
+            async with self._lock(key):
+                queue = self._deferred.get(key, [])
+                while queue:
+                    row_id = queue[0]
+                    try:
+                        loaded = await self._load(row_id)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            return False
+                        raise
+                    if isinstance(loaded, tuple):
+                        company_id, event = loaded
+                        if not await self._process_locked(row_id, company_id, [event]):
+                            return False
+                    elif loaded is not None:
+                        await loaded(row_id)  # a raw body (not expected in this queue)
+                    queue.pop(0)
+                self._deferred.pop(key, None)
+        if self._sweep_needed:
+            self._sweep_needed = False
+            try:
+                await self.recover()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._sweep_needed = True
+                return False
+        return not self._deferred and not self._sweep_needed and not self._parked
+
+    async def stop(self) -> None:
+        """Stop the in-process retry (what it left pending is processed at the next start)."""
+        task, self._retry_task = self._retry_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _poison(self, row_id: uuid.UUID, error: str) -> None:
         self.failed += 1
@@ -373,8 +638,16 @@ class Inbound:
             body=ev.body,
             wa_message_id=ev.wa_message_id,
             quoted_message_id=quoted_id,
+            media_id=(
+                ev.media_id
+                or (
+                    await store_received(db, self.kernel.settings, company_id, ev)
+                    if ev.media_url
+                    else None
+                )
+            ),
             wa_timestamp=ev.timestamp,
-            extra={"kind": "phone"} if ev.from_me else {},
+            extra={"kind": "phone"} if ev.from_me else dict(ev.extra),
         )
         db.add(message)
         now = utcnow()
@@ -497,7 +770,10 @@ class Inbound:
         if created:
             step = flow.start(await self._customer(db, client, ticket), now)
         else:
-            step = flow.handle(ticket.flow_state, ticket.flow_data, ev.body or "", now)
+            # A tapped button or list row answers with its id (the menu position, "1"/"2").
+            step = flow.handle(
+                ticket.flow_state, ticket.flow_data, ev.reply_id or ev.body or "", now
+            )
         ticket.flow_state = step.state
         ticket.flow_data = step.data
         if step.department_id is not None:
@@ -505,8 +781,12 @@ class Inbound:
             dept = departments.get(step.department_id)
             if dept is not None and dept.response_timeout_seconds:
                 ticket.timeout_at = now + timedelta(seconds=dept.response_timeout_seconds)
-        for text in step.replies:
-            await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+        session = await db.get(WaSession, chat.session_id)  # loaded by _flow already
+        native = session is not None and session.engine == Engine.CLOUD
+        for text, interactive in menu_messages(flow, step, native=native):
+            queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
+            if interactive is not None:
+                queued.message.extra = {**queued.message.extra, "interactive": interactive}
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:

@@ -47,7 +47,9 @@ from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, events
 from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import referenced, unknown_reference
 from zapd.kernel.visibility import can_see
+from zapd.services.conversations.cloud import check_cloud_send, template_text
 from zapd.services.delivery import media as media_service
 from zapd.services.delivery import outbox
 from zapd.services.people import identity
@@ -195,7 +197,7 @@ async def _media(db: AsyncSession, principal: Principal, media_id: uuid.UUID) ->
     try:
         return await media_service.get(db, principal, media_id)
     except NotFound:
-        raise ValidationFailed("media_id: no such media") from None
+        raise unknown_reference("media_id", "media") from None
 
 
 def _type_of(media: Media | None) -> MessageType:
@@ -263,11 +265,21 @@ async def send(
         )
     if not body.note and not session.active:
         raise Conflict("the session is inactive", code=ErrorCode.SESSION_INACTIVE)
+    template_extra = await check_cloud_send(
+        db, session, ticket.client_id if ticket else client.id if client else None, body
+    )
 
     quoted_id = None
     if body.quoted_message_id is not None:
-        quoted = await db.get(Message, body.quoted_message_id)
-        if quoted is None or quoted.company_id != company_id or quoted.chat_id != chat.id:
+        quoted = await referenced(
+            db,
+            Message,
+            body.quoted_message_id,
+            company_id,
+            field="quoted_message_id",
+            what="message",
+        )
+        if quoted.chat_id != chat.id:
             raise ValidationFailed("quoted_message_id: no such message in this chat")
         quoted_id = quoted.id
     media = await _media(db, actor.principal, body.media_id) if body.media_id else None
@@ -278,6 +290,8 @@ async def send(
         else None
     )
     text = body.body if body.body and body.body.strip() else None
+    if body.template is not None:
+        text = template_text(body.template.name, body.template.parameters)
     shortcut = None
     if text is not None:
         text, shortcut = await expand_quick_reply(
@@ -291,6 +305,7 @@ async def send(
     if (
         text is not None
         and not body.note
+        and body.template is None
         and p.user_id is not None
         and settings_of(company).agent_name_prefix
     ):
@@ -318,6 +333,8 @@ async def send(
     message = queued.message
     if key is not None:
         message.extra = {**(message.extra or {}), FINGERPRINT: fingerprint}
+    if template_extra is not None:
+        message.extra = {**(message.extra or {}), **template_extra}
     if body.note and key is not None:
         message.extra = {**(message.extra or {}), "idempotency_key": key}
 
@@ -336,6 +353,7 @@ async def send(
         "body_length": len(text or ""),  # the text itself stays out of the audit log
         "media_id": message.media_id,
         "quick_reply": shortcut,
+        "template": body.template.name if body.template else None,
         "idempotency_key": idempotency_key,
     }
     if e164 is not None:

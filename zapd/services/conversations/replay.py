@@ -18,12 +18,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import WebhookEventState
+from zapd.connectors.cloud.webhook import Envelope
 from zapd.connectors.events import load_event
 from zapd.db.models import WaSession, WebhookEvent
 from zapd.errors import NotFound
 from zapd.kernel import audit
 from zapd.kernel.principal import Actor
 from zapd.kernel.scoping import resolve_company
+from zapd.services.conversations.cloud import RAW_EVENT_TYPE as CLOUD_RAW_EVENT
 
 BATCH = 500
 
@@ -70,7 +72,9 @@ async def replay(db: AsyncSession, actor: Actor, pick: Pick) -> dict[str, Any]:
     unreadable: list[str] = []
     last: uuid.UUID | None = None
     while True:
-        stmt = select(WebhookEvent.id, WebhookEvent.company_id, WebhookEvent.payload)
+        stmt = select(
+            WebhookEvent.id, WebhookEvent.company_id, WebhookEvent.payload, WebhookEvent.event_type
+        )
         stmt = stmt.where(*conditions)
         if last is not None:
             stmt = stmt.where(WebhookEvent.id > last)
@@ -79,9 +83,12 @@ async def replay(db: AsyncSession, actor: Actor, pick: Pick) -> dict[str, Any]:
             break
         last = rows[-1][0]
         good: list[uuid.UUID] = []
-        for row_id, cid, payload in rows:
+        for row_id, cid, payload, event_type in rows:
             try:
-                load_event(payload)
+                if event_type == CLOUD_RAW_EVENT:  # a Cloud API body, parsed when processed
+                    Envelope.model_validate(payload)
+                else:
+                    load_event(payload)
             except Exception:
                 unreadable.append(str(row_id))
                 continue

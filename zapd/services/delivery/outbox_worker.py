@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -172,6 +172,8 @@ class Claim:
     media_filename: str | None
     quoted_wa_message_id: str | None
     attempts: int
+    interactive: dict[str, Any] | None = None  # list / buttons, for engines that have them
+    template: dict[str, Any] | None = None  # a Cloud API template send
 
     def outbound(self) -> OutboundMessage:
         """Return the engine's view of this send."""
@@ -185,6 +187,8 @@ class Claim:
             media_filename=self.media_filename,
             quoted_wa_message_id=self.quoted_wa_message_id,
             idempotency_key=self.idempotency_key,
+            interactive=self.interactive,
+            template=self.template,
         )
 
 
@@ -234,10 +238,11 @@ def due_rows(
 # --------------------------------------------------------------------------- lanes
 
 
-def lane_capacity(s: ZapdSettings) -> int:
+def lane_capacity(s: ZapdSettings, rate: float | None = None, burst: int | None = None) -> int:
     """Return how many claims a session's lane holds: few enough to go out well within a lock."""
-    by_lock = int(s.outbox_rate_per_second * s.outbox_lock_seconds / 4)
-    return max(1, min(s.outbox_burst, by_lock))
+    rate = rate or s.outbox_rate_per_second
+    by_lock = int(rate * s.outbox_lock_seconds / 4)
+    return max(1, min(burst or s.outbox_burst, by_lock))
 
 
 class _Lane:
@@ -247,12 +252,19 @@ class _Lane:
         s = worker.settings
         self.worker = worker
         self.session_id = session_id
-        self.bucket = TokenBucket(s.outbox_rate_per_second, s.outbox_burst)
-        self.capacity = lane_capacity(s)
+        # An engine may state its own pace (the Cloud API number's throughput tier, with
+        # no ban-risk jitter); otherwise the daemon's outbox settings apply.
+        connector = worker.connector_of(session_id)
+        rate = float(getattr(connector, "rate_per_second", None) or s.outbox_rate_per_second)
+        burst = int(getattr(connector, "burst", None) or s.outbox_burst)
+        jitter = getattr(connector, "jitter_ms", None)
+        self.jitter_ms: int = s.outbox_jitter_ms if jitter is None else int(jitter)
+        self.bucket = TokenBucket(rate, burst)
+        self.capacity = lane_capacity(s, rate, burst)
         self.queue: asyncio.Queue[Claim] = asyncio.Queue()
         self.busy = False
         # Idle long enough for the bucket to refill, so a new lane starting full is fair.
-        self.idle = max(LANE_IDLE_SECONDS, s.outbox_burst / s.outbox_rate_per_second)
+        self.idle = max(LANE_IDLE_SECONDS, burst / rate)
         self.task = asyncio.create_task(self._run(), name=f"outbox-lane-{session_id}")
 
     def room(self) -> int:
@@ -279,8 +291,10 @@ class _Lane:
                 self.busy = True
                 try:
                     await worker.deliver(self, claim)
-                except Exception:  # the row keeps its lock and is taken again after it
-                    log.exception("outbox %s: delivery crashed", claim.outbox_id)
+                except Exception as exc:  # the row keeps its lock and is taken again after it
+                    worker.kernel.db_health.report(
+                        exc, log, "outbox %s: delivery crashed", claim.outbox_id
+                    )
                 finally:
                     self.busy = False
                     worker.held.discard(claim.outbox_id)
@@ -363,8 +377,10 @@ class OutboxWorker:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox dispatch failed; trying again shortly")
+            except Exception as exc:
+                self.kernel.db_health.report(
+                    exc, log, "outbox dispatch failed; trying again shortly"
+                )
                 await asyncio.sleep(min(5.0, self.settings.outbox_poll_interval * 10))
 
     async def run_once(self) -> int:
@@ -386,7 +402,14 @@ class OutboxWorker:
 
     def _room(self, session_id: uuid.UUID) -> int:
         lane = self.lanes.get(session_id)
-        return lane.room() if lane is not None else lane_capacity(self.settings)
+        if lane is not None:
+            return lane.room()
+        connector = self.connector_of(session_id)
+        return lane_capacity(
+            self.settings,
+            getattr(connector, "rate_per_second", None),
+            getattr(connector, "burst", None),
+        )
 
     async def claim(self) -> list[Claim]:
         """Mark due rows SENDING in one short transaction and return them."""
@@ -479,6 +502,8 @@ class OutboxWorker:
                         quoted.get(m.quoted_message_id) if m.quoted_message_id else None
                     ),
                     attempts=box.attempts,
+                    interactive=(m.extra or {}).get("interactive"),
+                    template=(m.extra or {}).get("template"),
                 )
             )
         return out
@@ -495,12 +520,16 @@ class OutboxWorker:
             await self.record_failure(claim, "session is not connected", transient=True)
             return
         await lane.bucket.take()
-        jitter = self.settings.outbox_jitter_ms
+        jitter = lane.jitter_ms
         if jitter:
             await asyncio.sleep(self._rng.uniform(0, jitter) / 1000)
         try:
             wa_id = await connector.send(claim.outbound())
         except SendError as exc:
+            if exc.transient and exc.retry_after is not None:
+                # The engine asks for a pause (per-recipient pacing): no attempt spent.
+                await self._release(claim, str(exc) or "paused", delay=exc.retry_after)
+                return
             await self.record_failure(claim, str(exc) or "send refused", transient=exc.transient)
             return
         except Exception as exc:
@@ -514,7 +543,9 @@ class OutboxWorker:
             # PENDING without spending an attempt, and the re-send with the same key is
             # answered by the engine with the same id (or, if even this write fails,
             # the claim's lock runs out and the row is taken again).
-            log.exception("outbox %s: sent as %s but not recorded", claim.outbox_id, wa_id)
+            self.kernel.db_health.report(
+                exc, log, "outbox %s: sent as %s but not recorded", claim.outbox_id, wa_id
+            )
             await self._release(claim, f"sent, but recording it failed: {exc}")
             return
         self.sent += 1
@@ -577,11 +608,13 @@ class OutboxWorker:
                     if transient:
                         reason = f"gave up after {box.attempts} attempts: {reason}"
                     await fail_message(db, message, reason, source="outbox")
-        except Exception:
+        except Exception as exc:
             # Left SENDING: taken again once its lock runs out.
-            log.exception("outbox %s: could not record a failed send", claim.outbox_id)
+            self.kernel.db_health.report(
+                exc, log, "outbox %s: could not record a failed send", claim.outbox_id
+            )
 
-    async def _release(self, claim: Claim, reason: str) -> None:
+    async def _release(self, claim: Claim, reason: str, delay: float | None = None) -> None:
         s = self.settings
         try:
             async with self.kernel.tx() as db:
@@ -591,10 +624,13 @@ class OutboxWorker:
                 box.state = OutboxState.PENDING
                 box.locked_until = None
                 box.last_error = reason[:ERROR_MAX]
-                delay = backoff_delay(1, s.outbox_backoff_base, s.outbox_backoff_cap, self._rng)
+                if delay is None:
+                    delay = backoff_delay(1, s.outbox_backoff_base, s.outbox_backoff_cap, self._rng)
                 box.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        except Exception:
-            log.exception("outbox %s: could not release the claim", claim.outbox_id)
+        except Exception as exc:
+            self.kernel.db_health.report(
+                exc, log, "outbox %s: could not release the claim", claim.outbox_id
+            )
 
     async def _give_back(self, claims: list[Claim]) -> None:
         try:
@@ -608,8 +644,10 @@ class OutboxWorker:
                     box.state = OutboxState.PENDING
                     box.locked_until = None
                     box.next_attempt_at = utcnow()
-        except Exception:
-            log.exception("could not hand %d unsent claims back", len(claims))
+        except Exception as exc:
+            self.kernel.db_health.report(
+                exc, log, "could not hand %d unsent claims back", len(claims)
+            )
 
     # ------------------------------------------------------------------ acks
 

@@ -18,7 +18,8 @@ from zapd.errors import NotFound, RateLimited, Unauthorized, ValidationFailed
 from zapd.kernel import audit
 from zapd.kernel.context import after_commit
 from zapd.kernel.principal import Actor, Principal
-from zapd.security import new_token, token_hash
+from zapd.kernel.throttle import Refusal
+from zapd.security import HashingBusy, new_token, token_hash
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 JWT_ALGORITHM = "HS256"
 API_TOKEN_PREFIX = "zap_"
 REFRESH_TOKEN_PREFIX = "zrt_"
-# Timing equaliser: verify against this when the e-mail is unknown.
-_DUMMY_HASH_PASSWORD = "not-a-real-password"
 
 
 def _now() -> datetime:
@@ -127,7 +126,6 @@ async def _company_active(db: AsyncSession, company_id: uuid.UUID | None) -> boo
 
 
 async def login(
-    db: AsyncSession,
     kernel: Kernel,
     email: str,
     password: str,
@@ -135,28 +133,90 @@ async def login(
     ip: str,
     user_agent: str | None = None,
 ) -> TokenPair:
-    """Check credentials (throttled per e-mail + IP) and start a new login family."""
+    """Check credentials (throttled) and start a new login family.
+
+    The password is checked off the event loop and outside any transaction (on SQLite a
+    write transaction holds the one writer lock): read the user, verify, then write. An
+    unknown e-mail is verified against a dummy hash, so both paths cost one verify.
+    """
     email = email.strip().lower()
-    wait = kernel.throttle.retry_after(email, ip)
-    if wait:
-        raise RateLimited(f"too many failed logins; retry in {wait}s", retry_after=wait)
-    user = await db.scalar(select(User).where(User.email == email))
-    if user is None:
-        kernel.passwords.verify(kernel.passwords.hash(_DUMMY_HASH_PASSWORD), password)
-        ok = False
-    else:
-        ok = kernel.passwords.verify(user.password_hash, password)
-    if not ok or user is None:
-        kernel.throttle.failed(email, ip)
+    refusal = kernel.throttle.check(email, ip)
+    if refusal is not None:
+        raise _refused(refusal, email)
+    async with kernel.read() as db:
+        user = await db.scalar(select(User).where(User.email == email))
+        stored = user.password_hash if user is not None else None
+        user_id = user.id if user is not None else None
+    try:
+        ok = await kernel.passwords.verify_async(stored, password)
+    except HashingBusy:
+        raise RateLimited("too many logins in progress; retry in a second", retry_after=1) from None
+    if not ok or user_id is None:
+        await _failed(kernel, email, ip, user)
         raise Unauthorized("wrong e-mail or password", code=ErrorCode.BAD_CREDENTIALS)
-    if not user.active or not await _company_active(db, user.company_id):
-        kernel.throttle.failed(email, ip)
+    new_hash = None
+    if stored is not None and kernel.passwords.needs_rehash(stored):
+        new_hash = await kernel.passwords.hash_async(password)
+    disabled = False
+    async with kernel.tx() as db:
+        fresh = await db.get(User, user_id)
+        # Deleted or re-passworded while we checked: that password is not valid now.
+        current = fresh is not None and fresh.password_hash == stored
+        if fresh is not None and current:
+            disabled = not fresh.active or not await _company_active(db, fresh.company_id)
+            if not disabled:
+                if new_hash is not None:
+                    fresh.password_hash = new_hash
+                fresh.last_login_at = _now()
+                kernel.throttle.succeeded(email, ip)
+                return await _issue_pair(db, kernel, fresh, uuid.uuid4(), ip, user_agent)
+    await _failed(kernel, email, ip, user)
+    if disabled:
         raise Unauthorized("this account is disabled", code=ErrorCode.ACCOUNT_DISABLED)
-    kernel.throttle.succeeded(email, ip)
-    if kernel.passwords.needs_rehash(user.password_hash):
-        user.password_hash = kernel.passwords.hash(password)
-    user.last_login_at = _now()
-    return await _issue_pair(db, kernel, user, uuid.uuid4(), ip, user_agent)
+    raise Unauthorized("wrong e-mail or password", code=ErrorCode.BAD_CREDENTIALS)
+
+
+def _refused(refusal: Refusal, email: str) -> RateLimited:
+    wait = refusal.retry_after
+    if refusal.scope == "account":
+        return RateLimited(
+            f"this account is locked after too many failed logins; it unlocks by itself in "
+            f"{wait}s, or an admin unlocks it now with `zapctl user enable {email}` (or "
+            f"`zapctl user reset-password {email}`)",
+            retry_after=wait,
+            code=ErrorCode.ACCOUNT_LOCKED,
+        )
+    if refusal.scope == "address":
+        return RateLimited(
+            f"too many failed logins from this address; retry in {wait}s", retry_after=wait
+        )
+    return RateLimited(f"too many failed logins; retry in {wait}s", retry_after=wait)
+
+
+_THROTTLE_ACTOR = Principal(user_id=None, company_id=None, role=None, name="login throttle")
+
+
+async def _failed(kernel: Kernel, email: str, ip: str, user: User | None) -> None:
+    """Count a failed login; a lock it starts goes to the audit log."""
+    started = kernel.throttle.failed(email, ip)
+    if not started:
+        return
+    async with kernel.tx() as db:
+        for lock in started:
+            on_user = lock.scope == "account" and user is not None
+            audit.record(
+                db,
+                Actor(_THROTTLE_ACTOR, ip=ip),
+                f"auth.lockout.{lock.scope}",
+                "user" if on_user else lock.scope,
+                user.id if on_user and user is not None else None,
+                company_id=user.company_id if on_user and user is not None else None,
+                extra={
+                    "key": lock.key,
+                    "seconds": lock.seconds,
+                    "failures": lock.failures,
+                },
+            )
 
 
 async def refresh(

@@ -6,15 +6,16 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.protocol.emails import normalize_email as shared_normalize_email
 from zapd.config import JWT_SECRET_FILENAME
 from zapd.db import migrate
 from zapd.db.engine import create_engine, session_factory
 from zapd.db.models import User
 from zapd.errors import Conflict, ValidationFailed
+from zapd.password_policy import check_password_strength
 from zapd.security import (
     MIN_PASSWORD_LENGTH,
     ensure_secret_file,
@@ -45,21 +46,18 @@ class InitResult:
 
 
 def normalize_email(email: str) -> str:
-    """Validate an e-mail address and return it lower-cased."""
+    """Validate an e-mail address and return it lower-cased (internal domains accepted)."""
     try:
-        # Special-use domains (.local, localhost, .test) are refused by the library;
-        # allowing them would mean patching its module-level list, which we avoid.
-        info = validate_email(email.strip(), check_deliverability=False)
-
-    except EmailNotValidError as exc:
-        raise ValidationFailed(f"invalid e-mail address {email!r}: {exc}") from None
-    return info.normalized.lower()
+        return shared_normalize_email(email)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
 
 
-def check_password(password: str) -> None:
-    """Refuse passwords that are too short."""
+def check_password(password: str, *user_inputs: str | None) -> None:
+    """Refuse passwords that are too short, common or trivially guessable."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    check_password_strength(password, *user_inputs)
 
 
 async def init_instance(
@@ -73,7 +71,7 @@ async def init_instance(
 ) -> InitResult:
     """Prepare an instance; idempotent, refuses to overwrite an admin without `force`."""
     email = normalize_email(admin_email)
-    check_password(admin_password)
+    check_password(admin_password, email, admin_name)
     prepare_state_dir(state_dir)
     secret_file = state_dir / JWT_SECRET_FILENAME
     ensure_secret_file(secret_file)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.cnpj import InvalidCNPJ, normalize_cnpj
+from shared.cnpj import InvalidCNPJ, cnpj_search_key, normalize_cnpj
 from shared.enums import Role
 from shared.errors import CloseCode, ErrorCode
 from shared.protocol.companies import (
@@ -60,10 +60,10 @@ async def list_(
         stmt = stmt.where(Company.active == active)
     if q:
         needle = q.strip().lower()
-        digits = "".join(ch for ch in needle if ch.isdigit())
+        cnpj_part = cnpj_search_key(q)
         conds = [func.lower(Company.name).contains(needle, autoescape=True)]
-        if digits:
-            conds.append(Company.cnpj.contains(digits, autoescape=True))
+        if cnpj_part:
+            conds.append(Company.cnpj.contains(cnpj_part, autoescape=True))
         stmt = stmt.where(or_(*conds))
     return await paginate(db, stmt, Company.id, page)
 
@@ -190,6 +190,9 @@ async def delete(db: AsyncSession, actor: Actor, company_id: uuid.UUID, *, force
             "the company still has tickets or messages; pass force=true to delete them too",
             code=ErrorCode.COMPANY_NOT_EMPTY,
         )
+    # The company row first: writers that lock it first (the inbound pipeline) queue
+    # behind this transaction instead of holding rows the cascade must delete.
+    await db.execute(select(Company.id).where(Company.id == row.id).with_for_update())
     before = _snapshot(row)
     await db.delete(row)
     await db.flush()

@@ -17,7 +17,7 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, changes
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.kernel.scoping import company_scoped, get_owned, referenced
 
 
 async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Department:
@@ -44,9 +44,9 @@ async def _check_refs(
     if fallback is not None:
         if fallback == self_id:
             raise ValidationFailed("a department cannot fall back to itself")
-        other = await db.get(Department, fallback)
-        if other is None or other.company_id != company_id:
-            raise ValidationFailed("fallback_department_id: no such department")
+        await referenced(
+            db, Department, fallback, company_id, field="fallback_department_id", what="department"
+        )
 
 
 async def _check_unique(

@@ -2,9 +2,10 @@
 
 A client is known by identities (`client_identities` rows, unique per company, kind and
 value): its canonical E.164 phone (PHONE), the other spelling of a Brazilian mobile with
-or without the 9th digit (PHONE_ALT), WhatsApp's linked id (LID). A new id kind (Meta's
-business-scoped user id, ...) is one more field of `Identity`, one more line in `wanted`
-and one more branch in `_identity_match`; every caller follows.
+or without the 9th digit (PHONE_ALT), WhatsApp's linked id (LID), Meta's business-scoped
+user id (BSUID: a Cloud API user who hides their number). A new id kind is one more
+field of `Identity`, one more line in `wanted` and one more branch in `_identity_match`;
+every caller follows.
 
 The rules, the same for the inbound pipeline, the agents' sends, the admin API and the
 LGPD tools:
@@ -37,11 +38,12 @@ class Identity:
 
     phone: str | None = None  # canonical E.164
     lid: str | None = None  # "...@lid"
+    bsuid: str | None = None  # Meta's business-scoped user id, e.g. "BR.1502..."
 
     @property
     def key(self) -> str:
         """Return a stable label for this person (for per-sender locks and logs)."""
-        return self.phone or self.lid or "?"
+        return self.phone or self.lid or self.bsuid or "?"
 
     def phones(self) -> list[str]:
         """Return every spelling of the phone, the canonical one first."""
@@ -56,6 +58,8 @@ class Identity:
             rows.extend((ClientIdentityKind.PHONE_ALT, alt) for alt in phones[1:])
         if self.lid:
             rows.append((ClientIdentityKind.LID, self.lid))
+        if self.bsuid:
+            rows.append((ClientIdentityKind.BSUID, self.bsuid))
         return rows
 
 
@@ -67,6 +71,11 @@ def _identity_match(identity: Identity) -> ColumnElement[bool] | None:
     if identity.lid:
         conditions.append(
             (ClientIdentity.kind == ClientIdentityKind.LID) & (ClientIdentity.value == identity.lid)
+        )
+    if identity.bsuid:
+        conditions.append(
+            (ClientIdentity.kind == ClientIdentityKind.BSUID)
+            & (ClientIdentity.value == identity.bsuid)
         )
     return or_(*conditions) if conditions else None
 

@@ -22,6 +22,7 @@ from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import referenced_ids
 from zapd.security import Passwords
 from zapd.services.people.auth import invalidate_user_tokens
 from zapd.services.people.bootstrap import check_password, normalize_email
@@ -70,11 +71,12 @@ async def update_me(db: AsyncSession, kernel: Kernel, actor: Actor, body: MeUpda
         user.presence = body.presence
         user.presence_at = utcnow()
     if body.new_password is not None:
-        if not body.current_password or not kernel.passwords.verify(
+        if not body.current_password or not await kernel.passwords.verify_async(
             user.password_hash, body.current_password
         ):
             raise ValidationFailed("current_password is wrong", code=ErrorCode.BAD_CREDENTIALS)
-        user.password_hash = kernel.passwords.hash(body.new_password)
+        check_password(body.new_password, user.email, user.name)
+        user.password_hash = await kernel.passwords.hash_async(body.new_password)
         user.password_changed_at = utcnow()
         await invalidate_user_tokens(db, user)
     after = audit.snapshot(user)
@@ -199,21 +201,9 @@ async def _check_departments(
     db: AsyncSession, company_id: uuid.UUID, ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:
     wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    found = set(
-        (
-            await db.scalars(
-                select(Department.id).where(
-                    Department.id.in_(wanted), Department.company_id == company_id
-                )
-            )
-        ).all()
+    return await referenced_ids(
+        db, Department, wanted, company_id, field="department_ids", what="department"
     )
-    missing = [str(d) for d in wanted if d not in found]
-    if missing:
-        raise ValidationFailed(f"department_ids: no such department: {', '.join(missing)}")
-    return wanted
 
 
 async def _replace_departments(db: AsyncSession, user: User, ids: list[uuid.UUID]) -> None:
@@ -319,14 +309,14 @@ async def create(db: AsyncSession, passwords: Passwords, actor: Actor, body: Use
     if await db.get(Company, company_id) is None:
         raise NotFound("company not found")
     email = normalize_email(body.email)
-    check_password(body.password)
+    check_password(body.password, email, body.name)
     deps = await _check_departments(db, company_id, body.department_ids)
     await _check_email_free(db, email)
     row = User(
         company_id=company_id,
         email=email,
         name=body.name,
-        password_hash=passwords.hash(body.password),
+        password_hash=await passwords.hash_async(body.password),
         role=body.role,
         max_concurrent_tickets=body.max_concurrent_tickets,
     )
@@ -392,6 +382,9 @@ async def set_active(db: AsyncSession, actor: Actor, user_id: uuid.UUID, active:
     p = actor.principal
     row = await get(db, p, user_id)
     p.require(Role.ADMIN)
+    if active:  # enabling also lifts a login lock (after too many failures), active or not
+        email = row.email
+        after_commit(db, lambda k: k.throttle.unlock_account(email))
     if row.active == active:
         return row
     await _guard_admins(db, actor, row, row.role, active)
@@ -420,9 +413,11 @@ async def reset_password(
     generated = None
     if password is None:
         generated = password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
-    check_password(password)
+    check_password(password, row.email, row.name)
     before = await _snapshot(db, row)
-    row.password_hash = passwords.hash(password)
+    row.password_hash = await passwords.hash_async(password)
+    email = row.email
+    after_commit(db, lambda k: k.throttle.unlock_account(email))  # a reset also unlocks
     row.password_changed_at = utcnow()
     await invalidate_user_tokens(db, row)
     await _changed(

@@ -13,18 +13,25 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from shared.enums import Engine, LogLevel, SessionStatus
 from shared.errors import ErrorCode
 from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
+from zapd.connectors.cloud.connector import CloudConnector
+from zapd.connectors.cloud.graph import CloudSettings
 from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
+from zapd.connectors.webjs.connector import WebjsConnector
+from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
 from zapd.errors import Conflict, NotFound, Unavailable
 from zapd.kernel import events
+from zapd.secretbox import SecretBox
+from zapd.services.sessions.cloud_config import settings_of
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
@@ -38,14 +45,22 @@ InboundHandler = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
 class SessionManager:
     """Starts, stops and reaches the connectors of the daemon's sessions."""
 
-    def __init__(self, kernel: Kernel, sandbox: SandboxNetwork) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        sandbox: SandboxNetwork,
+        registry: CollectorRegistry | None = None,  # Prometheus, for the webjs counters
+        box: SecretBox | None = None,  # opens sealed engine credentials (cloud)
+    ) -> None:
         self.kernel = kernel
         self.sandbox = sandbox
+        self.box = box or SecretBox.from_state_dir(kernel.settings.state_dir)
         self._connectors: dict[uuid.UUID, Connector] = {}
         self._company: dict[uuid.UUID, uuid.UUID] = {}
         self._lock = asyncio.Lock()
         self.on_inbound: InboundHandler | None = None
         self._closing = False
+        self.webjs = WebjsDriver(kernel.settings, registry)
 
     def connector(self, session_id: uuid.UUID) -> Connector | None:
         """Return the running connector of a session, if started."""
@@ -58,7 +73,10 @@ class SessionManager:
     async def start(self, session_id: uuid.UUID) -> None:
         """Start a session's engine (QR events follow until it is linked)."""
         async with self._lock:
-            if session_id in self._connectors:
+            previous = self._connectors.get(session_id)
+            if previous is not None and getattr(previous, "alive", True) is False:
+                del self._connectors[session_id]  # ended by itself (unscanned QR, phone logout)
+            elif previous is not None:
                 raise Conflict("session already started", code=ErrorCode.SESSION_STARTED)
             async with self.kernel.read() as db:
                 row = await db.get(WaSession, session_id)
@@ -68,7 +86,8 @@ class SessionManager:
                     raise Conflict("session is inactive", code=ErrorCode.SESSION_INACTIVE)
                 engine, company_id = row.engine, row.company_id
                 linked_phone = row.phone if row.auth_state_path == SANDBOX_LINKED else None
-            connector = self._build(engine, session_id, linked_phone)
+                cloud = settings_of(self.box, row) if engine == Engine.CLOUD else None
+            connector = self._build(engine, session_id, linked_phone, cloud)
             self._connectors[session_id] = connector
             self._company[session_id] = company_id
         try:
@@ -77,15 +96,26 @@ class SessionManager:
             self._connectors.pop(session_id, None)
             raise
 
-    def _build(self, engine: Engine, session_id: uuid.UUID, linked_phone: str | None) -> Connector:
+    def _build(
+        self,
+        engine: Engine,
+        session_id: uuid.UUID,
+        linked_phone: str | None,
+        cloud: CloudSettings | None = None,
+    ) -> Connector:
         async def sink(event: AnyEngineEvent) -> None:
             await self.handle(event)
+
+        if engine == Engine.CLOUD and cloud is not None:
+            return CloudConnector(session_id, cloud, sink)
 
         if engine == Engine.SANDBOX:
             if linked_phone:
                 state = self.sandbox.session(session_id)
                 state.linked, state.phone = True, linked_phone
             return SandboxConnector(session_id, self.sandbox, sink)
+        if engine == Engine.WEBJS:
+            return self._webjs(session_id)
         raise Unavailable(
             f"the {engine.name.lower()} engine is not available in this build",
             code=ErrorCode.ENGINE_UNAVAILABLE,
@@ -130,7 +160,25 @@ class SessionManager:
         async def sink(event: AnyEngineEvent) -> None:
             await self.handle(event)
 
+        if self.webjs.profile_dir(session_id).exists():
+            return self._webjs(session_id)
         return SandboxConnector(session_id, self.sandbox, sink)
+
+    def _webjs(self, session_id: uuid.UUID) -> WebjsConnector:
+        async def sink(event: AnyEngineEvent) -> None:
+            await self.handle(event)
+
+        async def heartbeat() -> None:
+            async with self.kernel.tx() as db:
+                row = await db.get(WaSession, session_id)
+                if row is not None:
+                    row.last_heartbeat_at = utcnow()
+
+        try:
+            self.webjs.check()
+        except EngineUnavailable as exc:
+            raise Unavailable(str(exc), code=ErrorCode.ENGINE_UNAVAILABLE) from None
+        return WebjsConnector(session_id, self.webjs, sink, heartbeat)
 
     async def resume(self) -> None:
         """Start again, at daemon start, the sessions that were connected when it stopped."""
@@ -166,6 +214,7 @@ class SessionManager:
             except Exception as exc:
                 log.warning("stopping session %s: %s", session_id, exc)
         self._connectors.clear()
+        await self.webjs.shutdown()  # every browser gone, no orphan
 
     # ------------------------------------------------------------------ events
 
@@ -186,7 +235,8 @@ class SessionManager:
                 return
             row.status = ev.status
             row.status_reason = ev.reason
-            row.last_heartbeat_at = utcnow()
+            if ev.status != SessionStatus.ERROR:  # an engine in error is no sign of life
+                row.last_heartbeat_at = utcnow()
             if ev.status == SessionStatus.CONNECTED:
                 row.qr_code = None
                 row.qr_expires_at = None

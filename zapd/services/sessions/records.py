@@ -18,7 +18,8 @@ from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, changes
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.kernel.scoping import company_scoped, get_owned, referenced
+from zapd.secretbox import SecretBox
 from zapd.security import new_token
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -73,9 +74,14 @@ async def _check_department(
 ) -> None:
     if department_id is None:
         return
-    dep = await db.get(Department, department_id)
-    if dep is None or dep.company_id != company_id:
-        raise ValidationFailed("default_department_id: no such department")
+    await referenced(
+        db,
+        Department,
+        department_id,
+        company_id,
+        field="default_department_id",
+        what="department",
+    )
 
 
 async def _flush(db: AsyncSession, name: str) -> None:
@@ -99,9 +105,12 @@ def _merge_config(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, An
 
 
 async def create(
-    db: AsyncSession, actor: Actor, body: SessionCreate
+    db: AsyncSession, actor: Actor, body: SessionCreate, box: SecretBox | None = None
 ) -> tuple[WaSession, str | None]:
-    """Create a session (ADMIN); return it and its webhook secret (shown only now)."""
+    """Create a session (ADMIN); return it and its webhook secret (shown only now).
+
+    With `box`, the engine config's credentials are stored sealed (`zapd.secretbox`).
+    """
     p = actor.principal
     p.require(Role.ADMIN)
     company_id = p.company_for_write(body.company_id)
@@ -118,7 +127,7 @@ async def create(
         default_department_id=body.default_department_id,
         webhook_url=body.webhook_url,
         webhook_secret=secret,
-        config=body.config,
+        config=box.seal(body.config) if box is not None else body.config,
         flow_config=body.flow_config,
         active=body.active,
     )
@@ -138,7 +147,11 @@ async def create(
 
 
 async def update(
-    db: AsyncSession, actor: Actor, session_id: uuid.UUID, body: SessionUpdate
+    db: AsyncSession,
+    actor: Actor,
+    session_id: uuid.UUID,
+    body: SessionUpdate,
+    box: SecretBox | None = None,
 ) -> tuple[WaSession, str | None]:
     """Change a session (ADMIN); return it and a webhook secret when a new one was minted."""
     p = actor.principal
@@ -155,10 +168,13 @@ async def update(
     if "default_department_id" in fields:
         await _check_department(db, row.company_id, fields["default_department_id"])
     if "config" in fields:
+        stored = box.unseal(row.config) if box is not None else row.config
         try:
-            fields["config"] = check_config(row.engine, _merge_config(row.config, fields["config"]))
+            fields["config"] = check_config(row.engine, _merge_config(stored, fields["config"]))
         except ValueError as exc:
             raise ValidationFailed(str(exc)) from None
+        if box is not None:
+            fields["config"] = box.seal(fields["config"])
     before = _snapshot(row)
     new_secret: str | None = None
     if "webhook_url" in fields:

@@ -45,6 +45,7 @@ from zapd.domain.texts import Texts, session_overrides
 from zapd.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from zapd.kernel import audit, changes, events
 from zapd.kernel.principal import Actor, Principal
+from zapd.kernel.scoping import referenced
 from zapd.kernel.visibility import can_see
 from zapd.services.catalog import tags
 from zapd.services.delivery import outbox
@@ -155,9 +156,9 @@ async def check_capacity(db: AsyncSession, user: User, ticket_id: uuid.UUID) -> 
 
 
 async def _member(db: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID) -> User:
-    """Return an active member of the company (422 otherwise: it is a value of the body)."""
-    user = await db.get(User, user_id)
-    if user is None or user.company_id != company_id or not user.active or user.role is None:
+    """Return an active member of the company (404 if not of it, 422 if inactive)."""
+    user = await referenced(db, User, user_id, company_id, field="user_id", what="user")
+    if not user.active or user.role is None:
         raise ValidationFailed("user_id: no such active user in this company")
     return user
 
@@ -165,8 +166,10 @@ async def _member(db: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID) -
 async def _department(
     db: AsyncSession, company_id: uuid.UUID, department_id: uuid.UUID
 ) -> Department:
-    row = await db.get(Department, department_id)
-    if row is None or row.company_id != company_id or not row.active:
+    row = await referenced(
+        db, Department, department_id, company_id, field="department_id", what="department"
+    )
+    if not row.active:
         raise ValidationFailed("department_id: no such active department in this company")
     return row
 
@@ -482,8 +485,10 @@ async def close(db: AsyncSession, actor: Actor, ticket_id: uuid.UUID, body: Tick
     _holder_or(p, ticket, Role.SUPERVISOR)
     refuse(rules.transition_refusal(rules.Action.CLOSE, ticket.status))
     if body.category_id is not None:
-        category = await db.get(Category, body.category_id)
-        if category is None or category.company_id != ticket.company_id or not category.active:
+        category = await referenced(
+            db, Category, body.category_id, ticket.company_id, field="category_id", what="category"
+        )
+        if not category.active:
             raise ValidationFailed("category_id: no such active category in this company")
     before, was = snapshot(ticket), hints(ticket)
     now = utcnow()

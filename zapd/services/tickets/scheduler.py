@@ -101,8 +101,8 @@ class Scheduler:
         while not self._stopping.is_set():
             try:
                 await self.tick()
-            except Exception:
-                log.exception("scheduler tick failed")
+            except Exception as exc:
+                self.kernel.db_health.report(exc, log, "scheduler tick failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
 
@@ -151,8 +151,8 @@ class Scheduler:
                 if moved is not None:
                     report.escalated += 1
                     report.moved += int(moved)
-            except Exception:
-                log.exception("escalating ticket %s failed", ticket_id)
+            except Exception as exc:
+                self.kernel.db_health.report(exc, log, "escalating ticket %s failed", ticket_id)
 
     async def _escalate(self, db: AsyncSession, ticket_id: uuid.UUID, now: datetime) -> bool | None:
         """Escalate one timed-out ticket; return whether it moved (None: nothing done)."""
@@ -329,8 +329,10 @@ class Scheduler:
                     report.assigned += int(ok)
                 except _Skip:
                     continue
-                except Exception:
-                    log.exception("auto-assigning ticket %s failed", pick.ticket_id)
+                except Exception as exc:
+                    self.kernel.db_health.report(
+                        exc, log, "auto-assigning ticket %s failed", pick.ticket_id
+                    )
 
     async def _give(
         self, db: AsyncSession, ticket_id: uuid.UUID, user_id: uuid.UUID, now: datetime
@@ -420,8 +422,8 @@ class Scheduler:
                     report.returned += 1
             except _Skip:
                 continue
-            except Exception:
-                log.exception("reassigning ticket %s failed", ticket_id)
+            except Exception as exc:
+                self.kernel.db_health.report(exc, log, "reassigning ticket %s failed", ticket_id)
 
     async def _move_on(
         self,
