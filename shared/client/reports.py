@@ -157,6 +157,12 @@ class ReportEndpoints(ClientCore):
             order=order,
         )
 
-    async def prometheus_metrics(self) -> str:
-        """Fetch the Prometheus exposition of `/metrics` (unauthenticated)."""
-        return (await self.request("GET", "/metrics", auth=False)).text
+    async def prometheus_metrics(self, scrape_token: str | None = None) -> str:
+        """Fetch the Prometheus exposition of `/metrics` with zapd's scrape token.
+
+        The scrape token is not a login token (ZAP_METRICS_TOKEN, or the metrics.token
+        file in zapd's state dir); without one, only a zapd that serves /metrics openly
+        answers.
+        """
+        headers = {"Authorization": f"Bearer {scrape_token}"} if scrape_token else None
+        return (await self.request("GET", "/metrics", auth=False, headers=headers)).text

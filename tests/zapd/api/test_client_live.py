@@ -413,7 +413,9 @@ async def test_sessions_tickets_and_audit_through_the_client(live: Live, zap: An
     assert dept.items[0].entity_id == t.lab_id
     with pytest.raises(Forbidden):
         await agent.list_audit()
-    assert "zapd_" in await admin.prometheus_metrics()
+    with pytest.raises(Unauthorized):  # a login token is not the scrape token
+        await admin.prometheus_metrics()
+    assert "zapd_" in await admin.prometheus_metrics(live.daemon.metrics_token)
 
 
 async def test_tickets_messages_and_typing_through_the_client(live: Live, zap: Any) -> None:
