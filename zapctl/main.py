@@ -51,7 +51,7 @@ class _Root(LazyGroup):
         ),
         "restore": LazyCommand(
             "zapctl.restore:restore",
-            "Restore a backup archive into a state dir (refused while its zapd runs).",
+            "Restore a backup into the state dir (zapd must be stopped).",
         ),
         "send": LazyCommand(
             "zapctl.send:send",
