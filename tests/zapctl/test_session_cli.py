@@ -607,19 +607,16 @@ def test_engine_errors_stop_logout_logs_and_pair(stack: Stack) -> None:
     link_sandbox(stack, name, "+551130000077")
     errors = stack.many(
         [
-            # An engine this build lacks: a clear error, exit 1.
-            (1, "admin", ("session", "start", webjs, "--wait", "--timeout", "2")),
-            (1, "admin", ("session", "pair", webjs, "--phone", "+5511987654321")),
+            # (A webjs session is never started here: it would load WhatsApp Web; the
+            # engine's own tests drive it against the contract fake.)
             (1, "admin", ("session", "pair", webjs, "--phone", "12")),
             (1, "admin", ("sandbox", "scan", webjs)),
             (1, "admin", ("session", "pair", name, "--phone", "+5511987654321")),
         ]
     )
-    assert errors[0] == "zapctl: the webjs engine is not available in this build"
-    assert errors[1] == "zapctl: the webjs engine is not available in this build"
-    assert errors[2] == "zapctl: invalid phone number '12': is too short"
-    assert errors[3] == "zapctl: not a sandbox session"
-    assert errors[4] == f"zapctl: session {name} is already linked (+551130000077)"
+    assert errors[0] == "zapctl: invalid phone number '12': is too short"
+    assert errors[1] == "zapctl: not a sandbox session"
+    assert errors[2] == f"zapctl: session {name} is already linked (+551130000077)"
 
     stopped = stack.json("admin", "session", "stop", name)
     assert stopped["status"] == "DISCONNECTED" and stopped["status_reason"] == "stopped"
