@@ -253,7 +253,15 @@ async def _run(
         await engine.dispose()
 
 
-def _assert_healed(got: dict[str, object], caplog: pytest.LogCaptureFixture) -> None:
+def _assert_healed(
+    got: dict[str, object], caplog: pytest.LogCaptureFixture, *, refused: bool = True
+) -> None:
+    """Every acked message stored once, nothing pending, one log line per state change.
+
+    `refused`: requests met the outage as 503s. On SQLite, zapd's in-process write lock
+    makes most writers wait for the lock instead, so a run may see no 503 at all; the
+    "database unavailable" line below still proves the outage was felt.
+    """
     report = {k: v for k, v in got.items() if k not in ("acked", "stored")}
     logging.getLogger("tests").warning("outage figures: %s", report)
     acked = got["acked"]
@@ -265,7 +273,9 @@ def _assert_healed(got: dict[str, object], caplog: pytest.LogCaptureFixture) -> 
     assert got["failed"] == 0 and got["poisoned"] == 0, report
     assert got["clients"] == CUSTOMERS and got["tickets"] == CUSTOMERS, report
     assert got["ws_live_after_outage"] is True, report  # the stream carries on after it
-    assert isinstance(got["503"], int) and got["503"] > 0, report  # the outage was felt
+    assert isinstance(got["503"], int), report
+    if refused:
+        assert got["503"] > 0, report  # the outage was felt by requests
     zapd_records = [r for r in caplog.records if r.name.startswith("zapd")]
     tracebacks = [r for r in zapd_records if r.exc_info]
     assert tracebacks == [], [r.getMessage() for r in tracebacks][:5]
@@ -314,4 +324,4 @@ async def test_sqlite_lock_held_mid_burst_heals_without_restart(
         return time.monotonic()
 
     got = await _run(f"sqlite+aiosqlite:///{path}", "sqlite", tmp_path, outage)
-    _assert_healed(got, caplog)
+    _assert_healed(got, caplog, refused=False)
