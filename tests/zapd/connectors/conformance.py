@@ -18,6 +18,7 @@ adding it to `ADAPTERS` in test_conformance.py. The checks below then run agains
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from typing import Any
 
 import pytest
@@ -48,41 +49,41 @@ class Recorder:
         return found[-1].status if found else None
 
 
-class EngineAdapter:
+class EngineAdapter(ABC):
     """How the suite drives one engine's WhatsApp. Subclass it; override every method."""
 
     name = "?"
     needs_qr = True  # whether linking goes through QR events (the Cloud API has none)
 
-    async def setup(self, tmp_path: Any) -> None:
+    async def setup(self, tmp_path: Any) -> None:  # noqa: B027 - optional hook
         """Start what the engine talks to (a fake server, a simulated network)."""
 
-    async def teardown(self) -> None:
+    async def teardown(self) -> None:  # noqa: B027 - optional hook
         """Stop it all; fail if anything is left behind (processes, tasks)."""
 
+    @abstractmethod
     def connector(self, session_id: uuid.UUID, sink: Recorder) -> Connector:
         """Return a new connector for `session_id` emitting into `sink`."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def link(self, conn: Connector, sink: Recorder) -> str:
         """Link the started session's number (scan its QR...); return its E.164."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def customer_says(self, conn: Connector, phone: str, text: str) -> str:
         """Have a customer write to the session; return the WhatsApp message id."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def deliver_acks(self, conn: Connector, wa_id: str) -> None:
         """Make WhatsApp report SENT, DELIVERED and READ for `wa_id`, out of order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def received(self, conn: Connector, phone: str) -> list[str | None]:
         """Return the texts the customer's phone received from the session."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def wait(self, check: Any, within: float = 30.0) -> Any:
         """Wait until `check()` is truthy (engines answer asynchronously)."""
-        raise NotImplementedError
 
 
 async def check_lifecycle(adapter: EngineAdapter) -> None:
