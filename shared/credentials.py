@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,26 @@ class Stored:
     email: str | None = None
 
 
+def _no_keyring_here() -> bool:
+    """Tell, without importing keyring, that no backend can work here.
+
+    On Linux every OS keyring (Secret Service, KWallet) is reached over the D-Bus session
+    bus; a headless server has none. Importing keyring to find that out costs a command
+    ~60 ms (it loads every backend), so this answers first unless the user configured a
+    backend (PYTHON_KEYRING_BACKEND or keyringrc.cfg).
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return False
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return False
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return not (Path(config_home) / "python_keyring" / "keyringrc.cfg").exists()
+
+
 def keyring_usable() -> bool:
     """Tell whether an OS keyring backend is really available."""
+    if _no_keyring_here():
+        return False
     try:
         import keyring
         from keyring.backends import fail

@@ -15,8 +15,10 @@ commands:
 
 Two ratios are reported: of wall-clock time, and of CPU time (user + system of the child).
 On an idle machine they agree; on a busy one the wall clock also counts waiting for a
-core, so the CPU ratio is the steady one. `CEILING` holds the CPU ratios zapctl must stay
-under (tests/zapctl/test_bench.py asserts them; `--check` exits 1 past them). `whoami`'s
+core, so the CPU ratio is the steady one. It is a ratio of the *least* CPU time of each
+command (best of N, as `timeit` advises): noise on a shared machine (cache and memory
+contention) only ever adds time, so the minimum is the figure that repeats. `CEILING`
+holds the CPU ratios zapctl must stay under (tests/zapctl/test_bench.py asserts them; `--check` exits 1 past them). `whoami`'s
 is the issue's target: a command that talks to zapd started in 0.52 s, 24x a bare
 `python -c pass` (0.022 s); under 0.25 s is about 11x, kept with a margin for noise.
 """
@@ -92,17 +94,17 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append(wall)
                 cpus[name].append(cpu)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    cpu_medians = {name: statistics.median(t) for name, t in cpus.items()}
+    cpu_bests = {name: min(t) for name, t in cpus.items()}
     base = medians[BASELINE]
     ratios = {k: round(v / base, 2) for k, v in medians.items()}
-    cpu_base = cpu_medians[BASELINE] or 1e-9
-    cpu_ratios = {k: round(v / cpu_base, 2) for k, v in cpu_medians.items()}
+    cpu_base = cpu_bests[BASELINE] or 1e-9
+    cpu_ratios = {k: round(v / cpu_base, 2) for k, v in cpu_bests.items()}
     over = {k: cpu_ratios[k] for k, limit in CEILING.items() if cpu_ratios[k] > limit}
     report = {
         "runs": args.runs,
         "median_seconds": {k: round(v, 4) for k, v in medians.items()},
         "ratio_to_baseline": ratios,
-        "median_cpu_seconds": {k: round(v, 4) for k, v in cpu_medians.items()},
+        "best_cpu_seconds": {k: round(v, 4) for k, v in cpu_bests.items()},
         "cpu_ratio_to_baseline": cpu_ratios,
         "ceiling": CEILING,
         "within_ceiling": not over,

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from shared.enums import OutboxState
+from shared.enums import MessageDirection, MessageStatus, OutboxState
 from tests.zapd.api.conftest import Live, Tenant
 from tests.zapd.api.test_conversation import connected_session, say, wait_for
 from tests.zapd.api.test_ws import TIMEOUT, token_of, ws
-from zapd.db.models import Company, Outbox
+from zapd.db.models import Company, Message, Outbox
 
 PEOPLE = ("agent", "agent2", "supervisor")
 
@@ -99,7 +99,23 @@ async def _traffic(live: Live, t: Tenant) -> dict[str, str]:
         return waiting == 0
 
     await wait_for(outbox_done, within=TIMEOUT)
-    # Then let the sandbox's delivery acks land: the log stops growing.
+
+    async def all_read() -> bool:  # READ is the sandbox's last ack, ~1.5 s after each send
+        async with live.kernel.read() as db:
+            unread = await db.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(
+                    Message.company_id == t.company_id,
+                    Message.direction == MessageDirection.OUTBOUND,
+                    Message.is_note.is_(False),
+                    Message.status != MessageStatus.READ,
+                )
+            )
+        return unread == 0
+
+    await wait_for(all_read, within=TIMEOUT)
+    # Then let anything else land: the log stops growing.
     heads: list[int] = []
 
     async def quiet() -> bool:
