@@ -18,9 +18,10 @@ On an idle machine they agree; on a busy one the wall clock also counts waiting 
 core, so the CPU ratio is the steady one. It is a ratio of the *least* CPU time of each
 command (best of N, as `timeit` advises): noise on a shared machine (cache and memory
 contention) only ever adds time, so the minimum is the figure that repeats. `CEILING`
-holds the CPU ratios zapctl must stay under (tests/zapctl/test_bench.py asserts them; `--check` exits 1 past them). `whoami`'s
-is the issue's target: a command that talks to zapd started in 0.52 s, 24x a bare
-`python -c pass` (0.022 s); under 0.25 s is about 11x, kept with a margin for noise.
+holds the CPU ratios zapctl must stay under (tests/zapctl/test_bench.py asserts them;
+`--check` exits 1 past them). `whoami`'s is the issue's target: a command that talks
+to zapd started in 0.52 s, 24x a bare `python -c pass` (0.022 s); under 0.25 s is about
+11x, kept with a margin for noise.
 """
 
 from __future__ import annotations
