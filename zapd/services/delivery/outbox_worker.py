@@ -322,6 +322,7 @@ class OutboxWorker:
         self.failed = 0
         self._wake = kernel.outbox_wakeup
         self._task: asyncio.Task[None] | None = None
+        self._stop_requested = asyncio.Event()
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._last_sweep = 0.0
 
@@ -339,16 +340,24 @@ class OutboxWorker:
         if self._task is not None:
             return
         self.stopping = False
+        self._stop_requested.clear()
         self._task = asyncio.create_task(self._loop(), name="outbox-dispatcher")
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight sends finish briefly, hand unsent claims back."""
         self.stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._stop_requested.set()
+        task, self._task = self._task, None
+        if task is not None:
+            # The dispatcher sees `stopping` at its next wake-up: a claim in progress
+            # commits (its rows are handed back below) instead of being cut mid-query.
+            self.wake()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         lanes = list(self.lanes.values())
         unsent = [c for lane in lanes for c in lane.drain()]
         for lane in lanes:
@@ -369,9 +378,11 @@ class OutboxWorker:
     # ------------------------------------------------------------------ dispatch
 
     async def _loop(self) -> None:
-        while True:
+        while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_interval)
+            if self.stopping:
+                return
             self._wake.clear()
             try:
                 await self.run_once()
@@ -381,7 +392,12 @@ class OutboxWorker:
                 self.kernel.db_health.report(
                     exc, log, "outbox dispatch failed; trying again shortly"
                 )
-                await asyncio.sleep(min(5.0, self.settings.outbox_poll_interval * 10))
+                # Back off (wake-ups don't cut it short), but stop promptly.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stop_requested.wait(),
+                        min(5.0, self.settings.outbox_poll_interval * 10),
+                    )
 
     async def run_once(self) -> int:
         """Claim what is due and hand it to the session lanes; return how many."""
