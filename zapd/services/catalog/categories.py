@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
@@ -15,6 +14,7 @@ from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.kernel.uniqueness import ensure_free, flush_unique
 
 
 async def get(db: AsyncSession, p: Principal, category_id: uuid.UUID) -> Category:
@@ -36,23 +36,21 @@ async def list_(
     return list((await db.scalars(stmt)).all())
 
 
+def _taken(name: str) -> Conflict:
+    return Conflict(f"a category named {name!r} already exists")
+
+
 async def _check_unique(
     db: AsyncSession, company_id: uuid.UUID, name: str, self_id: uuid.UUID | None
 ) -> None:
-    stmt = select(Category.id).where(
-        Category.company_id == company_id, func.lower(Category.name) == name.lower()
+    await ensure_free(
+        db,
+        Category.id,
+        Category.company_id == company_id,
+        func.lower(Category.name) == name.lower(),
+        self_id=self_id,
+        conflict=_taken(name),
     )
-    if self_id is not None:
-        stmt = stmt.where(Category.id != self_id)
-    if await db.scalar(stmt) is not None:
-        raise Conflict(f"a category named {name!r} already exists")
-
-
-async def _flush(db: AsyncSession, name: str) -> None:
-    try:
-        await db.flush()
-    except IntegrityError:  # a concurrent create won the race past the pre-check
-        raise Conflict(f"a category named {name!r} already exists") from None
 
 
 async def create(db: AsyncSession, actor: Actor, body: CategoryCreate) -> Category:
@@ -67,7 +65,7 @@ async def create(db: AsyncSession, actor: Actor, body: CategoryCreate) -> Catego
         company_id=company_id, name=body.name, description=body.description, active=body.active
     )
     db.add(row)
-    await _flush(db, body.name)
+    await flush_unique(db, _taken(body.name))
     await changes.record(db, actor, "create", "category", row, event=CATEGORY_UPDATE)
     return row
 
@@ -86,7 +84,7 @@ async def update(
     before = audit.snapshot(row)
     for key, value in fields.items():
         setattr(row, key, value)
-    await _flush(db, row.name)
+    await flush_unique(db, _taken(row.name))
     await changes.record(db, actor, "update", "category", row, before=before, event=CATEGORY_UPDATE)
     return row
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
@@ -15,6 +14,7 @@ from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import referenced
+from zapd.kernel.uniqueness import ensure_free, flush_unique
 
 
 def _visible(p: Principal, row: QuickReply) -> bool:
@@ -99,20 +99,15 @@ async def _check_unique(
         if department_id is None
         else QuickReply.department_id == department_id
     )
-    stmt = select(QuickReply.id).where(
-        QuickReply.company_id == company_id, QuickReply.shortcut == shortcut, dep_match
+    await ensure_free(
+        db,
+        QuickReply.id,
+        QuickReply.company_id == company_id,
+        QuickReply.shortcut == shortcut,
+        dep_match,
+        self_id=self_id,
+        conflict=_taken(shortcut),
     )
-    if self_id is not None:
-        stmt = stmt.where(QuickReply.id != self_id)
-    if await db.scalar(stmt) is not None:
-        raise _taken(shortcut)
-
-
-async def _flush(db: AsyncSession, shortcut: str) -> None:
-    try:
-        await db.flush()
-    except IntegrityError:  # a concurrent create won the race past the pre-check
-        raise _taken(shortcut) from None
 
 
 def _event_data(row: QuickReply, action: str) -> dict[str, object]:
@@ -136,7 +131,7 @@ async def create(db: AsyncSession, actor: Actor, body: QuickReplyCreate) -> Quic
         created_by_id=p.user_id,
     )
     db.add(row)
-    await _flush(db, body.shortcut)
+    await flush_unique(db, _taken(body.shortcut))
     await changes.record(
         db,
         actor,
@@ -169,7 +164,7 @@ async def update(
     old_department = row.department_id
     for key, value in fields.items():
         setattr(row, key, value)
-    await _flush(db, shortcut)
+    await flush_unique(db, _taken(shortcut))
     # Moving between departments: both audiences learn of it (or everyone, if either is None).
     audience = row.department_id if row.department_id == old_department else None
     await changes.record(

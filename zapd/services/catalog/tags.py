@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
@@ -16,6 +15,7 @@ from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned, referenced_ids
+from zapd.kernel.uniqueness import ensure_free, flush_unique
 
 
 async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
@@ -37,21 +37,21 @@ async def of_company(
     return await referenced_ids(db, Tag, tag_ids, company_id, field="tag_ids", what="tag")
 
 
+def _taken(name: str) -> Conflict:
+    return Conflict(f"a tag named {name!r} already exists")
+
+
 async def _check_unique(
     db: AsyncSession, company_id: uuid.UUID, name: str, self_id: uuid.UUID | None
 ) -> None:
-    stmt = select(Tag.id).where(Tag.company_id == company_id, func.lower(Tag.name) == name.lower())
-    if self_id is not None:
-        stmt = stmt.where(Tag.id != self_id)
-    if await db.scalar(stmt) is not None:
-        raise Conflict(f"a tag named {name!r} already exists")
-
-
-async def _flush(db: AsyncSession, name: str) -> None:
-    try:
-        await db.flush()
-    except IntegrityError:  # a concurrent create won the race past the pre-check
-        raise Conflict(f"a tag named {name!r} already exists") from None
+    await ensure_free(
+        db,
+        Tag.id,
+        Tag.company_id == company_id,
+        func.lower(Tag.name) == name.lower(),
+        self_id=self_id,
+        conflict=_taken(name),
+    )
 
 
 async def create(db: AsyncSession, actor: Actor, body: TagCreate) -> Tag:
@@ -64,7 +64,7 @@ async def create(db: AsyncSession, actor: Actor, body: TagCreate) -> Tag:
     await _check_unique(db, company_id, body.name, None)
     row = Tag(company_id=company_id, name=body.name, color=body.color)
     db.add(row)
-    await _flush(db, body.name)
+    await flush_unique(db, _taken(body.name))
     await changes.record(db, actor, "create", "tag", row, event=TAG_UPDATE)
     return row
 
@@ -81,7 +81,7 @@ async def update(db: AsyncSession, actor: Actor, tag_id: uuid.UUID, body: TagUpd
     before = audit.snapshot(row)
     for key, value in fields.items():
         setattr(row, key, value)
-    await _flush(db, row.name)
+    await flush_unique(db, _taken(row.name))
     await changes.record(db, actor, "update", "tag", row, before=before, event=TAG_UPDATE)
     return row
 

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import LogLevel, Role, SessionStatus
@@ -19,6 +18,7 @@ from zapd.kernel import audit, changes
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import company_scoped, get_owned, referenced
+from zapd.kernel.uniqueness import ensure_free, flush_unique
 from zapd.secretbox import SecretBox
 from zapd.security import new_token
 
@@ -59,14 +59,21 @@ async def list_(
     return list((await db.scalars(stmt)).all())
 
 
+def _taken(name: str) -> Conflict:
+    return Conflict(f"a session named {name!r} already exists")
+
+
 async def _check_name(
     db: AsyncSession, company_id: uuid.UUID, name: str, self_id: uuid.UUID | None
 ) -> None:
-    stmt = select(WaSession.id).where(WaSession.company_id == company_id, WaSession.name == name)
-    if self_id is not None:
-        stmt = stmt.where(WaSession.id != self_id)
-    if await db.scalar(stmt) is not None:
-        raise Conflict(f"a session named {name!r} already exists")
+    await ensure_free(
+        db,
+        WaSession.id,
+        WaSession.company_id == company_id,
+        WaSession.name == name,
+        self_id=self_id,
+        conflict=_taken(name),
+    )
 
 
 async def _check_department(
@@ -82,13 +89,6 @@ async def _check_department(
         field="default_department_id",
         what="department",
     )
-
-
-async def _flush(db: AsyncSession, name: str) -> None:
-    try:
-        await db.flush()
-    except IntegrityError:  # a concurrent create won the race the pre-check lost
-        raise Conflict(f"a session named {name!r} already exists") from None
 
 
 def _merge_config(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +132,7 @@ async def create(
         active=body.active,
     )
     db.add(row)
-    await _flush(db, row.name)
+    await flush_unique(db, _taken(row.name))
     await changes.record(
         db,
         actor,
@@ -190,7 +190,7 @@ async def update(
         fields["webhook_secret"] = new_secret
     for key, value in fields.items():
         setattr(row, key, value)
-    await _flush(db, row.name)
+    await flush_unique(db, _taken(row.name))
     await changes.record(
         db,
         actor,
