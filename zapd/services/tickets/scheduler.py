@@ -218,17 +218,7 @@ class Scheduler:
             await lifecycle.tell_customer(
                 db, ticket, texts.render("escalated", department=fallback.name)
             )
-        await db.flush()
-        audit.record(
-            db,
-            lifecycle.system_actor(ticket.company_id),
-            "ticket.escalate",
-            "ticket",
-            ticket.id,
-            company_id=ticket.company_id,
-            before=before,
-            after=lifecycle.snapshot(ticket),
-        )
+        await _audit(db, ticket, "ticket.escalate", before)
         await lifecycle.publish_update(db, ticket, "escalate", was)
         return decision.move_to is not None
 
@@ -358,15 +348,11 @@ class Scheduler:
         before = {"status": int(TicketStatus.PENDING), "assignee_id": None}
         await lifecycle.end_assignments(db, ticket_id, now)
         lifecycle.start_assignment(db, ticket, user_id, rules.REASON_AUTO, now)
-        await db.flush()
-        audit.record(
+        await _audit(
             db,
-            lifecycle.system_actor(ticket.company_id),
+            ticket,
             "ticket.assign",
-            "ticket",
-            ticket.id,
-            company_id=ticket.company_id,
-            before=before,
+            before,
             after={"status": int(ticket.status), "assignee_id": str(user_id)},
             extra={"reason": rules.REASON_AUTO},
         )
@@ -508,22 +494,41 @@ class Scheduler:
             ticket.flow_state = FlowState.ROUTED
             ticket.timeout_at = lifecycle.deadline(department, now)
             outcome = "returned"
-        await db.flush()
-        audit.record(
+        await _audit(
             db,
-            lifecycle.system_actor(ticket.company_id),
+            ticket,
             "ticket.assign",
-            "ticket",
-            ticket.id,
-            company_id=ticket.company_id,
-            before=before,
-            after=lifecycle.snapshot(ticket),
+            before,
             extra={"reason": rules.REASON_REASSIGN, "why": why.value},
         )
         await lifecycle.publish_update(
             db, ticket, rules.Action.ASSIGN, was, auto=True, reassigned=why.value
         )
         return outcome
+
+
+async def _audit(
+    db: AsyncSession,
+    ticket: Ticket,
+    action: str,
+    before: dict[str, Any],
+    *,
+    after: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Flush a scheduler change and audit it under the system actor (after: the snapshot)."""
+    await db.flush()
+    audit.record(
+        db,
+        lifecycle.system_actor(ticket.company_id),
+        action,
+        "ticket",
+        ticket.id,
+        company_id=ticket.company_id,
+        before=before,
+        after=lifecycle.snapshot(ticket) if after is None else after,
+        extra=extra,
+    )
 
 
 class _Skip(Exception):
