@@ -7,13 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import ActiveFilterOpt, CompanyOpt, YesOpt, as_uuid
+from zapctl.options import ActiveFilterOpt, CompanyOpt, YesOpt
 from zapctl.output import by_company, confirm, dump, emit, table
-from zapctl.resolve import company_id_of, fold, names_if_mixed
+from zapctl.resolve import company_id_of, names_if_mixed, resolve_category
 
 if TYPE_CHECKING:
-    import uuid
-
     from shared.client import ZapClient
     from shared.protocol.catalog import CategoryOut
 
@@ -30,26 +28,6 @@ CategoryArg = Annotated[
 DescriptionOpt = Annotated[
     str | None, typer.Option("--description", help="What the category is for.")
 ]
-
-
-async def resolve_category(
-    zap: ZapClient, ref: str, company_id: uuid.UUID | None = None
-) -> CategoryOut:
-    """Find a category by id or name (case and accents ignored); exit 3 when there is none."""
-    uid = as_uuid(ref)
-    if uid is not None:
-        return await zap.get_category(uid)
-    want = fold(ref)
-    rows = await zap.list_categories(company_id=company_id)
-    found = [c for c in rows if fold(c.name) == want]
-    if not found:
-        raise CliError(f"no category {ref!r}", ExitCode.NOT_FOUND)
-    if len(found) > 1:
-        raise CliError(
-            f"{ref!r} names categories of {len(found)} companies: pass --company or the id",
-            ExitCode.USAGE,
-        )
-    return found[0]
 
 
 @app.command("add")

@@ -110,7 +110,7 @@ def list_(
       zapctl --json client list --tag VIP --limit 500
     """
     from zapctl import api
-    from zapctl.tag import resolve_tag
+    from zapctl.resolve import resolve_tag
 
     async def go(zap: ZapClient) -> tuple[list[ClientOut], dict[Any, str], dict[Any, str]]:
         cid = await company_id_of(zap, company)

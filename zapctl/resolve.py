@@ -16,6 +16,7 @@ from zapctl.options import as_uuid
 
 if TYPE_CHECKING:
     from shared.client import ZapClient
+    from shared.protocol.catalog import CategoryOut, TagOut
     from shared.protocol.companies import CompanyOut
     from shared.protocol.departments import DepartmentOut
     from shared.protocol.sessions import SessionOut
@@ -123,6 +124,18 @@ async def resolve_department(
     return pick_department(rows, ref)
 
 
+def only_one(found: list[T], ref: str, singular: str, plural: str) -> T:
+    """Return the one row a name matched: exit 3 for none, 2 when companies share it."""
+    if not found:
+        raise CliError(f"no {singular} {ref!r}", ExitCode.NOT_FOUND)
+    if len(found) > 1:
+        raise CliError(
+            f"{ref!r} names {plural} of {len(found)} companies: pass --company or the id",
+            ExitCode.USAGE,
+        )
+    return found[0]
+
+
 def pick_department(rows: list[DepartmentOut], ref: str) -> DepartmentOut:
     """Pick the department `ref` (id, slug or name) names among `rows`."""
     uid = as_uuid(ref)
@@ -132,14 +145,7 @@ def pick_department(rows: list[DepartmentOut], ref: str) -> DepartmentOut:
         want = fold(ref)
         found = [d for d in rows if d.slug == ref.strip().lower()]
         found = found or [d for d in rows if fold(d.name) == want]
-    if not found:
-        raise CliError(f"no department {ref!r}", ExitCode.NOT_FOUND)
-    if len(found) > 1:
-        raise CliError(
-            f"{ref!r} names departments of {len(found)} companies: pass --company or the id",
-            ExitCode.USAGE,
-        )
-    return found[0]
+    return only_one(found, ref, "department", "departments")
 
 
 async def department_ids(
@@ -158,16 +164,26 @@ async def department_ids(
     return out
 
 
-async def resolve_category(zap: ZapClient, ref: str, company_id: uuid.UUID) -> uuid.UUID:
+async def resolve_category(
+    zap: ZapClient, ref: str, company_id: uuid.UUID | None = None
+) -> CategoryOut:
     """Find a closing category by id or name (case and accents ignored)."""
-    cid = as_uuid(ref)
-    if cid is not None:
-        return cid
+    uid = as_uuid(ref)
+    if uid is not None:
+        return await zap.get_category(uid)
     want = fold(ref)
-    found = [c for c in await zap.list_categories(company_id=company_id) if fold(c.name) == want]
-    if not found:
-        raise CliError(f"no category {ref!r}", ExitCode.NOT_FOUND)
-    return found[0].id
+    rows = await zap.list_categories(company_id=company_id)
+    return only_one([c for c in rows if fold(c.name) == want], ref, "category", "categories")
+
+
+async def resolve_tag(zap: ZapClient, ref: str, company_id: uuid.UUID | None = None) -> TagOut:
+    """Find a tag by id or name (case ignored)."""
+    uid = as_uuid(ref)
+    if uid is not None:
+        return await zap.get_tag(uid)
+    want = ref.strip().casefold()
+    rows = await zap.list_tags(company_id=company_id)
+    return only_one([t for t in rows if t.name.casefold() == want], ref, "tag", "tags")
 
 
 # --------------------------------------------------------------------------- people

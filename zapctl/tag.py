@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.options import CompanyOpt, as_uuid
+from zapctl.options import CompanyOpt
 from zapctl.output import by_company, dump, emit, table
 
 if TYPE_CHECKING:
-    import uuid
-
     from shared.client import ZapClient
     from shared.protocol.catalog import TagOut
 
@@ -24,23 +22,6 @@ TagArg = Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The tag's nam
 ColorOpt = Annotated[
     str | None, typer.Option("--color", metavar="#RRGGBB", help="Color, e.g. #1e90ff.")
 ]
-
-
-async def resolve_tag(zap: ZapClient, ref: str, company_id: uuid.UUID | None = None) -> TagOut:
-    """Find a tag by id or name (case ignored); exit 3 when there is none."""
-    uid = as_uuid(ref)
-    if uid is not None:
-        return await zap.get_tag(uid)
-    want = ref.strip().casefold()
-    found = [t for t in await zap.list_tags(company_id=company_id) if t.name.casefold() == want]
-    if not found:
-        raise CliError(f"no tag {ref!r}", ExitCode.NOT_FOUND)
-    if len(found) > 1:
-        raise CliError(
-            f"{ref!r} names tags of {len(found)} companies: pass --company or the id",
-            ExitCode.USAGE,
-        )
-    return found[0]
 
 
 @app.command("add")
@@ -114,7 +95,7 @@ def update(
     """
     from shared.protocol.catalog import TagUpdate
     from zapctl import api
-    from zapctl.resolve import company_id_of
+    from zapctl.resolve import company_id_of, resolve_tag
 
     fields: dict[str, Any] = {}
     if name is not None:
@@ -143,7 +124,7 @@ def remove(ctx: typer.Context, ref: TagArg, company: CompanyOpt = None) -> None:
       zapctl tag remove 0190c0de-...
     """
     from zapctl import api
-    from zapctl.resolve import company_id_of
+    from zapctl.resolve import company_id_of, resolve_tag
 
     async def go(zap: ZapClient) -> TagOut:
         target = await resolve_tag(zap, ref, await company_id_of(zap, company))

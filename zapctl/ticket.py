@@ -318,7 +318,7 @@ def close(
         from shared.protocol.tickets import TicketClose
 
         t = await resolve_ticket(zap, ticket, await company_id_of(zap, company))
-        cat_id = await resolve_category(zap, category, t.company_id) if category else None
+        cat_id = (await resolve_category(zap, category, t.company_id)).id if category else None
         body = TicketClose.model_construct(
             category_id=cat_id, farewell=not no_farewell, message=message
         )
