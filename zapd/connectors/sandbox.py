@@ -331,11 +331,14 @@ class SandboxConnector:
         return SessionStatus.WAITING_QR if self._qr_task is not None else SessionStatus.DISCONNECTED
 
     async def stop(self) -> None:
-        """Disconnect, staying linked."""
+        """Disconnect, staying linked (a session waiting for its QR stops waiting, said so)."""
+        waiting = self._qr_task is not None
         if self._qr_task is not None:
             self._qr_task.cancel()
             self._qr_task = None
-        if self.connected:
+            self._state.qr = None
+            self._state.pairing = None
+        if self.connected or waiting:
             await self._disconnected("stopped")
 
     async def logout(self) -> None:

@@ -218,3 +218,19 @@ async def test_events_round_trip_through_storage_form() -> None:
     for ev in rec.events:
         assert load_event(dump_event(ev)) == ev
     await net.close()
+
+
+async def test_stopping_a_session_waiting_for_its_qr_says_so() -> None:
+    net = SandboxNetwork(FAST)
+    rec = Recorder()
+    conn = SandboxConnector(uuid.uuid4(), net, rec)
+    await conn.start()
+    await asyncio.sleep(0.01)
+    assert [e.status for e in rec.of(StatusEvent)] == [SessionStatus.WAITING_QR]
+    await conn.stop()
+    statuses = rec.of(StatusEvent)
+    assert [e.status for e in statuses] == [SessionStatus.WAITING_QR, SessionStatus.DISCONNECTED]
+    assert statuses[-1].reason == "stopped"
+    assert await conn.ping() == SessionStatus.DISCONNECTED
+    await asyncio.sleep(0.02)
+    assert len(rec.of(QrEvent)) == 1  # no QR rotates after the stop
