@@ -3,6 +3,10 @@
 Status and QR events update the session row, its log and the realtime stream here;
 message, ack and contact events go to the inbound pipeline (`on_inbound`), which
 stores them raw before processing them.
+
+A status or QR event that cannot be written because the database is away is not
+raised into the engine (its own loop would die of it): the session's latest such event
+is kept and written once the database answers again, newer events replacing older ones.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from zapd.connectors.webjs.connector import WebjsConnector
 from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
 from zapd.db.models import SessionLog, WaSession
 from zapd.db.types import utcnow
-from zapd.errors import Conflict, NotFound, Unavailable
+from zapd.errors import Conflict, DatabaseUnavailable, NotFound, Unavailable
 from zapd.kernel import events
 from zapd.secretbox import SecretBox
 from zapd.services.sessions.cloud_config import settings_of
@@ -61,6 +65,9 @@ class SessionManager:
         self.on_inbound: InboundHandler | None = None
         self._closing = False
         self.webjs = WebjsDriver(kernel.settings, registry)
+        # The latest status/QR event per session that the database could not take yet.
+        self._unwritten: dict[uuid.UUID, StatusEvent | QrEvent] = {}
+        self._rewrite: asyncio.Task[None] | None = None
 
     def connector(self, session_id: uuid.UUID) -> Connector | None:
         """Return the running connector of a session, if started."""
@@ -214,6 +221,10 @@ class SessionManager:
             except Exception as exc:
                 log.warning("stopping session %s: %s", session_id, exc)
         self._connectors.clear()
+        if self._rewrite is not None:
+            self._rewrite.cancel()
+            await asyncio.gather(self._rewrite, return_exceptions=True)
+            self._rewrite = None
         await self.webjs.shutdown()  # every browser gone, no orphan
 
     # ------------------------------------------------------------------ events
@@ -222,11 +233,42 @@ class SessionManager:
         """Route one engine event: status and QR here, the rest to the inbound pipeline."""
         if isinstance(event, StatusEvent):
             if not self._closing:
-                await self._on_status(event)
+                await self._write_state(event)
         elif isinstance(event, QrEvent):
-            await self._on_qr(event)
+            await self._write_state(event)
         elif self.on_inbound is not None:
             await self.on_inbound(event.session_id, event)
+
+    async def _write_state(self, ev: StatusEvent | QrEvent) -> None:
+        """Write a status or QR event now, or keep it for when the database is back."""
+        if ev.session_id in self._unwritten:  # an older one waits: keep the order
+            self._unwritten[ev.session_id] = ev
+            return
+        try:
+            await self._write(ev)
+        except DatabaseUnavailable:
+            self._unwritten[ev.session_id] = ev
+            if self._rewrite is None or self._rewrite.done():
+                self._rewrite = asyncio.create_task(self._write_later(), name="session-states")
+
+    async def _write(self, ev: StatusEvent | QrEvent) -> None:
+        if isinstance(ev, StatusEvent):
+            await self._on_status(ev)
+        else:
+            await self._on_qr(ev)
+
+    async def _write_later(self) -> None:
+        while self._unwritten:
+            await asyncio.sleep(min(1.0, float(self.kernel.db_health.retry_after)))
+            for session_id, ev in list(self._unwritten.items()):
+                try:
+                    await self._write(ev)
+                except DatabaseUnavailable:
+                    break  # still away: all of them wait for the next round
+                except Exception:  # not the database's absence: it will not get better
+                    log.exception("session %s: writing its %s failed", session_id, ev.kind)
+                if self._unwritten.get(session_id) is ev:  # not replaced meanwhile
+                    del self._unwritten[session_id]
 
     async def _on_status(self, ev: StatusEvent) -> None:
         async with self.kernel.tx() as db:
