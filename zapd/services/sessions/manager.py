@@ -46,6 +46,11 @@ SANDBOX_LINKED = "sandbox:linked"  # auth_state_path of a linked sandbox session
 InboundHandler = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
 
 
+# How long a session gets to stop at shutdown: more than webjs's own grace (8 s) for
+# its event handlers, so a browser winding down is not cut short.
+SESSION_STOP_SECONDS = 10.0
+
+
 class SessionManager:
     """Starts, stops and reaches the connectors of the daemon's sessions."""
 
@@ -215,11 +220,15 @@ class SessionManager:
     async def close(self) -> None:
         """Stop every connector (daemon shutdown); sessions keep their status for resume."""
         self._closing = True  # their "stopped" statuses must not overwrite what resume reads
-        for session_id, connector in list(self._connectors.items()):
+
+        async def stop(session_id: uuid.UUID, connector: Connector) -> None:
             try:
-                await asyncio.wait_for(connector.stop(), 5)
+                await asyncio.wait_for(connector.stop(), SESSION_STOP_SECONDS)
             except Exception as exc:
                 log.warning("stopping session %s: %s", session_id, exc)
+
+        # All at once: a hundred sessions stop in one grace period, not a hundred.
+        await asyncio.gather(*(stop(sid, c) for sid, c in list(self._connectors.items())))
         self._connectors.clear()
         if self._rewrite is not None:
             self._rewrite.cancel()

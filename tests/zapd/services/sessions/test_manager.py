@@ -61,3 +61,31 @@ async def test_a_status_the_database_could_not_take_is_written_when_it_is_back(
 
     await wait_for(written, within=10)
     assert not live.kernel.db_health.down
+
+
+class _SlowToStop:
+    """An engine that stops only once every session is stopping (a barrier)."""
+
+    def __init__(self, barrier: asyncio.Barrier) -> None:
+        self.barrier = barrier
+        self.stopped = False
+
+    async def stop(self) -> None:
+        await self.barrier.wait()
+        self.stopped = True
+
+
+async def test_shutdown_stops_every_session_at_once(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zapd.services.sessions import manager
+
+    monkeypatch.setattr(manager, "SESSION_STOP_SECONDS", 2.0)
+    engines = live.daemon.engines
+    barrier = asyncio.Barrier(3)
+    slow = [_SlowToStop(barrier) for _ in range(3)]
+    for connector in slow:
+        engines._connectors[uuid.uuid4()] = connector  # type: ignore[assignment]
+    await engines.close()  # one after the other, the first would wait for the rest forever
+    assert all(c.stopped for c in slow)
+    assert engines.running() == []
