@@ -12,6 +12,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -422,22 +423,27 @@ def _sqlite_copy(src: Path, dst: Path) -> None:
         source.close()
 
 
-def _pg_dump(url: str, dst: Path) -> None:
+def run_pg_tool(tool: str, url: str, args: Callable[[str], list[str]], purpose: str) -> None:
+    """Run a PostgreSQL client tool (pg_dump, pg_restore) against `url`; one-line errors.
+
+    `args(dsn)` gives its arguments; the password goes through PGPASSWORD, never argv
+    (where `ps` would show it). `purpose` ends the "not installed" hint.
+    """
     from sqlalchemy.engine import make_url
 
-    binary = shutil.which("pg_dump")
+    binary = shutil.which(tool)
     if binary is None:
         raise CliError(
-            "pg_dump not found on PATH: install the PostgreSQL client tools "
-            "(apt install postgresql-client) to back up a PostgreSQL database"
+            f"{tool} not found on PATH: install the PostgreSQL client tools "
+            f"(apt install postgresql-client) {purpose}"
         )
     u = make_url(url).set(drivername="postgresql")
     env = dict(os.environ)
     if u.password:
         env["PGPASSWORD"] = str(u.password)
     dsn = u.set(password=None).render_as_string(hide_password=False)
-    proc = subprocess.run(  # noqa: S603 - pg_dump from PATH, arguments are not a shell line
-        [binary, "--format=custom", "--no-owner", "--no-privileges", f"--file={dst}", dsn],
+    proc = subprocess.run(  # noqa: S603 - a tool from PATH, arguments are not a shell line
+        [binary, *args(dsn)],
         capture_output=True,
         text=True,
         env=env,
@@ -446,7 +452,16 @@ def _pg_dump(url: str, dst: Path) -> None:
     )
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
-        raise CliError(f"pg_dump failed: {lines[0] if lines else f'exit {proc.returncode}'}")
+        raise CliError(f"{tool} failed: {lines[0] if lines else f'exit {proc.returncode}'}")
+
+
+def _pg_dump(url: str, dst: Path) -> None:
+    run_pg_tool(
+        "pg_dump",
+        url,
+        lambda dsn: ["--format=custom", "--no-owner", "--no-privileges", f"--file={dst}", dsn],
+        "to back up a PostgreSQL database",
+    )
 
 
 def backup(

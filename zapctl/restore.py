@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import IO, Annotated, Any
 import typer
 
 from zapctl.errors import CliError, ExitCode
-from zapctl.maintenance import BACKUP_FORMAT, BACKUP_SUFFIXES
+from zapctl.maintenance import BACKUP_FORMAT, BACKUP_SUFFIXES, run_pg_tool
 from zapctl.offline import resolve_db
 from zapctl.options import DbOpt, StateDirOpt
 from zapctl.output import emit
@@ -81,28 +80,16 @@ def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
 
 
 def _pg_restore(dump: Path, url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    binary = shutil.which("pg_restore")
-    if binary is None:
-        raise CliError("pg_restore not found on PATH: install the PostgreSQL client tools")
-    u = make_url(url).set(drivername="postgresql")
-    env = dict(os.environ)
-    if u.password:
-        env["PGPASSWORD"] = str(u.password)
-    dsn = u.set(password=None).render_as_string(hide_password=False)
-    args = [binary, "--clean", "--if-exists", "--no-owner", "--no-privileges"]
-    proc = subprocess.run(  # noqa: S603 - pg_restore from PATH, no shell
-        [*args, f"--dbname={dsn}", str(dump)],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
+    run_pg_tool(
+        "pg_restore",
+        url,
+        lambda dsn: [
+            *("--clean", "--if-exists", "--no-owner", "--no-privileges"),
+            f"--dbname={dsn}",
+            str(dump),
+        ],
+        "to restore a PostgreSQL database",
     )
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        raise CliError(f"pg_restore failed: {lines[0] if lines else f'exit {proc.returncode}'}")
 
 
 def restore(
