@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
@@ -93,7 +94,9 @@ def _check(args: argparse.Namespace) -> None:
             raise usage(f"--{name.replace('_', '-')} must be 1-{top} (got {value})")
 
 
-async def _with_db(args: argparse.Namespace, body: Callable[..., Coroutine[Any, Any, Any]]) -> Any:
+async def _with_db(
+    args: argparse.Namespace, body: Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+) -> dict[str, Any]:
     with workdir() as tmp:
         async with fresh_database(args.db, tmp) as db:
             return await body(db, tmp)
@@ -115,6 +118,62 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 assigned=args.assigned,
             ),
         )
+    if cmd == "latency":
+        from bench import latency
+
+        return await _with_db(
+            args,
+            lambda db, tmp: latency.run(
+                db, tmp, duration=args.duration, rate=args.rate, assigned=args.assigned
+            ),
+        )
+    if cmd == "fanout":
+        from bench import fanout
+
+        return await _with_db(
+            args,
+            lambda db, tmp: fanout.run(
+                db,
+                tmp,
+                clients=args.clients,
+                per_tx=args.per_tx,
+                duration=args.duration,
+                rate=args.rate,
+            ),
+        )
+    if cmd == "http":
+        from bench import http
+
+        return await _with_db(
+            args,
+            lambda db, tmp: http.run(
+                db, tmp, clients=args.clients, duration=args.duration, path=args.path
+            ),
+        )
+    if cmd == "outbox":
+        from bench import outbox
+
+        return await _with_db(
+            args,
+            lambda db, tmp: outbox.run(
+                db, tmp, duration=args.duration, messages=args.messages, chats=args.chats
+            ),
+        )
+    if cmd == "growth":
+        from bench import growth
+
+        return await _with_db(
+            args,
+            lambda db, tmp: growth.run(
+                db,
+                tmp,
+                duration=args.duration,
+                rate=args.rate,
+                concurrency=args.concurrency,
+                clients=args.clients,
+                messages=args.messages,
+            ),
+        )
     raise usage(f"unknown benchmark {cmd!r}")
 
 
@@ -132,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         from zapd.logging import setup_logging
 
         setup_logging("warning", "text", sys.stderr)
+        logging.getLogger("websockets").setLevel(logging.WARNING)
         report = asyncio.run(_run(args))
     except BenchError as exc:
         sys.stderr.write(f"bench: {exc.message}\n")

@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -122,7 +121,7 @@ def database_kind(spec: str) -> str:
 
 
 async def _pg_admin(server: str, sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     u = make_url(server)
     conn = await asyncpg.connect(
@@ -137,6 +136,12 @@ async def _pg_admin(server: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            Path(f"{path}{suffix}").unlink()
 
 
 @contextlib.asynccontextmanager
@@ -156,9 +161,7 @@ async def fresh_database(spec: str, workdir: Path) -> AsyncIterator[Database]:
         try:
             yield Database(f"sqlite+aiosqlite:///{path}", "sqlite", path)
         finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    Path(f"{path}{suffix}").unlink()
+            _remove_sqlite(path)
         return
     server = _pg_server(spec)
     name = f"zap_bench_{uuid.uuid4().hex[:12]}"
@@ -347,9 +350,7 @@ async def seed_company(kernel: Any, *, agents: int = 1, departments: int = 3) ->
             users.append(user)
         await db.flush()
         for user in users:
-            db.add(
-                UserDepartment(user_id=user.id, department_id=deps[0].id, company_id=company.id)
-            )
+            db.add(UserDepartment(user_id=user.id, department_id=deps[0].id, company_id=company.id))
         tokens = [auth.encode_access(kernel, u, uuid.uuid4()) for u in users]
         return Seeded(
             company_id=company.id,
@@ -405,13 +406,3 @@ def workdir() -> Any:
     """A temporary directory for the run's state dir and SQLite file."""
     with tempfile.TemporaryDirectory(prefix="zap-bench-") as tmp:
         yield Path(tmp)
-
-
-class Clock:
-    """Seconds since the run started (perf_counter), for reports and pacing."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.start

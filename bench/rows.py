@@ -95,13 +95,13 @@ async def delete(raw: Raw, rows: Captured) -> None:
     await raw.commit()
 
 
-def _insert(name: str, cols: list[str]) -> str:
+def insert_sql(name: str, cols: list[str]) -> str:
     listed = ", ".join(_quote(c) for c in cols)
     marks = ", ".join("?" for _ in cols)
     return f"INSERT INTO {_quote(name)} ({listed}) VALUES ({marks})"  # noqa: S608
 
 
-def _slices(n: int, parts: int) -> list[tuple[int, int]]:
+def slices(n: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, parts)
     return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
 
@@ -109,9 +109,9 @@ def _slices(n: int, parts: int) -> list[tuple[int, int]]:
 async def one_tx_per_event(raw: Raw, rows: Captured, events: int) -> float:
     """Insert the rows in `events` transactions, one statement per row; return seconds."""
     flat = rows.flat()
-    statements = {name: _insert(name, cols) for name, cols, _, _ in rows.tables}
+    statements = {name: insert_sql(name, cols) for name, cols, _, _ in rows.tables}
     started = time.perf_counter()
-    for lo, hi in _slices(len(flat), events):
+    for lo, hi in slices(len(flat), events):
         await raw.begin()
         for name, _, row in flat[lo:hi]:
             await raw.execute(statements[name], row)
@@ -122,10 +122,10 @@ async def one_tx_per_event(raw: Raw, rows: Captured, events: int) -> float:
 async def batched(raw: Raw, rows: Captured, events: int, per_tx: int = 100) -> float:
     """Insert the rows `per_tx` events' worth per transaction with executemany; seconds."""
     flat = rows.flat()
-    statements = {name: _insert(name, cols) for name, cols, _, _ in rows.tables}
+    statements = {name: insert_sql(name, cols) for name, cols, _, _ in rows.tables}
     transactions = max(1, -(-events // per_tx))
     started = time.perf_counter()
-    for lo, hi in _slices(len(flat), transactions):
+    for lo, hi in slices(len(flat), transactions):
         await raw.begin()
         chunk = flat[lo:hi]
         i = 0

@@ -210,7 +210,7 @@ async def seed_assigned(daemon: Any, seeded: Seeded, n: int, prefix: int) -> lis
     from sqlalchemy import select
 
     from shared.enums import Role, TicketStatus
-    from zapd.db.models import Ticket
+    from zapd.db.models import Client, Ticket
     from zapd.kernel.principal import Actor, Principal
     from zapd.services.tickets import lifecycle
 
@@ -235,10 +235,13 @@ async def seed_assigned(daemon: Any, seeded: Seeded, n: int, prefix: int) -> lis
     async with daemon.kernel.read() as db:
         waiting = list(
             await db.scalars(
-                select(Ticket.id).where(
+                select(Ticket.id)
+                .join(Client, Client.id == Ticket.client_id)
+                .where(
                     Ticket.company_id == seeded.company_id,
                     Ticket.status == TicketStatus.PENDING,
                     Ticket.department_id == seeded.department_ids[0],
+                    Client.phone.in_(numbers),
                 )
             )
         )

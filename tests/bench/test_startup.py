@@ -11,12 +11,12 @@ import json
 import subprocess
 import sys
 
-from zapctl.bench import CEILING, HELP, WHOAMI
+from bench.startup import CEILING, HELP, WHOAMI
 
 
 def test_zapctl_starts_within_its_ratio_ceilings() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "zapctl.bench", "--runs", "7"],
+        [sys.executable, "-m", "bench", "startup", "--runs", "7"],
         capture_output=True,
         text=True,
         timeout=600,
