@@ -40,13 +40,21 @@ from shared.enums import (
 from zapd.db.types import new_id, utcnow
 
 SEED_BATCH = 10_000  # rows per executemany
+HISTORY_TABLES = ("clients", "client_identities", "chats", "tickets", "messages")
 HISTORY_PREFIX = 50  # phone prefix of the history's customers (bench.traffic.phones)
 
 
 async def _phase(
-    daemon: Any, seeded: Seeded, prefix: int, *, duration: float, rate: float | None, conc: int
+    daemon: Any,
+    seeded: Seeded,
+    prefix: int,
+    *,
+    duration: float,
+    rate: float | None,
+    conc: int,
+    assigned: int,
 ) -> dict[str, Any]:
-    customers = await seed_assigned(daemon, seeded, 20, prefix)
+    customers = await seed_assigned(daemon, seeded, assigned, prefix)
     sent = await drive(
         daemon,
         seeded.session_id,
@@ -229,8 +237,23 @@ async def seed_history(
     if not sqlite:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("ANALYZE"))
+            await conn.execute(text(f"ANALYZE {', '.join(HISTORY_TABLES)}"))
     return time.perf_counter() - started
+
+
+async def _counts(daemon: Any, seeded: Seeded) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from zapd.db.models import Client, Message
+
+    async with daemon.kernel.read() as db:
+        clients = await db.scalar(
+            select(func.count()).select_from(Client).where(Client.company_id == seeded.company_id)
+        )
+        messages = await db.scalar(
+            select(func.count()).select_from(Message).where(Message.company_id == seeded.company_id)
+        )
+    return int(clients or 0), int(messages or 0)
 
 
 async def run(
@@ -242,17 +265,29 @@ async def run(
     concurrency: int,
     clients: int,
     messages: int,
+    assigned: int = 20,
 ) -> dict[str, Any]:
     """Ingest on an empty history, write the history, ingest again; compare."""
     async with daemon_on(db, workdir) as daemon:
         seeded = await seed_company(daemon.kernel)
-        empty = await _phase(daemon, seeded, 1, duration=duration, rate=rate, conc=concurrency)
+        empty = await _phase(
+            daemon, seeded, 1, duration=duration, rate=rate, conc=concurrency, assigned=assigned
+        )
         seeding = await seed_history(daemon, db, seeded, clients, messages)
-        full = await _phase(daemon, seeded, 3, duration=duration, rate=rate, conc=concurrency)
+        stored = await _counts(daemon, seeded)
+        full = await _phase(
+            daemon, seeded, 3, duration=duration, rate=rate, conc=concurrency, assigned=assigned
+        )
     return {
         "bench": "growth",
         "database": db.kind,
-        "history": {"clients": clients, "messages": messages, "seed_seconds": round(seeding, 1)},
+        "history": {
+            "clients": clients,
+            "messages": messages,
+            "seed_seconds": round(seeding, 1),
+            "clients_in_database": stored[0],
+            "messages_in_database": stored[1],
+        },
         "empty_history": empty,
         "with_history": full,
         "ratio": ratio(full["events_per_s"], empty["events_per_s"]),
