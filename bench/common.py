@@ -81,6 +81,15 @@ def per_second(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
+def target(
+    value: float, *, at_least: float | None = None, at_most: float | None = None
+) -> dict[str, Any]:
+    """Return a target of issue #14 and whether this run's figure meets it (not asserted)."""
+    met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+    bound = {"at_least": at_least} if at_least is not None else {"at_most": at_most}
+    return {**bound, "met": met}
+
+
 # --------------------------------------------------------------------------- databases
 
 
