@@ -38,6 +38,6 @@ async def test_growth_compares_ingest_with_and_without_history(
     for phase in (empty, full):
         assert phase["events"] > 0 and phase["events_per_s"] > 0
         assert phase["failed_events"] == 0
-    if (messages, clients) < growth.TARGET_SIZE:  # judged only at the issue's size
+    if messages < growth.TARGET_SIZE[0] or clients < growth.TARGET_SIZE[1]:  # issue size only
         assert report["target_ratio"] is None
     assert report["ratio"] == round(full["events_per_s"] / empty["events_per_s"], 3)
