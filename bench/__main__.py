@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
@@ -177,6 +178,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     raise usage(f"unknown benchmark {cmd!r}")
 
 
+def _line(text: str, limit: int = 400) -> str:
+    """Make a message one line (driver errors span several), cut to `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a benchmark; print its report as one JSON document."""
     try:
@@ -194,11 +201,19 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
         report = asyncio.run(_run(args))
     except BenchError as exc:
-        sys.stderr.write(f"bench: {exc.message}\n")
+        sys.stderr.write(f"bench: {_line(exc.message)}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         return 130
+    except Exception as exc:
+        if os.environ.get("ZAP_DEBUG") == "1":
+            raise
+        sys.stderr.write(
+            f"bench: unexpected error: {type(exc).__name__}: {_line(str(exc))} "
+            "(ZAP_DEBUG=1 for details)\n"
+        )
+        return 1
     sys.stdout.write(json.dumps(report) + "\n")
     return 0
 

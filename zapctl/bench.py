@@ -15,6 +15,7 @@ times); the benchmarks themselves are documented in `bench/`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Annotated, Any
@@ -70,6 +71,8 @@ def _run(ctx: typer.Context, command: str, args: list[str], json_out: bool) -> N
             proc.kill()
             proc.wait()
         raise CliError("interrupted", ExitCode.INTERRUPTED) from None
+    if err and os.environ.get("ZAP_DEBUG") == "1":
+        sys.stderr.write(err)
     report = _report(out)
     if proc.returncode != 0 and not (command == "startup" and report is not None):
         raise CliError(_error_line(err, proc.returncode), _code(proc.returncode))
