@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
@@ -82,26 +82,35 @@ async def _phase(
     }
 
 
-def _driver_value(value: Any, sqlite: bool) -> Any:
-    """Turn a Python value into what the raw driver stores (as SQLAlchemy's types do)."""
-    if isinstance(value, bool):
-        return int(value) if sqlite else value
-    if isinstance(value, IntEnum):
-        return int(value)
-    if isinstance(value, uuid.UUID):
-        return value.hex if sqlite else value
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ") if sqlite else value
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return value
+def _converter(sample: Any, sqlite: bool) -> Callable[[Any], Any] | None:
+    """Return how a column's Python values become what the raw driver stores (None: as is).
+
+    The same conversions SQLAlchemy's types make (zapd.db.types): on SQLite UUIDs as 32
+    hex digits, datetimes as naive UTC text, booleans as 0/1; enums as their integer;
+    JSON as text on both (asyncpg takes jsonb as text).
+    """
+    if isinstance(sample, bool):
+        return int if sqlite else None
+    if isinstance(sample, IntEnum):
+        return int
+    if isinstance(sample, uuid.UUID):
+        return (lambda v: v.hex) if sqlite else None
+    if isinstance(sample, datetime):
+        return (lambda v: v.astimezone(UTC).replace(tzinfo=None).isoformat(" ")) if sqlite else None
+    if isinstance(sample, dict):
+        return json.dumps
+    return None
 
 
 async def _bulk(raw: Raw, table: str, batch: list[dict[str, Any]], sqlite: bool) -> None:
     if not batch:
         return
     cols = list(batch[0])
-    records = [tuple(_driver_value(row[c], sqlite) for c in cols) for row in batch]
+    convert = [_converter(batch[0][c], sqlite) for c in cols]
+    records = [
+        tuple(v if f is None else f(v) for f, v in zip(convert, row.values(), strict=True))
+        for row in batch
+    ]
     if sqlite:
         await raw.executemany(rows.insert_sql(table, cols), records)
     else:  # COPY: PostgreSQL's bulk path
