@@ -1,9 +1,10 @@
 """`zapctl bench ...`: what a node carries, measured on a fresh database.
 
 zapctl may not import zapd or the `bench` package (the import contracts), so each
-command runs `python -m bench SUBCOMMAND ...` in a child process with this
-interpreter, reads the one JSON document it prints and shows it through zapctl's
-output helper: `--json` passes it through, otherwise a table of its figures. The
+command runs `python -P -m bench SUBCOMMAND ...` in a child process with this
+interpreter (`-P`: the working directory is not searched), reads the one JSON
+document it prints and shows it through zapctl's output helper: `--json` passes it
+through, otherwise a table of its figures. The
 child's one-line error (`bench: ...`) becomes zapctl's, with the child's exit code
 (2 for bad input, 1 for a failed run, 130 interrupted). Ctrl+C reaches the child too;
 zapctl waits for it to drop its scratch database before exiting.
@@ -56,7 +57,8 @@ CHILD_GRACE = 120.0  # seconds the child gets to clean up after Ctrl+C
 def _run(ctx: typer.Context, command: str, args: list[str], json_out: bool) -> None:
     if json_out:
         state(ctx).json = True
-    argv = [sys.executable, "-m", "bench", command, *args]
+    # -P: the installed `bench`, never a `bench/` that happens to be in the working directory
+    argv = [sys.executable, "-P", "-m", "bench", command, *args]
     if sys.stderr.isatty():
         notice(f"zapctl bench {command}: running (a fresh database, then the measurement)...")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and package
