@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +109,6 @@ async def drive(
     count: int | None = None,
     rate: float | None = None,
     concurrency: int = 32,
-    started: Callable[[], None] | None = None,
 ) -> Sent:
     """Hand the mix to `receive` for `duration` seconds (or `count` events); drain; time it."""
     inbound = daemon.inbound
@@ -129,8 +128,6 @@ async def drive(
             slots.release()
 
     begin = time.perf_counter()
-    if started is not None:
-        started()
     for i, item in enumerate(mix):
         due = begin + i / rate if rate else time.perf_counter()
         if (duration is not None and due - begin >= duration) or (count is not None and i >= count):
