@@ -1,7 +1,12 @@
 """Load and speed harnesses for zap, outside the programs they measure.
 
-Each module runs with `python -m bench.<name>` and reports same-run ratios (a figure
-beside its baseline measured in the same run), never absolute times:
-`bench.daemon` (HTTP requests vs /healthz, inbound pipeline vs raw inserts) and
-`bench.realtime` (WebSocket fan-out). They import zapd; zapd never imports them.
+`python -m bench SUBCOMMAND` (what `zapctl bench SUBCOMMAND` runs) measures on a fresh
+database (bench.common) and prints one JSON report: `ingest` (pipeline events/s vs
+raw-driver ceilings of the same rows), `latency` (inbound -> agent WebSocket),
+`fanout` (WebSocket deliveries vs plain websockets), `http` (authenticated GET vs
+/healthz), `outbox` (sends/s through a no-op engine vs raw updates), `growth` (ingest
+with vs without history) and `startup` (zapctl start-up vs a bare interpreter). Every
+figure stands beside a baseline or ceiling measured in the same run: ratios travel,
+absolute times do not. `bench.tui` and `bench.cloud` run on their own (`python -m`).
+They import zapd; zapd and zapctl never import them.
 """

@@ -98,6 +98,10 @@ class _Root(LazyGroup):
             "zapctl.client:app",
             "Customers: list, show, tag, block; LGPD export and erase (those without zapd).",
         ),
+        "bench": LazyCommand(
+            "zapctl.bench:app",
+            "Benchmarks on a fresh database: ingest, latency, fan-out, HTTP, outbox, growth.",
+        ),
         "events": LazyCommand(
             "zapctl.events:app",
             "Raw inbound WhatsApp events stored by zapd (works on the database, without zapd).",
