@@ -110,6 +110,7 @@ class FakeGraph:
     app_secret: str = "fake-app-secret-0123456789abcdef"
     templates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    by_wamid: dict[str, dict[str, Any]] = field(default_factory=dict)  # accepted sends by id
     refused: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
@@ -272,13 +273,15 @@ class FakeGraph:
             self.refused.append(body)
             return JSONResponse(error_doc(100, details=problem), status_code=400)
         self.sent.append(body)
+        wamid = self.new_wamid()
+        self.by_wamid[wamid] = body
         who = body.get("to") or body.get("recipient")
         contact = {"input": who, "wa_id": who} if body.get("to") else {"input": who, "user_id": who}
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
                 "contacts": [contact],
-                "messages": [{"id": self.new_wamid()}],
+                "messages": [{"id": wamid}],
             }
         )
 
