@@ -429,14 +429,18 @@ def status(
     recipient: str = "5511987654321",
     ts: int | None = None,
     errors: list[dict[str, Any]] | None = None,
+    callback: str | None = None,
 ) -> dict[str, Any]:
-    """Return one `statuses[]` entry."""
+    """Return one `statuses[]` entry (`callback`: the send's biz_opaque_callback_data,
+    which Meta echoes in every status of that message)."""
     out: dict[str, Any] = {
         "id": wamid,
         "status": state,
         "timestamp": str(ts if ts is not None else int(time.time())),
         "recipient_id": recipient,
     }
+    if callback is not None:
+        out["biz_opaque_callback_data"] = callback
     if state != "failed":
         out["conversation"] = {"id": "c0ffee", "origin": {"type": "service"}}
         out["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "service"}
