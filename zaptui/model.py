@@ -117,6 +117,7 @@ class TicketRow:
     preview: str | None = None  # the last message's first characters
     preview_inbound: bool = False
     typing: str | None = None  # who is typing on it right now (a name)
+    recording: bool = False  # ... a voice note rather than text (the customer, WhatsApp Web)
     version: int = 0  # bumped on every change (widgets cache renders by it)
     window: ServiceWindow | None = None  # Cloud API only: the last 24-hour window known
 
@@ -537,6 +538,7 @@ class Inbox:
             row = self.rows.get(tid) if tid else None
             if row is not None:
                 row.typing = str(d.get("name") or "…") if d.get("typing") else None
+                row.recording = bool(row.typing and d.get("recording"))
                 row.version += 1
                 change.typing.add(row.id)
                 change.tickets.add(row.id)

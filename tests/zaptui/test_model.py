@@ -6,7 +6,13 @@ import uuid
 from datetime import timedelta
 
 from shared.enums import MessageDirection, MessageStatus, TicketStatus
-from shared.protocol.events import MESSAGE_NEW, MESSAGE_STATUS, TICKET_UPDATE, EventEnvelope
+from shared.protocol.events import (
+    MESSAGE_NEW,
+    MESSAGE_STATUS,
+    TICKET_UPDATE,
+    TYPING,
+    EventEnvelope,
+)
 from shared.protocol.tickets import ServiceWindow
 from tests.zaptui.sample import CHAT_TICKET, COMPANY, DEPS, ME, NOW, busy_inbox, message
 from zaptui.model import Inbox, Pending, WindowState
@@ -177,3 +183,15 @@ def test_cloud_window_state_is_kept_across_list_copies_and_refetched_on_inbound(
         )
     )
     assert CHAT_TICKET in change.fetch
+
+
+def test_customer_typing_and_recording_from_the_stream() -> None:
+    inbox = busy_inbox()
+    row = inbox.rows[CHAT_TICKET]
+    data = {"ticket_id": str(CHAT_TICKET), "name": "Maria Souza", "customer": True}
+    inbox.apply(ev(TYPING, None, **data, typing=True, recording=True))
+    assert (row.typing, row.recording) == ("Maria Souza", True)
+    inbox.apply(ev(TYPING, None, **data, typing=True))
+    assert (row.typing, row.recording) == ("Maria Souza", False)
+    inbox.apply(ev(TYPING, None, **data, typing=False))
+    assert (row.typing, row.recording) == (None, False)

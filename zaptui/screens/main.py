@@ -277,7 +277,8 @@ class MainScreen(Screen[None]):
         text.append(f"  {dep} · {who}")
         text.append(f"  {prio}", "bold red" if tk.priority >= Priority.HIGH else "dim")
         header.update(text)
-        typing.update(t("chat.typing", name=row.typing) if row.typing else "")
+        doing = "chat.recording" if row.recording else "chat.typing"
+        typing.update(t(doing, name=row.typing) if row.typing else "")
         self._composer_state()
 
     def _composer_state(self) -> None:
