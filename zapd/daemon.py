@@ -34,6 +34,7 @@ from zapd.secretbox import SecretBox
 from zapd.security import Passwords, ensure_secret_file, prepare_state_dir
 from zapd.services.conversations.cloud import RAW_EVENT_TYPE as CLOUD_RAW_EVENT
 from zapd.services.conversations.cloud import CloudService
+from zapd.services.conversations.customer_typing import CustomerTyping
 from zapd.services.conversations.inbound import Inbound
 from zapd.services.delivery.media import MediaStore
 from zapd.services.delivery.outbox_worker import OutboxWorker
@@ -77,6 +78,8 @@ class Daemon:
         )
         self.inbound = Inbound(kernel)
         self.engines.on_inbound = self.inbound.receive
+        self.customer_typing = CustomerTyping(kernel, hub)
+        self.engines.on_typing = self.customer_typing.receive
         self.cloud = CloudService(
             kernel,
             self.secret_box,
@@ -84,6 +87,7 @@ class Daemon:
             connector_of=self.engines.connector,
         )
         self.inbound.raw_handlers[CLOUD_RAW_EVENT] = self.cloud.process_webhook
+        self.engines.cloud_lookup = self.cloud.find_sent
         self.outbox_worker = OutboxWorker(kernel, connector_of=self.engines.connector)
         self.scheduler = Scheduler(kernel)
         self.heartbeat = Heartbeat(kernel, self.engines)

@@ -41,6 +41,7 @@ from shared.client import (
     ZapError,
 )
 from shared.enums import TicketStatus
+from shared.errors import ErrorCode
 from shared.protocol.auth import Me, TokenPair
 from shared.protocol.events import EventEnvelope
 from shared.protocol.messages import MessageSend
@@ -431,7 +432,15 @@ class ZapApp(App[None]):
                 self.online = False
                 return  # kept; sent when zapd answers again
             except (ZapError, OSError, ValueError) as exc:
-                inbox.fail_pending(key, getattr(exc, "message", None) or str(exc))
+                reason = getattr(exc, "message", None) or str(exc)
+                if isinstance(exc, ZapError) and exc.code == ErrorCode.WINDOW_CLOSED:
+                    # The daemon's text says since when and names the templates: show it
+                    # whole, and re-read the ticket so the header shows the window closed.
+                    self.notify(
+                        t("send.window_closed", reason=reason), severity="error", timeout=15
+                    )
+                    self.fetch_ticket(p.ticket_id)
+                inbox.fail_pending(key, reason)
                 inbox.pending.pop(key, None)
                 if self.main is not None:
                     self.main.apply_change(Change(chats={p.ticket_id}))

@@ -76,6 +76,7 @@ PT_BR: dict[str, str] = {
     "chat.note_by": "✱ Nota interna · {name}",
     "chat.pending": "pendente",
     "chat.prev": "Anterior",
+    "chat.recording": "{name} está gravando um áudio…",
     "chat.save": "Salvar anexo",
     "chat.save_hint": "s: salvar",
     "chat.top": "Início",
@@ -103,9 +104,11 @@ PT_BR: dict[str, str] = {
     "composer.mode_note": "✱ NOTA INTERNA — não vai para o cliente · Ctrl+T volta",
     "composer.mode_reply": "Resposta · Enter envia · Ctrl+J linha · / rápidas · Ctrl+T nota · Ctrl+O anexo",  # noqa: E501
     "composer.toggle_note": "Nota interna",
+    "composer.window_closed": "⚠ Janela de 24 h fechada: o WhatsApp recusa texto livre. Só um modelo aprovado (template: zapctl send --template) alcança o cliente; notas internas seguem (Ctrl+T).",  # noqa: E501
     "list.down": "Descer",
     "list.empty": "Nenhum ticket aqui.",
     "list.open": "Abrir",
+    "list.recording": "♫ {name} está gravando um áudio…",
     "list.typing": "✎ {name} está digitando…",
     "list.up": "Subir",
     "list.you": "Você: ",
@@ -171,6 +174,7 @@ PT_BR: dict[str, str] = {
     "role.supervisor": "supervisor",
     "save.done": "Anexo salvo em {path}",
     "save.title": "Salvar anexo em:",
+    "send.window_closed": "Não enviada: a janela de 24 h do cliente está fechada. {reason}",
     "side.all": "Tudo  {waiting} ◔ {mine} ●",
     "side.closed": "Encerrados",
     "side.mine": "Meus tickets ({n})",
@@ -204,6 +208,11 @@ PT_BR: dict[str, str] = {
     "view.closed": "Encerrados",
     "view.mine": "Meus tickets",
     "view.queue": "Fila",
+    "window.closed": "janela 24 h FECHADA",
+    "window.closing": "janela 24 h fecha em {left}",
+    "window.hours": "{h} h {m} min",
+    "window.minutes": "{m} min",
+    "window.open": "janela 24 h aberta · {left}",
 }
 
 EN: dict[str, str] = {
@@ -236,6 +245,7 @@ EN: dict[str, str] = {
     "chat.note_by": "✱ Internal note · {name}",
     "chat.pending": "pending",
     "chat.prev": "Previous",
+    "chat.recording": "{name} is recording a voice message…",
     "chat.save": "Save attachment",
     "chat.save_hint": "s: save",
     "chat.top": "Top",
@@ -263,9 +273,11 @@ EN: dict[str, str] = {
     "composer.mode_note": "✱ INTERNAL NOTE — not sent to the customer · Ctrl+T back",
     "composer.mode_reply": "Reply · Enter sends · Ctrl+J new line · / quick · Ctrl+T note · Ctrl+O attach",  # noqa: E501
     "composer.toggle_note": "Internal note",
+    "composer.window_closed": "⚠ 24-hour window closed: WhatsApp refuses free text. Only an approved template (zapctl send --template) reaches the customer; internal notes still work (Ctrl+T).",  # noqa: E501
     "list.down": "Down",
     "list.empty": "No tickets here.",
     "list.open": "Open",
+    "list.recording": "♫ {name} is recording a voice message…",
     "list.typing": "✎ {name} is typing…",
     "list.up": "Up",
     "list.you": "You: ",
@@ -331,6 +343,7 @@ EN: dict[str, str] = {
     "role.supervisor": "supervisor",
     "save.done": "Attachment saved to {path}",
     "save.title": "Save attachment to:",
+    "send.window_closed": "Not sent: the customer's 24-hour window is closed. {reason}",
     "side.all": "All  {waiting} ◔ {mine} ●",
     "side.closed": "Closed",
     "side.mine": "My tickets ({n})",
@@ -364,6 +377,11 @@ EN: dict[str, str] = {
     "view.closed": "Closed",
     "view.mine": "My tickets",
     "view.queue": "Queue",
+    "window.closed": "24-h window CLOSED",
+    "window.closing": "24-h window closes in {left}",
+    "window.hours": "{h} h {m} min",
+    "window.minutes": "{m} min",
+    "window.open": "24-h window open · {left}",
 }
 
 # =========================================================================== admin screens

@@ -10,6 +10,10 @@ read it. Invariants:
   chosen when they were typed: sending one twice makes one message on the daemon, and the
   pending entry is replaced by the real message when the daemon answers.
 - Nothing here blocks or does I/O; every method is O(changed rows) except `sorted_rows`.
+- A ticket on a Cloud API session carries its 24-hour service window once a
+  `GET /tickets/{id}` answered it (list pages and events do not carry it): the row keeps
+  the last one known, and its state (open / closing soon / closed) is computed from
+  `expires_at` and the clock when shown, so it closes on screen without an event.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import bisect
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from shared.enums import (
@@ -43,6 +48,7 @@ from shared.protocol.tickets import (
     TICKET_ESCALATED,
     DepartmentRef,
     MessageOut,
+    ServiceWindow,
     TicketOut,
     UserRef,
 )
@@ -50,6 +56,15 @@ from zaptui.i18n import t
 
 PREVIEW_CHARS = 120
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WINDOW_CLOSING = timedelta(hours=2)  # a window with less than this left is "closing soon"
+
+
+class WindowState(StrEnum):
+    """Where a Cloud API ticket's 24-hour window stands for free-form messages."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
 
 
 def _system_now() -> datetime:
@@ -102,7 +117,22 @@ class TicketRow:
     preview: str | None = None  # the last message's first characters
     preview_inbound: bool = False
     typing: str | None = None  # who is typing on it right now (a name)
+    recording: bool = False  # ... a voice note rather than text (the customer, WhatsApp Web)
     version: int = 0  # bumped on every change (widgets cache renders by it)
+    window: ServiceWindow | None = None  # Cloud API only: the last 24-hour window known
+
+    def window_state(self, now: datetime | None = None) -> tuple[WindowState, timedelta] | None:
+        """Return the window's state and the time left in it (None: not a Cloud ticket)."""
+        w = self.window
+        if w is None:
+            return None
+        if w.expires_at is None:  # the customer never wrote on this number
+            return WindowState.CLOSED, timedelta(0)
+        expires = w.expires_at if w.expires_at.tzinfo else w.expires_at.replace(tzinfo=UTC)
+        left = expires - (now or utcnow())
+        if left <= timedelta(0):
+            return WindowState.CLOSED, timedelta(0)
+        return (WindowState.CLOSING if left <= WINDOW_CLOSING else WindowState.OPEN), left
 
     @property
     def id(self) -> uuid.UUID:
@@ -387,6 +417,8 @@ class Inbox:
         else:
             row.ticket = ticket
             row.version += 1
+        if ticket.service_window is not None:  # only GET /tickets/{id} answers it
+            row.window = ticket.service_window
         if ticket.assignee is not None:
             self.names[ticket.assignee.id] = ticket.assignee.name
         self.version += 1
@@ -506,6 +538,7 @@ class Inbox:
             row = self.rows.get(tid) if tid else None
             if row is not None:
                 row.typing = str(d.get("name") or "…") if d.get("typing") else None
+                row.recording = bool(row.typing and d.get("recording"))
                 row.version += 1
                 change.typing.add(row.id)
                 change.tickets.add(row.id)
@@ -585,6 +618,8 @@ class Inbox:
             updates: dict[str, Any] = {"last_message_at": now}
             if direction == MessageDirection.INBOUND:
                 updates["last_inbound_at"] = now
+                if row.window is not None:
+                    change.fetch.add(tid)  # the customer wrote: the window moved (ask zapd)
             row.ticket = t.model_copy(update=updates)
             row.version += 1
             change.tickets.add(tid)

@@ -82,6 +82,9 @@ class CloudConfig(WireModel):
     throughput_per_second: float | None = Field(default=None, gt=0, le=1000)  # Meta's tier
     pair_burst: int | None = Field(default=None, ge=1, le=100)  # to one user before pacing
     pair_interval_seconds: float | None = Field(default=None, gt=0, le=600)
+    # How long a send in doubt (a crash between Meta's answer and its record) waits for
+    # Meta's status webhook to prove it went out, before sending again (0: at once).
+    in_doubt_hold_seconds: float | None = Field(default=None, ge=0, le=86400)
 
     @field_validator("base_url")
     @classmethod

@@ -110,6 +110,7 @@ class FakeGraph:
     app_secret: str = "fake-app-secret-0123456789abcdef"
     templates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    by_wamid: dict[str, dict[str, Any]] = field(default_factory=dict)  # accepted sends by id
     refused: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
@@ -272,13 +273,15 @@ class FakeGraph:
             self.refused.append(body)
             return JSONResponse(error_doc(100, details=problem), status_code=400)
         self.sent.append(body)
+        wamid = self.new_wamid()
+        self.by_wamid[wamid] = body
         who = body.get("to") or body.get("recipient")
         contact = {"input": who, "wa_id": who} if body.get("to") else {"input": who, "user_id": who}
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
                 "contacts": [contact],
-                "messages": [{"id": self.new_wamid()}],
+                "messages": [{"id": wamid}],
             }
         )
 
@@ -426,14 +429,18 @@ def status(
     recipient: str = "5511987654321",
     ts: int | None = None,
     errors: list[dict[str, Any]] | None = None,
+    callback: str | None = None,
 ) -> dict[str, Any]:
-    """Return one `statuses[]` entry."""
+    """Return one `statuses[]` entry (`callback`: the send's biz_opaque_callback_data,
+    which Meta echoes in every status of that message)."""
     out: dict[str, Any] = {
         "id": wamid,
         "status": state,
         "timestamp": str(ts if ts is not None else int(time.time())),
         "recipient_id": recipient,
     }
+    if callback is not None:
+        out["biz_opaque_callback_data"] = callback
     if state != "failed":
         out["conversation"] = {"id": "c0ffee", "origin": {"type": "service"}}
         out["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "service"}

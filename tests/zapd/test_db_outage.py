@@ -1,5 +1,8 @@
 """A database outage mid-burst loses and doubles nothing, and heals without a restart.
 
+The last two tests: a signed Cloud API webhook arriving during an outage is answered
+503 with nothing stored, and its redelivery afterwards is stored and processed once.
+
 A real zapd (uvicorn on loopback) receives a burst of customer messages through the
 sandbox route, delivered at least once: a sender repeats a message until it is answered
 2xx (as a WhatsApp engine redelivers), in order per customer, many customers at once.
@@ -325,3 +328,104 @@ async def test_sqlite_lock_held_mid_burst_heals_without_restart(
 
     got = await _run(f"sqlite+aiosqlite:///{path}", "sqlite", tmp_path, outage)
     _assert_healed(got, caplog, refused=False)
+
+
+# --------------------------------------------------------------------------- Cloud webhook
+
+
+async def _cloud_webhook_during_outage(
+    url: str,
+    backend: str,
+    tmp_path: Path,
+    down: Callable[[], Awaitable[None]],
+    up: Callable[[], Awaitable[None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A signed Cloud webhook meeting an outage: 503 + Retry-After, nothing stored; the
+    redelivery once the database is back is stored and processed once (Meta retries a
+    webhook that was not answered 200)."""
+    from tests.fakes.graph_api import FakeGraph, contact, inbound
+    from tests.zapd.api.test_cloud import cloud_session, count, hook_url, settled
+
+    engine = create_engine(url, pool_pre_ping=True)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    fake = await FakeGraph().start()
+    live, server, task = await start_live(engine, backend, make_settings(tmp_path))
+    try:
+        t = await live.tenant()
+        sid = await cloud_session(live, t, fake)
+        msg = inbound("text", {"body": "oi, tem alguém aí?"}, sender="5511987654321")
+        doc = fake.webhook(messages=[msg], contacts=[contact("5511987654321")])
+        await down()
+        try:
+            refused = await fake.deliver(hook_url(live, sid), doc)
+        finally:
+            await up()
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "ERR_DATABASE_UNAVAILABLE"
+        assert refused.headers["Retry-After"].isdigit()
+        assert await count(live, WebhookEvent) == 0  # nothing stored
+
+        again = await fake.deliver(hook_url(live, sid), doc)  # Meta's redelivery
+        assert (again.status_code, again.json()) == (200, {"status": "stored"})
+        await settled(live)
+        third = await fake.deliver(hook_url(live, sid), doc)
+        assert third.json() == {"status": "duplicate"}
+        await settled(live)
+        assert await count(live, WebhookEvent) == 1
+        assert await count(live, Message, Message.wa_message_id == msg["id"]) == 1
+        assert await count(live, Ticket) == 1
+        tracebacks = [r for r in caplog.records if r.name.startswith("zapd") and r.exc_info]
+        assert tracebacks == [], [r.getMessage() for r in tracebacks]
+    finally:
+        await live.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        await live.daemon.hub.close_all()
+        await fake.stop()
+        await engine.dispose()
+
+
+@pytest.mark.timeout(120)
+async def test_cloud_webhook_refused_503_while_postgresql_is_down(
+    pg_database: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    name, url = pg_database
+
+    async def down() -> None:
+        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await _pg_admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+
+    async def up() -> None:
+        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+    await _cloud_webhook_during_outage(url, "postgresql", tmp_path, down, up, caplog)
+
+
+@pytest.mark.timeout(120)
+async def test_cloud_webhook_refused_503_while_sqlite_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    # Another process's writer holds the lock past zapd's busy timeout (shortened here).
+    monkeypatch.setattr("zapd.db.engine.SQLITE_BUSY_TIMEOUT_MS", 300)
+    path = tmp_path / "outage.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    async def down() -> None:
+        other.execute("BEGIN IMMEDIATE")
+
+    async def up() -> None:
+        other.execute("ROLLBACK")
+
+    try:
+        await _cloud_webhook_during_outage(
+            f"sqlite+aiosqlite:///{path}", "sqlite", tmp_path, down, up, caplog
+        )
+    finally:
+        other.close()

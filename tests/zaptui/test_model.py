@@ -6,9 +6,16 @@ import uuid
 from datetime import timedelta
 
 from shared.enums import MessageDirection, MessageStatus, TicketStatus
-from shared.protocol.events import MESSAGE_NEW, MESSAGE_STATUS, TICKET_UPDATE, EventEnvelope
+from shared.protocol.events import (
+    MESSAGE_NEW,
+    MESSAGE_STATUS,
+    TICKET_UPDATE,
+    TYPING,
+    EventEnvelope,
+)
+from shared.protocol.tickets import ServiceWindow
 from tests.zaptui.sample import CHAT_TICKET, COMPANY, DEPS, ME, NOW, busy_inbox, message
-from zaptui.model import Inbox, Pending
+from zaptui.model import Inbox, Pending, WindowState
 
 
 def ev(kind: str, seq: int | None = None, **data: object) -> EventEnvelope:
@@ -143,3 +150,48 @@ def test_agents_see_their_departments_supervisors_all() -> None:
     boss = Inbox(inbox.me.model_copy(update={"role": 1}))
     boss.set_departments(list(inbox.departments.values()))
     assert len(boss.my_departments()) == 4
+
+
+def test_cloud_window_state_is_kept_across_list_copies_and_refetched_on_inbound() -> None:
+    inbox = busy_inbox()
+    row = inbox.rows[CHAT_TICKET]
+    assert row.window_state(NOW) is None  # not known to be a Cloud API ticket
+    last = NOW - timedelta(hours=23, minutes=15)
+    window = ServiceWindow(open=True, last_inbound_at=last, expires_at=last + timedelta(hours=24))
+    inbox.put_ticket(row.ticket.model_copy(update={"service_window": window}))
+    assert row.window_state(NOW) == (WindowState.CLOSING, timedelta(minutes=45))
+    earlier = NOW - timedelta(hours=3)
+    assert row.window_state(earlier) == (WindowState.OPEN, timedelta(hours=3, minutes=45))
+    assert row.window_state(NOW + timedelta(hours=1)) == (WindowState.CLOSED, timedelta(0))
+    # A list page or an event copy carries no window: the one known stays.
+    inbox.put_ticket(row.ticket.model_copy(update={"service_window": None}))
+    assert row.window == window
+    never = ServiceWindow(open=False, last_inbound_at=None, expires_at=None)
+    inbox.put_ticket(row.ticket.model_copy(update={"service_window": never}))
+    assert row.window_state(NOW) == (WindowState.CLOSED, timedelta(0))
+    # The customer writes: the window moved, so the ticket is fetched again.
+    change = inbox.apply(
+        ev(
+            MESSAGE_NEW,
+            9,
+            id=str(uuid.uuid4()),
+            ticket_id=str(CHAT_TICKET),
+            direction=int(MessageDirection.INBOUND),
+            type=0,
+            status=6,
+            body="Oi de novo",
+        )
+    )
+    assert CHAT_TICKET in change.fetch
+
+
+def test_customer_typing_and_recording_from_the_stream() -> None:
+    inbox = busy_inbox()
+    row = inbox.rows[CHAT_TICKET]
+    data = {"ticket_id": str(CHAT_TICKET), "name": "Maria Souza", "customer": True}
+    inbox.apply(ev(TYPING, None, **data, typing=True, recording=True))
+    assert (row.typing, row.recording) == ("Maria Souza", True)
+    inbox.apply(ev(TYPING, None, **data, typing=True))
+    assert (row.typing, row.recording) == ("Maria Souza", False)
+    inbox.apply(ev(TYPING, None, **data, typing=False))
+    assert (row.typing, row.recording) == (None, False)

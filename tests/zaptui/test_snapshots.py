@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
 from shared.credentials import Stored
+from shared.protocol.tickets import ServiceWindow
 from tests.zaptui.sample import CHAT_TICKET, NOW, busy_inbox
 from zaptui.app import ZapApp, make_app
 from zaptui.config import TuiSettings
@@ -118,3 +120,19 @@ def test_chat_top_menu_and_system_lines(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(busy_app(), terminal_size=(140, 44), run_before=top)
+
+
+def test_cloud_chat_with_the_window_closed(snap_compare: Any) -> None:
+    """A Cloud API ticket whose customer wrote 25 h ago: the header says the window is
+    closed, the composer says free text is refused and what still goes out."""
+    last = NOW - timedelta(hours=25)
+
+    async def closed(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, ZapApp) and app.inbox is not None
+        app.inbox.rows[CHAT_TICKET].window = ServiceWindow(
+            open=False, last_inbound_at=last, expires_at=last + timedelta(hours=24)
+        )
+        await open_chat(pilot)
+
+    assert snap_compare(busy_app(), terminal_size=(120, 36), run_before=closed)

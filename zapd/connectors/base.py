@@ -31,6 +31,10 @@ class OutboundMessage:
     # `body`, which always holds the plain-text form.
     interactive: dict[str, Any] | None = None  # {"buttons": [...]} or {"list": {...}}
     template: dict[str, Any] | None = None  # {"name", "language", "parameters"}
+    # A re-claim of a send whose outcome was never recorded (the worker died after
+    # handing it over): WhatsApp may have it already. Engines without an idempotency
+    # key of their own (the Cloud API) check before sending again.
+    in_doubt: bool = False
 
 
 class SendError(Exception):

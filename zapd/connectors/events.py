@@ -86,13 +86,28 @@ class ContactEvent(_Event):
     bsuid: str | None = None
 
 
+class TypingEvent(_Event):
+    """A customer started or stopped typing (or recording a voice note) in a chat.
+
+    Ephemeral: never stored nor replayed (the session manager hands it to the realtime
+    stream at once); an engine that cannot see typing (the Cloud API) never emits it.
+    """
+
+    kind: Literal["typing"] = "typing"
+    chat_jid: str
+    typing: bool
+    recording: bool = False  # a voice note rather than text
+
+
 EngineEvent = Annotated[
     QrEvent | StatusEvent | MessageEvent | AckEvent | ContactEvent, Field(discriminator="kind")
 ]
 ENGINE_EVENT = TypeAdapter(EngineEvent)
 
 
-AnyEngineEvent = QrEvent | StatusEvent | MessageEvent | AckEvent | ContactEvent
+# What a connector may hand its sink. `TypingEvent` is not an `EngineEvent`: it is never
+# stored, so it cannot be loaded back.
+AnyEngineEvent = QrEvent | StatusEvent | MessageEvent | AckEvent | ContactEvent | TypingEvent
 
 
 def dump_event(event: AnyEngineEvent) -> dict[str, Any]:

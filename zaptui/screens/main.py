@@ -8,6 +8,11 @@ Invariants:
 - A burst of updates is coalesced: rows and counts are redrawn at most once per
   `REDRAW_DELAY`, the open chat only when its own messages changed.
 - Usable at 80×24: below `NARROW` columns the sidebar hides (Ctrl+B shows it).
+- On a Cloud API ticket the chat header shows the 24-hour window (open, closing soon
+  with the time left, closed), re-read from the clock every `WINDOW_TICK` seconds; while
+  it is closed the composer says free text is refused and names the way out (a template
+  or an internal note). The window comes from `GET /tickets/{id}`, fetched once per
+  ticket when it is first opened and again whenever its customer writes.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -34,7 +40,7 @@ from shared.protocol.clients import ClientUpdate
 from shared.protocol.tickets import TicketClose, TicketTransfer, TicketUpdate
 from zaptui.i18n import t
 from zaptui.messages import SendRequested, TypingChanged
-from zaptui.model import Change, TicketRow
+from zaptui.model import Change, TicketRow, WindowState
 from zaptui.screens.client import ClientScreen
 from zaptui.screens.close import CloseResult, CloseScreen
 from zaptui.screens.confirm import ConfirmScreen
@@ -54,6 +60,7 @@ NARROW = 100
 REDRAW_DELAY = 0.05
 PREVIEW_FETCH = 40  # tickets whose last message is fetched for the preview at start
 TYPING_IDLE = 5.0  # seconds without a keystroke before "stopped typing" is sent
+WINDOW_TICK = 20.0  # seconds between redraws of the open chat's 24-hour window
 
 
 class MainScreen(Screen[None]):
@@ -83,6 +90,7 @@ class MainScreen(Screen[None]):
         self._typing_at = 0.0  # when "typing" was last sent (monotonic)
         self._typing_on: uuid.UUID | None = None  # the ticket it was sent for
         self._typing_idle: Timer | None = None
+        self._detailed: set[uuid.UUID] = set()  # tickets fetched once for their window
 
     @property
     def zap(self) -> ZapApp:
@@ -111,6 +119,12 @@ class MainScreen(Screen[None]):
         self.redraw()
         self.query_one(TicketList).focus()
         self._narrow(self.size.width)
+        self.set_interval(WINDOW_TICK, self._window_tick)
+
+    def _window_tick(self) -> None:
+        row = self.row
+        if row is not None and row.window is not None:
+            self._chat_header()
 
     def on_resize(self, event: Resize) -> None:
         self._narrow(event.size.width)
@@ -255,17 +269,24 @@ class MainScreen(Screen[None]):
             (f"  {tk.client.phone or ''}", "dim"),
             f"  #{tk.number}  ",
             (status, "bold"),
-            f"  {dep} · {who}",
-            (f"  {prio}", "bold red" if tk.priority >= Priority.HIGH else "dim"),
         )
+        window = row.window_state()
+        if window is not None:  # before the rest: it must not be cut off at 80 columns
+            text.append("  ")
+            text.append(*_window_label(*window))
+        text.append(f"  {dep} · {who}")
+        text.append(f"  {prio}", "bold red" if tk.priority >= Priority.HIGH else "dim")
         header.update(text)
-        typing.update(t("chat.typing", name=row.typing) if row.typing else "")
+        doing = "chat.recording" if row.recording else "chat.typing"
+        typing.update(t(doing, name=row.typing) if row.typing else "")
         self._composer_state()
 
     def _composer_state(self) -> None:
         row = self.row
         composer = self.query_one("#composer", Composer)
         composer.display = row is not None and row.ticket.status != TicketStatus.CLOSED
+        window = row.window_state() if row is not None else None
+        composer.window_closed = window is not None and window[0] is WindowState.CLOSED
 
     def _refresh_chat(self) -> None:
         inbox = self.zap.inbox
@@ -286,6 +307,9 @@ class MainScreen(Screen[None]):
         if inbox is None:
             return
         self.current = ticket_id
+        if ticket_id not in self._detailed:  # learn its 24-hour window (Cloud API)
+            self._detailed.add(ticket_id)
+            self.zap.fetch_ticket(ticket_id)
         chat = inbox.chat(ticket_id)
         self._chat_header()  # first: the composer's place decides the log's size
         log = self.query_one(ChatLog)
@@ -681,3 +705,21 @@ class MainScreen(Screen[None]):
         return sum(
             1 for i in self.query_one(ChatLog).items if i.direction == MessageDirection.INBOUND
         )
+
+
+def _left(left: timedelta) -> str:
+    """Say a time left as "1 h 05 min" or "12 min" (at least 1 min)."""
+    minutes = max(1, int(left.total_seconds() // 60))
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return t("window.hours", h=hours, m=f"{minutes:02d}")
+    return t("window.minutes", m=minutes)
+
+
+def _window_label(state: WindowState, left: timedelta) -> tuple[str, str]:
+    """The header's words and style for a 24-hour window."""
+    if state is WindowState.OPEN:
+        return t("window.open", left=_left(left)), "green"
+    if state is WindowState.CLOSING:
+        return t("window.closing", left=_left(left)), "bold yellow"
+    return t("window.closed"), "bold red"

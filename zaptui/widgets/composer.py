@@ -4,7 +4,10 @@ Invariants: Enter sends (a `Submitted` message up, the text cleared only by the 
 once it has queued the send); Shift+Enter and Ctrl+J insert a new line; `/` on an empty
 composer asks for the quick replies; note mode is visible (label and colour) and sticks
 until toggled; a file attached by path rides with the next send. The composer sends
-nothing over the network itself: it posts messages up and the screen acts.
+nothing over the network itself: it posts messages up and the screen acts. While a
+Cloud API ticket's 24-hour window is closed (`window_closed`, set by the screen) a
+warning line says free text will be refused and what can still go out; in note mode the
+line hides, since notes never reach WhatsApp.
 """
 
 from __future__ import annotations
@@ -72,11 +75,13 @@ class Composer(Vertical):
 
     note_mode: reactive[bool] = reactive(False)
     attachment: reactive[str | None] = reactive(None)
+    window_closed: reactive[bool] = reactive(False)
 
     class AttachRequested(Message):
         """The agent wants to attach a file (the screen asks for its path)."""
 
     def compose(self) -> ComposeResult:
+        yield Label(t("composer.window_closed"), id="composer-window")
         yield Label(t("composer.mode_reply"), id="composer-mode")
         yield ComposerInput(
             id="composer-input", soft_wrap=True, show_line_numbers=False, compact=True
@@ -92,10 +97,24 @@ class Composer(Vertical):
             mode += "  " + t("composer.attached", path=self.attachment)
         return mode
 
+    def on_mount(self) -> None:
+        self._window_line()
+
+    def _window_line(self) -> None:
+        self.query_one("#composer-window", Label).display = self.window_closed and not (
+            self.note_mode
+        )
+
     def watch_note_mode(self, note: bool) -> None:
         self.set_class(note, "-note")
         if self.is_mounted:
             self.query_one("#composer-mode", Label).update(self._label())
+            self._window_line()
+
+    def watch_window_closed(self, closed: bool) -> None:
+        self.set_class(closed, "-window-closed")
+        if self.is_mounted:
+            self._window_line()
 
     def watch_attachment(self, path: str | None) -> None:
         if self.is_mounted:

@@ -176,7 +176,8 @@ class TicketList(ScrollView, can_focus=True):
         badge = f" {tk.unread_count} " if tk.unread_count else ""
         room = max(3, width - 3 - cell_len(badge))
         if row.typing:
-            text, style = t("list.typing", name=row.typing), s("ticketlist--typing")
+            doing = "list.recording" if row.recording else "list.typing"
+            text, style = t(doing, name=row.typing), s("ticketlist--typing")
         else:
             prefix = "" if row.preview_inbound or row.preview is None else t("list.you")
             text, style = prefix + (row.preview or ""), s("ticketlist--preview")

@@ -132,6 +132,13 @@
     return { id: key._serialized, ack: 0, sendMsgResult: {} };
   };
 
+  // wa-js at conn.main_ready: every chat in ChatStore subscribes its presence.
+  const subscribeKnown = () => {
+    const ids = [...new Set([...store.values()].map(chatOf))].filter((id) => id.endsWith('@c.us') || id.endsWith('@lid'));
+    if (ids.length) call('subscribe', { ids }).catch(() => null);
+  };
+  const mainReady = () => { state.mainReady = true; subscribeKnown(); emit('conn.main_ready'); };
+
   const fake = {
     version: '4.6.0',
     get isReady() { return state.ready; },
@@ -194,6 +201,12 @@
       },
     },
     contact: {
+      // wa-js: subscribes each id's presence (an IQ to WhatsApp), answers the Wids.
+      subscribePresence: async (ids) => {
+        const list = (Array.isArray(ids) ? ids : [ids]).map(String);
+        await call('subscribe', { ids: list });
+        return list.map((id) => new Wid(id));
+      },
       getPnLidEntry: async (contactId) => {
         const id = String(contactId);
         if (!id.endsWith('@c.us') && !id.endsWith('@lid')) throw new WPPError('invalid_wid_for_get_pn_lid_entry', `Invalid WID: ${id}`);
@@ -229,7 +242,7 @@
         state.online = true;
         if (msg.linked) {
           state.registered = true; state.authenticated = true; state.me = msg.me;
-          if (!state.mainReady) { state.mainReady = true; emit('conn.main_ready'); }
+          if (!state.mainReady) mainReady();
           emit('conn.online', true);
         } else if (msg.qr) {
           state.authCode = msg.qr;
@@ -251,7 +264,7 @@
         state.registered = true; state.authenticated = true; state.me = msg.me;
         emit('conn.auth_code_change', null);
         emit('conn.authenticated');
-        setTimeout(() => { state.mainReady = true; emit('conn.main_ready'); }, 50);
+        setTimeout(mainReady, 50);
         break;
       case 'lids':
         state.lids = msg.lids || {};
@@ -267,6 +280,14 @@
         if (msg.twice) emit('chat.new_message', m);
         break;
       }
+      case 'presence':
+        // wa-js's payload (chat/events/registerPresenceChange): a user's chat state.
+        emit('chat.presence_change', {
+          id: new Wid(msg.id), isOnline: msg.state !== 'unavailable', isGroup: false,
+          isUser: true, shortName: msg.shortName || '', state: msg.state, t: Date.now(),
+          isContact: true,
+        });
+        break;
       case 'ack': {
         for (const id of msg.ids) { const m = store.get(id); if (m) m.ack = msg.ack; }
         emit('chat.msg_ack_change', { ack: msg.ack, chat: new Wid(msg.chat), ids: msg.ids.map((id) => MsgKey.fromString(id)) });

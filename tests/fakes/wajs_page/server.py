@@ -9,8 +9,13 @@ not connected are kept and handed over silently (as a history sync) when it conn
 again: only the engine's catch-up can find them.
 
 Payloads follow wa-js 4.6.0's declarations: `conn.auth_code_change` gives
-`{type, ref, fullCode}`, `chat.msg_ack_change` gives `{ack, chat, ids}`, message ids are
-serialized MsgKeys `fromMe_remote_id`.
+`{type, ref, fullCode}`, `chat.msg_ack_change` gives `{ack, chat, ids}`,
+`chat.presence_change` gives `{id, isOnline, isGroup, isUser, shortName, state, t,
+isContact}`, message ids are serialized MsgKeys `fromMe_remote_id`.
+
+Presence follows WhatsApp: a customer's chat state (`customer_typing`) reaches a device
+only when the page subscribed that contact (`WPP.contact.subscribePresence`, or wa-js
+itself at main_ready for the chats it knows); the ids are in `Device.subscribed`.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Device:
     connections: int = 0
     link_code: str | None = None
     log: list[str] = field(default_factory=list)  # what happened to it (diagnostics)
+    subscribed: set[str] = field(default_factory=set)  # contacts whose presence it follows
 
     @property
     def linked(self) -> bool:
@@ -166,10 +172,13 @@ class FakeWhatsAppWeb:
             else:
                 device.history.append(raw)
                 device.sent.append(raw)
+        elif op == "subscribe":
+            device.subscribed.update(str(i) for i in msg.get("ids") or ())
         elif op == "logout":
             device.log.append(f"logout asked by the page (was {device.phone})")
             device.phone = None
             device.history.clear()
+            device.subscribed.clear()
         elif op == "link_code":
             device.link_code = "".join(
                 secrets.choice("ABCDEFGHJKLMNPQRSTVWXYZ123456789") for _ in range(8)
@@ -304,6 +313,19 @@ class FakeWhatsAppWeb:
             },
         )
         return raw
+
+    async def customer_typing(
+        self, device: Device, phone: str, state: str = "typing", *, lid: str | None = None
+    ) -> bool:
+        """A customer's chat state (`typing`, `recording_audio`, `available`...) changes;
+        return whether it reached the device (only for a contact it subscribed)."""
+        who = lid or c_us(phone)
+        if who not in device.subscribed:
+            return False
+        name = (self.lids.get(who) or {}).get("name")
+        return await self._push(
+            device, {"op": "presence", "id": who, "state": state, "shortName": name}
+        )
 
     async def ack(self, device: Device, msg_id: str, ack: int) -> None:
         """WhatsApp reports a delivery status (wa-js enum) for a message the device sent."""

@@ -728,3 +728,116 @@ async def test_credentials_stored_in_the_clear_are_sealed_at_start(cloud_live: L
         got = await db.get(WaSession, sid)
         assert got is not None and "EAAG-written-before-sealing" not in json.dumps(got.config)
         assert live.daemon.secret_box.unseal(got.config) == plain
+
+
+@pytest.fixture
+async def crashy_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncIterator[Live]:
+    """A zapd whose outbox takes a claim back 1 s after a worker stopped mid-send."""
+    settings = daemon_settings(
+        tmp_path,
+        outbox_backoff_base=0.05,
+        outbox_backoff_cap=0.2,
+        outbox_poll_interval=0.05,
+        outbox_lock_seconds=1.0,
+    )
+    lv, server, task = await start_live(engine, backend.name, settings)
+    try:
+        yield lv
+    finally:
+        await lv.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        await lv.daemon.hub.close_all()
+
+
+async def test_send_in_doubt_after_a_crash_is_settled_by_its_status_webhook(
+    crashy_live: Live, fake: FakeGraph
+) -> None:
+    """Meta accepted a send and the daemon 'died' before recording it (the row stays
+    SENDING, the connector forgets its answer). Taken back in doubt: a stored status
+    webhook carrying the send's key (biz_opaque_callback_data) gives its wamid and
+    nothing goes out twice; with no such status, the send is held for the session's
+    `in_doubt_hold_seconds`, then sent again (at-least-once, never lost)."""
+    live = crashy_live
+    t = await live.tenant()
+    config = cloud_config(fake) | {"in_doubt_hold_seconds": 1.0}
+    r = await t.admin.post("/api/v1/sessions", json={"name": "Meta", "engine": 2, "config": config})
+    sid = r.json()["id"]
+    assert (await t.admin.post(f"/api/v1/sessions/{sid}/start")).status_code == 202
+
+    async def connected() -> bool:
+        return (await t.admin.get(f"/api/v1/sessions/{sid}")).json()["status"] == 0
+
+    await wait_for(connected)
+    await says(live, fake, sid, "Oi")
+    await menu_sent(fake)
+    ticket = (await t.supervisor.get("/api/v1/tickets")).json()["items"][0]
+
+    worker = live.daemon.outbox_worker
+    record = worker.record_success
+    crashed: list[tuple[Any, str]] = []
+
+    async def dies_after_meta_answered(claim: Any, wa_id: str) -> None:
+        once = claim.body and claim.body.endswith(("Confirmado", "Segunda"))
+        if once and all(c.message_id != claim.message_id for c, _ in crashed):
+            crashed.append((claim, wa_id))
+            conn = live.daemon.engines.connector(uuid.UUID(sid))
+            conn._accepted.clear()  # type: ignore[union-attr]  # a new process knows nothing
+            return  # nothing recorded: the row stays SENDING until its lock runs out
+        await record(claim, wa_id)
+
+    worker.record_success = dies_after_meta_answered  # type: ignore[method-assign]
+
+    def bodies(end: str) -> list[str]:
+        texts = [s.get("text", {}).get("body", "") for s in fake.sent]
+        return [b for b in texts if b.endswith(end)]
+
+    async def outcome(mid: str) -> Any:
+        async with live.kernel.read() as db:
+            m = await db.get(Message, uuid.UUID(mid))
+            box = await db.scalar(select(Outbox).where(Outbox.message_id == uuid.UUID(mid)))
+            assert m is not None and box is not None
+            return m, box
+
+    # 1. The status webhook is stored before the claim is taken back: settled by it.
+    r = await t.supervisor.post(
+        "/api/v1/messages", json={"ticket_id": ticket["id"], "body": "Confirmado"}
+    )
+    mid = r.json()["id"]
+    await wait_for(lambda: _now(crashed))
+    claim, wamid = crashed[0]
+    key = fake.by_wamid[wamid]["biz_opaque_callback_data"]
+    assert key == claim.idempotency_key
+    hook = await post(
+        live,
+        fake,
+        sid,
+        fake.webhook(statuses=[status(wamid, "delivered", callback=key)]),
+    )
+    assert hook.status_code == 200, hook.text
+    assert await live.daemon.cloud.find_sent(uuid.UUID(sid), key) == wamid
+
+    async def recorded() -> Any:
+        m, box = await outcome(mid)
+        return (m, box) if box.state is OutboxState.SENT else None
+
+    m, box = await wait_for(recorded)
+    assert m.wa_message_id == wamid and m.status is MessageStatus.DELIVERED  # early ack applied
+    assert box.attempts == 0
+    assert len(bodies("Confirmado")) == 1  # not sent twice
+
+    # 2. No status ever comes: held for 1 s, then sent again (the customer may get it twice).
+    r = await t.supervisor.post(
+        "/api/v1/messages", json={"ticket_id": ticket["id"], "body": "Segunda"}
+    )
+    mid = r.json()["id"]
+    await wait_for(lambda: _now(len(crashed) == 2))
+    m, box = await wait_for(recorded)
+    sent_twice = bodies("Segunda")
+    assert len(sent_twice) == 2
+    assert m.wa_message_id != crashed[1][1]  # the second send's id
+    assert box.attempts == 0 and "in doubt" in (box.last_error or "")
+
+
+async def _now(value: Any) -> Any:
+    return value

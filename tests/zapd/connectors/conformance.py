@@ -13,6 +13,10 @@ adding it to `ADAPTERS` in test_conformance.py. The checks below then run agains
 - acks for a sent message arrive mapped to MessageStatus, and folded forward-only
   they end at READ even when WhatsApp reports them out of order;
 - logout -> DISCONNECTED, and the next start needs linking again.
+
+Engines without QR linking (`needs_qr = False`, the Cloud API: a number is linked in
+Meta's dashboard and a session is a token) skip the QR checks: no QR expected at the
+first start, none after logout.
 """
 
 from __future__ import annotations

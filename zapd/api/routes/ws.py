@@ -5,7 +5,9 @@ set headers, in `?token=`. A missing or bad token, or a bad `since`, is answered
 an HTTP error in the contract's JSON shape and the connection is never upgraded.
 
 Server → client: `{"seq": N, "type": "...", "company_id": "...", "data": {...}}`
-(`seq` is null for typing), `{"type": "pong"}`, and
+(`seq` is null for typing: `data` is `{ticket_id, name, typing}` plus `user_id` for an
+agent or `customer: true` (and `recording: true` for a voice note) for the customer,
+whose typing only the WhatsApp Web engine can see), `{"type": "pong"}`, and
 `{"type": "error", "error": "ERR_...", "message": "..."}`.
 Client → server: `{"type": "ping"}` and
 `{"type": "typing", "ticket_id": "...", "typing": true}`.

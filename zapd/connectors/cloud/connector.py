@@ -13,6 +13,26 @@ Invariants:
   spent), so a burst of agent messages does not trip Meta's pair-rate limit (131056).
 - A send repeated with the same idempotency key (a re-claim after the daemon failed to
   record the first) answers the first `wamid` without sending again, within this process.
+
+Duplicates after a crash (the Graph API has no idempotency key). The window: Meta
+accepted a send, and the daemon died before committing its `wamid`; the outbox row is
+still SENDING and is claimed again once its lock runs out, `in_doubt`, by a process that
+does not remember the first answer. Policy: *hold, then at-least-once*.
+- Every send carries its idempotency key as `biz_opaque_callback_data`; Meta echoes it
+  in the message's status webhooks (sent / delivered / read / failed), which zapd
+  stores raw before anything else (zapd.services.conversations.cloud).
+- An in-doubt send first asks `in_doubt_lookup(session, key)` for a stored status
+  carrying its key. Found: its `wamid` is the answer, nothing is sent again (the
+  statuses themselves were kept as early acks and apply when the id is recorded).
+- Not found: the send is held (handed back with `retry_after`, no attempt spent) and
+  asked again, for `in_doubt_hold` seconds (default 300) from the first time this
+  process saw it in doubt: Meta's "sent" webhook normally arrives within seconds, and
+  a webhook that met the crashed daemon is redelivered by Meta with backoff.
+- Hold over and still nothing: sent again. If Meta had accepted the first one after all
+  (its webhooks lost or later than the hold), the customer gets it twice: at-least-once,
+  never lost. A hold of 0 sends at once. What remains of the window: a second crash
+  during the hold (the row is PENDING then, not in doubt, and goes out at once), and a
+  lookup that cannot reach the database (held again, like any transient failure).
 """
 
 from __future__ import annotations
@@ -23,6 +43,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +60,9 @@ log = logging.getLogger("zapd.cloud")
 RECHECK_SECONDS = 30.0
 _REMEMBERED_SENDS = 10_000
 _REMEMBERED_UPLOADS = 1_000
+IN_DOUBT_RECHECK = 10.0  # seconds between two lookups of a held send
+# (session id, idempotency key) -> the wamid a stored status webhook gives it, or None.
+InDoubtLookup = Callable[[uuid.UUID, str], Awaitable[str | None]]
 
 
 class CloudSendError(SendError):
@@ -85,8 +109,10 @@ class CloudConnector:
         sink: EventSink,
         *,
         graph: GraphClient | None = None,
+        in_doubt_lookup: InDoubtLookup | None = None,
     ) -> None:
         self.session_id = session_id
+        self.in_doubt_lookup = in_doubt_lookup
         self.settings = settings
         self.sink = sink
         self.graph = graph or GraphClient(settings)
@@ -98,6 +124,7 @@ class CloudConnector:
         self.pacer = _Pacer(settings.pair_burst, settings.pair_interval)
         self._accepted: OrderedDict[str, str] = OrderedDict()
         self._uploads: OrderedDict[str, str] = OrderedDict()
+        self._doubt_since: dict[str, float] = {}  # key -> when first seen in doubt
         self._recheck: asyncio.Task[None] | None = None
 
     async def _status(
@@ -193,6 +220,11 @@ class CloudConnector:
         key = message.idempotency_key
         if key is not None and key in self._accepted:
             return self._accepted[key]
+        if key is not None and (message.in_doubt or key in self._doubt_since):
+            found = await self._settle_doubt(key)
+            if found is not None:
+                self._remember(key, found)
+                return found
         wait = self.pacer.wait(message.to_jid, time.monotonic())
         if wait > 0:
             raise CloudSendError(
@@ -209,10 +241,54 @@ class CloudConnector:
             # exponentially, and gives up after its maximum like any transient failure.
             raise CloudSendError(exc.describe(), transient=exc.retryable, code=exc.code) from None
         if key is not None:
-            self._accepted[key] = wa_id
-            while len(self._accepted) > _REMEMBERED_SENDS:
-                self._accepted.popitem(last=False)
+            self._remember(key, wa_id)
         return wa_id
+
+    def _remember(self, key: str, wa_id: str) -> None:
+        self._accepted[key] = wa_id
+        while len(self._accepted) > _REMEMBERED_SENDS:
+            self._accepted.popitem(last=False)
+
+    async def _settle_doubt(self, key: str) -> str | None:
+        """Return the wamid Meta gave an in-doubt send, hold it, or let it go again.
+
+        See the module docstring: the stored status webhooks are asked for the key; none
+        yet holds the send (CloudSendError with retry_after) until `in_doubt_hold` ran
+        out, then None (send again, at-least-once).
+        """
+        now = time.monotonic()
+        since = self._doubt_since.setdefault(key, now)
+        if self.in_doubt_lookup is not None:
+            try:
+                found = await self.in_doubt_lookup(self.session_id, key)
+            except Exception as exc:  # the database may be away: ask again later
+                raise CloudSendError(
+                    f"in doubt whether Meta has it; cannot check now ({type(exc).__name__})",
+                    transient=True,
+                    code=None,
+                    retry_after=IN_DOUBT_RECHECK,
+                ) from None
+            if found is not None:
+                self._doubt_since.pop(key, None)
+                log.info("cloud %s: send in doubt was delivered as %s", self.session_id, found)
+                return found
+        left = self.settings.in_doubt_hold - (now - since)
+        if left > 0 and self.in_doubt_lookup is not None:
+            raise CloudSendError(
+                "in doubt whether Meta has it (the daemon stopped mid-send): waiting for "
+                f"its status webhook, {left:.0f} s more before sending again",
+                transient=True,
+                code=None,
+                retry_after=min(left, IN_DOUBT_RECHECK),
+            )
+        self._doubt_since.pop(key, None)
+        log.warning(
+            "cloud %s: no status for a send in doubt after %.0f s: sending again "
+            "(the customer may get it twice)",
+            self.session_id,
+            now - since,
+        )
+        return None
 
     # ------------------------------------------------------------------ helpers
 

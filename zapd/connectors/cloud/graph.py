@@ -101,6 +101,7 @@ class CloudSettings:
     throughput_per_second: float = DEFAULT_THROUGHPUT
     pair_burst: int = 5  # messages to one user before pacing starts
     pair_interval: float = 6.0  # then one every this many seconds (Meta: ~1 per 6 s)
+    in_doubt_hold: float = 300.0  # seconds a send in doubt waits for a status webhook
 
     def __repr__(self) -> str:  # the dataclass default would print the secrets
         return (
@@ -129,7 +130,16 @@ class CloudSettings:
             throughput_per_second=num("throughput_per_second", DEFAULT_THROUGHPUT),
             pair_burst=int(num("pair_burst", 5)),
             pair_interval=num("pair_interval_seconds", 6.0),
+            in_doubt_hold=_non_negative(config.get("in_doubt_hold_seconds"), 300.0),
         )
+
+
+def _non_negative(value: Any, default: float) -> float:
+    try:
+        number = float(value if value is not None else default)
+    except (TypeError, ValueError):
+        return default
+    return number if number >= 0 else default
 
 
 class GraphClient:

@@ -6,6 +6,8 @@ Invariants:
 - Interactive messages are built only when they fit (`list_fits`, `buttons_fit`); the
   caller keeps the plain-text form in `body`, so an engine without them — or a list
   that does not fit — still says the same thing as text.
+- Every send carries its outbox idempotency key as `biz_opaque_callback_data` (Meta
+  echoes it in the message's status webhooks).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROW_TITLE_MAX = 24
 ROW_DESCRIPTION_MAX = 72
 LIST_BUTTON_MAX = 20
 REPLY_ID_MAX = 200
+CALLBACK_DATA_MAX = 512  # biz_opaque_callback_data, Meta's limit
 CAPTION_TYPES = {MessageType.IMAGE, MessageType.VIDEO, MessageType.DOCUMENT}
 MEDIA_KINDS = {
     MessageType.IMAGE: "image",
@@ -114,6 +117,10 @@ def build(message: OutboundMessage, media_id: str | None = None) -> dict[str, An
         "recipient_type": "individual",
         **recipient(message.to_jid),
     }
+    if message.idempotency_key and len(message.idempotency_key) <= CALLBACK_DATA_MAX:
+        # Echoed by Meta in this message's status webhooks: how a send in doubt after
+        # a crash is recognised (zapd.connectors.cloud.connector).
+        payload["biz_opaque_callback_data"] = message.idempotency_key
     if message.quoted_wa_message_id:
         payload["context"] = {"message_id": message.quoted_wa_message_id}
     if message.template is not None:

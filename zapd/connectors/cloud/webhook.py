@@ -358,6 +358,27 @@ def parse(body: dict[str, Any], session_id: uuid.UUID, received: datetime) -> li
     return out
 
 
+def callback_status(body: dict[str, Any], callback_data: str) -> str | None:
+    """Return the message id of a status in `body` carrying `biz_opaque_callback_data`.
+
+    Pure and lenient: a body that is not Meta's shape simply has no such status.
+    """
+    try:
+        envelope = Envelope.model_validate(body)
+    except ValidationError:
+        return None
+    for entry in envelope.entry:
+        for change in entry.changes:
+            for raw in change.value.statuses:
+                if (
+                    isinstance(raw, dict)
+                    and raw.get("biz_opaque_callback_data") == callback_data
+                    and isinstance(raw.get("id"), str)
+                ):
+                    return str(raw["id"])
+    return None
+
+
 def media_ids(events: list[AnyEngineEvent]) -> list[tuple[int, str]]:
     """Return (index, Meta media id) of the events whose file is still to be downloaded."""
     found = []

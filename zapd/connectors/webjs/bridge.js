@@ -60,11 +60,27 @@
   WPP.on('conn.require_auth', () => emit('require_auth'));
   WPP.on('conn.online', (online) => emit('online', !!online));
   WPP.on('conn.link_code_change', (code) => emit('link_code', code));
+  // Presence (typing) reaches WhatsApp Web only for subscribed contacts: wa-js subscribes
+  // the chats it knows at main_ready; a customer who writes later is subscribed here.
+  const watched = new Set();
+  const watchPresence = (jid) => {
+    if (!jid || watched.has(jid) || !(jid.endsWith('@c.us') || jid.endsWith('@lid'))) return;
+    watched.add(jid);
+    Promise.resolve()
+      .then(() => WPP.contact.subscribePresence(jid))
+      .catch(() => watched.delete(jid));
+  };
   WPP.on('chat.new_message', async (m) => {
     if (!m || !m.id) return;
+    if (!m.id.fromMe && !m.author) watchPresence(wid(m.from));
     emit('message', await full(m));
   });
   WPP.on('chat.msg_ack_change', (a) => emit('ack', { ack: a.ack, chat: wid(a.chat), ids: (a.ids || []).map(wid) }));
+  // {id, isUser, isGroup, state: 'typing' | 'recording_audio' | 'available' | ..., shortName}
+  WPP.on('chat.presence_change', (p) => {
+    if (!p || !p.isUser || p.isGroup) return;
+    emit('presence', { id: wid(p.id), state: p.state || null, name: p.shortName || null });
+  });
 
   window.__zap = {
     state: () => ({

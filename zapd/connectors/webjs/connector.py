@@ -24,6 +24,11 @@ Invariants:
   the outbox records them, so they are never stored twice.
 - Acks map wa-js's enum (negative failure, 0 clock, 1 sent, 2 received, 3 read,
   4 played); 0 is not a status change; the pipeline keeps status forward-only.
+- A customer's typing comes from wa-js `chat.presence_change` (state `typing` or
+  `recording_audio`; the bridge subscribes the presence of every customer who writes)
+  and goes out as a `TypingEvent` only when it changes: started, stopped (another
+  state, a message from them, or `TYPING_TTL` seconds without a new typing state, since
+  WhatsApp lets a chat state lapse without telling).
 """
 
 from __future__ import annotations
@@ -56,7 +61,14 @@ from zapd.connectors.base import (
     PairingError,
     SendError,
 )
-from zapd.connectors.events import AckEvent, ContactEvent, MessageEvent, QrEvent, StatusEvent
+from zapd.connectors.events import (
+    AckEvent,
+    ContactEvent,
+    MessageEvent,
+    QrEvent,
+    StatusEvent,
+    TypingEvent,
+)
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.driver import Browser, WebjsDriver
 
@@ -72,6 +84,9 @@ SEND_TIMEOUT = 60.0
 STOP_GRACE = 8.0  # seconds the session's tasks get to finish what they are doing
 ID_PREFIX = "3EB0"
 _STOP = "\0stop"  # queued after the last event: the consumer ends there
+TYPING_TTL = 25.0  # seconds a typing state lasts without being repeated
+TYPING_STATES = {"typing": False, "recording_audio": True}  # wa-js state -> recording?
+_LAPSED = "\0lapsed"  # a presence state the connector makes up when typing lapses
 
 Heartbeat = Callable[[], Awaitable[None]]
 
@@ -204,6 +219,8 @@ class WebjsConnector:
         self._stopping = False
         self._trouble: asyncio.Future[_Trouble] | None = None
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        # Chats whose customer is typing now: jid -> (recording, lapse timer).
+        self._typing: dict[str, tuple[bool, asyncio.TimerHandle]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._qr_refs: set[str] = set()
         self._offline_beats = 0
@@ -277,6 +294,7 @@ class WebjsConnector:
                 await self._task
             self._task = None
         await self._close_browser()
+        await self._forget_typing()
         self._save_cursor()
         if self.status is not None and self.status != SessionStatus.DISCONNECTED:
             await self._set_status(SessionStatus.DISCONNECTED, "stopped")
@@ -494,6 +512,8 @@ class WebjsConnector:
             await self._on_message(data, live=True)
         elif kind == "ack":
             await self._on_ack(data)
+        elif kind == "presence" and data:
+            await self._on_presence(data)
         elif kind == "link_code" and self._pairing is not None and data:
             self._pairing = PairingCode(
                 code=str(data), phone=self._pairing.phone, expires_at=_now() + PAIRING_TTL
@@ -616,6 +636,9 @@ class WebjsConnector:
                 )
             )
         await self.sink(event)
+        if not from_me and chat in self._typing:  # they sent what they were typing
+            self._typing.pop(chat)[1].cancel()
+            await self._emit_typing(chat, False, False)
         if self._cursor is None or t > self._cursor:
             self._cursor = t
             self._cursor_dirty = True
@@ -634,6 +657,47 @@ class WebjsConnector:
         path = folder / digest
         await asyncio.to_thread(path.write_bytes, data)
         return path.as_uri(), mime
+
+    async def _on_presence(self, p: dict[str, Any]) -> None:
+        """A contact's chat state changed: emit typing when it starts or stops."""
+        chat = from_wa(p.get("id"))
+        if not chat or not (chat.endswith("@s.whatsapp.net") or chat.endswith("@lid")):
+            return
+        state = str(p.get("state") or "")
+        recording = TYPING_STATES.get(state)
+        before = self._typing.pop(chat, None)
+        if before is not None:
+            before[1].cancel()
+        if recording is not None:
+            lapsed = ("presence", {"id": p.get("id"), "state": _LAPSED})
+            lapse = asyncio.get_running_loop().call_later(
+                TYPING_TTL, self._events.put_nowait, lapsed
+            )
+            self._typing[chat] = (recording, lapse)
+            if before is not None and before[0] == recording:
+                return  # still typing: nothing new to say
+            await self._emit_typing(chat, True, recording)
+        elif before is not None:
+            await self._emit_typing(chat, False, False)
+
+    async def _emit_typing(self, chat: str, typing: bool, recording: bool) -> None:
+        await self.sink(
+            TypingEvent(
+                session_id=self.session_id,
+                at=_now(),
+                chat_jid=chat,
+                typing=typing,
+                recording=recording,
+            )
+        )
+
+    async def _forget_typing(self) -> None:
+        """Stopping: nobody is typing any more as far as the agents can tell."""
+        typing, self._typing = self._typing, {}
+        for chat, (_, lapse) in typing.items():
+            lapse.cancel()
+            with contextlib.suppress(Exception):
+                await self._emit_typing(chat, False, False)
 
     async def _on_ack(self, a: dict[str, Any]) -> None:
         status = ack_status(int(a.get("ack", 0)))

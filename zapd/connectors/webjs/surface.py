@@ -25,6 +25,7 @@ FUNCTIONS: tuple[str, ...] = (
     "chat.list",
     "chat.downloadMedia",
     "contact.getPnLidEntry",
+    "contact.subscribePresence",
 )
 
 EVENTS: tuple[str, ...] = (
@@ -38,4 +39,5 @@ EVENTS: tuple[str, ...] = (
     "conn.link_code_change",
     "chat.new_message",
     "chat.msg_ack_change",
+    "chat.presence_change",
 )

@@ -13,6 +13,10 @@ Webhook intake (`store_webhook` then `process_webhook`):
          row PROCESSED (`Inbound.process_events`: messages deduped on their wamid,
          statuses forward only, early acks kept).
 
+A send in doubt after a crash (Meta may have it, its wamid was never recorded) is
+recognised by its idempotency key, echoed in the stored status webhooks
+(`find_sent`; the policy is in zapd.connectors.cloud.connector).
+
 A row left PENDING by a crash is processed again at start (`Inbound.recover` hands
 "cloud.webhook" rows here); a media file downloaded before the crash is found again by
 its digest (one row per content). A body that cannot be read is poisoned with its
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Engine, MessageDirection, WebhookEventState
@@ -62,6 +66,7 @@ log = logging.getLogger("zapd.cloud")
 
 RAW_EVENT_TYPE = "cloud.webhook"
 WINDOW = timedelta(hours=24)
+IN_DOUBT_LOOKBACK = timedelta(days=7)  # Meta redelivers a webhook for up to 7 days
 _SETTINGS_TTL = 5.0  # seconds a session's decrypted settings are reused by the webhook route
 
 
@@ -332,6 +337,38 @@ class CloudService:
                 )
                 .execution_options(synchronize_session=False)
             )
+
+    # ------------------------------------------------------------------ sends in doubt
+
+    async def find_sent(self, session_id: uuid.UUID, key: str) -> str | None:
+        """Return the wamid of a send whose status webhooks carry `key`, if one is stored.
+
+        A send's idempotency key travels as `biz_opaque_callback_data` and Meta echoes it
+        in every status of that message; the raw bodies of the last `IN_DOUBT_LOOKBACK`
+        are searched (a text match narrows, the parsed body decides). Used only for a
+        send in doubt after a crash (zapd.connectors.cloud.connector): rare, so a scan
+        of one session's recent bodies is affordable.
+        """
+        since = utcnow() - IN_DOUBT_LOOKBACK
+        async with self.kernel.read() as db:
+            payloads = (
+                await db.scalars(
+                    select(WebhookEvent.payload)
+                    .where(
+                        WebhookEvent.session_id == session_id,
+                        WebhookEvent.event_type == RAW_EVENT_TYPE,
+                        WebhookEvent.received_at >= since,
+                        cast(WebhookEvent.payload, Text).contains(key, autoescape=True),
+                    )
+                    .order_by(WebhookEvent.received_at.desc())
+                    .limit(50)
+                )
+            ).all()
+        for payload in payloads:
+            found = webhook.callback_status(payload, key)
+            if found is not None:
+                return found
+        return None
 
     # ------------------------------------------------------------------ media
 

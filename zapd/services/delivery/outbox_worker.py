@@ -12,8 +12,9 @@ How it holds together:
   rows SENDING with `locked_until`. The send itself runs outside any transaction.
 - The engine is handed the row's idempotency key (WhatsApp Web's client-chosen message
   id). A worker that dies after the engine accepted but before the commit leaves the
-  row SENDING; once `locked_until` passes it is claimed again and re-sent with the same
-  key, and the engine answers the first send's id without delivering twice.
+  row SENDING; once `locked_until` passes it is claimed again (marked `in_doubt`) and
+  re-sent with the same key, and the engine answers the first send's id without
+  delivering twice (the Cloud API has no such key: see zapd.connectors.cloud.connector).
 - Messages of one chat go out in creation order: a row waits while an older row of its
   chat is PENDING or SENDING.
 - Each session has its own lane (an asyncio task) with a token bucket and a random
@@ -35,7 +36,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -174,6 +175,7 @@ class Claim:
     attempts: int
     interactive: dict[str, Any] | None = None  # list / buttons, for engines that have them
     template: dict[str, Any] | None = None  # a Cloud API template send
+    in_doubt: bool = False  # taken back from a claim whose outcome was never recorded
 
     def outbound(self) -> OutboundMessage:
         """Return the engine's view of this send."""
@@ -189,6 +191,7 @@ class Claim:
             idempotency_key=self.idempotency_key,
             interactive=self.interactive,
             template=self.template,
+            in_doubt=self.in_doubt,
         )
 
 
@@ -460,10 +463,13 @@ class OutboxWorker:
                     )
                 ).all()
             )
+            # Still SENDING with its lock run out: the last worker died mid-send.
+            in_doubt = {box.id for box in boxes if box.state is OutboxState.SENDING}
             for box in boxes:
                 box.state = OutboxState.SENDING
                 box.locked_until = lock
-            return await self._describe(db, boxes)
+            claims = await self._describe(db, boxes)
+            return [replace(c, in_doubt=True) if c.outbox_id in in_doubt else c for c in claims]
 
     async def _describe(self, db: AsyncSession, boxes: list[Outbox]) -> list[Claim]:
         messages = {

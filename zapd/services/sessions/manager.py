@@ -2,7 +2,8 @@
 
 Status and QR events update the session row, its log and the realtime stream here;
 message, ack and contact events go to the inbound pipeline (`on_inbound`), which
-stores them raw before processing them.
+stores them raw before processing them; a customer's typing (ephemeral, never stored)
+goes to `on_typing`, which shows it to the agents who can see the chat's ticket.
 
 A status or QR event that cannot be written because the database is away is not
 raised into the engine (its own loop would die of it): the session's latest such event
@@ -24,9 +25,9 @@ from shared.enums import Engine, LogLevel, SessionStatus
 from shared.errors import ErrorCode
 from shared.protocol.events import SESSION_QR, SESSION_STATUS
 from zapd.connectors.base import Connector, PairingCode, PairingError, SupportsPairing
-from zapd.connectors.cloud.connector import CloudConnector
+from zapd.connectors.cloud.connector import CloudConnector, InDoubtLookup
 from zapd.connectors.cloud.graph import CloudSettings
-from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent
+from zapd.connectors.events import AnyEngineEvent, QrEvent, StatusEvent, TypingEvent
 from zapd.connectors.sandbox import SandboxConnector, SandboxNetwork
 from zapd.connectors.webjs.connector import WebjsConnector
 from zapd.connectors.webjs.driver import EngineUnavailable, WebjsDriver
@@ -44,6 +45,7 @@ log = logging.getLogger("zapd.engines")
 
 SANDBOX_LINKED = "sandbox:linked"  # auth_state_path of a linked sandbox session
 InboundHandler = Callable[[uuid.UUID, AnyEngineEvent], Awaitable[object]]
+TypingHandler = Callable[[TypingEvent], Awaitable[object]]
 
 
 # How long a session gets to stop at shutdown: more than webjs's own grace (8 s) for
@@ -68,6 +70,9 @@ class SessionManager:
         self._company: dict[uuid.UUID, uuid.UUID] = {}
         self._lock = asyncio.Lock()
         self.on_inbound: InboundHandler | None = None
+        self.on_typing: TypingHandler | None = None
+        # Finds the wamid of a Cloud API send in doubt in the stored status webhooks.
+        self.cloud_lookup: InDoubtLookup | None = None
         self._closing = False
         self.webjs = WebjsDriver(kernel.settings, registry)
         # The latest status/QR event per session that the database could not take yet.
@@ -119,7 +124,7 @@ class SessionManager:
             await self.handle(event)
 
         if engine == Engine.CLOUD and cloud is not None:
-            return CloudConnector(session_id, cloud, sink)
+            return CloudConnector(session_id, cloud, sink, in_doubt_lookup=self._cloud_lookup)
 
         if engine == Engine.SANDBOX:
             if linked_phone:
@@ -236,6 +241,11 @@ class SessionManager:
             self._rewrite = None
         await self.webjs.shutdown()  # every browser gone, no orphan
 
+    async def _cloud_lookup(self, session_id: uuid.UUID, key: str) -> str | None:
+        if self.cloud_lookup is None:
+            return None
+        return await self.cloud_lookup(session_id, key)
+
     # ------------------------------------------------------------------ events
 
     async def handle(self, event: AnyEngineEvent) -> None:
@@ -245,6 +255,9 @@ class SessionManager:
                 await self._write_state(event)
         elif isinstance(event, QrEvent):
             await self._write_state(event)
+        elif isinstance(event, TypingEvent):
+            if self.on_typing is not None:
+                await self.on_typing(event)
         elif self.on_inbound is not None:
             await self.on_inbound(event.session_id, event)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,3 +231,56 @@ def test_interactive_limits() -> None:
     assert not buttons_fit("Pergunta", [*three, {"id": "9", "title": "B9"}])
     assert not buttons_fit("Pergunta", [{"id": "1", "title": "x" * 21}])
     assert build(text("a" * 5000))["text"]["body"] == "a" * 4096
+
+
+async def test_send_in_doubt_asks_the_stored_statuses_then_holds_then_resends(
+    fake: FakeGraph,
+) -> None:
+    """The policy of zapd.connectors.cloud.connector for a send in doubt after a crash."""
+    calls: list[str] = []
+    answer: dict[str, str | None] = {"doubt:1": None}
+
+    async def lookup(session_id: uuid.UUID, key: str) -> str | None:
+        calls.append(key)
+        if key == "doubt:boom":
+            raise OSError("database away")
+        return answer.get(key)
+
+    rec = Recorder()
+    conn = CloudConnector(
+        uuid.uuid4(), settings(fake, in_doubt_hold_seconds=0.3), rec, in_doubt_lookup=lookup
+    )
+    await conn.start()
+    first = text("Oi", "doubt:1")
+    assert "biz_opaque_callback_data" not in build(text("Oi"))  # no key, nothing to echo
+    assert build(first)["biz_opaque_callback_data"] == "doubt:1"
+    doubt = dataclasses.replace(first, in_doubt=True)
+
+    # Nothing stored yet: held (no attempt spent), asked again, then sent again.
+    with pytest.raises(CloudSendError) as held:
+        await conn.send(doubt)
+    assert held.value.transient and held.value.retry_after and "in doubt" in str(held.value)
+    assert fake.sent == []
+    await asyncio.sleep(0.35)
+    resent = await conn.send(first)  # the row came back PENDING: still in doubt here
+    assert len(fake.sent) == 1 and calls == ["doubt:1", "doubt:1"]
+    assert await conn.send(doubt) == resent  # known in this process now: no lookup
+    assert calls == ["doubt:1", "doubt:1"]
+
+    # A status webhook carrying the key is stored: its wamid, nothing sent.
+    answer["doubt:2"] = "wamid.FROM-STATUS"
+    second = dataclasses.replace(text("Oi de novo", "doubt:2"), in_doubt=True)
+    assert await conn.send(second) == "wamid.FROM-STATUS"
+    assert len(fake.sent) == 1
+
+    # The lookup cannot run: held like any transient failure, nothing sent.
+    with pytest.raises(CloudSendError) as away:
+        await conn.send(dataclasses.replace(text("x", "doubt:boom"), in_doubt=True))
+    assert away.value.transient and away.value.retry_after and "OSError" in str(away.value)
+    assert len(fake.sent) == 1
+
+    # A hold of 0: at-least-once at once.
+    conn.settings = settings(fake, in_doubt_hold_seconds=0)
+    await conn.send(dataclasses.replace(text("já", "doubt:3"), in_doubt=True))
+    assert len(fake.sent) == 2
+    await conn.stop()

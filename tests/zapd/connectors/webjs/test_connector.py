@@ -2,7 +2,8 @@
 
 Events are recorded as the session manager would receive them: linking by pairing code,
 LID <-> phone contacts, media downloaded, quoted replies, messages typed on the phone,
-media sends, QR codes that nobody scans, a frozen page, and the memory guard.
+media sends, a customer's typing, QR codes that nobody scans, a frozen page, and the
+memory guard.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from shared.enums import MessageStatus, MessageType, SessionStatus
-from tests.fakes.wajs_page.server import Device, FakeWhatsAppWeb
+from tests.fakes.wajs_page.server import Device, FakeWhatsAppWeb, c_us
 from tests.zapd.connectors.webjs.harness import (
     browsers_under,
     eventually,
@@ -34,6 +35,7 @@ from zapd.connectors.events import (
     MessageEvent,
     QrEvent,
     StatusEvent,
+    TypingEvent,
 )
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.connector import WebjsConnector, ack_status, is_our_id, message_key
@@ -269,3 +271,41 @@ def test_engine_refuses_to_run_without_browser_or_pinned_bundle(tmp_path: Path) 
     with pytest.raises(EngineUnavailable):
         asyncio.run(conn.start())
     assert not conn.alive
+
+
+async def test_customer_typing_from_presence_changes(
+    fake: FakeWhatsAppWeb, make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wa-js `chat.presence_change` -> TypingEvent, only when it changes; it stops on
+    another state, on a message from the customer, and by itself when it lapses."""
+    monkeypatch.setattr("zapd.connectors.webjs.connector.TYPING_TTL", 0.5)
+    conn, rec = make()
+    device = await linked(fake, conn, rec)
+    chat = CUSTOMER.lstrip("+") + "@s.whatsapp.net"
+
+    def typing() -> list[tuple[bool, bool]]:
+        return [(e.typing, e.recording) for e in rec.of(TypingEvent) if e.chat_jid == chat]
+
+    # A customer who never wrote is not subscribed: WhatsApp tells the device nothing.
+    assert not await fake.customer_typing(device, CUSTOMER)
+    await fake.customer_says(device, CUSTOMER, "oi", name="Rita")
+    await eventually(lambda: c_us(CUSTOMER) in device.subscribed)  # the bridge subscribed
+    assert await fake.customer_typing(device, CUSTOMER, "typing")
+    await eventually(lambda: typing() == [(True, False)])
+    await fake.customer_typing(device, CUSTOMER, "typing")  # repeated: nothing new
+    await fake.customer_typing(device, CUSTOMER, "recording_audio")
+    await eventually(lambda: typing() == [(True, False), (True, True)])
+    await fake.customer_typing(device, CUSTOMER, "available")
+    await eventually(lambda: typing()[-1] == (False, False))
+    assert len(typing()) == 3
+    await fake.customer_typing(device, CUSTOMER, "typing")
+    await eventually(lambda: len(typing()) == 4)
+    await fake.customer_says(device, CUSTOMER, "pronto, escrevi")  # their message ends it
+    await eventually(lambda: typing()[-1] == (False, False))
+    await fake.customer_typing(device, CUSTOMER, "typing")
+    await eventually(lambda: len(typing()) == 6)
+    await eventually(lambda: len(typing()) == 7, within=5.0)  # lapsed after TYPING_TTL
+    assert typing()[-1] == (False, False)
+    # The stop after a lapse has nothing left to say.
+    await conn.stop()
+    assert len(typing()) == 7
