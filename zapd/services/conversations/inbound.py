@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +63,7 @@ from zapd.db.models import (
     WaSession,
     WebhookEvent,
 )
-from zapd.db.types import utcnow
+from zapd.db.types import new_id, utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
@@ -88,6 +88,9 @@ MAX_RACE_RETRIES = 5
 RETRY_FIRST_DELAY = 0.2  # seconds before the first in-process retry after a transient failure
 RETRY_MAX_DELAY = 5.0
 MAX_PARKED = 100_000  # acks and contacts held in memory while the database is away
+MAX_BATCH = 100  # stored events processed (or raw events committed) in one transaction
+_FLOW_CACHE = "zap_inbound_flow"  # db.info: flow configuration read in this transaction
+_FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the batch began
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -139,6 +142,24 @@ def _sender_key(event: AnyEngineEvent) -> str:
     return key
 
 
+# A batch member: what to do, and the future its caller waits on.
+_Waiting = tuple[Any, "asyncio.Future[Any]"]
+
+
+def _settle(
+    fut: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Give a waiting caller its result or error (unless it stopped waiting)."""
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(result)
+    elif isinstance(error, asyncio.CancelledError):
+        fut.cancel()
+    else:
+        fut.set_exception(error)
+
+
 class Inbound:
     """Stores and processes engine events for every session of the daemon."""
 
@@ -161,6 +182,11 @@ class Inbound:
         self._parked: deque[tuple[uuid.UUID, AnyEngineEvent]] = deque()
         # Companies being deleted: their events are refused (their sessions are stopping).
         self.closing: set[uuid.UUID] = set()
+        # Per company, raw events waiting for their group commit and stored events
+        # waiting for their batch; the leader tasks that run those batches.
+        self._storing: dict[uuid.UUID, list[_Waiting]] = {}
+        self._processing: dict[uuid.UUID, list[_Waiting]] = {}
+        self._leaders: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ intake
 
@@ -202,22 +228,90 @@ class Inbound:
             return None
         if company_id in self.closing:
             raise NotFound("session not found: its company is being deleted")
-        dedupe = getattr(event, "wa_message_id", None)
-        async with self.kernel.tx() as db:
-            if not await _lock_company(db, company_id):
-                self._company.pop(session_id, None)
-                raise NotFound("session not found")
-            row = WebhookEvent(
-                company_id=company_id,
-                session_id=session_id,
-                engine=self._engine.get(session_id, Engine.SANDBOX),
-                event_type=event.kind,
-                dedupe_key=dedupe,
-                payload=dump_event(event),
-            )
-            db.add(row)
-            await db.flush()
-            return row.id
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "company_id": company_id,
+            "session_id": session_id,
+            "engine": self._engine.get(session_id, Engine.SANDBOX),
+            "event_type": event.kind,
+            "dedupe_key": getattr(event, "wa_message_id", None),
+            "payload": dump_event(event),
+            "state": WebhookEventState.PENDING,
+            "attempts": 0,
+            "received_at": utcnow(),
+        }
+        stored: uuid.UUID = await self._group(self._storing, company_id, row, self._store_rows)
+        return stored
+
+    async def _store_rows(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
+        """Commit a group of raw events in one transaction (group commit), settling each.
+
+        A group that fails for a reason other than the database or the company being
+        gone is retried one event at a time, so one bad row cannot refuse the others.
+        """
+        try:
+            async with self.kernel.tx() as db:
+                if not await _lock_company(db, company_id):
+                    for row, _ in batch:
+                        self._company.pop(row["session_id"], None)
+                    raise NotFound("session not found")
+                await db.execute(insert(WebhookEvent), [row for row, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, NotFound) and not is_transient(exc):
+                for one in batch:
+                    await self._store_rows(company_id, [one])
+                return
+            for _, fut in batch:
+                _settle(fut, error=exc)
+            return
+        for row, fut in batch:
+            _settle(fut, row["id"])
+
+    async def _group(
+        self,
+        queues: dict[uuid.UUID, list[_Waiting]],
+        company_id: uuid.UUID,
+        item: Any,
+        run: Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]],
+    ) -> Any:
+        """Queue `item` for its company's next batch and wait for its result.
+
+        One leader task per company and kind runs the batches one after the other;
+        whatever arrives while a batch runs goes into the next (no added wait when idle).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        queue = queues.get(company_id)
+        if queue is None:
+            queues[company_id] = [(item, fut)]
+            task = loop.create_task(self._lead(queues, company_id, run))
+            self._leaders.add(task)
+            task.add_done_callback(self._leaders.discard)
+        else:
+            queue.append((item, fut))
+        return await fut
+
+    async def _lead(
+        self,
+        queues: dict[uuid.UUID, list[_Waiting]],
+        company_id: uuid.UUID,
+        run: Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]],
+    ) -> None:
+        batch: list[_Waiting] = []
+        try:
+            while True:
+                queue = queues[company_id]
+                if not queue:
+                    del queues[company_id]
+                    return
+                batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                await run(company_id, batch)
+        except BaseException as exc:  # a bug or a cancellation: nobody may wait forever
+            for _, fut in batch + queues.pop(company_id, []):
+                _settle(fut, error=exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("inbound batch leader failed")
 
     async def seen(self, session_id: uuid.UUID, wa_message_id: str) -> bool:
         """Tell whether a message with this WhatsApp id is already stored for the session.
@@ -320,7 +414,9 @@ class Inbound:
                 self.deferred_total += 1
                 self._kick()
                 return
-            if not await self._process_locked(row_id, company_id, [event]):
+            if not await self._group(
+                self._processing, company_id, (row_id, event), self._process_batch
+            ):
                 self._deferred.setdefault(key, []).append(row_id)
                 self.deferred_total += 1
                 self._kick()
@@ -343,6 +439,121 @@ class Inbound:
         if not done:
             self._sweep_needed = True
             self._kick()
+
+    async def _process_batch(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
+        """Process a batch of stored events (one per sender) and settle each with a bool.
+
+        One transaction for all; an event whose uniqueness race was lost, or every event
+        of a batch that failed as a whole for a non-transient reason, is then processed
+        on its own (`_process_locked`: its race retries and its poison rule). A transient
+        failure settles every event False (each is deferred by its caller).
+        """
+        items: list[tuple[uuid.UUID, AnyEngineEvent]] = [item for item, _ in batch]
+        try:
+            again = await self._batch_tx(company_id, items)
+        except Exception as exc:
+            if is_transient(exc):
+                for _, fut in batch:
+                    _settle(fut, False)
+                return
+            log.exception("inbound batch of %d failed: its events go one by one", len(batch))
+            again = {row_id for row_id, _ in items}
+        for (row_id, event), fut in batch:
+            if row_id not in again:
+                _settle(fut, True)
+                continue
+            try:
+                _settle(fut, await self._process_locked(row_id, company_id, [event]))
+            except Exception as exc:
+                _settle(fut, error=exc)
+
+    async def _batch_tx(
+        self, company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]]
+    ) -> set[uuid.UUID]:
+        """Apply a batch in one transaction; return the row ids to process again alone.
+
+        Each event runs in its own savepoint: a deterministic failure rolls back just
+        that event, which is marked FAILED (poison) in the same transaction; a lost
+        uniqueness race rolls it back to be retried alone. Rows no longer pending
+        (processed meanwhile) are skipped; event seqs are taken once, at the end.
+        """
+        again: set[uuid.UUID] = set()
+        processed: list[uuid.UUID] = []
+        poisoned: list[tuple[uuid.UUID, str]] = []
+        async with self.kernel.tx() as db:
+            if not await _lock_company(db, company_id):
+                return again  # deleted with its company
+            pending = set(
+                await db.scalars(
+                    select(WebhookEvent.id)
+                    .where(
+                        WebhookEvent.id.in_([row_id for row_id, _ in items]),
+                        WebhookEvent.state == WebhookEventState.PENDING,
+                    )
+                    .with_for_update()
+                )
+            )
+            messages = {
+                (ev.session_id, ev.wa_message_id)
+                for row_id, ev in items
+                if row_id in pending and isinstance(ev, MessageEvent)
+            }
+            if messages:
+                existing = await db.execute(
+                    select(Message.session_id, Message.wa_message_id).where(
+                        Message.company_id == company_id,
+                        Message.session_id.in_({s for s, _ in messages}),
+                        Message.wa_message_id.in_([w for _, w in messages]),
+                    )
+                )
+                db.info[_FRESH] = messages - {(r[0], r[1]) for r in existing}
+            events.defer_seqs(db)
+            for row_id, event in items:
+                if row_id not in pending:
+                    continue
+                at = events.mark(db)
+                try:
+                    async with db.begin_nested():
+                        await self._apply(db, company_id, event)
+                except IntegrityError:
+                    events.rewind(db, at)
+                    again.add(row_id)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    events.rewind(db, at)
+                    log.exception("inbound event %s failed", row_id)
+                    poisoned.append((row_id, f"{type(exc).__name__}: {exc}"))
+                else:
+                    processed.append(row_id)
+            now = utcnow()
+            if processed:
+                await db.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id.in_(processed))
+                    .values(
+                        state=WebhookEventState.PROCESSED,
+                        processed_at=now,
+                        attempts=WebhookEvent.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            for row_id, error in poisoned:
+                await db.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id == row_id)
+                    .values(
+                        state=WebhookEventState.FAILED,
+                        error=error[:2000],
+                        attempts=WebhookEvent.attempts + 1,
+                        processed_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            await events.assign_seqs(db, company_id)
+        self.processed += len(processed)
+        self.failed += len(poisoned)
+        return again
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -571,13 +782,19 @@ class Inbound:
 
     async def _message(self, db: AsyncSession, company_id: uuid.UUID, ev: MessageEvent) -> None:
         session_id = ev.session_id
-        duplicate = await db.scalar(
-            select(Message.id).where(
-                Message.company_id == company_id,
-                Message.session_id == session_id,
-                Message.wa_message_id == ev.wa_message_id,
+        fresh: set[tuple[uuid.UUID, str]] = db.info.get(_FRESH, set())
+        if (session_id, ev.wa_message_id) in fresh:
+            # Absent when the batch began, and this is its only delivery in the batch.
+            fresh.discard((session_id, ev.wa_message_id))
+            duplicate = None
+        else:
+            duplicate = await db.scalar(
+                select(Message.id).where(
+                    Message.company_id == company_id,
+                    Message.session_id == session_id,
+                    Message.wa_message_id == ev.wa_message_id,
+                )
             )
-        )
         if duplicate is not None:
             return  # a redelivery changes nothing
         chat_jid = parse_jid(ev.chat_jid)
@@ -765,7 +982,7 @@ class Inbound:
             FlowState.AWAITING_ROUTING_CONFIRMATION,
         ):
             return None
-        flow, departments = await self._flow(db, company_id, ticket.session_id)
+        flow, timeouts, native = await self._flow_cached(db, company_id, ticket.session_id)
         now = utcnow()
         if created:
             step = flow.start(await self._customer(db, client, ticket), now)
@@ -778,11 +995,9 @@ class Inbound:
         ticket.flow_data = step.data
         if step.department_id is not None:
             ticket.department_id = step.department_id
-            dept = departments.get(step.department_id)
-            if dept is not None and dept.response_timeout_seconds:
-                ticket.timeout_at = now + timedelta(seconds=dept.response_timeout_seconds)
-        session = await db.get(WaSession, chat.session_id)  # loaded by _flow already
-        native = session is not None and session.engine == Engine.CLOUD
+            timeout = timeouts.get(step.department_id)
+            if timeout:
+                ticket.timeout_at = now + timedelta(seconds=timeout)
         for text, interactive in menu_messages(flow, step, native=native):
             queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
             if interactive is not None:
@@ -808,6 +1023,24 @@ class Inbound:
             last_department_id=last[0] if last else None,
             last_served_at=last[1] if last else None,
         )
+
+    async def _flow_cached(
+        self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None
+    ) -> tuple[Flow, dict[uuid.UUID, int | None], bool]:
+        """The flow, department timeouts and native-menu flag, read once per transaction.
+
+        Plain values only (no ORM rows): they outlive a rolled-back savepoint of a batch.
+        """
+        cache: dict[Any, Any] = db.info.setdefault(_FLOW_CACHE, {})
+        key = (company_id, session_id)
+        found = cache.get(key)
+        if found is None:
+            flow, departments = await self._flow(db, company_id, session_id)
+            session = await db.get(WaSession, session_id) if session_id else None
+            native = session is not None and session.engine == Engine.CLOUD
+            timeouts = {d.id: d.response_timeout_seconds for d in departments.values()}
+            found = cache[key] = (flow, timeouts, native)
+        return found
 
     async def _flow(
         self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None
