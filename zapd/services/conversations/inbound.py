@@ -124,8 +124,10 @@ async def _lock_company(db: AsyncSession, company_id: uuid.UUID) -> bool:
     Taken first, it orders this transaction against a company delete (which locks the
     company row FOR UPDATE before its cascade): one waits for the other, no deadlock.
     """
-    found = await db.scalar(
-        select(Company.id).where(Company.id == company_id).with_for_update(key_share=True)
+    found = await db.scalar(  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UPDATE)
+        select(Company.id)
+        .where(Company.id == company_id)
+        .with_for_update(read=True, key_share=True)
     )
     return found is not None
 
