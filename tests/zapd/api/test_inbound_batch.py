@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.enums import FlowState, WebhookEventState
+from shared.enums import FlowState, TicketStatus, WebhookEventState
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
 from zapd.connectors.events import AnyEngineEvent, MessageEvent
@@ -131,3 +131,66 @@ async def test_a_redelivery_inside_a_batch_is_stored_once(live: Live) -> None:
     assert inbound == 8, count
     assert sorted(unread) == [1] * 8  # a redelivery counts nothing
     assert failed == 0
+
+
+async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    # The same Brazilian mobile with and without the 9th digit: two sender keys, so
+    # the same batch, and the second must find what the first created in it.
+    events = [
+        _says(sid, "+5511987654321", "S-1", "oi"),
+        _says(sid, "+551187654321", "S-2", "oi de novo"),
+        *(_says(sid, f"+5511990003{i:03d}", f"S-X{i}", "oi") for i in range(4)),
+    ]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
+    assert max(len(b) for b in batches) > 1, batches
+    async with live.kernel.read() as db:
+        ticket_ids = set(
+            await db.scalars(
+                select(Message.ticket_id).where(Message.wa_message_id.in_(["S-1", "S-2"]))
+            )
+        )
+        tickets = await db.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
+        )
+    assert len(ticket_ids) == 1 and None not in ticket_ids
+    assert tickets == 5
+
+
+async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    phones = [f"+5511990004{i:03d}" for i in range(4)]
+    await asyncio.gather(
+        *(
+            live.daemon.inbound.receive(sid, _says(sid, p, f"C-{i}", "oi"))
+            for i, p in enumerate(phones)
+        )
+    )
+    async with live.kernel.tx() as db:  # an agent closes every ticket, long ago
+        for ticket in await db.scalars(select(Ticket).where(Ticket.session_id == sid)):
+            ticket.status = TicketStatus.CLOSED
+            ticket.closed_at = datetime(2020, 1, 1, tzinfo=UTC)
+    await asyncio.gather(
+        *(
+            live.daemon.inbound.receive(sid, _says(sid, p, f"C2-{i}", "de novo"))
+            for i, p in enumerate(phones)
+        )
+    )
+    async with live.kernel.read() as db:
+        rows = (
+            await db.execute(
+                select(Message.wa_message_id, Ticket.status, Ticket.flow_state)
+                .join(Ticket, Ticket.id == Message.ticket_id)
+                .where(Message.wa_message_id.like("C2-%"))
+            )
+        ).all()
+        total = await db.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
+        )
+    # Each new message opened a new ticket (outside the reopen window) with the menu.
+    assert len(rows) == 4
+    assert all(s != TicketStatus.CLOSED and f == FlowState.AWAITING_MENU_CHOICE for _, s, f in rows)
+    assert total == 8

@@ -27,6 +27,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,7 @@ from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
 from zapd.services.people.identity import Identity
+from zapd.services.people.known import Known
 from zapd.services.tickets import lifecycle
 from zapd.services.tickets.queries import ticket_event
 
@@ -91,6 +93,7 @@ MAX_PARKED = 100_000  # acks and contacts held in memory while the database is a
 MAX_BATCH = 100  # stored events processed (or raw events committed) in one transaction
 _FLOW_CACHE = "zap_inbound_flow"  # db.info: flow configuration read in this transaction
 _FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the batch began
+_VIEW = "zap_inbound_view"  # db.info: the batch's `_View`
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -144,6 +147,13 @@ def _sender_key(event: AnyEngineEvent) -> str:
     return key
 
 
+def _opened(db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID, t: Ticket) -> None:
+    """Tell the batch's view (if any) that the client's ticket in the session is open."""
+    view: _View | None = db.info.get(_VIEW)
+    if view is not None:
+        view.open[(client_id, session_id)] = t
+
+
 # A batch member: what to do, and the future its caller waits on.
 _Waiting = tuple[Any, "asyncio.Future[Any]"]
 
@@ -160,6 +170,55 @@ def _settle(
         fut.cancel()
     else:
         fut.set_exception(error)
+
+
+@dataclass
+class _View:
+    """What a batch read at once (clients, open tickets, chats of its senders).
+
+    Valid only inside the batch transaction, and kept up to date by the batch's own
+    writes; dropped (db.info) when an event's savepoint rolls back or an event writes
+    identities some other way, after which the per-event queries answer.
+    """
+
+    known: Known
+    open_clients: set[uuid.UUID]  # clients whose open tickets (in `sessions`) were read
+    sessions: set[uuid.UUID]
+    open: dict[tuple[uuid.UUID, uuid.UUID], Ticket]  # (client, session) -> open ticket
+    chat_keys: set[tuple[uuid.UUID, str]]  # (session, wa chat id) read
+    chats: dict[tuple[uuid.UUID, str], Chat]
+
+    @classmethod
+    async def read(
+        cls, db: AsyncSession, company_id: uuid.UUID, batch: list[MessageEvent]
+    ) -> _View:
+        """Read, in a handful of queries, what the batch's messages will look up."""
+        known = await Known.read(db, company_id, [sender_of(ev) for ev in batch])
+        clients = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
+        sessions = {ev.session_id for ev in batch}
+        opened: dict[tuple[uuid.UUID, uuid.UUID], Ticket] = {}
+        if clients:
+            for ticket in await db.scalars(
+                select(Ticket).where(
+                    Ticket.client_id.in_(sorted(clients)),
+                    Ticket.session_id.in_(sorted(sessions)),
+                    Ticket.status != TicketStatus.CLOSED,
+                )
+            ):
+                if ticket.session_id is not None:
+                    opened[(ticket.client_id, ticket.session_id)] = ticket
+        chat_keys = {(ev.session_id, ev.chat_jid) for ev in batch}
+        chats = {
+            (chat.session_id, chat.wa_chat_id): chat
+            for chat in await db.scalars(
+                select(Chat).where(
+                    Chat.company_id == company_id,
+                    Chat.session_id.in_(sorted(sessions)),
+                    Chat.wa_chat_id.in_(sorted({jid for _, jid in chat_keys})),
+                )
+            )
+        }
+        return cls(known, clients, sessions, opened, chat_keys, chats)
 
 
 class Inbound:
@@ -509,6 +568,15 @@ class Inbound:
                     )
                 )
                 db.info[_FRESH] = messages - {(r[0], r[1]) for r in existing}
+                db.info[_VIEW] = await _View.read(
+                    db,
+                    company_id,
+                    [
+                        ev
+                        for row_id, ev in items
+                        if row_id in pending and isinstance(ev, MessageEvent)
+                    ],
+                )
             events.defer_seqs(db)
             for row_id, event in items:
                 if row_id not in pending:
@@ -519,11 +587,13 @@ class Inbound:
                         await self._apply(db, company_id, event)
                 except IntegrityError:
                     events.rewind(db, at)
+                    db.info.pop(_VIEW, None)
                     again.add(row_id)
                 except Exception as exc:
                     if is_transient(exc):
                         raise
                     events.rewind(db, at)
+                    db.info.pop(_VIEW, None)
                     log.exception("inbound event %s failed", row_id)
                     poisoned.append((row_id, f"{type(exc).__name__}: {exc}"))
                 else:
@@ -766,10 +836,19 @@ class Inbound:
     async def _client(
         self, db: AsyncSession, company_id: uuid.UUID, sender: Identity, push_name: str | None
     ) -> Client:
-        client, _ = await identity.find_or_create(db, company_id, sender, profile_name=push_name)
+        view: _View | None = db.info.get(_VIEW)
+        if view is None:
+            client, _ = await identity.find_or_create(
+                db, company_id, sender, profile_name=push_name
+            )
+            return client
+        client, created = await view.known.find_or_create(db, sender, profile_name=push_name)
+        if created:
+            view.open_clients.add(client.id)  # a new client has no ticket yet
         return client
 
     async def _contact(self, db: AsyncSession, company_id: uuid.UUID, ev: ContactEvent) -> None:
+        db.info.pop(_VIEW, None)  # it writes identities the batch's snapshot would not know
         sender = sender_of(ev)
         client = await identity.find(db, company_id, sender)
         if client is None:
@@ -812,13 +891,17 @@ class Inbound:
         client: Client | None = None
         if chat_type == ChatType.DIRECT:
             client = await self._client(db, company_id, sender_of(ev), ev.push_name)
-        chat = await db.scalar(
-            select(Chat).where(
-                Chat.company_id == company_id,
-                Chat.session_id == session_id,
-                Chat.wa_chat_id == ev.chat_jid,
+        view: _View | None = db.info.get(_VIEW)
+        if view is not None and (session_id, ev.chat_jid) in view.chat_keys:
+            chat = view.chats.get((session_id, ev.chat_jid))
+        else:
+            chat = await db.scalar(
+                select(Chat).where(
+                    Chat.company_id == company_id,
+                    Chat.session_id == session_id,
+                    Chat.wa_chat_id == ev.chat_jid,
+                )
             )
-        )
         if chat is None:
             chat = Chat(
                 company_id=company_id,
@@ -830,6 +913,8 @@ class Inbound:
             )
             db.add(chat)
             await db.flush()
+            if view is not None:
+                view.chats[(session_id, ev.chat_jid)] = chat
         quoted_id = None
         if ev.quoted_wa_message_id:
             quoted_id = await db.scalar(
@@ -914,6 +999,9 @@ class Inbound:
     async def _open_ticket(
         self, db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID
     ) -> Ticket | None:
+        view: _View | None = db.info.get(_VIEW)
+        if view is not None and client_id in view.open_clients and session_id in view.sessions:
+            return view.open.get((client_id, session_id))
         return await db.scalar(
             select(Ticket).where(
                 Ticket.client_id == client_id,
@@ -952,7 +1040,7 @@ class Inbound:
             # Back to its last agent if still active with room, else to its queue.
             await lifecycle.restore(db, last, now)
             await db.flush()  # the partial unique index speaks here if a race was lost
-
+            _opened(db, client.id, session_id, last)
             return last, False, True
         number = await next_ticket_number(db, company_id)
         ticket = Ticket(
@@ -965,6 +1053,7 @@ class Inbound:
         )
         db.add(ticket)
         await db.flush()
+        _opened(db, client.id, session_id, ticket)
         return ticket, True, False
 
     # ------------------------------------------------------------------ flow
