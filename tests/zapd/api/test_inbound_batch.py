@@ -44,9 +44,11 @@ def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
     real = inbound._batch_tx
     seen: list[list[uuid.UUID]] = []
 
-    async def spy(company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]]) -> Any:
+    async def spy(
+        company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]], *, careful: bool
+    ) -> Any:
         seen.append([row_id for row_id, _ in items])
-        return await real(company_id, items)
+        return await real(company_id, items, careful=careful)
 
     inbound._batch_tx = spy  # type: ignore[method-assign]
     return seen

@@ -511,7 +511,13 @@ class Inbound:
         """
         items: list[tuple[uuid.UUID, AnyEngineEvent]] = [item for item, _ in batch]
         try:
-            again = await self._batch_tx(company_id, items)
+            try:
+                again = await self._batch_tx(company_id, items, careful=False)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # Some event failed: redo the batch with one savepoint per event.
+                again = await self._batch_tx(company_id, items, careful=True)
         except Exception as exc:
             if is_transient(exc):
                 for _, fut in batch:
@@ -529,14 +535,21 @@ class Inbound:
                 _settle(fut, error=exc)
 
     async def _batch_tx(
-        self, company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]]
+        self,
+        company_id: uuid.UUID,
+        items: list[tuple[uuid.UUID, AnyEngineEvent]],
+        *,
+        careful: bool,
     ) -> set[uuid.UUID]:
         """Apply a batch in one transaction; return the row ids to process again alone.
 
-        Each event runs in its own savepoint: a deterministic failure rolls back just
-        that event, which is marked FAILED (poison) in the same transaction; a lost
-        uniqueness race rolls it back to be retried alone. Rows no longer pending
-        (processed meanwhile) are skipped; event seqs are taken once, at the end.
+        Not `careful`, the events run straight on (no savepoint, one flush for many)
+        and any failure rolls the whole transaction back for the caller to redo it
+        `careful`: then each event runs in its own savepoint, a deterministic failure
+        rolls back just that event, which is marked FAILED (poison) in the same
+        transaction, and a lost uniqueness race rolls it back to be retried alone.
+        Rows no longer pending (processed meanwhile) are skipped; event seqs are
+        taken once, at the end.
         """
         again: set[uuid.UUID] = set()
         processed: list[uuid.UUID] = []
@@ -580,6 +593,10 @@ class Inbound:
             events.defer_seqs(db)
             for row_id, event in items:
                 if row_id not in pending:
+                    continue
+                if not careful:
+                    await self._apply(db, company_id, event)
+                    processed.append(row_id)
                     continue
                 at = events.mark(db)
                 try:
@@ -932,6 +949,7 @@ class Inbound:
         elif client is not None and ev.from_me:
             ticket = await self._open_ticket(db, client.id, session_id)
         message = Message(
+            id=new_id(),  # known now: no flush needed before the events name it
             company_id=company_id,
             session_id=session_id,
             chat_id=chat.id,
@@ -958,8 +976,8 @@ class Inbound:
         chat.last_message_at = now
         if not ev.from_me:
             chat.unread_count += 1
-        await db.flush()
         if ev.from_me:
+            await db.flush()
             await acks.apply_pending(db, message, "engine")
         if ticket is not None:
             ticket.last_message_at = now

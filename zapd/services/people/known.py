@@ -40,6 +40,8 @@ class Known:
     values: set[str] = field(default_factory=set)  # every value whose rows were read
     by_phone: dict[str, set[uuid.UUID]] = field(default_factory=dict)
     phones: set[str] = field(default_factory=set)  # every phone whose clients were read
+    # The clients read or created (held here: the session's identity map is weak).
+    clients: dict[uuid.UUID, Client] = field(default_factory=dict)
 
     @classmethod
     async def read(
@@ -68,8 +70,10 @@ class Known:
                 if phone is not None:
                     known.by_phone.setdefault(phone, set()).add(cid)
         ids = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
-        if ids:  # into the session's identity map: `db.get` answers without a query
-            await db.scalars(select(Client).where(Client.id.in_(sorted(ids))))
+        if ids:
+            known.clients = {
+                c.id: c for c in await db.scalars(select(Client).where(Client.id.in_(sorted(ids))))
+            }
         return known
 
     def covers(self, sender: Identity) -> bool:
@@ -120,7 +124,7 @@ class Known:
                 db, self.company_id, sender, profile_name=profile_name
             )
         ids = self.find_ids(sender)
-        client = await db.get(Client, ids[0]) if ids else None
+        client = (self.clients.get(ids[0]) or await db.get(Client, ids[0])) if ids else None
         if client is None:
             client = Client(
                 company_id=self.company_id,
@@ -131,6 +135,7 @@ class Known:
             )
             db.add(client)
             await db.flush()
+            self.clients[client.id] = client
             if sender.phone:
                 self.by_phone.setdefault(sender.phone, set()).add(client.id)
             self._attach(db, client, sender)
