@@ -149,9 +149,13 @@ def test_sigkill_in_the_middle_of_a_batch(database_url: str, tmp_path: Path) -> 
     total = CUSTOMERS * PER_CUSTOMER
 
     zapd = _start(argv, env, log, port)
-    auth, sid = asyncio.run(_setup(zapd.base_url))
-    assert asyncio.run(_deliver(zapd.base_url, auth, sid, first)) == total // 2
-    asyncio.run(_kill_mid_batch(zapd.base_url, inspect_url, auth, sid, zapd.proc))
+    try:
+        auth, sid = asyncio.run(_setup(zapd.base_url))
+        assert asyncio.run(_deliver(zapd.base_url, auth, sid, first)) == total // 2
+        asyncio.run(_kill_mid_batch(zapd.base_url, inspect_url, auth, sid, zapd.proc))
+    finally:
+        if zapd.proc.poll() is None:
+            zapd.proc.send_signal(signal.SIGKILL)  # never leave it running on a failure
     zapd.proc.wait(30)
     assert zapd.proc.returncode == -signal.SIGKILL
     pending_at_kill, inbound_at_kill = asyncio.run(_counts(inspect_url))
