@@ -196,3 +196,23 @@ async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) ->
     assert len(rows) == 4
     assert all(s != TicketStatus.CLOSED and f == FlowState.AWAITING_MENU_CHOICE for _, s, f in rows)
     assert total == 8
+
+
+async def test_recovery_batches_senders_and_keeps_each_ones_order(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    inbound = live.daemon.inbound
+    phones = [f"+5511990005{i:03d}" for i in range(6)]
+    for step, text in enumerate(["oi", "1", "obrigado"]):  # stored, as a crash leaves them
+        for i, p in enumerate(phones):
+            assert await inbound.store(sid, _says(sid, p, f"V-{i}-{step}", text)) is not None
+    assert await inbound.recover() == 18
+    assert max(len(b) for b in batches) > 1, batches  # senders shared batches
+    async with live.kernel.read() as db:
+        routed = list(await db.scalars(select(Ticket.flow_state).where(Ticket.session_id == sid)))
+        unread = list(await db.scalars(select(Ticket.unread_count).where(Ticket.session_id == sid)))
+    # "oi" asked the menu, "1" answered it, in that order, for every sender.
+    assert routed == [FlowState.ROUTED] * 6
+    assert unread == [3] * 6
+    assert await inbound.recover() == 0

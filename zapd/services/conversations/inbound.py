@@ -411,14 +411,23 @@ class Inbound:
     async def recover(self, batch: int = 500) -> int:
         """Process every stored event not yet processed, oldest first (start, sweeps).
 
-        Stops early when the database fails transiently (the in-process retry takes
-        over); events already waiting in the retry queue are left to it.
+        A page of stored rows is read at once and split into lanes, one per sender
+        (in order within each) plus one for raw bodies and unreadable rows; the lanes
+        run side by side so their events share batches. Stops early when the database
+        fails transiently (the in-process retry takes over); events already waiting
+        in the retry queue are left to it.
         """
         done = 0
         after: tuple[Any, uuid.UUID] | None = None
         while True:
             query = (
-                select(WebhookEvent.received_at, WebhookEvent.id)
+                select(
+                    WebhookEvent.received_at,
+                    WebhookEvent.id,
+                    WebhookEvent.company_id,
+                    WebhookEvent.event_type,
+                    WebhookEvent.payload,
+                )
                 .where(WebhookEvent.state == WebhookEventState.PENDING)
                 .order_by(WebhookEvent.received_at, WebhookEvent.id)
                 .limit(batch)
@@ -426,19 +435,53 @@ class Inbound:
             if after is not None:
                 query = query.where(tuple_(WebhookEvent.received_at, WebhookEvent.id) > after)
             async with self.kernel.read() as db:
-                rows = [(r[0], r[1]) for r in (await db.execute(query)).all()]
+                rows = list((await db.execute(query)).all())
             if not rows:
                 return done
+            after = (rows[-1][0], rows[-1][1])
             waiting = {i for q in self._deferred.values() for i in q}
-            for received_at, row_id in rows:
-                after = (received_at, row_id)
+            lanes: dict[str, list[tuple[uuid.UUID, tuple[uuid.UUID, AnyEngineEvent] | None]]]
+            lanes = {}
+            for _, row_id, company_id, event_type, payload in rows:
                 if row_id in waiting:
                     continue
-                deferred, sweep = self.deferred_total, self._sweep_needed
-                await self.process(row_id)
-                if self.deferred_total != deferred or (self._sweep_needed and not sweep):
-                    return done  # the database is failing: the retry loop goes on later
-                done += 1
+                event: AnyEngineEvent | None = None
+                if event_type not in self.raw_handlers:
+                    try:
+                        event = load_event(payload)
+                    except ValueError:
+                        event = None  # `process` reads it again and poisons it
+                if event is None:
+                    lanes.setdefault("", []).append((row_id, None))
+                else:
+                    lanes.setdefault(_sender_key(event), []).append((row_id, (company_id, event)))
+            count, failed = await self._recover_lanes(list(lanes.values()))
+            done += count
+            if failed:
+                return done  # the database is failing: the retry loop goes on later
+
+    async def _recover_lanes(
+        self, lanes: list[list[tuple[uuid.UUID, tuple[uuid.UUID, AnyEngineEvent] | None]]]
+    ) -> tuple[int, bool]:
+        """Run the lanes side by side; return how many were processed, and if the db failed."""
+        deferred, sweep = self.deferred_total, self._sweep_needed
+
+        def failing() -> bool:
+            return self.deferred_total != deferred or (self._sweep_needed and not sweep)
+
+        async def lane(
+            entries: list[tuple[uuid.UUID, tuple[uuid.UUID, AnyEngineEvent] | None]],
+        ) -> int:
+            count = 0
+            for row_id, known in entries:
+                if failing():
+                    break
+                await self.process(row_id, known=known)
+                count += 0 if failing() else 1
+            return count
+
+        counts = await asyncio.gather(*(lane(e) for e in lanes))
+        return sum(counts), failing()
 
     # ------------------------------------------------------------------ processing
 
