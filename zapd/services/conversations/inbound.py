@@ -16,6 +16,21 @@ is retried in-process with backoff until the database answers: its sender's late
 events queue behind it (order per sender holds), and once every deferred event is done
 a sweep processes whatever else was left pending (a raw event whose commit succeeded
 although its request saw an error). Unprocessed events are also processed at start-up.
+
+Batching (per company): raw events arriving together are committed in one
+transaction (group commit; each caller still gets its row only once it is durable),
+and stored events are processed in batches of up to MAX_BATCH, one transaction each.
+A batch holds at most one event per sender (the caller keeps its sender's lock while
+it waits), so per-sender order is the order of the batches. A batch first runs
+straight through; if anything fails it is rolled back and run again with one savepoint
+per event, so a poison event is marked FAILED alone and a lost race is retried alone
+(with the per-event rules above). Event seqs are taken once per batch, at its end. A
+batch reads its senders' clients, open tickets and chats at once (`_View`): that
+snapshot lives in the batch's transaction only, follows the batch's own writes, and
+is dropped when a savepoint rolls back; nothing is cached across transactions, so a
+ticket closed, a client merged or erased, a menu edited elsewhere is seen by the next
+batch. `process_events` (a Cloud webhook's events) and the retry of deferred events
+keep the per-row path.
 """
 
 from __future__ import annotations
