@@ -35,7 +35,7 @@ from tests.zapd.test_crash import _wait_connected as wait_connected
 from zapd.db.engine import create_engine, session_factory
 from zapd.db.models import Message, WaSession, WebhookEvent
 
-CUSTOMERS = int(os.environ.get("ZAP_CRASH_BATCH_CUSTOMERS", "40"))  # two waves of half
+CUSTOMERS = int(os.environ.get("ZAP_CRASH_BATCH_CUSTOMERS", "24"))  # two waves of half
 
 
 def _burst(first: int, count: int) -> list[list[tuple[str, str]]]:
