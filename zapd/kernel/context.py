@@ -144,6 +144,12 @@ def after_commit(db: AsyncSession, hook: AfterCommit) -> None:
     db.info.setdefault(_HOOKS, []).append(hook)
 
 
+def pending_hooks(db: AsyncSession) -> list[AfterCommit]:
+    """The hooks registered on `db` so far (a batch trims those of a rolled-back savepoint)."""
+    hooks: list[AfterCommit] = db.info.setdefault(_HOOKS, [])
+    return hooks
+
+
 async def run_after_commit(db: AsyncSession, kernel: Kernel) -> None:
     """Run and forget the hooks registered on `db` (called by `Kernel.tx`)."""
     hooks: list[Any] = db.info.pop(_HOOKS, [])

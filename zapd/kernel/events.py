@@ -3,6 +3,12 @@
 Writing the event log is part of a service's unit of work (like the audit row), so it
 lives in the kernel; reading it back and fanning it out to sockets is `zapd.realtime`.
 An event is handed to the kernel's `Fanout` only after its transaction commits.
+
+A batch of work (the inbound pipeline) may defer the numbering: after `defer_seqs(db)`
+events are held aside and `assign_seqs` numbers them all with one counter UPDATE just
+before the commit, in the order they were published (the company row's lock is then
+held from that UPDATE to the commit, as for one event). `mark`/`rewind` drop what a
+rolled-back savepoint published, with its after-commit hooks.
 """
 
 from __future__ import annotations
@@ -10,12 +16,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
 from zapd.kernel.audit import jsonable
-from zapd.kernel.context import after_commit
+from zapd.kernel.context import after_commit, pending_hooks
 from zapd.kernel.scoping import take_company_counter
+
+_DEFERRED = "zap_deferred_events"
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -47,7 +56,8 @@ async def publish(
     departments and events addressed to them; events with neither are company-wide,
     unless `scoped` (an event about a ticket or a conversation: see `for_ticket`).
     """
-    seq = await next_seq(db, company_id)
+    deferred: list[Event] | None = db.info.get(_DEFERRED)
+    seq = None if deferred is not None else await next_seq(db, company_id)
     event = Event(
         company_id=company_id,
         seq=seq,
@@ -57,9 +67,56 @@ async def publish(
         scoped=scoped,
         data=jsonable(data),
     )
-    db.add(event)
+    if deferred is not None:
+        deferred.append(event)  # numbered and added by `assign_seqs`
+    else:
+        db.add(event)
     after_commit(db, lambda kernel: kernel.hub.dispatch(event))
     return event
+
+
+def defer_seqs(db: AsyncSession) -> None:
+    """Hold this transaction's events aside until `assign_seqs` numbers them at once."""
+    db.info.setdefault(_DEFERRED, [])
+
+
+def mark(db: AsyncSession) -> tuple[int, int]:
+    """Where the held events and after-commit hooks stand (before a savepoint)."""
+    return len(db.info.get(_DEFERRED, ())), len(pending_hooks(db))
+
+
+def rewind(db: AsyncSession, at: tuple[int, int]) -> None:
+    """Forget the events and hooks registered since `mark` (their savepoint rolled back)."""
+    held = db.info.get(_DEFERRED)
+    if held is not None:
+        del held[at[0] :]
+    del pending_hooks(db)[at[1] :]
+
+
+async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
+    """Number the held events of `company_id` with one UPDATE and add them; return how many.
+
+    Call it last in the transaction: the company row stays locked until the commit.
+    """
+    held: list[Event] = db.info.pop(_DEFERRED, [])
+    if not held:
+        return 0
+    if any(e.company_id != company_id for e in held):
+        raise ValueError("deferred events of another company")
+    last = await db.scalar(
+        update(Company)
+        .where(Company.id == company_id)
+        .values(last_event_seq=Company.last_event_seq + len(held))
+        .returning(Company.last_event_seq)
+        .execution_options(synchronize_session=False)
+    )
+    if last is None:
+        raise LookupError(f"company {company_id} does not exist")
+    first = int(last) - len(held) + 1
+    for offset, event in enumerate(held):
+        event.seq = first + offset
+    db.add_all(held)
+    return len(held)
 
 
 async def for_ticket(

@@ -16,6 +16,21 @@ is retried in-process with backoff until the database answers: its sender's late
 events queue behind it (order per sender holds), and once every deferred event is done
 a sweep processes whatever else was left pending (a raw event whose commit succeeded
 although its request saw an error). Unprocessed events are also processed at start-up.
+
+Batching (per company): raw events arriving together are committed in one
+transaction (group commit; each caller still gets its row only once it is durable),
+and stored events are processed in batches of up to MAX_BATCH, one transaction each.
+A batch holds at most one event per sender (the caller keeps its sender's lock while
+it waits), so per-sender order is the order of the batches. A batch first runs
+straight through; if anything fails it is rolled back and run again with one savepoint
+per event, so a poison event is marked FAILED alone and a lost race is retried alone
+(with the per-event rules above). Event seqs are taken once per batch, at its end. A
+batch reads its senders' clients, open tickets and chats at once (`_View`): that
+snapshot lives in the batch's transaction only, follows the batch's own writes, and
+is dropped when a savepoint rolls back; nothing is cached across transactions, so a
+ticket closed, a client merged or erased, a menu edited elsewhere is seen by the next
+batch. `process_events` (a Cloud webhook's events) and the retry of deferred events
+keep the per-row path.
 """
 
 from __future__ import annotations
@@ -27,10 +42,11 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +79,7 @@ from zapd.db.models import (
     WaSession,
     WebhookEvent,
 )
-from zapd.db.types import utcnow
+from zapd.db.types import new_id, utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
@@ -76,6 +92,7 @@ from zapd.services.delivery import acks, outbox
 from zapd.services.people import identity
 from zapd.services.people.companies import settings_of
 from zapd.services.people.identity import Identity
+from zapd.services.people.known import Known
 from zapd.services.tickets import lifecycle
 from zapd.services.tickets.queries import ticket_event
 
@@ -88,6 +105,10 @@ MAX_RACE_RETRIES = 5
 RETRY_FIRST_DELAY = 0.2  # seconds before the first in-process retry after a transient failure
 RETRY_MAX_DELAY = 5.0
 MAX_PARKED = 100_000  # acks and contacts held in memory while the database is away
+MAX_BATCH = 100  # stored events processed (or raw events committed) in one transaction
+_FLOW_CACHE = "zap_inbound_flow"  # db.info: flow configuration read in this transaction
+_FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the batch began
+_VIEW = "zap_inbound_view"  # db.info: the batch's `_View`
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -121,8 +142,10 @@ async def _lock_company(db: AsyncSession, company_id: uuid.UUID) -> bool:
     Taken first, it orders this transaction against a company delete (which locks the
     company row FOR UPDATE before its cascade): one waits for the other, no deadlock.
     """
-    found = await db.scalar(
-        select(Company.id).where(Company.id == company_id).with_for_update(key_share=True)
+    found = await db.scalar(  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UPDATE)
+        select(Company.id)
+        .where(Company.id == company_id)
+        .with_for_update(read=True, key_share=True)
     )
     return found is not None
 
@@ -137,6 +160,80 @@ def _sender_key(event: AnyEngineEvent) -> str:
     if isinstance(event, MessageEvent | ContactEvent):
         key += sender_of(event).key
     return key
+
+
+def _opened(db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID, t: Ticket) -> None:
+    """Tell the batch's view (if any) that the client's ticket in the session is open."""
+    view: _View | None = db.info.get(_VIEW)
+    if view is not None:
+        view.open[(client_id, session_id)] = t
+
+
+# A batch member: what to do, and the future its caller waits on.
+_Waiting = tuple[Any, "asyncio.Future[Any]"]
+
+
+def _settle(
+    fut: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Give a waiting caller its result or error (unless it stopped waiting)."""
+    if fut.done():
+        return
+    if error is None:
+        fut.set_result(result)
+    elif isinstance(error, asyncio.CancelledError):
+        fut.cancel()
+    else:
+        fut.set_exception(error)
+
+
+@dataclass
+class _View:
+    """What a batch read at once (clients, open tickets, chats of its senders).
+
+    Valid only inside the batch transaction, and kept up to date by the batch's own
+    writes; dropped (db.info) when an event's savepoint rolls back or an event writes
+    identities some other way, after which the per-event queries answer.
+    """
+
+    known: Known
+    open_clients: set[uuid.UUID]  # clients whose open tickets (in `sessions`) were read
+    sessions: set[uuid.UUID]
+    open: dict[tuple[uuid.UUID, uuid.UUID], Ticket]  # (client, session) -> open ticket
+    chat_keys: set[tuple[uuid.UUID, str]]  # (session, wa chat id) read
+    chats: dict[tuple[uuid.UUID, str], Chat]
+
+    @classmethod
+    async def read(
+        cls, db: AsyncSession, company_id: uuid.UUID, batch: list[MessageEvent]
+    ) -> _View:
+        """Read, in a handful of queries, what the batch's messages will look up."""
+        known = await Known.read(db, company_id, [sender_of(ev) for ev in batch])
+        clients = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
+        sessions = {ev.session_id for ev in batch}
+        opened: dict[tuple[uuid.UUID, uuid.UUID], Ticket] = {}
+        if clients:
+            for ticket in await db.scalars(
+                select(Ticket).where(
+                    Ticket.client_id.in_(sorted(clients)),
+                    Ticket.session_id.in_(sorted(sessions)),
+                    Ticket.status != TicketStatus.CLOSED,
+                )
+            ):
+                if ticket.session_id is not None:
+                    opened[(ticket.client_id, ticket.session_id)] = ticket
+        chat_keys = {(ev.session_id, ev.chat_jid) for ev in batch}
+        chats = {
+            (chat.session_id, chat.wa_chat_id): chat
+            for chat in await db.scalars(
+                select(Chat).where(
+                    Chat.company_id == company_id,
+                    Chat.session_id.in_(sorted(sessions)),
+                    Chat.wa_chat_id.in_(sorted({jid for _, jid in chat_keys})),
+                )
+            )
+        }
+        return cls(known, clients, sessions, opened, chat_keys, chats)
 
 
 class Inbound:
@@ -161,6 +258,11 @@ class Inbound:
         self._parked: deque[tuple[uuid.UUID, AnyEngineEvent]] = deque()
         # Companies being deleted: their events are refused (their sessions are stopping).
         self.closing: set[uuid.UUID] = set()
+        # Per company, raw events waiting for their group commit and stored events
+        # waiting for their batch; the leader tasks that run those batches.
+        self._storing: dict[uuid.UUID, list[_Waiting]] = {}
+        self._processing: dict[uuid.UUID, list[_Waiting]] = {}
+        self._leaders: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ intake
 
@@ -202,22 +304,90 @@ class Inbound:
             return None
         if company_id in self.closing:
             raise NotFound("session not found: its company is being deleted")
-        dedupe = getattr(event, "wa_message_id", None)
-        async with self.kernel.tx() as db:
-            if not await _lock_company(db, company_id):
-                self._company.pop(session_id, None)
-                raise NotFound("session not found")
-            row = WebhookEvent(
-                company_id=company_id,
-                session_id=session_id,
-                engine=self._engine.get(session_id, Engine.SANDBOX),
-                event_type=event.kind,
-                dedupe_key=dedupe,
-                payload=dump_event(event),
-            )
-            db.add(row)
-            await db.flush()
-            return row.id
+        row: dict[str, Any] = {
+            "id": new_id(),
+            "company_id": company_id,
+            "session_id": session_id,
+            "engine": self._engine.get(session_id, Engine.SANDBOX),
+            "event_type": event.kind,
+            "dedupe_key": getattr(event, "wa_message_id", None),
+            "payload": dump_event(event),
+            "state": WebhookEventState.PENDING,
+            "attempts": 0,
+            "received_at": utcnow(),
+        }
+        stored: uuid.UUID = await self._group(self._storing, company_id, row, self._store_rows)
+        return stored
+
+    async def _store_rows(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
+        """Commit a group of raw events in one transaction (group commit), settling each.
+
+        A group that fails for a reason other than the database or the company being
+        gone is retried one event at a time, so one bad row cannot refuse the others.
+        """
+        try:
+            async with self.kernel.tx() as db:
+                if not await _lock_company(db, company_id):
+                    for row, _ in batch:
+                        self._company.pop(row["session_id"], None)
+                    raise NotFound("session not found")
+                await db.execute(insert(WebhookEvent), [row for row, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, NotFound) and not is_transient(exc):
+                for one in batch:
+                    await self._store_rows(company_id, [one])
+                return
+            for _, fut in batch:
+                _settle(fut, error=exc)
+            return
+        for row, fut in batch:
+            _settle(fut, row["id"])
+
+    async def _group(
+        self,
+        queues: dict[uuid.UUID, list[_Waiting]],
+        company_id: uuid.UUID,
+        item: Any,
+        run: Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]],
+    ) -> Any:
+        """Queue `item` for its company's next batch and wait for its result.
+
+        One leader task per company and kind runs the batches one after the other;
+        whatever arrives while a batch runs goes into the next (no added wait when idle).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        queue = queues.get(company_id)
+        if queue is None:
+            queues[company_id] = [(item, fut)]
+            task = loop.create_task(self._lead(queues, company_id, run))
+            self._leaders.add(task)
+            task.add_done_callback(self._leaders.discard)
+        else:
+            queue.append((item, fut))
+        return await fut
+
+    async def _lead(
+        self,
+        queues: dict[uuid.UUID, list[_Waiting]],
+        company_id: uuid.UUID,
+        run: Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]],
+    ) -> None:
+        batch: list[_Waiting] = []
+        try:
+            while True:
+                queue = queues[company_id]
+                if not queue:
+                    del queues[company_id]
+                    return
+                batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                await run(company_id, batch)
+        except BaseException as exc:  # a bug or a cancellation: nobody may wait forever
+            for _, fut in batch + queues.pop(company_id, []):
+                _settle(fut, error=exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("inbound batch leader failed")
 
     async def seen(self, session_id: uuid.UUID, wa_message_id: str) -> bool:
         """Tell whether a message with this WhatsApp id is already stored for the session.
@@ -256,14 +426,23 @@ class Inbound:
     async def recover(self, batch: int = 500) -> int:
         """Process every stored event not yet processed, oldest first (start, sweeps).
 
-        Stops early when the database fails transiently (the in-process retry takes
-        over); events already waiting in the retry queue are left to it.
+        A page of stored rows is read at once and split into lanes, one per sender
+        (in order within each) plus one for raw bodies and unreadable rows; the lanes
+        run side by side so their events share batches. Stops early when the database
+        fails transiently (the in-process retry takes over); events already waiting
+        in the retry queue are left to it.
         """
         done = 0
         after: tuple[Any, uuid.UUID] | None = None
         while True:
             query = (
-                select(WebhookEvent.received_at, WebhookEvent.id)
+                select(
+                    WebhookEvent.received_at,
+                    WebhookEvent.id,
+                    WebhookEvent.company_id,
+                    WebhookEvent.event_type,
+                    WebhookEvent.payload,
+                )
                 .where(WebhookEvent.state == WebhookEventState.PENDING)
                 .order_by(WebhookEvent.received_at, WebhookEvent.id)
                 .limit(batch)
@@ -271,19 +450,53 @@ class Inbound:
             if after is not None:
                 query = query.where(tuple_(WebhookEvent.received_at, WebhookEvent.id) > after)
             async with self.kernel.read() as db:
-                rows = [(r[0], r[1]) for r in (await db.execute(query)).all()]
+                rows = list((await db.execute(query)).all())
             if not rows:
                 return done
+            after = (rows[-1][0], rows[-1][1])
             waiting = {i for q in self._deferred.values() for i in q}
-            for received_at, row_id in rows:
-                after = (received_at, row_id)
+            lanes: dict[str, list[tuple[uuid.UUID, tuple[uuid.UUID, AnyEngineEvent] | None]]]
+            lanes = {}
+            for _, row_id, company_id, event_type, payload in rows:
                 if row_id in waiting:
                     continue
-                deferred, sweep = self.deferred_total, self._sweep_needed
-                await self.process(row_id)
-                if self.deferred_total != deferred or (self._sweep_needed and not sweep):
-                    return done  # the database is failing: the retry loop goes on later
-                done += 1
+                event: AnyEngineEvent | None = None
+                if event_type not in self.raw_handlers:
+                    try:
+                        event = load_event(payload)
+                    except ValueError:
+                        event = None  # `process` reads it again and poisons it
+                if event is None:
+                    lanes.setdefault("", []).append((row_id, None))
+                else:
+                    lanes.setdefault(_sender_key(event), []).append((row_id, (company_id, event)))
+            count, failed = await self._recover_lanes(list(lanes.values()))
+            done += count
+            if failed:
+                return done  # the database is failing: the retry loop goes on later
+
+    async def _recover_lanes(
+        self, lanes: list[list[tuple[uuid.UUID, tuple[uuid.UUID, AnyEngineEvent] | None]]]
+    ) -> tuple[int, bool]:
+        """Run the lanes side by side; return how many were processed, and if the db failed."""
+        deferred, sweep = self.deferred_total, self._sweep_needed
+
+        def failing() -> bool:
+            return self.deferred_total != deferred or (self._sweep_needed and not sweep)
+
+        async def lane(
+            entries: list[tuple[uuid.UUID, tuple[uuid.UUID, AnyEngineEvent] | None]],
+        ) -> int:
+            count = 0
+            for row_id, known in entries:
+                if failing():
+                    break
+                await self.process(row_id, known=known)
+                count += 0 if failing() else 1
+            return count
+
+        counts = await asyncio.gather(*(lane(e) for e in lanes))
+        return sum(counts), failing()
 
     # ------------------------------------------------------------------ processing
 
@@ -320,7 +533,9 @@ class Inbound:
                 self.deferred_total += 1
                 self._kick()
                 return
-            if not await self._process_locked(row_id, company_id, [event]):
+            if not await self._group(
+                self._processing, company_id, (row_id, event), self._process_batch
+            ):
                 self._deferred.setdefault(key, []).append(row_id)
                 self.deferred_total += 1
                 self._kick()
@@ -343,6 +558,149 @@ class Inbound:
         if not done:
             self._sweep_needed = True
             self._kick()
+
+    async def _process_batch(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
+        """Process a batch of stored events (one per sender) and settle each with a bool.
+
+        One transaction for all; an event whose uniqueness race was lost, or every event
+        of a batch that failed as a whole for a non-transient reason, is then processed
+        on its own (`_process_locked`: its race retries and its poison rule). A transient
+        failure settles every event False (each is deferred by its caller).
+        """
+        items: list[tuple[uuid.UUID, AnyEngineEvent]] = [item for item, _ in batch]
+        try:
+            try:
+                again = await self._batch_tx(company_id, items, careful=False)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # Some event failed: redo the batch with one savepoint per event.
+                again = await self._batch_tx(company_id, items, careful=True)
+        except Exception as exc:
+            if is_transient(exc):
+                for _, fut in batch:
+                    _settle(fut, False)
+                return
+            log.exception("inbound batch of %d failed: its events go one by one", len(batch))
+            again = {row_id for row_id, _ in items}
+        for (row_id, event), fut in batch:
+            if row_id not in again:
+                _settle(fut, True)
+                continue
+            try:
+                _settle(fut, await self._process_locked(row_id, company_id, [event]))
+            except Exception as exc:
+                _settle(fut, error=exc)
+
+    async def _batch_tx(
+        self,
+        company_id: uuid.UUID,
+        items: list[tuple[uuid.UUID, AnyEngineEvent]],
+        *,
+        careful: bool,
+    ) -> set[uuid.UUID]:
+        """Apply a batch in one transaction; return the row ids to process again alone.
+
+        Not `careful`, the events run straight on (no savepoint, one flush for many)
+        and any failure rolls the whole transaction back for the caller to redo it
+        `careful`: then each event runs in its own savepoint, a deterministic failure
+        rolls back just that event, which is marked FAILED (poison) in the same
+        transaction, and a lost uniqueness race rolls it back to be retried alone.
+        Rows no longer pending (processed meanwhile) are skipped; event seqs are
+        taken once, at the end.
+        """
+        again: set[uuid.UUID] = set()
+        processed: list[uuid.UUID] = []
+        poisoned: list[tuple[uuid.UUID, str]] = []
+        async with self.kernel.tx() as db:
+            if not await _lock_company(db, company_id):
+                return again  # deleted with its company
+            pending = set(
+                await db.scalars(
+                    select(WebhookEvent.id)
+                    .where(
+                        WebhookEvent.id.in_([row_id for row_id, _ in items]),
+                        WebhookEvent.state == WebhookEventState.PENDING,
+                    )
+                    .with_for_update()
+                )
+            )
+            messages = {
+                (ev.session_id, ev.wa_message_id)
+                for row_id, ev in items
+                if row_id in pending and isinstance(ev, MessageEvent)
+            }
+            if messages:
+                existing = await db.execute(
+                    select(Message.session_id, Message.wa_message_id).where(
+                        Message.company_id == company_id,
+                        Message.session_id.in_({s for s, _ in messages}),
+                        Message.wa_message_id.in_([w for _, w in messages]),
+                    )
+                )
+                db.info[_FRESH] = messages - {(r[0], r[1]) for r in existing}
+                db.info[_VIEW] = await _View.read(
+                    db,
+                    company_id,
+                    [
+                        ev
+                        for row_id, ev in items
+                        if row_id in pending and isinstance(ev, MessageEvent)
+                    ],
+                )
+            events.defer_seqs(db)
+            for row_id, event in items:
+                if row_id not in pending:
+                    continue
+                if not careful:
+                    await self._apply(db, company_id, event)
+                    processed.append(row_id)
+                    continue
+                at = events.mark(db)
+                try:
+                    async with db.begin_nested():
+                        await self._apply(db, company_id, event)
+                except IntegrityError:
+                    events.rewind(db, at)
+                    db.info.pop(_VIEW, None)
+                    again.add(row_id)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    events.rewind(db, at)
+                    db.info.pop(_VIEW, None)
+                    log.exception("inbound event %s failed", row_id)
+                    poisoned.append((row_id, f"{type(exc).__name__}: {exc}"))
+                else:
+                    processed.append(row_id)
+            now = utcnow()
+            if processed:
+                await db.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id.in_(processed))
+                    .values(
+                        state=WebhookEventState.PROCESSED,
+                        processed_at=now,
+                        attempts=WebhookEvent.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            for row_id, error in poisoned:
+                await db.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id == row_id)
+                    .values(
+                        state=WebhookEventState.FAILED,
+                        error=error[:2000],
+                        attempts=WebhookEvent.attempts + 1,
+                        processed_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            await events.assign_seqs(db, company_id)
+        self.processed += len(processed)
+        self.failed += len(poisoned)
+        return again
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -553,10 +911,19 @@ class Inbound:
     async def _client(
         self, db: AsyncSession, company_id: uuid.UUID, sender: Identity, push_name: str | None
     ) -> Client:
-        client, _ = await identity.find_or_create(db, company_id, sender, profile_name=push_name)
+        view: _View | None = db.info.get(_VIEW)
+        if view is None:
+            client, _ = await identity.find_or_create(
+                db, company_id, sender, profile_name=push_name
+            )
+            return client
+        client, created = await view.known.find_or_create(db, sender, profile_name=push_name)
+        if created:
+            view.open_clients.add(client.id)  # a new client has no ticket yet
         return client
 
     async def _contact(self, db: AsyncSession, company_id: uuid.UUID, ev: ContactEvent) -> None:
+        db.info.pop(_VIEW, None)  # it writes identities the batch's snapshot would not know
         sender = sender_of(ev)
         client = await identity.find(db, company_id, sender)
         if client is None:
@@ -571,13 +938,19 @@ class Inbound:
 
     async def _message(self, db: AsyncSession, company_id: uuid.UUID, ev: MessageEvent) -> None:
         session_id = ev.session_id
-        duplicate = await db.scalar(
-            select(Message.id).where(
-                Message.company_id == company_id,
-                Message.session_id == session_id,
-                Message.wa_message_id == ev.wa_message_id,
+        fresh: set[tuple[uuid.UUID, str]] = db.info.get(_FRESH, set())
+        if (session_id, ev.wa_message_id) in fresh:
+            # Absent when the batch began, and this is its only delivery in the batch.
+            fresh.discard((session_id, ev.wa_message_id))
+            duplicate = None
+        else:
+            duplicate = await db.scalar(
+                select(Message.id).where(
+                    Message.company_id == company_id,
+                    Message.session_id == session_id,
+                    Message.wa_message_id == ev.wa_message_id,
+                )
             )
-        )
         if duplicate is not None:
             return  # a redelivery changes nothing
         chat_jid = parse_jid(ev.chat_jid)
@@ -593,13 +966,17 @@ class Inbound:
         client: Client | None = None
         if chat_type == ChatType.DIRECT:
             client = await self._client(db, company_id, sender_of(ev), ev.push_name)
-        chat = await db.scalar(
-            select(Chat).where(
-                Chat.company_id == company_id,
-                Chat.session_id == session_id,
-                Chat.wa_chat_id == ev.chat_jid,
+        view: _View | None = db.info.get(_VIEW)
+        if view is not None and (session_id, ev.chat_jid) in view.chat_keys:
+            chat = view.chats.get((session_id, ev.chat_jid))
+        else:
+            chat = await db.scalar(
+                select(Chat).where(
+                    Chat.company_id == company_id,
+                    Chat.session_id == session_id,
+                    Chat.wa_chat_id == ev.chat_jid,
+                )
             )
-        )
         if chat is None:
             chat = Chat(
                 company_id=company_id,
@@ -611,6 +988,8 @@ class Inbound:
             )
             db.add(chat)
             await db.flush()
+            if view is not None:
+                view.chats[(session_id, ev.chat_jid)] = chat
         quoted_id = None
         if ev.quoted_wa_message_id:
             quoted_id = await db.scalar(
@@ -628,6 +1007,7 @@ class Inbound:
         elif client is not None and ev.from_me:
             ticket = await self._open_ticket(db, client.id, session_id)
         message = Message(
+            id=new_id(),  # known now: no flush needed before the events name it
             company_id=company_id,
             session_id=session_id,
             chat_id=chat.id,
@@ -654,8 +1034,8 @@ class Inbound:
         chat.last_message_at = now
         if not ev.from_me:
             chat.unread_count += 1
-        await db.flush()
         if ev.from_me:
+            await db.flush()
             await acks.apply_pending(db, message, "engine")
         if ticket is not None:
             ticket.last_message_at = now
@@ -695,6 +1075,9 @@ class Inbound:
     async def _open_ticket(
         self, db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID
     ) -> Ticket | None:
+        view: _View | None = db.info.get(_VIEW)
+        if view is not None and client_id in view.open_clients and session_id in view.sessions:
+            return view.open.get((client_id, session_id))
         return await db.scalar(
             select(Ticket).where(
                 Ticket.client_id == client_id,
@@ -733,7 +1116,7 @@ class Inbound:
             # Back to its last agent if still active with room, else to its queue.
             await lifecycle.restore(db, last, now)
             await db.flush()  # the partial unique index speaks here if a race was lost
-
+            _opened(db, client.id, session_id, last)
             return last, False, True
         number = await next_ticket_number(db, company_id)
         ticket = Ticket(
@@ -746,6 +1129,7 @@ class Inbound:
         )
         db.add(ticket)
         await db.flush()
+        _opened(db, client.id, session_id, ticket)
         return ticket, True, False
 
     # ------------------------------------------------------------------ flow
@@ -765,7 +1149,7 @@ class Inbound:
             FlowState.AWAITING_ROUTING_CONFIRMATION,
         ):
             return None
-        flow, departments = await self._flow(db, company_id, ticket.session_id)
+        flow, timeouts, native = await self._flow_cached(db, company_id, ticket.session_id)
         now = utcnow()
         if created:
             step = flow.start(await self._customer(db, client, ticket), now)
@@ -778,11 +1162,9 @@ class Inbound:
         ticket.flow_data = step.data
         if step.department_id is not None:
             ticket.department_id = step.department_id
-            dept = departments.get(step.department_id)
-            if dept is not None and dept.response_timeout_seconds:
-                ticket.timeout_at = now + timedelta(seconds=dept.response_timeout_seconds)
-        session = await db.get(WaSession, chat.session_id)  # loaded by _flow already
-        native = session is not None and session.engine == Engine.CLOUD
+            timeout = timeouts.get(step.department_id)
+            if timeout:
+                ticket.timeout_at = now + timedelta(seconds=timeout)
         for text, interactive in menu_messages(flow, step, native=native):
             queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
             if interactive is not None:
@@ -808,6 +1190,24 @@ class Inbound:
             last_department_id=last[0] if last else None,
             last_served_at=last[1] if last else None,
         )
+
+    async def _flow_cached(
+        self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None
+    ) -> tuple[Flow, dict[uuid.UUID, int | None], bool]:
+        """The flow, department timeouts and native-menu flag, read once per transaction.
+
+        Plain values only (no ORM rows): they outlive a rolled-back savepoint of a batch.
+        """
+        cache: dict[Any, Any] = db.info.setdefault(_FLOW_CACHE, {})
+        key = (company_id, session_id)
+        found = cache.get(key)
+        if found is None:
+            flow, departments = await self._flow(db, company_id, session_id)
+            session = await db.get(WaSession, session_id) if session_id else None
+            native = session is not None and session.engine == Engine.CLOUD
+            timeouts = {d.id: d.response_timeout_seconds for d in departments.values()}
+            found = cache[key] = (flow, timeouts, native)
+        return found
 
     async def _flow(
         self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None

@@ -1,0 +1,218 @@
+"""The batched inbound path: a poison event fails alone, a batch numbers its events once.
+
+Events handed to `Inbound.receive` at once (many senders) are stored in one group
+commit and processed in one transaction; these tests check what a batch must keep:
+each event applied exactly once, a bad one marked FAILED without taking the others
+down, realtime events numbered without gaps in the order they were published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from shared.enums import FlowState, TicketStatus, WebhookEventState
+from tests.zapd.api import seed
+from tests.zapd.api.conftest import Live
+from zapd.connectors.events import AnyEngineEvent, MessageEvent
+from zapd.db.models import Event, Message, Ticket, WebhookEvent
+
+
+def _says(
+    sid: uuid.UUID, phone: str, wa_id: str, text: str, chat: str | None = None
+) -> MessageEvent:
+    now = datetime.now(UTC)
+    jid = phone[1:] + "@s.whatsapp.net"
+    return MessageEvent(
+        session_id=sid,
+        at=now,
+        wa_message_id=wa_id,
+        chat_jid=chat or jid,
+        sender_jid=jid,
+        body=text,
+        timestamp=now,
+    )
+
+
+def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
+    """Record the stored row ids of every batch the pipeline processes."""
+    inbound = live.daemon.inbound
+    real = inbound._batch_tx
+    seen: list[list[uuid.UUID]] = []
+
+    async def spy(
+        company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]], *, careful: bool
+    ) -> Any:
+        seen.append([row_id for row_id, _ in items])
+        return await real(company_id, items, careful=careful)
+
+    inbound._batch_tx = spy  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_poison_event_fails_alone_and_its_batch_commits(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    phones = [f"+5511990000{i:03d}" for i in range(8)]
+    good = [_says(sid, p, f"B-{i}", "oi") for i, p in enumerate(phones)]
+    # A chat id no JID parser accepts: processing it fails deterministically.
+    poison = _says(sid, "+5511990009999", "B-POISON", "oi", chat="not-a-jid")
+    events = [*good[:4], poison, *good[4:]]
+    ids = await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
+    poison_id = ids[4]
+    assert poison_id is not None
+    together = [b for b in batches if poison_id in b]
+    assert together and len(together[0]) > 1, batches  # it shared a batch with good events
+
+    async with live.kernel.read() as db:
+        states = dict(
+            (
+                await db.execute(
+                    select(WebhookEvent.id, WebhookEvent.state).where(WebhookEvent.id.in_(ids))
+                )
+            ).all()
+        )
+        bad = await db.get(WebhookEvent, poison_id)
+        assert bad is not None and "InvalidJid" in (bad.error or "")
+        stored = set(
+            await db.scalars(select(Message.wa_message_id).where(Message.session_id == sid))
+        )
+        tickets = await db.scalar(
+            select(func.count())
+            .select_from(Ticket)
+            .where(Ticket.session_id == sid, Ticket.flow_state == FlowState.AWAITING_MENU_CHOICE)
+        )
+        seqs = list(
+            await db.scalars(
+                select(Event.seq).where(Event.company_id == t.company_id).order_by(Event.seq)
+            )
+        )
+    assert states[poison_id] == WebhookEventState.FAILED
+    assert all(states[i] == WebhookEventState.PROCESSED for i in ids if i != poison_id)
+    # Each good customer: its message once, one ticket with the menu asked.
+    assert {f"B-{i}" for i in range(8)} <= stored and "B-POISON" not in stored
+    assert tickets == 8
+    # Gapless, each once: the poison's rolled-back events took no number.
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert live.daemon.inbound.failed == 1
+
+
+async def test_a_redelivery_inside_a_batch_is_stored_once(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    first = [_says(sid, f"+5511990001{i:03d}", f"R-{i}", "oi") for i in range(4)]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in first))
+    # The same messages again, beside new ones: the batch's duplicate check must see them.
+    again = [*first, *(_says(sid, f"+5511990002{i:03d}", f"N-{i}", "oi") for i in range(4))]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in again))
+    assert max(len(b) for b in batches) > 1, batches
+    async with live.kernel.read() as db:
+        count = await db.scalar(
+            select(func.count()).select_from(Message).where(Message.session_id == sid)
+        )
+        inbound = await db.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.session_id == sid, Message.wa_message_id.is_not(None))
+            .where(Message.wa_message_id.like("R-%") | Message.wa_message_id.like("N-%"))
+        )
+        unread = list(await db.scalars(select(Ticket.unread_count).where(Ticket.session_id == sid)))
+        failed = await db.scalar(
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(
+                WebhookEvent.session_id == sid, WebhookEvent.state != WebhookEventState.PROCESSED
+            )
+        )
+    assert inbound == 8, count
+    assert sorted(unread) == [1] * 8  # a redelivery counts nothing
+    assert failed == 0
+
+
+async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    # The same Brazilian mobile with and without the 9th digit: two sender keys, so
+    # the same batch, and the second must find what the first created in it.
+    events = [
+        _says(sid, "+5511987654321", "S-1", "oi"),
+        _says(sid, "+551187654321", "S-2", "oi de novo"),
+        *(_says(sid, f"+5511990003{i:03d}", f"S-X{i}", "oi") for i in range(4)),
+    ]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
+    assert max(len(b) for b in batches) > 1, batches
+    async with live.kernel.read() as db:
+        ticket_ids = set(
+            await db.scalars(
+                select(Message.ticket_id).where(Message.wa_message_id.in_(["S-1", "S-2"]))
+            )
+        )
+        tickets = await db.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
+        )
+    assert len(ticket_ids) == 1 and None not in ticket_ids
+    assert tickets == 5
+
+
+async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    phones = [f"+5511990004{i:03d}" for i in range(4)]
+    await asyncio.gather(
+        *(
+            live.daemon.inbound.receive(sid, _says(sid, p, f"C-{i}", "oi"))
+            for i, p in enumerate(phones)
+        )
+    )
+    async with live.kernel.tx() as db:  # an agent closes every ticket, long ago
+        for ticket in await db.scalars(select(Ticket).where(Ticket.session_id == sid)):
+            ticket.status = TicketStatus.CLOSED
+            ticket.closed_at = datetime(2020, 1, 1, tzinfo=UTC)
+    await asyncio.gather(
+        *(
+            live.daemon.inbound.receive(sid, _says(sid, p, f"C2-{i}", "de novo"))
+            for i, p in enumerate(phones)
+        )
+    )
+    async with live.kernel.read() as db:
+        rows = (
+            await db.execute(
+                select(Message.wa_message_id, Ticket.status, Ticket.flow_state)
+                .join(Ticket, Ticket.id == Message.ticket_id)
+                .where(Message.wa_message_id.like("C2-%"))
+            )
+        ).all()
+        total = await db.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
+        )
+    # Each new message opened a new ticket (outside the reopen window) with the menu.
+    assert len(rows) == 4
+    assert all(s != TicketStatus.CLOSED and f == FlowState.AWAITING_MENU_CHOICE for _, s, f in rows)
+    assert total == 8
+
+
+async def test_recovery_batches_senders_and_keeps_each_ones_order(live: Live) -> None:
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    inbound = live.daemon.inbound
+    phones = [f"+5511990005{i:03d}" for i in range(6)]
+    for step, text in enumerate(["oi", "1", "obrigado"]):  # stored, as a crash leaves them
+        for i, p in enumerate(phones):
+            assert await inbound.store(sid, _says(sid, p, f"V-{i}-{step}", text)) is not None
+    assert await inbound.recover() == 18
+    assert max(len(b) for b in batches) > 1, batches  # senders shared batches
+    async with live.kernel.read() as db:
+        routed = list(await db.scalars(select(Ticket.flow_state).where(Ticket.session_id == sid)))
+        unread = list(await db.scalars(select(Ticket.unread_count).where(Ticket.session_id == sid)))
+    # "oi" asked the menu, "1" answered it, in that order, for every sender.
+    assert routed == [FlowState.ROUTED] * 6
+    assert unread == [3] * 6
+    assert await inbound.recover() == 0

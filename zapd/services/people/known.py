@@ -1,0 +1,150 @@
+"""Client identities read once for a batch of senders: `identity.find_or_create` without queries.
+
+The inbound pipeline processes a batch of events in one transaction; `Known.read`
+loads, in two queries, every identity row and `clients.phone` match that any sender
+of the batch could hit, plus those clients. `Known.find_or_create` then applies the
+rules of `zapd.services.people.identity` (identity matches first, then phone matches,
+oldest first; record every identity nobody holds; fill the phone / LID the client
+lacks) on that snapshot, keeping it up to date with what it writes.
+
+Invariants: a sender the snapshot does not cover (a value not read) goes to
+`identity.find_or_create` unchanged. The snapshot is only valid inside the transaction
+that read it, and only while every identity write of that transaction goes through it:
+whoever writes identities otherwise, or rolls back a savepoint that wrote some, must
+drop it (the caller does). A stale snapshot can at worst try to insert an identity a
+client already holds, which the unique index refuses (a retried race, never a wrong
+owner).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import ClientIdentityKind
+from zapd.db.models import Client, ClientIdentity
+from zapd.services.people import identity
+from zapd.services.people.identity import PHONE_KINDS, Identity
+
+
+@dataclass
+class Known:
+    """A company's identities and phone matches for some senders, as one transaction saw them."""
+
+    company_id: uuid.UUID
+    owners: dict[tuple[ClientIdentityKind, str], uuid.UUID] = field(default_factory=dict)
+    values: set[str] = field(default_factory=set)  # every value whose rows were read
+    by_phone: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+    phones: set[str] = field(default_factory=set)  # every phone whose clients were read
+    # The clients read or created (held here: the session's identity map is weak).
+    clients: dict[uuid.UUID, Client] = field(default_factory=dict)
+
+    @classmethod
+    async def read(
+        cls, db: AsyncSession, company_id: uuid.UUID, senders: Iterable[Identity]
+    ) -> Known:
+        """Read what `senders` may match (identity rows of any kind, clients by phone)."""
+        known = cls(company_id)
+        senders = list(senders)
+        known.values = {v for s in senders for _, v in s.wanted()}
+        known.phones = {p for s in senders for p in s.phones()}
+        if known.values:
+            rows = await db.execute(
+                select(ClientIdentity.kind, ClientIdentity.value, ClientIdentity.client_id).where(
+                    ClientIdentity.company_id == company_id,
+                    ClientIdentity.value.in_(sorted(known.values)),
+                )
+            )
+            known.owners = {(kind, value): cid for kind, value, cid in rows.all()}
+        if known.phones:
+            phone_rows = await db.execute(
+                select(Client.id, Client.phone).where(
+                    Client.company_id == company_id, Client.phone.in_(sorted(known.phones))
+                )
+            )
+            for cid, phone in phone_rows.all():
+                if phone is not None:
+                    known.by_phone.setdefault(phone, set()).add(cid)
+        ids = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
+        if ids:
+            known.clients = {
+                c.id: c for c in await db.scalars(select(Client).where(Client.id.in_(sorted(ids))))
+            }
+        return known
+
+    def covers(self, sender: Identity) -> bool:
+        """Tell whether every row `sender` may match was read."""
+        return all(v in self.values for _, v in sender.wanted()) and all(
+            p in self.phones for p in sender.phones()
+        )
+
+    def find_ids(self, sender: Identity) -> list[uuid.UUID]:
+        """`identity.find_ids` on the snapshot (the sender must be covered)."""
+        phones = sender.phones()
+        keys = [(kind, p) for p in phones for kind in PHONE_KINDS]
+        if sender.lid:
+            keys.append((ClientIdentityKind.LID, sender.lid))
+        if sender.bsuid:
+            keys.append((ClientIdentityKind.BSUID, sender.bsuid))
+        found = sorted({self.owners[k] for k in keys if k in self.owners})
+        by_phone = {c for p in phones for c in self.by_phone.get(p, ())}
+        return found + sorted(by_phone - set(found))
+
+    def _attach(
+        self, db: AsyncSession, client: Client, sender: Identity
+    ) -> set[tuple[ClientIdentityKind, str]]:
+        """`identity.attach` on the snapshot, recording the rows it adds."""
+        wanted = sender.wanted()
+        owner = {
+            (kind, value): self.owners[(kind, value)]
+            for kind in ClientIdentityKind
+            for _, value in wanted
+            if (kind, value) in self.owners
+        }
+        for kind, value in wanted:
+            if (kind, value) not in owner:
+                db.add(
+                    ClientIdentity(
+                        company_id=client.company_id, client_id=client.id, kind=kind, value=value
+                    )
+                )
+                self.owners[(kind, value)] = client.id
+        return {row for row in wanted if owner.get(row, client.id) == client.id}
+
+    async def find_or_create(
+        self, db: AsyncSession, sender: Identity, *, profile_name: str | None = None
+    ) -> tuple[Client, bool]:
+        """`identity.find_or_create`, from the snapshot when it covers the sender."""
+        if not self.covers(sender):
+            return await identity.find_or_create(
+                db, self.company_id, sender, profile_name=profile_name
+            )
+        ids = self.find_ids(sender)
+        client = (self.clients.get(ids[0]) or await db.get(Client, ids[0])) if ids else None
+        if client is None:
+            client = Client(
+                company_id=self.company_id,
+                phone=sender.phone,
+                wa_user_id=identity.wa_user_id(sender.phone) if sender.phone else None,
+                lid=sender.lid,
+                profile_name=profile_name,
+            )
+            db.add(client)
+            await db.flush()
+            self.clients[client.id] = client
+            if sender.phone:
+                self.by_phone.setdefault(sender.phone, set()).add(client.id)
+            self._attach(db, client, sender)
+            return client, True
+        if profile_name and profile_name != client.profile_name:
+            client.profile_name = profile_name
+        held = self._attach(db, client, sender)
+        if sender.lid and not client.lid and (ClientIdentityKind.LID, sender.lid) in held:
+            client.lid = sender.lid
+        if sender.phone and not client.phone and (ClientIdentityKind.PHONE, sender.phone) in held:
+            client.phone = sender.phone
+        return client, False
