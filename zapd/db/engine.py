@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from zapd.db import search as _search  # noqa: F401  (registers the client_terms listeners)
+from zapd.db import sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY_OPTION = "zap_read_only"
@@ -41,18 +44,23 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE.
+    """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE,
+    and connections that make one thread trip per statement (`zapd.db.sqlite_driver`).
 
     `pool_pre_ping` is honoured on PostgreSQL only: a connection to a local SQLite file
-    cannot go stale, and the ping would cost every checkout a statement (four thread
-    hops through aiosqlite).
+    cannot go stale, and the ping would cost every checkout a statement.
     """
     url = normalize_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
-        kwargs.pop("pool_pre_ping", None)
-    engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_async_engine(url, **kwargs)
+    kwargs.pop("pool_pre_ping", None)
+    # The arguments SQLAlchemy itself would pass to sqlite3.connect for this URL.
+    probe = create_async_engine(url, **kwargs)
+    cargs, cparams = probe.dialect.create_connect_args(probe.url)
+    cparams.update(kwargs.get("connect_args", {}))
+    connect = partial(sqlite3.connect, *cargs, **cparams)
+    engine = create_async_engine(url, async_creator=sqlite_driver.creator(connect), **kwargs)
+    _configure_sqlite(engine)
     return engine
 
 

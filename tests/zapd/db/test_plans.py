@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.enums import Role, TicketStatus
 from zapd.db import migrate, stats
-from zapd.db.engine import session_factory
+from zapd.db.engine import read_only, session_factory
 from zapd.db.models import Chat, Client, Event, Message, Ticket
 from zapd.kernel.pagination import PageParams
 from zapd.kernel.principal import Principal
@@ -107,7 +107,7 @@ def _violations(lines: list[str], *, ordered: bool) -> list[str]:
 
 
 async def _timed(engine: AsyncEngine, statement: str, parameters: Any) -> float:
-    async with engine.connect() as conn:
+    async with read_only(engine).connect() as conn:
         times = []
         for _ in range(5):
             t0 = time.perf_counter()
@@ -301,7 +301,7 @@ async def test_hot_queries_use_indexes(history: Any) -> None:
         assert cap.statements, name
         ordered_ones = [st for st, _ in cap.statements if "ORDER BY" in st]
         main_statement = ordered_ones[0] if ordered_ones else cap.statements[-1][0]
-        async with engine.connect() as conn:
+        async with read_only(engine).connect() as conn:  # no write lock held on SQLite
             for statement, parameters in cap.statements:
                 lines = await _plan(conn, statement, parameters)
                 # Only the listing's own statement is paged; the lookups it makes of
