@@ -17,7 +17,10 @@ it lands on. So zapd does the same check itself, on every table:
   `INTERVAL` seconds while zapd runs (`StatsRefresher`), as a writer: through the
   kernel's write transaction, so it queues behind the other writers like any of them.
 
-Row counts come from `max(rowid)`: an O(log n) estimate, exact enough for a factor.
+Row counts come from `max(rowid)`: O(log n), exact enough for a factor while tables
+grow, which is how a history moves. Deletes do not lower it, so a table purged to a
+fraction of its size keeps its old statistics (they then overstate it; plans on the
+purged history stay the ones chosen for the larger one).
 """
 
 from __future__ import annotations
