@@ -24,6 +24,7 @@ from zapd.connectors.sandbox import SandboxNetwork
 from zapd.db import migrate
 from zapd.db.engine import create_engine, session_factory
 from zapd.db.models import WaSession
+from zapd.db.stats import StatsRefresher
 from zapd.errors import DatabaseUnavailable
 from zapd.kernel.context import Kernel
 from zapd.kernel.principal import Actor
@@ -96,6 +97,9 @@ class Daemon:
             self.scheduler,
             self.heartbeat,
             self.cloud,
+            StatsRefresher(
+                kernel.engine, kernel.tx
+            ),  # SQLite planner statistics (a no-op on PostgreSQL)
         ]
 
     @property

@@ -319,7 +319,9 @@ async def test_sqlite_lock_held_mid_burst_heals_without_restart(
         # Another process's writer holds the lock past zapd's busy timeout (10 s).
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            other.execute("BEGIN IMMEDIATE")
+            # Off the loop, as another process would: a blocking BEGIN here would
+            # freeze zapd mid-transaction while it waits for zapd's lock.
+            await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
             await asyncio.sleep(13)
             other.execute("ROLLBACK")
         finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from zapd.db import search as _search  # noqa: F401  (registers the client_terms listeners)
+from zapd.db import sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY_OPTION = "zap_read_only"
+NO_TRANSACTION_OPTION = "zap_no_transaction"
 
 
 def sqlite_url(path: Path) -> str:
@@ -40,11 +44,23 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE."""
+    """Create an async engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE,
+    and connections that make one thread trip per statement (`zapd.db.sqlite_driver`).
+
+    `pool_pre_ping` is honoured on PostgreSQL only: a connection to a local SQLite file
+    cannot go stale, and the ping would cost every checkout a statement.
+    """
     url = normalize_url(url)
-    engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_async_engine(url, **kwargs)
+    kwargs.pop("pool_pre_ping", None)
+    # The arguments SQLAlchemy itself would pass to sqlite3.connect for this URL.
+    probe = create_async_engine(url, **kwargs)
+    cargs, cparams = probe.dialect.create_connect_args(probe.url)
+    cparams.update(kwargs.get("connect_args", {}))
+    connect = partial(sqlite3.connect, *cargs, **cparams)
+    engine = create_async_engine(url, async_creator=sqlite_driver.creator(connect), **kwargs)
+    _configure_sqlite(engine)
     return engine
 
 
@@ -76,8 +92,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Read-only sessions (see `read_only`) begin deferred: under WAL they read a
-        # snapshot without queueing behind writers.
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
+        # snapshot without queueing behind writers. Single statements (see
+        # `single_statements`) begin nothing: SQLite wraps each in its own read.
+        options = conn.get_execution_options()
+        if options.get(NO_TRANSACTION_OPTION):
+            return
+        if options.get(READ_ONLY_OPTION):
             conn.exec_driver_sql("BEGIN")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -94,6 +114,22 @@ def sqlite_path(url: str) -> Path | None:
 def read_only(engine: AsyncEngine) -> AsyncEngine:
     """Return a view of `engine` whose transactions only read (no write lock on SQLite)."""
     return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def single_statements(engine: AsyncEngine) -> AsyncEngine:
+    """Return a view of `engine` that runs each statement on its own, in no transaction.
+
+    For reads that are one statement (a join): it sees one consistent snapshot by itself,
+    and skipping BEGIN/COMMIT saves two round trips. Two statements on such a connection
+    may see different snapshots, and writes there commit one by one: read only, and
+    put what must agree in one statement.
+    """
+    if engine.dialect.name == "sqlite":
+        # pysqlite already runs with isolation_level=None (autocommit) here; the begin
+        # hook above leaves out its BEGIN. AUTOCOMMIT would make SQLAlchemy reset the
+        # isolation level on return, re-enabling pysqlite's own implicit transactions.
+        return engine.execution_options(**{NO_TRANSACTION_OPTION: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -16,6 +16,7 @@ from sqlalchemy import types as satypes
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapd.db import stats
 from zapd.db.types import IntEnumType, UTCDateTime
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
@@ -70,7 +71,8 @@ def _current(conn: Connection) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` on the engine's database."""
+    """Apply migrations up to `revision`; then, on SQLite, refresh the planner statistics
+    of tables whose size moved (`zapd.db.stats`: new indexes have none)."""
 
     def run(conn: Connection) -> None:
         cfg = alembic_config()
@@ -79,6 +81,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+    await stats.refresh(engine)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:

@@ -276,6 +276,7 @@ class Client(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "phone"),
         Index(None, "company_id", "name"),
+        Index(None, "company_id", "id"),  # the listing pages by (time-ordered) id
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -317,6 +318,9 @@ class ClientIdentity(Base):
     __tablename__ = "client_identities"
     __table_args__ = (
         UniqueConstraint("company_id", "kind", "value"),
+        # Lookups ask for values of any kind (`value IN (...)`): the unique index above
+        # cannot serve them without the kind.
+        Index(None, "company_id", "value"),
         Index(None, "client_id"),
     )
 
@@ -401,8 +405,9 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
         UniqueConstraint("company_id", "number"),
-        Index(None, "company_id", "department_id", "status"),
-        Index(None, "company_id", "assignee_id", "status"),
+        # Queues ("pending in this department", "open, mine") page newest first by id.
+        Index(None, "company_id", "department_id", "status", "id"),
+        Index(None, "company_id", "assignee_id", "status", "id"),
         Index(None, "client_id", "session_id", "status"),
         Index(None, "status", "timeout_at"),
         Index(None, "company_id", "id"),  # listings page by (time-ordered) id

@@ -1,7 +1,8 @@
 """The kernel every service receives: transactions, after-commit hooks and shared parts.
 
 `Kernel` is what a service may reach and nothing more: the settings, the database
-(`tx()` for one write transaction, `read()` for a consistent read-only snapshot), the
+(`tx()` for one write transaction, `read()` for a consistent read-only snapshot,
+`statement()` for a read that is one statement, with no transaction around it), the
 realtime fan-out (as the `Fanout` protocol: the concrete hub lives in `zapd.realtime`),
 the password hasher, the login throttle, and the outbox wake-up signal that `enqueue`
 sets and the outbox worker waits on. It holds no worker and no engine: the daemon
@@ -27,10 +28,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from zapd.config import ZapdSettings
-from zapd.db.engine import read_only
+from zapd.db.engine import read_only, single_statements
 from zapd.db.models import Event
 from zapd.kernel.principal import Principal
 from zapd.kernel.throttle import LoginThrottle
@@ -125,6 +126,23 @@ class Kernel:
                 db.begin(),
             ):
                 yield db
+        except Exception as exc:
+            if is_transient(exc):
+                raise self.db_health.unavailable(exc) from exc
+            raise
+        self.db_health.ok()
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read that is one statement: no BEGIN/COMMIT around it.
+
+        The statement sees one consistent snapshot by itself; two statements may not
+        agree, so what must agree goes in one (a join). Hot reads (every request's
+        authentication) save two round trips this way.
+        """
+        try:
+            async with single_statements(self.engine).connect() as conn:
+                yield conn
         except Exception as exc:
             if is_transient(exc):
                 raise self.db_health.unavailable(exc) from exc

@@ -56,8 +56,9 @@ async def test_spec_indexes_exist() -> None:
         return any(i.unique and tuple(x.name for x in i.columns) == cols for i in t.indexes)
 
     def has_index(table: str, cols: tuple[str, ...]) -> bool:
+        # An index whose leading columns are `cols` serves what `cols` alone would.
         t = Base.metadata.tables[table]
-        return any(tuple(x.name for x in i.columns) == cols for i in t.indexes)
+        return any(tuple(x.name for x in i.columns)[: len(cols)] == cols for i in t.indexes)
 
     assert has_unique("messages", ("company_id", "session_id", "wa_message_id"))
     assert has_unique("chats", ("company_id", "session_id", "wa_chat_id"))

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jwt
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.enums import Role
 from shared.errors import CloseCode, ErrorCode
@@ -301,54 +301,96 @@ def _close_user(kernel: Kernel, user_id: uuid.UUID) -> None:
     )
 
 
-async def _departments(db: AsyncSession, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
-    rows = await db.scalars(
-        select(UserDepartment.department_id).where(UserDepartment.user_id == user_id)
+def _user_principal_query(user_id: uuid.UUID, family: uuid.UUID) -> Select[*tuple[Any, ...]]:
+    """Everything a user's request needs to be let in, in one statement.
+
+    One row per department the user works (one row with a NULL department for none):
+    the user's state, its company's `active`, and whether this login's refresh-token
+    family was revoked (logout, refresh-token reuse, password change).
+    """
+    family_revoked = (
+        exists()
+        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
+        .label("family_revoked")
     )
-    return frozenset(rows.all())
+    return (
+        select(
+            User.company_id,
+            User.role,
+            User.name,
+            User.email,
+            User.active,
+            User.token_version,
+            Company.active.label("company_active"),
+            family_revoked,
+            UserDepartment.department_id,
+        )
+        .select_from(User)
+        .outerjoin(Company, Company.id == User.company_id)
+        .outerjoin(UserDepartment, UserDepartment.user_id == User.id)
+        .where(User.id == user_id)
+    )
 
 
-async def authenticate(db: AsyncSession, kernel: Kernel, bearer: str) -> Principal:
-    """Resolve an `Authorization: Bearer` value (JWT or `zap_` API token) to a principal."""
+async def authenticate(conn: AsyncConnection, kernel: Kernel, bearer: str) -> Principal:
+    """Resolve an `Authorization: Bearer` value (JWT or `zap_` API token) to a principal.
+
+    One statement either way, so it may run outside a transaction (`Kernel.statement`):
+    whatever it reads, it reads from one snapshot. Nothing is cached: a logout, a
+    password change, a disabled user or company, a role or department change, a
+    revoked API token all show on the very next request, whichever zapd serves it.
+    """
     if bearer.startswith(API_TOKEN_PREFIX):
-        return await _authenticate_api_token(db, bearer)
+        return await _authenticate_api_token(conn, bearer)
     claims = decode_access(kernel, bearer)
     try:
         user_id = uuid.UUID(claims["sub"])
         family = uuid.UUID(claims["sid"])
     except (ValueError, TypeError):
         raise Unauthorized("invalid access token") from None
-    user = await db.get(User, user_id)
+    rows = (await conn.execute(_user_principal_query(user_id, family))).all()
+    user = rows[0] if rows else None
     if user is None or not user.active or user.token_version != claims["tv"]:
         raise Unauthorized("access token revoked", code=ErrorCode.TOKEN_REVOKED)
-    if not await _company_active(db, user.company_id):
+    if user.company_id is not None and not user.company_active:
         raise Unauthorized("this company is disabled", code=ErrorCode.ACCOUNT_DISABLED)
-    revoked = await db.scalar(
-        select(RefreshToken.id)
-        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
-        .limit(1)
-    )
-    if revoked is not None:
+    if user.family_revoked:
         raise Unauthorized("this login was ended", code=ErrorCode.TOKEN_REVOKED)
     return Principal(
-        user_id=user.id,
+        user_id=user_id,
         company_id=user.company_id,
         role=user.role,
         name=user.name,
         email=user.email,
-        department_ids=await _departments(db, user.id),
+        department_ids=frozenset(r.department_id for r in rows if r.department_id is not None),
         session_family=family,
     )
 
 
-async def _authenticate_api_token(db: AsyncSession, bearer: str) -> Principal:
-    row = await db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(bearer)))
+async def _authenticate_api_token(conn: AsyncConnection, bearer: str) -> Principal:
+    row = (
+        await conn.execute(
+            select(
+                ApiToken.id,
+                ApiToken.company_id,
+                ApiToken.name,
+                ApiToken.role,
+                ApiToken.last_used_at,
+                ApiToken.expires_at,
+                ApiToken.revoked_at,
+                Company.active.label("company_active"),
+            )
+            .select_from(ApiToken)
+            .outerjoin(Company, Company.id == ApiToken.company_id)
+            .where(ApiToken.token_hash == token_hash(bearer))
+        )
+    ).first()
     now = _now()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("invalid API token", code=ErrorCode.TOKEN_REVOKED)
     if row.expires_at is not None and row.expires_at <= now:
         raise Unauthorized("API token expired", code=ErrorCode.TOKEN_EXPIRED)
-    if not await _company_active(db, row.company_id):
+    if not row.company_active:
         raise Unauthorized("this company is disabled", code=ErrorCode.ACCOUNT_DISABLED)
     return Principal(
         user_id=None,
@@ -362,9 +404,9 @@ async def _authenticate_api_token(db: AsyncSession, bearer: str) -> Principal:
 
 
 async def resolve(kernel: Kernel, bearer: str) -> Principal:
-    """Authenticate a bearer in a read transaction; note API-token use in a write only if due."""
-    async with kernel.read() as db:
-        principal = await authenticate(db, kernel, bearer)
+    """Authenticate a bearer in one statement; note API-token use in a write only if due."""
+    async with kernel.statement() as conn:
+        principal = await authenticate(conn, kernel, bearer)
     if principal.api_token_stale and principal.api_token_id is not None:
         async with kernel.tx() as db:
             await db.execute(
