@@ -94,11 +94,14 @@ async def enqueue(
         is_note=note,
         author_id=author_id,
         extra={"kind": kind, **(extra or {})},
+        created_at=now,
+        updated_at=now,
     )
     db.add(message)
     box: Outbox | None = None
     if not note:
         box = Outbox(
+            id=new_id(),
             company_id=chat.company_id,
             session_id=chat.session_id,
             message_id=message.id,
@@ -111,7 +114,10 @@ async def enqueue(
     chat.last_message_at = now
     if ticket is not None:
         ticket.last_message_at = now
-    await db.flush()
+    if idempotency_key is not None:
+        await db.flush()  # a key reused concurrently fails here, at the call
+    # Otherwise the rows go with the transaction's next flush (every id and timestamp a
+    # caller reads is set above): the inbound menu replies of a batch flush together.
     await events.for_ticket(
         db,
         chat.company_id,
