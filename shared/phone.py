@@ -47,6 +47,7 @@ WhatsApp or try every entry of ``br_phone_variants``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -291,6 +292,7 @@ def normalize_phone(raw: str, default_region: str = "BR", *, strict: bool = True
     return phonenumbers.format_number(num, PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for every inbound message
 def br_phone_variants(e164: str) -> tuple[str, ...]:
     """Return every E.164 spelling of a number (both forms for BR mobiles), canonical first."""
     num = _parse_phone(e164, "BR", strict=False)

@@ -6,9 +6,11 @@ An event is handed to the kernel's `Fanout` only after its transaction commits.
 
 A batch of work (the inbound pipeline) may defer the numbering: after `defer_seqs(db)`
 events are held aside and `assign_seqs` numbers them all with one counter UPDATE just
-before the commit, in the order they were published (the company row's lock is then
-held from that UPDATE to the commit, as for one event). `mark`/`rewind` drop what a
-rolled-back savepoint published, with its after-commit hooks.
+before the commit, in the order they were published, and inserts them with one
+executemany (Core, outside the unit of work; the Event objects the hub reads after the
+commit carry every column). The company row's lock is then held from that UPDATE to
+the commit, as for one event. `mark`/`rewind` drop what a rolled-back savepoint
+published, with its after-commit hooks.
 """
 
 from __future__ import annotations
@@ -16,15 +18,27 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
+from zapd.db.types import new_id, utcnow
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit, pending_hooks
 from zapd.kernel.scoping import take_company_counter
 
 _DEFERRED = "zap_deferred_events"
+_EVENT_COLUMNS = (
+    "id",
+    "company_id",
+    "seq",
+    "type",
+    "department_id",
+    "user_id",
+    "scoped",
+    "data",
+    "created_at",
+)
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -113,9 +127,16 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
     if last is None:
         raise LookupError(f"company {company_id} does not exist")
     first = int(last) - len(held) + 1
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
     for offset, event in enumerate(held):
         event.seq = first + offset
-    db.add_all(held)
+        event.id = event.id or new_id()
+        event.created_at = event.created_at or now
+        rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
+    # One executemany; the Event objects stay outside the session (what the hub reads
+    # after the commit is already on them, and the ORM has no per-row flush work).
+    await db.execute(insert(Event), rows)
     return len(held)
 
 

@@ -216,3 +216,31 @@ async def test_recovery_batches_senders_and_keeps_each_ones_order(live: Live) ->
     assert routed == [FlowState.ROUTED] * 6
     assert unread == [3] * 6
     assert await inbound.recover() == 0
+
+
+async def test_a_reply_quoting_a_message_of_its_own_batch_links_to_it(live: Live) -> None:
+    # A batch inserts its messages at its end: a quote of one of them (another sender's,
+    # earlier in the same batch) must still find it.
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    inbound = live.daemon.inbound
+    quoting = _says(sid, "+5511990007002", "Q-2", "isso aqui").model_copy(
+        update={"quoted_wa_message_id": "Q-1"}
+    )
+    rows = [
+        await inbound.store(sid, e)  # stored, as a crash leaves them: recovery batches them
+        for e in (_says(sid, "+5511990007001", "Q-1", "oi"), quoting)
+    ]
+    assert await inbound.recover() == 2
+    assert batches[0] == rows, batches  # one batch, in that order
+    async with live.kernel.read() as db:
+        ids = dict(
+            (
+                await db.execute(
+                    select(Message.wa_message_id, Message.id).where(Message.session_id == sid)
+                )
+            ).all()
+        )
+        quoted = await db.scalar(select(Message.quoted_message_id).where(Message.id == ids["Q-2"]))
+    assert quoted == ids["Q-1"]

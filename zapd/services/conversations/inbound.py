@@ -29,14 +29,20 @@ batch reads its senders' clients, open tickets and chats at once (`_View`): that
 snapshot lives in the batch's transaction only, follows the batch's own writes, and
 is dropped when a savepoint rolls back; nothing is cached across transactions, so a
 ticket closed, a client merged or erased, a menu edited elsewhere is seen by the next
-batch. `process_events` (a Cloud webhook's events) and the retry of deferred events
-keep the per-row path.
+batch. Run straight through, a batch holds its inbound message rows (ids made
+client-side) and inserts them with one executemany at its end: a redelivery or a
+quote of a message earlier in the batch is looked up among the held rows first;
+anything failing then fails the whole straight run (and the careful rerun inserts
+each row in its event's savepoint). Messages sent from the phone stay ORM rows (their
+early acks apply to them). `process_events` (a Cloud webhook's events) and the retry
+of deferred events keep the per-row path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 import weakref
@@ -109,14 +115,22 @@ MAX_BATCH = 100  # stored events processed (or raw events committed) in one tran
 _FLOW_CACHE = "zap_inbound_flow"  # db.info: flow configuration read in this transaction
 _FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the batch began
 _VIEW = "zap_inbound_view"  # db.info: the batch's `_View`
+_MESSAGES = "zap_inbound_messages"  # db.info: message rows inserted at the batch's end
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
-    """Work out the canonical phone and LID behind an event."""
-    jid_text = ev.sender_jid if isinstance(ev, MessageEvent) else ev.jid
-    lid = ev.sender_lid if isinstance(ev, MessageEvent) else ev.lid
-    phone_raw = ev.sender_phone if isinstance(ev, MessageEvent) else ev.phone
-    bsuid = ev.sender_bsuid if isinstance(ev, MessageEvent) else ev.bsuid
+    """Work out the canonical phone and LID behind an event.
+
+    An event's sender is looked up several times on its way (its lock key, the batch's
+    view, its client): the parse is cached on the raw fields (a pure function of them).
+    """
+    if isinstance(ev, MessageEvent):
+        return _identity(ev.sender_jid, ev.sender_lid, ev.sender_phone, ev.sender_bsuid)
+    return _identity(ev.jid, ev.lid, ev.phone, ev.bsuid)
+
+
+@functools.lru_cache(maxsize=4096)
+def _identity(jid_text: str, lid: str | None, phone_raw: str | None, bsuid: str | None) -> Identity:
     phone: str | None = None
     try:
         jid = parse_jid(jid_text)
@@ -649,6 +663,8 @@ class Inbound:
                     ],
                 )
             events.defer_seqs(db)
+            if not careful:
+                db.info[_MESSAGES] = {}
             for row_id, event in items:
                 if row_id not in pending:
                     continue
@@ -673,6 +689,9 @@ class Inbound:
                     poisoned.append((row_id, f"{type(exc).__name__}: {exc}"))
                 else:
                     processed.append(row_id)
+            held = db.info.pop(_MESSAGES, None)
+            if held:
+                await db.execute(insert(Message), list(held.values()))
             now = utcnow()
             if processed:
                 await db.execute(
@@ -943,6 +962,8 @@ class Inbound:
             # Absent when the batch began, and this is its only delivery in the batch.
             fresh.discard((session_id, ev.wa_message_id))
             duplicate = None
+        elif (session_id, ev.wa_message_id) in db.info.get(_MESSAGES, {}):
+            duplicate = True  # delivered twice in this batch: the first is not inserted yet
         else:
             duplicate = await db.scalar(
                 select(Message.id).where(
@@ -991,7 +1012,10 @@ class Inbound:
             if view is not None:
                 view.chats[(session_id, ev.chat_jid)] = chat
         quoted_id = None
-        if ev.quoted_wa_message_id:
+        held: dict[tuple[uuid.UUID, str], dict[str, Any]] | None = db.info.get(_MESSAGES)
+        if ev.quoted_wa_message_id and held and (session_id, ev.quoted_wa_message_id) in held:
+            quoted_id = held[(session_id, ev.quoted_wa_message_id)]["id"]
+        elif ev.quoted_wa_message_id:
             quoted_id = await db.scalar(
                 select(Message.id).where(
                     Message.company_id == company_id,
@@ -1006,19 +1030,20 @@ class Inbound:
             ticket.chat_id = chat.id
         elif client is not None and ev.from_me:
             ticket = await self._open_ticket(db, client.id, session_id)
-        message = Message(
-            id=new_id(),  # known now: no flush needed before the events name it
-            company_id=company_id,
-            session_id=session_id,
-            chat_id=chat.id,
-            ticket_id=ticket.id if ticket else None,
-            direction=MessageDirection.OUTBOUND if ev.from_me else MessageDirection.INBOUND,
-            type=ev.type,
-            status=MessageStatus.SENT if ev.from_me else MessageStatus.RECEIVED,
-            body=ev.body,
-            wa_message_id=ev.wa_message_id,
-            quoted_message_id=quoted_id,
-            media_id=(
+        now = utcnow()
+        row: dict[str, Any] = {
+            "id": new_id(),  # known now: no flush needed before the events name it
+            "company_id": company_id,
+            "session_id": session_id,
+            "chat_id": chat.id,
+            "ticket_id": ticket.id if ticket else None,
+            "direction": MessageDirection.OUTBOUND if ev.from_me else MessageDirection.INBOUND,
+            "type": ev.type,
+            "status": MessageStatus.SENT if ev.from_me else MessageStatus.RECEIVED,
+            "body": ev.body,
+            "wa_message_id": ev.wa_message_id,
+            "quoted_message_id": quoted_id,
+            "media_id": (
                 ev.media_id
                 or (
                     await store_received(db, self.kernel.settings, company_id, ev)
@@ -1026,17 +1051,25 @@ class Inbound:
                     else None
                 )
             ),
-            wa_timestamp=ev.timestamp,
-            extra={"kind": "phone"} if ev.from_me else dict(ev.extra),
-        )
-        db.add(message)
-        now = utcnow()
+            "wa_timestamp": ev.timestamp,
+            "extra": {"kind": "phone"} if ev.from_me else dict(ev.extra),
+            # Stamped now, not when the batch inserts it: the replies it gets come after.
+            "created_at": now,
+            "updated_at": now,
+        }
         chat.last_message_at = now
-        if not ev.from_me:
-            chat.unread_count += 1
         if ev.from_me:
+            # Rare (sent from the phone): an ORM row, since its early acks apply to it.
+            message = Message(**row)
+            db.add(message)
             await db.flush()
             await acks.apply_pending(db, message, "engine")
+        elif held is not None:
+            held[(session_id, ev.wa_message_id)] = row  # one executemany at the batch's end
+        else:
+            await db.execute(insert(Message), [row])
+        if not ev.from_me:
+            chat.unread_count += 1
         if ticket is not None:
             ticket.last_message_at = now
             if not ev.from_me:
@@ -1047,14 +1080,14 @@ class Inbound:
             company_id,
             MESSAGE_NEW,
             {
-                "id": message.id,
-                "ticket_id": message.ticket_id,
+                "id": row["id"],
+                "ticket_id": row["ticket_id"],
                 "chat_id": chat.id,
                 "client_id": client.id if client else None,
-                "direction": int(message.direction),
-                "type": int(message.type),
-                "status": int(message.status),
-                "body": message.body,
+                "direction": int(row["direction"]),
+                "type": int(row["type"]),
+                "status": int(row["status"]),
+                "body": row["body"],
                 "is_note": False,
             },
             ticket,
@@ -1166,9 +1199,14 @@ class Inbound:
             if timeout:
                 ticket.timeout_at = now + timedelta(seconds=timeout)
         for text, interactive in menu_messages(flow, step, native=native):
-            queued = await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu")
-            if interactive is not None:
-                queued.message.extra = {**queued.message.extra, "interactive": interactive}
+            await outbox.enqueue(
+                db,
+                chat,
+                text,
+                ticket=ticket,
+                kind="menu",
+                extra=None if interactive is None else {"interactive": interactive},
+            )
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:

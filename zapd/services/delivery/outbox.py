@@ -19,7 +19,7 @@ from shared.enums import MessageDirection, MessageStatus, MessageType, OutboxSta
 from shared.errors import ErrorCode
 from shared.protocol.events import MESSAGE_NEW
 from zapd.db.models import Chat, Message, Outbox, Ticket
-from zapd.db.types import utcnow
+from zapd.db.types import new_id, utcnow
 from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
@@ -66,6 +66,7 @@ async def enqueue(
     idempotency_key: str | None = None,
     note: bool = False,
     kind: str = "agent",  # agent, menu, system: kept in extra for the history
+    extra: dict[str, Any] | None = None,  # more for the message's extra (e.g. interactive)
 ) -> Enqueued:
     """Create an outbound message and its outbox row (or an internal note) in this transaction.
 
@@ -79,6 +80,7 @@ async def enqueue(
             return Enqueued(existing, row, created=False)
     now = utcnow()
     message = Message(
+        id=new_id(),  # known now: the outbox row and the event name it without a flush
         company_id=chat.company_id,
         session_id=chat.session_id,
         chat_id=chat.id,
@@ -91,13 +93,15 @@ async def enqueue(
         quoted_message_id=quoted_message_id,
         is_note=note,
         author_id=author_id,
-        extra={"kind": kind},
+        extra={"kind": kind, **(extra or {})},
+        created_at=now,
+        updated_at=now,
     )
     db.add(message)
-    await db.flush()
     box: Outbox | None = None
     if not note:
         box = Outbox(
+            id=new_id(),
             company_id=chat.company_id,
             session_id=chat.session_id,
             message_id=message.id,
@@ -110,7 +114,10 @@ async def enqueue(
     chat.last_message_at = now
     if ticket is not None:
         ticket.last_message_at = now
-    await db.flush()
+    if idempotency_key is not None:
+        await db.flush()  # a key reused concurrently fails here, at the call
+    # Otherwise the rows go with the transaction's next flush (every id and timestamp a
+    # caller reads is set above): the inbound menu replies of a batch flush together.
     await events.for_ticket(
         db,
         chat.company_id,
