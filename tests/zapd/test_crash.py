@@ -42,6 +42,30 @@ def _burst() -> list[list[tuple[str, str]]]:
     return [[(f"CRASH-{c}-{i}", t) for i, t in enumerate(texts)] for c in range(CUSTOMERS)]
 
 
+def initialized(database_url: str, tmp_path: Path) -> tuple[dict[str, str], list[str], int, str]:
+    """`zapctl init` a state dir (fast Argon2): return env, zapd's argv, its port, the DB URL."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = child_env(home, ZAP_ARGON2_TIME_COST="1", ZAP_ARGON2_MEMORY_KIB="64")
+    state = tmp_path / "state"
+    db_args, inspect_url = default_db_args(database_url, state)
+    init = run_cli(
+        "init",
+        "--state-dir",
+        str(state),
+        *db_args,
+        "--admin-email",
+        ADMIN[0],
+        "--admin-password",
+        ADMIN[1],
+        env=env,
+    )
+    assert init.code == 0, init.err
+    port = free_port()
+    argv = [str(ZAPD), "--state-dir", str(state), "--port", str(port), *db_args]
+    return env, argv, port, inspect_url
+
+
 def _start(argv: list[str], env: dict[str, str], log: Path, port: int) -> Zapd:
     with log.open("ab") as fh:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh)
@@ -185,25 +209,7 @@ async def _check(url: str) -> dict[str, Any]:
 
 @pytest.mark.timeout(900)
 def test_sigkill_mid_burst_then_redelivery(database_url: str, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = child_env(home, ZAP_ARGON2_TIME_COST="1", ZAP_ARGON2_MEMORY_KIB="64")
-    state = tmp_path / "state"
-    db_args, inspect_url = default_db_args(database_url, state)
-    init = run_cli(
-        "init",
-        "--state-dir",
-        str(state),
-        *db_args,
-        "--admin-email",
-        ADMIN[0],
-        "--admin-password",
-        ADMIN[1],
-        env=env,
-    )
-    assert init.code == 0, init.err
-    port = free_port()
-    argv = [str(ZAPD), "--state-dir", str(state), "--port", str(port), *db_args]
+    env, argv, port, inspect_url = initialized(database_url, tmp_path)
     log = tmp_path / "zapd.log"
     burst = _burst()
     total = CUSTOMERS * PER_CUSTOMER

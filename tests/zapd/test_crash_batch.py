@@ -29,8 +29,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from shared.enums import MessageDirection, WebhookEventState
-from tests.helpers import ZAPD, child_env, default_db_args, free_port, is_sqlite, run_cli
-from tests.zapd.test_crash import ADMIN, PER_CUSTOMER, _check, _deliver, _setup, _start
+from tests.helpers import is_sqlite
+from tests.zapd.test_crash import PER_CUSTOMER, _check, _deliver, _setup, _start, initialized
 from tests.zapd.test_crash import _wait_connected as wait_connected
 from zapd.db.engine import create_engine, session_factory
 from zapd.db.models import Message, WaSession, WebhookEvent
@@ -130,25 +130,7 @@ async def _kill_mid_batch(
 
 @pytest.mark.timeout(600)
 def test_sigkill_in_the_middle_of_a_batch(database_url: str, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = child_env(home, ZAP_ARGON2_TIME_COST="1", ZAP_ARGON2_MEMORY_KIB="64")
-    state = tmp_path / "state"
-    db_args, inspect_url = default_db_args(database_url, state)
-    init = run_cli(
-        "init",
-        "--state-dir",
-        str(state),
-        *db_args,
-        "--admin-email",
-        ADMIN[0],
-        "--admin-password",
-        ADMIN[1],
-        env=env,
-    )
-    assert init.code == 0, init.err
-    port = free_port()
-    argv = [str(ZAPD), "--state-dir", str(state), "--port", str(port), *db_args]
+    env, argv, port, inspect_url = initialized(database_url, tmp_path)
     log = tmp_path / "zapd.log"
     first = _burst(0, CUSTOMERS // 2)
     everyone = _burst(0, CUSTOMERS)
