@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,17 +209,33 @@ async def start_live(
     return Live(f"http://127.0.0.1:{port}", daemon, backend), server, task
 
 
+async def stop_live(
+    lv: Live, server: uvicorn.Server, task: asyncio.Task[None], within: float = 15
+) -> None:
+    """Undo `start_live`: close the test clients, stop serving, drop the sockets."""
+    await lv.close()
+    server.should_exit = True
+    await asyncio.wait_for(task, within)
+    await lv.daemon.hub.close_all()
+
+
+@asynccontextmanager
+async def serving(
+    engine: AsyncEngine, backend: Any, settings: ZapdSettings, *, root: bool = False
+) -> AsyncIterator[Live]:
+    """`start_live` ... `stop_live` around a block; with `root`, a logged-in global admin."""
+    lv, server, task = await start_live(engine, backend.name, settings)
+    try:
+        if root:
+            await lv.add_user(None, "root@zap.local", None, "Root")
+            lv.root, _ = await lv.login("root@zap.local")
+        yield lv
+    finally:
+        await stop_live(lv, server, task)
+
+
 @pytest.fixture
 async def live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncIterator[Live]:
     """A zapd serving on loopback, with a logged-in global admin as `live.root`."""
-    settings = test_settings(tmp_path)
-    lv, server, task = await start_live(engine, backend.name, settings)
-    await lv.add_user(None, "root@zap.local", None, "Root")
-    lv.root, _ = await lv.login("root@zap.local")
-    try:
+    async with serving(engine, backend, test_settings(tmp_path), root=True) as lv:
         yield lv
-    finally:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        await lv.daemon.hub.close_all()

@@ -32,7 +32,7 @@ from shared.enums import (
     SessionStatus,
 )
 from tests.fakes.graph_api import FakeGraph, contact, inbound, meta_error, status
-from tests.zapd.api.conftest import Live, Tenant, start_live
+from tests.zapd.api.conftest import Live, Tenant, serving
 from tests.zapd.api.conftest import test_settings as daemon_settings
 from zapd.db.models import (
     AuditLog,
@@ -68,14 +68,8 @@ async def cloud_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> Async
     settings = daemon_settings(
         tmp_path, outbox_backoff_base=0.05, outbox_backoff_cap=0.2, outbox_poll_interval=0.05
     )
-    lv, server, task = await start_live(engine, backend.name, settings)
-    try:
+    async with serving(engine, backend, settings) as lv:
         yield lv
-    finally:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        await lv.daemon.hub.close_all()
 
 
 async def wait_for(predicate: Any, within: float = 15.0) -> Any:
@@ -740,14 +734,8 @@ async def crashy_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> Asyn
         outbox_poll_interval=0.05,
         outbox_lock_seconds=1.0,
     )
-    lv, server, task = await start_live(engine, backend.name, settings)
-    try:
+    async with serving(engine, backend, settings) as lv:
         yield lv
-    finally:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        await lv.daemon.hub.close_all()
 
 
 async def test_send_in_doubt_after_a_crash_is_settled_by_its_status_webhook(

@@ -20,7 +20,7 @@ from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.zapd.api.conftest import Live, start_live
+from tests.zapd.api.conftest import Live, serving
 from tests.zapd.api.conftest import test_settings as make_settings
 from zapd.api.app import create_app
 from zapd.daemon import open_daemon
@@ -45,15 +45,8 @@ def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 async def small(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncIterator[Live]:
     """A zapd whose body limit is LIMIT bytes, with a logged-in global admin."""
     settings = make_settings(tmp_path, max_body_bytes=LIMIT)
-    lv, server, task = await start_live(engine, backend.name, settings)
-    await lv.add_user(None, "root@zap.local", None, "Root")
-    lv.root, _ = await lv.login("root@zap.local")
-    try:
+    async with serving(engine, backend, settings, root=True) as lv:
         yield lv
-    finally:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 async def department_count(live: Live) -> int:

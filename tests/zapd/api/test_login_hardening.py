@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.zapd.api.conftest import PASSWORD, Live, start_live
+from tests.zapd.api.conftest import PASSWORD, Live, start_live, stop_live
 from tests.zapd.api.conftest import test_settings as settings_for
 from zapd.db.models import AuditLog
 
@@ -31,10 +31,7 @@ async def serve(engine: AsyncEngine, backend: Any, tmp_path: Path, **overrides: 
 
 
 async def stop(lv: Live, server: Any, task: Any) -> None:
-    await lv.close()
-    server.should_exit = True
-    await asyncio.wait_for(task, 15)
-    await lv.daemon.hub.close_all()
+    await stop_live(lv, server, task)
 
 
 @pytest.fixture

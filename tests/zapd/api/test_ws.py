@@ -26,7 +26,7 @@ from websockets.http11 import Response as WsResponse
 
 from shared.enums import Role
 from shared.errors import CloseCode
-from tests.zapd.api.conftest import PASSWORD, Live, Tenant, start_live
+from tests.zapd.api.conftest import PASSWORD, Live, Tenant, serving
 from tests.zapd.api.conftest import test_settings as daemon_settings
 from zapd.db.models import Client, Event, Ticket, User
 from zapd.kernel import events
@@ -463,16 +463,8 @@ async def test_global_admin_resumes_per_company(live: Live) -> None:
 @pytest.fixture
 async def small_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncIterator[Live]:
     """A daemon whose per-connection mailbox holds only 10 events."""
-    lv, server, task = await start_live(
-        engine, backend.name, daemon_settings(tmp_path, ws_queue_size=10)
-    )
-    try:
+    async with serving(engine, backend, daemon_settings(tmp_path, ws_queue_size=10)) as lv:
         yield lv
-    finally:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        await lv.daemon.hub.close_all()
 
 
 async def test_slow_consumer_is_dropped_and_resumes(small_live: Live) -> None:

@@ -19,7 +19,7 @@ from shared.client import ZapClient
 from shared.enums import SessionStatus
 from shared.protocol.events import TYPING
 from tests.fakes.wajs_page.server import FakeWhatsAppWeb
-from tests.zapd.api.conftest import PASSWORD, Live, start_live
+from tests.zapd.api.conftest import PASSWORD, Live, start_live, stop_live
 from tests.zapd.connectors.webjs.harness import eventually, require_chromium, webjs_settings
 
 CUSTOMER = "+5521998760001"
@@ -44,10 +44,7 @@ async def webjs_live(
     try:
         yield lv
     finally:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-        await lv.daemon.hub.close_all()
+        await stop_live(lv, server, task, within=30)  # browsers take longer to stop
 
 
 class Stream:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.enums import MessageDirection, MessageStatus, MessageType, OutboxState, TicketStatus
 from shared.phone import e164_to_jid, normalize_phone
-from tests.zapd.api.conftest import Live, Tenant, start_live
+from tests.zapd.api.conftest import Live, Tenant, start_live, stop_live
 from tests.zapd.api.conftest import test_settings as make_settings
 from tests.zapd.api.test_conversation import wait_for
 from zapd.connectors.base import OutboundMessage
@@ -69,10 +69,7 @@ async def make_live(engine: AsyncEngine, backend: Any, tmp_path: Path) -> AsyncI
 
     yield make
     for lv, server, task in running:
-        await lv.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        await lv.daemon.hub.close_all()
+        await stop_live(lv, server, task)
 
 
 # --------------------------------------------------------------------------- helpers
