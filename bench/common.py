@@ -386,9 +386,8 @@ async def serving(daemon: Any) -> AsyncIterator[str]:
             host="127.0.0.1",
             port=0,
             lifespan="on",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
+            log_config=None,  # no log_level either: uvicorn would set its loggers' levels
+            access_log=False,  # process-wide, and they would outlive the benchmark
             proxy_headers=False,
             timeout_graceful_shutdown=5,
             ws_ping_interval=settings.ws_ping_interval,

@@ -199,6 +199,7 @@ def setup_logging(
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+        lg.setLevel(logging.NOTSET)  # zapd's level decides, whatever uvicorn set before
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Libraries whose DEBUG/INFO lines carry SQL parameters, frames or full URLs (that
