@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.cnpj import cnpj_check_digits
 from shared.enums import Engine, SessionStatus
+from tests.fakes.wajs_page.server import FakeWhatsAppWeb
 from zapd.config import ZapdSettings
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.driver import EngineUnavailable, chromium_path
@@ -37,6 +38,18 @@ def require_chromium() -> str:
         return chromium_path(Path(explicit) if explicit else None)
     except EngineUnavailable as exc:
         pytest.fail(f"the webjs tests need Chromium: {exc}")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeWhatsAppWeb]:
+    """The contract fake of WhatsApp Web (wa-js's surface) on loopback; Chromium required."""
+    require_chromium()
+    server = FakeWhatsAppWeb()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 def webjs_settings(tmp_path: Path, url: str, **overrides: Any) -> ZapdSettings:

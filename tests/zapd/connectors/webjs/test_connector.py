@@ -24,9 +24,9 @@ from tests.fakes.wajs_page.server import Device, FakeWhatsAppWeb, c_us
 from tests.zapd.connectors.webjs.harness import (
     browsers_under,
     eventually,
-    require_chromium,
     webjs_settings,
 )
+from tests.zapd.connectors.webjs.harness import fake as fake  # the fixture, shared
 from zapd.connectors.base import OutboundMessage, PairingError, SupportsPairing
 from zapd.connectors.events import (
     AckEvent,
@@ -57,17 +57,6 @@ class Recorder:
 
     def statuses(self) -> list[SessionStatus]:
         return [e.status for e in self.of(StatusEvent)]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppWeb]:
-    require_chromium()
-    server = FakeWhatsAppWeb()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,9 +27,9 @@ from tests.zapd.connectors.webjs.harness import (
     Daemon,
     browsers_under,
     eventually,
-    require_chromium,
     webjs_settings,
 )
+from tests.zapd.connectors.webjs.harness import fake as fake  # the fixture, shared
 from zapd.connectors.webjs import procs
 from zapd.connectors.webjs.connector import WebjsConnector
 from zapd.db.models import Chat, Media, Outbox, SessionLog
@@ -38,17 +37,6 @@ from zapd.services.delivery import outbox
 
 PHONES = ["+5511940000001", "+5511940000002", "+5511940000003"]
 CUSTOMER = "+5511987650001"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppWeb]:
-    require_chromium()
-    server = FakeWhatsAppWeb()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def webjs(daemon: Daemon, session_id: object) -> WebjsConnector:

@@ -20,20 +20,10 @@ from shared.enums import SessionStatus
 from shared.protocol.events import TYPING
 from tests.fakes.wajs_page.server import FakeWhatsAppWeb
 from tests.zapd.api.conftest import PASSWORD, Live, start_live, stop_live
-from tests.zapd.connectors.webjs.harness import eventually, require_chromium, webjs_settings
+from tests.zapd.connectors.webjs.harness import eventually, webjs_settings
+from tests.zapd.connectors.webjs.harness import fake as fake  # the fixture, shared
 
 CUSTOMER = "+5521998760001"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppWeb]:
-    require_chromium()
-    server = FakeWhatsAppWeb()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
