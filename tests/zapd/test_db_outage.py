@@ -160,7 +160,7 @@ async def pg_database() -> AsyncIterator[tuple[str, str]]:
     try:
         yield name, make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await _pg_allow(name)
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -287,6 +287,19 @@ def _assert_healed(
     assert 1 <= len(down) <= 3 and len(back) == len(down), [r.getMessage() for r in down + back]
 
 
+async def _pg_refuse(name: str) -> None:
+    """The database `name` stops accepting connections and loses the ones it had."""
+    await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    await _pg_admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    )
+
+
+async def _pg_allow(name: str) -> None:
+    await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
 @pytest.mark.timeout(600)
 async def test_postgresql_outage_mid_burst_heals_without_restart(
     pg_database: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -295,13 +308,9 @@ async def test_postgresql_outage_mid_burst_heals_without_restart(
     name, url = pg_database
 
     async def outage() -> float:
-        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await _pg_admin(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-        )
+        await _pg_refuse(name)
         await asyncio.sleep(15)
-        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await _pg_allow(name)
         return time.monotonic()
 
     got = await _run(url, "postgresql", tmp_path, outage)
@@ -397,14 +406,10 @@ async def test_cloud_webhook_refused_503_while_postgresql_is_down(
     name, url = pg_database
 
     async def down() -> None:
-        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await _pg_admin(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-        )
+        await _pg_refuse(name)
 
     async def up() -> None:
-        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await _pg_allow(name)
 
     await _cloud_webhook_during_outage(url, "postgresql", tmp_path, down, up, caplog)
 
