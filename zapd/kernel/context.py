@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -89,6 +90,7 @@ class Kernel:
         A write transaction opened inside another by the same task would wait for
         itself forever, so that raises at once instead.
         """
+        started = time.monotonic()
         try:
             async with self._tx() as db:
                 yield db
@@ -96,7 +98,7 @@ class Kernel:
             if is_transient(exc):
                 raise self.db_health.unavailable(exc) from exc
             raise
-        self.db_health.ok()
+        self.db_health.ok(started)
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncSession]:
@@ -120,6 +122,7 @@ class Kernel:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only: one consistent snapshot, no write lock on SQLite."""
+        started = time.monotonic()
         try:
             async with (
                 AsyncSession(read_only(self.engine), expire_on_commit=False) as db,
@@ -130,7 +133,7 @@ class Kernel:
             if is_transient(exc):
                 raise self.db_health.unavailable(exc) from exc
             raise
-        self.db_health.ok()
+        self.db_health.ok(started)
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
@@ -140,6 +143,7 @@ class Kernel:
         agree, so what must agree goes in one (a join). Hot reads (every request's
         authentication) save two round trips this way.
         """
+        started = time.monotonic()
         try:
             async with single_statements(self.engine).connect() as conn:
                 yield conn
@@ -147,7 +151,7 @@ class Kernel:
             if is_transient(exc):
                 raise self.db_health.unavailable(exc) from exc
             raise
-        self.db_health.ok()
+        self.db_health.ok(started)
 
     def wake_outbox(self) -> None:
         """Tell the outbox worker that rows may be due now (harmless when none runs)."""

@@ -13,7 +13,10 @@ deterministic: trying again gives the same answer.
 logs one line when it starts and one when it ends, never a traceback per request or
 per worker iteration. `Kernel.tx()` and `Kernel.read()` report every transient failure
 and every success to it, and re-raise a transient failure as `DatabaseUnavailable` (a
-503 with Retry-After at the API edge).
+503 with Retry-After at the API edge). A success proves the database is back only if
+the operation *began* after the latest failure: work that was already in flight on a
+connection the outage had not reached yet (PostgreSQL refuses new connections a moment
+before it terminates the open ones) would otherwise flap the state up and down.
 
 Invariants: the classifier never raises; it walks the whole cause chain (SQLAlchemy's
 `orig`, `__cause__`, `__context__`) with a cycle guard; `DatabaseUnavailable` is
@@ -125,6 +128,7 @@ class DatabaseHealth:
     def __init__(self, retry_after: int = 5) -> None:
         self.retry_after = retry_after
         self.down_since: float | None = None
+        self.last_failure = 0.0
         self.outages = 0
 
     @property
@@ -134,8 +138,9 @@ class DatabaseHealth:
 
     def failed(self, exc: BaseException) -> None:
         """Record a transient failure (logs only when the state changes)."""
+        self.last_failure = time.monotonic()
         if self.down_since is None:
-            self.down_since = time.monotonic()
+            self.down_since = self.last_failure
             self.outages += 1
             cause = _chain(exc)[-1]
             log.warning(
@@ -144,8 +149,14 @@ class DatabaseHealth:
                 str(cause).splitlines()[0][:200] if str(cause) else "",
             )
 
-    def ok(self) -> None:
-        """Record a success (logs only when the state changes)."""
+    def ok(self, started: float | None = None) -> None:
+        """Record a success (logs only when the state changes).
+
+        `started`: the `time.monotonic()` at which the operation began. One that began
+        before the latest failure does not prove the database is back.
+        """
+        if started is not None and started <= self.last_failure:
+            return
         if self.down_since is not None:
             seconds = time.monotonic() - self.down_since
             self.down_since = None

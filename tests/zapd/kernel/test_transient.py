@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -159,3 +160,23 @@ def test_report_keeps_tracebacks_for_bugs_only(caplog: pytest.LogCaptureFixture)
     health.report(ValueError("a bug"), log, "tick failed")
     with_tb = [r for r in caplog.records if r.exc_info]
     assert len(with_tb) == 1 and isinstance(with_tb[0].exc_info[1], ValueError)  # type: ignore[index]
+
+
+def test_work_begun_before_the_latest_failure_does_not_prove_the_database_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL refuses new connections a moment before it terminates the open ones: a
+    # query already running on an open connection may still succeed after the first
+    # refusal. It must not log "back" (and then "unavailable" again a moment later).
+    caplog.set_level(logging.DEBUG, logger="zapd")
+    health = DatabaseHealth()
+    in_flight = time.monotonic()
+    health.failed(ConnectionRefusedError(111, "Connect call failed"))
+    health.ok(in_flight)
+    assert health.down
+    health.failed(OSError("connection reset"))  # the open connections go too
+    after = time.monotonic()
+    health.ok(after)
+    assert not health.down
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [line.split(" ")[1] for line in lines] == ["unavailable", "back"]
