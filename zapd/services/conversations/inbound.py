@@ -20,6 +20,11 @@ although its request saw an error). Unprocessed events are also processed at sta
 Batching (per company): raw events arriving together are committed in one
 transaction (group commit; each caller still gets its row only once it is durable),
 and stored events are processed in batches of up to MAX_BATCH, one transaction each.
+No batch waits for a window: a leader runs one as soon as the previous is done. On
+SQLite (one writer) one leader per company runs both, taking turns: a group commit,
+then the batch holding what it stored (its callers queue first), so an event waits
+for at most the batch running when it arrived, its commit and its own batch; on
+PostgreSQL a leader for each runs side by side.
 A batch holds at most one event per sender (the caller keeps its sender's lock while
 it waits), so per-sender order is the order of the batches. A batch first runs
 straight through; if anything fails it is rolled back and run again with one savepoint
@@ -185,6 +190,7 @@ def _opened(db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID, t: Ti
 
 # A batch member: what to do, and the future its caller waits on.
 _Waiting = tuple[Any, "asyncio.Future[Any]"]
+_Queues = dict[uuid.UUID, list[_Waiting]]  # per company, what waits for its batch
 
 
 def _settle(
@@ -273,10 +279,13 @@ class Inbound:
         # Companies being deleted: their events are refused (their sessions are stopping).
         self.closing: set[uuid.UUID] = set()
         # Per company, raw events waiting for their group commit and stored events
-        # waiting for their batch; the leader tasks that run those batches.
-        self._storing: dict[uuid.UUID, list[_Waiting]] = {}
-        self._processing: dict[uuid.UUID, list[_Waiting]] = {}
+        # waiting for their batch; the leader tasks that run those batches, by
+        # (company, queue); on SQLite one leader runs both queues (queue None).
+        self._storing: _Queues = {}
+        self._processing: _Queues = {}
+        self._leading: set[tuple[uuid.UUID, bool | None]] = set()
         self._leaders: set[asyncio.Task[None]] = set()
+        self._one_writer = kernel.engine.dialect.name == "sqlite"
 
     # ------------------------------------------------------------------ intake
 
@@ -330,7 +339,7 @@ class Inbound:
             "attempts": 0,
             "received_at": utcnow(),
         }
-        stored: uuid.UUID = await self._group(self._storing, company_id, row, self._store_rows)
+        stored: uuid.UUID = await self._group(self._storing, company_id, row)
         return stored
 
     async def _store_rows(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
@@ -357,47 +366,61 @@ class Inbound:
         for row, fut in batch:
             _settle(fut, row["id"])
 
-    async def _group(
-        self,
-        queues: dict[uuid.UUID, list[_Waiting]],
-        company_id: uuid.UUID,
-        item: Any,
-        run: Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]],
-    ) -> Any:
+    async def _group(self, queues: _Queues, company_id: uuid.UUID, item: Any) -> Any:
         """Queue `item` for its company's next batch and wait for its result.
 
-        One leader task per company and kind runs the batches one after the other;
-        whatever arrives while a batch runs goes into the next (no added wait when idle).
+        A leader task runs the batches one after the other; whatever arrives while a
+        batch runs goes into the next (no added wait when idle).
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        queue = queues.get(company_id)
-        if queue is None:
-            queues[company_id] = [(item, fut)]
-            task = loop.create_task(self._lead(queues, company_id, run))
+        queues.setdefault(company_id, []).append((item, fut))
+        storing = None if self._one_writer else queues is self._storing
+        if (company_id, storing) not in self._leading:
+            self._leading.add((company_id, storing))
+            task = loop.create_task(self._lead(company_id, storing))
             self._leaders.add(task)
             task.add_done_callback(self._leaders.discard)
-        else:
-            queue.append((item, fut))
         return await fut
 
-    async def _lead(
-        self,
-        queues: dict[uuid.UUID, list[_Waiting]],
-        company_id: uuid.UUID,
-        run: Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]],
-    ) -> None:
+    async def _lead(self, company_id: uuid.UUID, storing: bool | None) -> None:
+        """Run a company's batches until its queues are empty.
+
+        `storing` True runs the raw group commits, False the processing batches; None
+        (SQLite, one writer at a time) runs both, alternating: a group commit, then the
+        batch that holds what it stored. Its callers are let queue their processing
+        before that batch is taken (their write would otherwise wait behind a batch of
+        older events, then wait for its own: two batches instead of one).
+        """
+        runs: list[tuple[_Queues, Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]]]] = []
+        if storing is not False:
+            runs.append((self._storing, self._store_rows))
+        if storing is not True:
+            runs.append((self._processing, self._process_batch))
         batch: list[_Waiting] = []
         try:
             while True:
-                queue = queues[company_id]
-                if not queue:
-                    del queues[company_id]
+                ran = False
+                for queues, run in runs:
+                    queue = queues.get(company_id)
+                    if not queue:
+                        continue
+                    batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
+                    await run(company_id, batch)
+                    batch, ran = [], True
+                    if storing is None and queues is self._storing:
+                        await asyncio.sleep(0)  # the callers just settled queue their events
+                if not ran:
+                    for queues, _ in runs:
+                        if queues.get(company_id) == []:
+                            del queues[company_id]
+                    self._leading.discard((company_id, storing))
                     return
-                batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
-                await run(company_id, batch)
         except BaseException as exc:  # a bug or a cancellation: nobody may wait forever
-            for _, fut in batch + queues.pop(company_id, []):
+            self._leading.discard((company_id, storing))
+            for queues, _ in runs:
+                batch += queues.pop(company_id, [])
+            for _, fut in batch:
                 _settle(fut, error=exc)
             if not isinstance(exc, Exception):
                 raise
@@ -547,9 +570,7 @@ class Inbound:
                 self.deferred_total += 1
                 self._kick()
                 return
-            if not await self._group(
-                self._processing, company_id, (row_id, event), self._process_batch
-            ):
+            if not await self._group(self._processing, company_id, (row_id, event)):
                 self._deferred.setdefault(key, []).append(row_id)
                 self.deferred_total += 1
                 self._kick()
