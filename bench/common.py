@@ -374,18 +374,25 @@ async def seed_company(kernel: Any, *, agents: int = 1, departments: int = 3) ->
 
 @contextlib.asynccontextmanager
 async def serving(daemon: Any) -> AsyncIterator[str]:
-    """Serve the daemon's API with uvicorn on a loopback port; yield its base URL."""
+    """Serve the daemon's API with uvicorn on a loopback port; yield its base URL.
+
+    The app's lifespan is not run: it would start the daemon's background work (the
+    outbox worker retrying the greeting menus on a session no engine runs, the
+    scheduler...), which writes beside what a benchmark measures.
+    """
     import uvicorn
 
     from zapd.api.app import create_app
 
     settings = daemon.settings
+    app = create_app(settings, daemon)
+    app.state.daemon = daemon  # what the lifespan would have set
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, daemon),
+            app,
             host="127.0.0.1",
             port=0,
-            lifespan="on",
+            lifespan="off",
             log_config=None,  # no log_level either: uvicorn would set its loggers' levels
             access_log=False,  # process-wide, and they would outlive the benchmark
             proxy_headers=False,
