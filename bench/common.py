@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -378,11 +379,13 @@ async def serving(daemon: Any) -> AsyncIterator[str]:
 
     The app's lifespan is not run: it would start the daemon's background work (the
     outbox worker retrying the greeting menus on a session no engine runs, the
-    scheduler...), which writes beside what a benchmark measures.
+    scheduler...), which writes beside what a benchmark measures. What start-up built
+    is frozen out of the garbage collector's scans, as zapd's lifespan does.
     """
     import uvicorn
 
     from zapd.api.app import create_app
+    from zapd.daemon import settle_heap
 
     settings = daemon.settings
     app = create_app(settings, daemon)
@@ -409,8 +412,10 @@ async def serving(daemon: Any) -> AsyncIterator[str]:
                 raise BenchError("the bench's zapd stopped before serving")
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
+        settle_heap()  # as zapd does once started (its lifespan)
         yield f"http://127.0.0.1:{port}"
     finally:
+        gc.unfreeze()
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 30)

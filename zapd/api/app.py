@@ -33,7 +33,7 @@ from zapd.api.routes import (
     ws,
 )
 from zapd.config import ZapdSettings
-from zapd.daemon import Daemon, open_daemon
+from zapd.daemon import Daemon, open_daemon, settle_heap
 from zapd.systemd import service_lifecycle
 
 log = logging.getLogger("zapd")
@@ -47,6 +47,8 @@ def create_app(settings: ZapdSettings, daemon: Daemon | None = None) -> FastAPI:
         d = daemon or await open_daemon(settings)
         app.state.daemon = d
         await d.start_background()
+        if daemon is None:  # this process is the daemon (not a test holding one)
+            settle_heap()
         log.info("zapd ready (database %s)", d.engine.url.render_as_string())
         try:
             async with service_lifecycle():
