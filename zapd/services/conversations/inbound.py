@@ -283,7 +283,7 @@ class Inbound:
         # (company, queue); on SQLite one leader runs both queues (queue None).
         self._storing: _Queues = {}
         self._processing: _Queues = {}
-        self._leading: set[tuple[uuid.UUID, bool | None]] = set()
+        self._leading: dict[tuple[uuid.UUID, bool | None], asyncio.Task[None]] = {}
         self._leaders: set[asyncio.Task[None]] = set()
         self._one_writer = kernel.engine.dialect.name == "sqlite"
 
@@ -373,14 +373,17 @@ class Inbound:
         batch runs goes into the next (no added wait when idle).
         """
         loop = asyncio.get_running_loop()
+        key = (company_id, None if self._one_writer else queues is self._storing)
+        leader = self._leading.get(key)
+        if leader is not None and leader is asyncio.current_task():
+            raise RuntimeError("an inbound batch would wait for a batch of its own leader")
         fut: asyncio.Future[Any] = loop.create_future()
         queues.setdefault(company_id, []).append((item, fut))
-        storing = None if self._one_writer else queues is self._storing
-        if (company_id, storing) not in self._leading:
-            self._leading.add((company_id, storing))
-            task = loop.create_task(self._lead(company_id, storing))
-            self._leaders.add(task)
-            task.add_done_callback(self._leaders.discard)
+        if leader is None:
+            leader = loop.create_task(self._lead(*key))
+            self._leading[key] = leader
+            self._leaders.add(leader)
+            leader.add_done_callback(self._leaders.discard)
         return await fut
 
     async def _lead(self, company_id: uuid.UUID, storing: bool | None) -> None:
@@ -390,7 +393,8 @@ class Inbound:
         (SQLite, one writer at a time) runs both, alternating: a group commit, then the
         batch that holds what it stored. Its callers are let queue their processing
         before that batch is taken (their write would otherwise wait behind a batch of
-        older events, then wait for its own: two batches instead of one).
+        older events, then wait for its own: two batches instead of one). Nothing a
+        batch runs may queue on its own leader (it would wait for itself): that raises.
         """
         runs: list[tuple[_Queues, Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]]]] = []
         if storing is not False:
@@ -414,10 +418,10 @@ class Inbound:
                     for queues, _ in runs:
                         if queues.get(company_id) == []:
                             del queues[company_id]
-                    self._leading.discard((company_id, storing))
+                    self._leading.pop((company_id, storing), None)
                     return
         except BaseException as exc:  # a bug or a cancellation: nobody may wait forever
-            self._leading.discard((company_id, storing))
+            self._leading.pop((company_id, storing), None)
             for queues, _ in runs:
                 batch += queues.pop(company_id, [])
             for _, fut in batch:
