@@ -19,15 +19,16 @@ from zapd.kernel.principal import Actor, Principal
 from zapd.services.people import auth
 
 
-def get_daemon(request: Request) -> Daemon:
+async def get_daemon(request: Request) -> Daemon:
     """Return what the lifespan opened."""
     daemon: Daemon = request.app.state.daemon
     return daemon
 
 
-def get_kernel(request: Request) -> Kernel:
+async def get_kernel(request: Request) -> Kernel:
     """Return the kernel services receive."""
-    return get_daemon(request).kernel
+    daemon: Daemon = request.app.state.daemon
+    return daemon.kernel
 
 
 DaemonDep = Annotated[Daemon, Depends(get_daemon)]
@@ -61,7 +62,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def get_actor(request: Request, principal: Auth) -> Actor:
+async def get_actor(request: Request, principal: Auth) -> Actor:
     """Return the principal with the request's origin, for the audit log."""
     return Actor(principal, client_ip(request))
 
@@ -69,7 +70,7 @@ def get_actor(request: Request, principal: Auth) -> Actor:
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-def get_page(
+async def get_page(
     cursor: Annotated[str | None, Query(max_length=64, description="from next_cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
