@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.errors import ErrorCode
 from zapd.errors import ValidationFailed
@@ -40,15 +40,34 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raise ValidationFailed("malformed cursor", code=ErrorCode.BAD_CURSOR) from None
 
 
-async def paginate(
-    db: AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
-) -> tuple[list[Any], str | None]:
-    """Run `stmt` one page at a time, ordered by `id_column` (a UUIDv7 column)."""
+def _one_page(stmt: Select[Any], id_column: Any, page: PageParams) -> Select[Any]:
+    """`stmt` limited to the page after the cursor, plus one row that tells if more follow."""
     if page.cursor:
         after = decode_cursor(page.cursor)
         stmt = stmt.where(id_column > after if page.order == "asc" else id_column < after)
     ordered = id_column.asc() if page.order == "asc" else id_column.desc()
-    rows = list((await db.scalars(stmt.order_by(ordered).limit(page.limit + 1))).all())
+    return stmt.order_by(ordered).limit(page.limit + 1)
+
+
+def _cut(rows: list[Any], page: PageParams) -> tuple[list[Any], str | None]:
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return rows, (encode_cursor(rows[-1].id) if more and rows else None)
+
+
+async def paginate(
+    db: AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
+) -> tuple[list[Any], str | None]:
+    """Run `stmt` one page at a time, ordered by `id_column` (a UUIDv7 column)."""
+    return _cut(list((await db.scalars(_one_page(stmt, id_column, page))).all()), page)
+
+
+async def paginate_rows(
+    db: AsyncConnection | AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
+) -> tuple[list[Row[Any]], str | None]:
+    """Like `paginate`, for a Core select whose rows have an `id`: rows, not ORM objects.
+
+    One statement, so it may run on `Kernel.statement()`: the hot listings skip the ORM
+    session, its transaction and its identity map.
+    """
+    return _cut(list((await db.execute(_one_page(stmt, id_column, page))).all()), page)

@@ -23,11 +23,11 @@ async def list_departments(
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> Page[DepartmentOut]:
     """List departments one page at a time (`cursor`, `limit`, `order`), like every list."""
-    async with kernel.read() as db:
-        rows, cursor = await departments.list_(db, principal, page, company_id)
-        return Page[DepartmentOut](
-            items=[DepartmentOut.model_validate(r) for r in rows], next_cursor=cursor
-        )
+    async with kernel.statement() as conn:  # one statement: no transaction around it
+        rows, cursor = await departments.list_(conn, principal, page, company_id)
+    return Page[DepartmentOut](
+        items=[DepartmentOut.model_validate(r) for r in rows], next_cursor=cursor
+    )
 
 
 @router.post("", response_model=DepartmentOut, status_code=201)
