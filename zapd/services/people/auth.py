@@ -461,6 +461,12 @@ async def resolve(kernel: Kernel, bearer: str) -> Principal:
     """Authenticate a bearer in one statement; note API-token use in a write only if due."""
     async with kernel.statement() as conn:
         principal = await authenticate(conn, kernel, bearer)
+    await note_use(kernel, principal)
+    return principal
+
+
+async def note_use(kernel: Kernel, principal: Principal) -> None:
+    """Touch an API token's `last_used_at` when due (a write transaction: hold no connection)."""
     if principal.api_token_stale and principal.api_token_id is not None:
         async with kernel.tx() as db:
             await db.execute(
@@ -469,7 +475,6 @@ async def resolve(kernel: Kernel, bearer: str) -> Principal:
                 .values(last_used_at=_now())
                 .execution_options(synchronize_session=False)
             )
-    return principal
 
 
 async def create_api_token(

@@ -1,0 +1,62 @@
+"""Routes on `ReadAuth` (one connection for authentication and the route's one read).
+
+They refuse exactly what `Auth` refuses, at once; an API token's use is still noted;
+and the connection goes back to the pool when the route is done, failed or not.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.pool import QueuePool
+
+from shared.enums import Role
+from tests.zapd.api.conftest import Live
+
+PATH = "/api/v1/departments"
+
+
+def _checked_out(live: Live) -> int:
+    pool = live.kernel.engine.sync_engine.pool
+    return pool.checkedout() if isinstance(pool, QueuePool) else 0
+
+
+async def test_logout_and_disable_are_refused_at_once(live: Live) -> None:
+    t = await live.tenant()
+    agent, pair = await live.login(t.emails["agent"])
+    assert (await agent.get(PATH)).status_code == 200
+    r = await agent.post("/api/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
+    assert r.status_code in (200, 204), r.text
+    r = await agent.get(PATH)
+    assert r.status_code == 401 and r.json()["error"] == "ERR_TOKEN_REVOKED"
+    assert (await t.clients["agent2"].get(PATH)).status_code == 200
+    r = await t.admin.post(f"/api/v1/users/{t.users['agent2']}/disable")
+    assert r.status_code == 200, r.text
+    assert (await t.clients["agent2"].get(PATH)).status_code == 401
+    assert (await live.client().get(PATH)).status_code == 401
+    assert (await live.client("not-a-jwt").get(PATH)).status_code == 401
+
+
+async def test_an_api_token_is_noted_and_revoked_at_once(live: Live) -> None:
+    t = await live.tenant()
+    r = await t.admin.post("/api/v1/api-tokens", json={"name": "bot", "role": int(Role.AGENT)})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    bot = live.client(created["token"])
+    r = await bot.get(PATH)
+    assert r.status_code == 200 and {d["name"] for d in r.json()["items"]} == {
+        "Laboratório",
+        "Comercial",
+    }
+    listed = (await t.admin.get("/api/v1/api-tokens")).json()
+    assert listed[0]["last_used_at"] is not None  # the write before the read
+    assert (await t.admin.delete(f"/api/v1/api-tokens/{created['id']}")).status_code == 200
+    assert (await bot.get(PATH)).status_code == 401
+
+
+async def test_the_connection_goes_back_after_success_and_failure(live: Live) -> None:
+    t = await live.tenant()
+    before = _checked_out(live)
+    for _ in range(3):
+        assert (await t.agent.get(PATH)).status_code == 200
+        r = await t.agent.get(PATH, params={"cursor": "!!"})  # the route fails (bad cursor)
+        assert r.status_code == 422 and r.json()["error"] == "ERR_BAD_CURSOR"
+    assert _checked_out(live) == before
