@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Row, Select
+from sqlalchemy import Integer, Row, Select, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.errors import ErrorCode
@@ -62,12 +62,46 @@ async def paginate(
     return _cut(list((await db.scalars(_one_page(stmt, id_column, page))).all()), page)
 
 
-async def paginate_rows(
-    db: AsyncConnection | AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
-) -> tuple[list[Row[Any]], str | None]:
-    """Like `paginate`, for a Core select whose rows have an `id`: rows, not ORM objects.
+class Listing:
+    """A Core listing paged by id, its statements built once per shape.
 
-    One statement, so it may run on `Kernel.statement()`: the hot listings skip the ORM
-    session, its transaction and its identity map.
+    A shape is: limited to one company or not, after a cursor or not, ascending or
+    descending; eight statements at most, each built on first use and compiled once by
+    SQLAlchemy's cache. A request binds `company`, `after` and `limit` and builds
+    nothing. Rows, not ORM objects, in one statement: a listing may run on
+    `Kernel.statement()`, with no session, transaction or identity map.
     """
-    return _cut(list((await db.execute(_one_page(stmt, id_column, page))).all()), page)
+
+    def __init__(self, stmt: Select[Any], id_column: Any, company_column: Any) -> None:
+        self._base = stmt
+        self._id = id_column
+        self._company = company_column
+        self._shapes: dict[tuple[bool, bool, str], Select[Any]] = {}
+
+    def statement(self, scoped: bool, after: bool, order: str) -> Select[Any]:
+        """The statement of one shape (parameters `company`, `after`, `limit`)."""
+        key = (scoped, after, order)
+        stmt = self._shapes.get(key)
+        if stmt is None:
+            stmt = self._base
+            if scoped:
+                stmt = stmt.where(self._company == bindparam("company"))
+            if after:
+                edge: Any = bindparam("after")
+                stmt = stmt.where(self._id > edge if order == "asc" else self._id < edge)
+            ordered = self._id.asc() if order == "asc" else self._id.desc()
+            stmt = stmt.order_by(ordered).limit(bindparam("limit", type_=Integer))
+            self._shapes[key] = stmt
+        return stmt
+
+    async def page(
+        self, db: AsyncConnection | AsyncSession, page: PageParams, company: uuid.UUID | None
+    ) -> tuple[list[Row[Any]], str | None]:
+        """One page of rows (of one company unless `company` is None), and the next cursor."""
+        params: dict[str, Any] = {"limit": page.limit + 1}
+        if company is not None:
+            params["company"] = company
+        if page.cursor:
+            params["after"] = decode_cursor(page.cursor)
+        stmt = self.statement(company is not None, "after" in params, page.order)
+        return _cut(list((await db.execute(stmt, params)).all()), page)

@@ -60,3 +60,36 @@ async def test_the_connection_goes_back_after_success_and_failure(live: Live) ->
         r = await t.agent.get(PATH, params={"cursor": "!!"})  # the route fails (bad cursor)
         assert r.status_code == 422 and r.json()["error"] == "ERR_BAD_CURSOR"
     assert _checked_out(live) == before
+
+
+async def _walk(client, order: str, **params: str) -> list[str]:  # type: ignore[no-untyped-def]
+    names: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": "1", "order": order, **params, **({"cursor": cursor} if cursor else {})}
+        r = await client.get(PATH, params=query)
+        assert r.status_code == 200, r.text
+        names += [d["name"] for d in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return names
+
+
+async def test_pages_walk_both_ways_within_the_callers_company(live: Live) -> None:
+    t = await live.tenant()
+    other = await live.tenant("Other")
+    r = await t.admin.post(PATH, json={"name": "Financeiro"})
+    assert r.status_code == 201, r.text
+    ascending = await _walk(t.agent, "asc")
+    assert ascending == ["Laboratório", "Comercial", "Financeiro"]
+    assert await _walk(t.agent, "desc") == ascending[::-1]
+    # A company member naming another company sees nothing of it; a global admin does.
+    r = await t.agent.get(PATH, params={"company_id": str(other.company_id)})
+    assert r.status_code == 404
+    assert live.root is not None
+    assert await _walk(live.root, "asc", company_id=str(other.company_id)) == [
+        "Laboratório",
+        "Comercial",
+    ]
+    everyone = await _walk(live.root, "asc")
+    assert len(everyone) >= 5 and everyone.count("Financeiro") == 1

@@ -15,9 +15,9 @@ from shared.text import slugify
 from zapd.db.models import Company, Department
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, changes
-from zapd.kernel.pagination import PageParams, paginate_rows
+from zapd.kernel.pagination import Listing, PageParams
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned, referenced
+from zapd.kernel.scoping import get_owned, referenced
 
 
 async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Department:
@@ -26,6 +26,7 @@ async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Depar
 
 
 _TABLE = Department.__table__
+_LISTING = Listing(select(_TABLE), _TABLE.c.id, _TABLE.c.company_id)
 
 
 async def list_(
@@ -40,8 +41,7 @@ async def list_(
     sort the whole list by `menu_order`. One Core statement returning rows (a column
     per `Department` attribute), so it may run on `Kernel.statement()`.
     """
-    stmt = company_scoped(select(_TABLE), _TABLE.c.company_id, p, company_id)
-    return await paginate_rows(db, stmt, _TABLE.c.id, page)
+    return await _LISTING.page(db, page, p.company_filter(company_id))
 
 
 async def _check_refs(
