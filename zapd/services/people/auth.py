@@ -88,13 +88,12 @@ _VERIFIED = _VerifiedTokens(4096)
 
 
 def decode_access(kernel: Kernel, token: str) -> dict[str, Any]:
-    """Verify an access JWT's signature and expiry and return its claims (do not mutate)."""
+    """Verify an access JWT's signature and expiry and return its claims."""
     claims = _VERIFIED.get(kernel.jwt_secret, token)
-    if claims is not None:
-        return claims
-    claims = _decode_access(kernel.jwt_secret, token)
-    _VERIFIED.put(kernel.jwt_secret, token, claims)
-    return claims
+    if claims is None:
+        claims = _decode_access(kernel.jwt_secret, token)
+        _VERIFIED.put(kernel.jwt_secret, token, claims)
+    return dict(claims)  # a copy: the remembered claims stay as checked
 
 
 def _decode_access(secret: str, token: str) -> dict[str, Any]:
