@@ -6,6 +6,8 @@ and the connection goes back to the pool when the route is done, failed or not.
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.pool import QueuePool
 
 from shared.enums import Role
@@ -55,11 +57,16 @@ async def test_an_api_token_is_noted_and_revoked_at_once(live: Live) -> None:
 async def test_the_connection_goes_back_after_success_and_failure(live: Live) -> None:
     t = await live.tenant()
     before = _checked_out(live)
-    for _ in range(3):
+    for _ in range(5):
         assert (await t.agent.get(PATH)).status_code == 200
         r = await t.agent.get(PATH, params={"cursor": "!!"})  # the route fails (bad cursor)
         assert r.status_code == 422 and r.json()["error"] == "ERR_BAD_CURSOR"
-    assert _checked_out(live) == before
+    # The daemon's background work may hold a connection for a moment: a leak stays.
+    for _ in range(100):
+        if _checked_out(live) <= before:
+            break
+        await asyncio.sleep(0.05)
+    assert _checked_out(live) <= before
 
 
 async def _walk(client, order: str, **params: str) -> list[str]:  # type: ignore[no-untyped-def]
