@@ -3,13 +3,29 @@
 Routes hand services the kernel (`KernelDep`); only the few routes that drive a daemon
 part directly (starting an engine, the sandbox, the Prometheus registry) take the
 daemon (`DaemonDep`).
+
+Every dependency here is `async def`, even those that never await: FastAPI runs a plain
+`def` dependency in a worker thread, and that hand-off (twice per authenticated request)
+cost more than the whole unauthenticated request.
+
+A route whose database work is one read statement may take `ReadAuth` instead of
+`Auth`: the statement connection that authenticated the caller (`Kernel.statement()`)
+stays checked out for the route, and is given back as soon as the route function returns
+(before the response is sent). The route must not check out another connection while it
+holds this one (a `kernel.tx()` there could wait forever on a full pool): one-statement
+reads only. An API token's `last_used_at` write, when due, happens before the route with
+no connection held, as with `Auth`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zapd.daemon import Daemon
 from zapd.errors import Unauthorized
@@ -19,15 +35,16 @@ from zapd.kernel.principal import Actor, Principal
 from zapd.services.people import auth
 
 
-def get_daemon(request: Request) -> Daemon:
+async def get_daemon(request: Request) -> Daemon:
     """Return what the lifespan opened."""
     daemon: Daemon = request.app.state.daemon
     return daemon
 
 
-def get_kernel(request: Request) -> Kernel:
+async def get_kernel(request: Request) -> Kernel:
     """Return the kernel services receive."""
-    return get_daemon(request).kernel
+    daemon: Daemon = request.app.state.daemon
+    return daemon.kernel
 
 
 DaemonDep = Annotated[Daemon, Depends(get_daemon)]
@@ -44,16 +61,44 @@ def bearer_of(header: str | None) -> str:
     return token.strip()
 
 
-async def get_principal(request: Request, kernel: KernelDep) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Authenticate the request's bearer token."""
     token = bearer_of(request.headers.get("authorization"))
-    principal = await auth.resolve(kernel, token)
+    daemon: Daemon = request.app.state.daemon
+    principal = await auth.resolve(daemon.kernel, token)
     request.state.principal = principal
-
     return principal
 
 
 Auth = Annotated[Principal, Depends(get_principal)]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """An authenticated caller, and the connection its route's one read statement runs on."""
+
+    principal: Principal
+    conn: AsyncConnection
+
+
+async def get_reading(request: Request) -> AsyncIterator[Reading]:
+    """Authenticate like `get_principal`, keeping the statement connection for the route."""
+    token = bearer_of(request.headers.get("authorization"))
+    daemon: Daemon = request.app.state.daemon
+    kernel = daemon.kernel
+    async with AsyncExitStack() as held:
+        conn = await held.enter_async_context(kernel.statement())
+        principal = await auth.authenticate(conn, kernel, token)
+        if principal.api_token_stale:  # rare: write with no connection held, then read
+            await held.aclose()
+            await auth.note_use(kernel, principal)
+            conn = await held.enter_async_context(kernel.statement())
+        request.state.principal = principal
+        yield Reading(principal, conn)
+
+
+# scope="function": the connection goes back when the route returns, not after sending.
+ReadAuth = Annotated[Reading, Depends(get_reading, scope="function")]
 
 
 def client_ip(request: Request) -> str:
@@ -61,7 +106,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def get_actor(request: Request, principal: Auth) -> Actor:
+async def get_actor(request: Request, principal: Auth) -> Actor:
     """Return the principal with the request's origin, for the audit log."""
     return Actor(principal, client_ip(request))
 
@@ -69,7 +114,7 @@ def get_actor(request: Request, principal: Auth) -> Actor:
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-def get_page(
+async def get_page(
     cursor: Annotated[str | None, Query(max_length=64, description="from next_cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",

@@ -80,6 +80,9 @@ class Kernel:
 
     def __post_init__(self) -> None:
         self._write_lock = asyncio.Lock()
+        # Built once: each `execution_options` view costs a copy of the engine's options.
+        self._read_engine = read_only(self.engine)
+        self._statement_engine = single_statements(self.engine)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
@@ -125,7 +128,7 @@ class Kernel:
         started = time.monotonic()
         try:
             async with (
-                AsyncSession(read_only(self.engine), expire_on_commit=False) as db,
+                AsyncSession(self._read_engine, expire_on_commit=False) as db,
                 db.begin(),
             ):
                 yield db
@@ -145,7 +148,7 @@ class Kernel:
         """
         started = time.monotonic()
         try:
-            async with single_statements(self.engine).connect() as conn:
+            async with self._statement_engine.connect() as conn:
                 yield conn
         except Exception as exc:
             if is_transient(exc):

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, Row, Select, bindparam
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.errors import ErrorCode
 from zapd.errors import ValidationFailed
@@ -40,15 +40,68 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raise ValidationFailed("malformed cursor", code=ErrorCode.BAD_CURSOR) from None
 
 
-async def paginate(
-    db: AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
-) -> tuple[list[Any], str | None]:
-    """Run `stmt` one page at a time, ordered by `id_column` (a UUIDv7 column)."""
+def _one_page(stmt: Select[Any], id_column: Any, page: PageParams) -> Select[Any]:
+    """`stmt` limited to the page after the cursor, plus one row that tells if more follow."""
     if page.cursor:
         after = decode_cursor(page.cursor)
         stmt = stmt.where(id_column > after if page.order == "asc" else id_column < after)
     ordered = id_column.asc() if page.order == "asc" else id_column.desc()
-    rows = list((await db.scalars(stmt.order_by(ordered).limit(page.limit + 1))).all())
+    return stmt.order_by(ordered).limit(page.limit + 1)
+
+
+def _cut(rows: list[Any], page: PageParams) -> tuple[list[Any], str | None]:
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return rows, (encode_cursor(rows[-1].id) if more and rows else None)
+
+
+async def paginate(
+    db: AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
+) -> tuple[list[Any], str | None]:
+    """Run `stmt` one page at a time, ordered by `id_column` (a UUIDv7 column)."""
+    return _cut(list((await db.scalars(_one_page(stmt, id_column, page))).all()), page)
+
+
+class Listing:
+    """A Core listing paged by id, its statements built once per shape.
+
+    A shape is: limited to one company or not, after a cursor or not, ascending or
+    descending; eight statements at most, each built on first use and compiled once by
+    SQLAlchemy's cache. A request binds `company`, `after` and `limit` and builds
+    nothing. Rows, not ORM objects, in one statement: a listing may run on
+    `Kernel.statement()`, with no session, transaction or identity map.
+    """
+
+    def __init__(self, stmt: Select[Any], id_column: Any, company_column: Any) -> None:
+        self._base = stmt
+        self._id = id_column
+        self._company = company_column
+        self._shapes: dict[tuple[bool, bool, str], Select[Any]] = {}
+
+    def statement(self, scoped: bool, after: bool, order: str) -> Select[Any]:
+        """The statement of one shape (parameters `company`, `after`, `limit`)."""
+        key = (scoped, after, order)
+        stmt = self._shapes.get(key)
+        if stmt is None:
+            stmt = self._base
+            if scoped:
+                stmt = stmt.where(self._company == bindparam("company"))
+            if after:
+                edge: Any = bindparam("after")
+                stmt = stmt.where(self._id > edge if order == "asc" else self._id < edge)
+            ordered = self._id.asc() if order == "asc" else self._id.desc()
+            stmt = stmt.order_by(ordered).limit(bindparam("limit", type_=Integer))
+            self._shapes[key] = stmt
+        return stmt
+
+    async def page(
+        self, db: AsyncConnection | AsyncSession, page: PageParams, company: uuid.UUID | None
+    ) -> tuple[list[Row[Any]], str | None]:
+        """One page of rows (of one company unless `company` is None), and the next cursor."""
+        params: dict[str, Any] = {"limit": page.limit + 1}
+        if company is not None:
+            params["company"] = company
+        if page.cursor:
+            params["after"] = decode_cursor(page.cursor)
+        stmt = self.statement(company is not None, "after" in params, page.order)
+        return _cut(list((await db.execute(stmt, params)).all()), page)

@@ -51,7 +51,7 @@ class RangeParams:
     company_id: uuid.UUID | None
 
 
-def get_range(
+async def get_range(
     since: Annotated[
         datetime | None, Query(description="ISO 8601 with a time zone; default until - 7 days")
     ] = None,

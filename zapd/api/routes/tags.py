@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shared.protocol.catalog import TagCreate, TagOut, TagUpdate
-from zapd.api.deps import ActorDep, Auth, KernelDep
+from zapd.api.deps import ActorDep, Auth, KernelDep, ReadAuth
 from zapd.services.catalog import tags
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
@@ -16,13 +16,12 @@ router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 
 @router.get("", response_model=list[TagOut])
 async def list_tags(
-    principal: Auth,
-    kernel: KernelDep,
+    reading: ReadAuth,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> list[TagOut]:
     """List tags by name (every role)."""
-    async with kernel.read() as db:
-        return [TagOut.model_validate(r) for r in await tags.list_(db, principal, company_id)]
+    rows = await tags.list_(reading.conn, reading.principal, company_id)
+    return [TagOut.model_validate(r) for r in rows]
 
 
 @router.post("", response_model=TagOut, status_code=201)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.enums import Role
 from shared.protocol.catalog import CATEGORY_UPDATE, CategoryCreate, CategoryUpdate
@@ -22,18 +23,21 @@ async def get(db: AsyncSession, p: Principal, category_id: uuid.UUID) -> Categor
     return await get_owned(db, p, Category, category_id, "category")
 
 
+_TABLE = Category.__table__
+
+
 async def list_(
-    db: AsyncSession,
+    db: AsyncConnection | AsyncSession,
     p: Principal,
     company_id: uuid.UUID | None = None,
     active: bool | None = None,
-) -> list[Category]:
-    """List categories by name (every role may read them)."""
-    stmt = select(Category).order_by(Category.name, Category.id)
-    stmt = company_scoped(stmt, Category.company_id, p, company_id)
+) -> list[Row[Any]]:
+    """List categories by name (every role may read them): one Core statement, rows."""
+    stmt = select(_TABLE).order_by(_TABLE.c.name, _TABLE.c.id)
+    stmt = company_scoped(stmt, _TABLE.c.company_id, p, company_id)
     if active is not None:
-        stmt = stmt.where(Category.active == active)
-    return list((await db.scalars(stmt)).all())
+        stmt = stmt.where(_TABLE.c.active == active)
+    return list((await db.execute(stmt)).all())
 
 
 def _taken(name: str) -> Conflict:

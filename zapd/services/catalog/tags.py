@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.enums import Role
 from shared.protocol.catalog import TAG_UPDATE, TagCreate, TagUpdate
@@ -23,11 +24,16 @@ async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
     return await get_owned(db, p, Tag, tag_id, "tag")
 
 
-async def list_(db: AsyncSession, p: Principal, company_id: uuid.UUID | None = None) -> list[Tag]:
-    """List tags by name (every role may read them)."""
-    stmt = select(Tag).order_by(Tag.name, Tag.id)
-    stmt = company_scoped(stmt, Tag.company_id, p, company_id)
-    return list((await db.scalars(stmt)).all())
+_TABLE = Tag.__table__
+
+
+async def list_(
+    db: AsyncConnection | AsyncSession, p: Principal, company_id: uuid.UUID | None = None
+) -> list[Row[Any]]:
+    """List tags by name (every role may read them): one Core statement, rows not objects."""
+    stmt = select(_TABLE).order_by(_TABLE.c.name, _TABLE.c.id)
+    stmt = company_scoped(stmt, _TABLE.c.company_id, p, company_id)
+    return list((await db.execute(stmt)).all())
 
 
 async def of_company(

@@ -1,13 +1,23 @@
-"""Logins, access JWTs, rotating refresh tokens, API tokens; resolving a bearer to a principal."""
+"""Logins, access JWTs, rotating refresh tokens, API tokens; resolving a bearer to a principal.
+
+Invariants of `authenticate` (every API request): nothing about the *principal* is
+cached; a logout, password change, disabled user or company, role or department change
+or revoked API token shows on the very next request. What is remembered is only the
+outcome of checking an access JWT's signature (`_VerifiedTokens`): a pure function of
+the token text and the secret, kept with the secret it was checked against, and the
+expiry is checked again on every use. The statements it runs are built once, with
+bound parameters, so a request pays neither their construction nor their cache key.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jwt
-from sqlalchemy import Select, exists, select, update
+from sqlalchemy import Select, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.enums import Role
@@ -48,12 +58,49 @@ def encode_access(kernel: Kernel, user: User, family_id: uuid.UUID) -> str:
     return jwt.encode(claims, kernel.jwt_secret, algorithm=JWT_ALGORITHM)
 
 
+class _VerifiedTokens:
+    """Access JWTs whose signature and claims were already checked, with those claims.
+
+    Bounded (oldest out first). An entry counts only for the secret it was checked with,
+    and only until its `exp`: what `jwt.decode` would say of the same text now.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def get(self, secret: str, token: str) -> dict[str, Any] | None:
+        """Return the claims of an already checked, unexpired `token` (None: check it)."""
+        entry = self._entries.get(token)
+        if entry is None or entry[0] != secret or entry[1]["exp"] <= time.time():
+            return None
+        return entry[1]
+
+    def put(self, secret: str, token: str, claims: dict[str, Any]) -> None:
+        """Remember that `token` checked out under `secret`."""
+        if len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)), None)
+        self._entries[token] = (secret, claims)
+
+
+# Every logged-in client sends one token until it refreshes (access_token_ttl).
+_VERIFIED = _VerifiedTokens(4096)
+
+
 def decode_access(kernel: Kernel, token: str) -> dict[str, Any]:
     """Verify an access JWT's signature and expiry and return its claims."""
+    claims = _VERIFIED.get(kernel.jwt_secret, token)
+    if claims is None:
+        claims = _decode_access(kernel.jwt_secret, token)
+        _VERIFIED.put(kernel.jwt_secret, token, claims)
+    return dict(claims)  # a copy: the remembered claims stay as checked
+
+
+def _decode_access(secret: str, token: str) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            kernel.jwt_secret,
+            secret,
             algorithms=[JWT_ALGORITHM],
             options={"require": ["sub", "exp", "iat", "tv", "sid"]},
         )
@@ -301,16 +348,17 @@ def _close_user(kernel: Kernel, user_id: uuid.UUID) -> None:
     )
 
 
-def _user_principal_query(user_id: uuid.UUID, family: uuid.UUID) -> Select[*tuple[Any, ...]]:
+def _user_principal_query() -> Select[*tuple[Any, ...]]:
     """Everything a user's request needs to be let in, in one statement.
 
     One row per department the user works (one row with a NULL department for none):
     the user's state, its company's `active`, and whether this login's refresh-token
-    family was revoked (logout, refresh-token reuse, password change).
+    family was revoked (logout, refresh-token reuse, password change). Parameters:
+    `user_id`, `family`.
     """
     family_revoked = (
         exists()
-        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_not(None))
+        .where(RefreshToken.family_id == bindparam("family"), RefreshToken.revoked_at.is_not(None))
         .label("family_revoked")
     )
     return (
@@ -328,8 +376,28 @@ def _user_principal_query(user_id: uuid.UUID, family: uuid.UUID) -> Select[*tupl
         .select_from(User)
         .outerjoin(Company, Company.id == User.company_id)
         .outerjoin(UserDepartment, UserDepartment.user_id == User.id)
-        .where(User.id == user_id)
+        .where(User.id == bindparam("user_id"))
     )
+
+
+_USER_PRINCIPAL = _user_principal_query()
+
+# An API token's state and its company's, in one statement. Parameter: `token_hash`.
+_API_TOKEN_PRINCIPAL = (
+    select(
+        ApiToken.id,
+        ApiToken.company_id,
+        ApiToken.name,
+        ApiToken.role,
+        ApiToken.last_used_at,
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+        Company.active.label("company_active"),
+    )
+    .select_from(ApiToken)
+    .outerjoin(Company, Company.id == ApiToken.company_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
 
 
 async def authenticate(conn: AsyncConnection, kernel: Kernel, bearer: str) -> Principal:
@@ -348,7 +416,7 @@ async def authenticate(conn: AsyncConnection, kernel: Kernel, bearer: str) -> Pr
         family = uuid.UUID(claims["sid"])
     except (ValueError, TypeError):
         raise Unauthorized("invalid access token") from None
-    rows = (await conn.execute(_user_principal_query(user_id, family))).all()
+    rows = (await conn.execute(_USER_PRINCIPAL, {"user_id": user_id, "family": family})).all()
     user = rows[0] if rows else None
     if user is None or not user.active or user.token_version != claims["tv"]:
         raise Unauthorized("access token revoked", code=ErrorCode.TOKEN_REVOKED)
@@ -368,23 +436,8 @@ async def authenticate(conn: AsyncConnection, kernel: Kernel, bearer: str) -> Pr
 
 
 async def _authenticate_api_token(conn: AsyncConnection, bearer: str) -> Principal:
-    row = (
-        await conn.execute(
-            select(
-                ApiToken.id,
-                ApiToken.company_id,
-                ApiToken.name,
-                ApiToken.role,
-                ApiToken.last_used_at,
-                ApiToken.expires_at,
-                ApiToken.revoked_at,
-                Company.active.label("company_active"),
-            )
-            .select_from(ApiToken)
-            .outerjoin(Company, Company.id == ApiToken.company_id)
-            .where(ApiToken.token_hash == token_hash(bearer))
-        )
-    ).first()
+    params = {"token_hash": token_hash(bearer)}
+    row = (await conn.execute(_API_TOKEN_PRINCIPAL, params)).first()
     now = _now()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("invalid API token", code=ErrorCode.TOKEN_REVOKED)
@@ -407,6 +460,12 @@ async def resolve(kernel: Kernel, bearer: str) -> Principal:
     """Authenticate a bearer in one statement; note API-token use in a write only if due."""
     async with kernel.statement() as conn:
         principal = await authenticate(conn, kernel, bearer)
+    await note_use(kernel, principal)
+    return principal
+
+
+async def note_use(kernel: Kernel, principal: Principal) -> None:
+    """Touch an API token's `last_used_at` when due (a write transaction: hold no connection)."""
     if principal.api_token_stale and principal.api_token_id is not None:
         async with kernel.tx() as db:
             await db.execute(
@@ -415,7 +474,6 @@ async def resolve(kernel: Kernel, bearer: str) -> Principal:
                 .values(last_used_at=_now())
                 .execution_options(synchronize_session=False)
             )
-    return principal
 
 
 async def create_api_token(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.enums import Role
 from shared.protocol.departments import DepartmentCreate, DepartmentUpdate
@@ -15,9 +15,9 @@ from shared.text import slugify
 from zapd.db.models import Company, Department
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, changes
-from zapd.kernel.pagination import PageParams, paginate
+from zapd.kernel.pagination import Listing, PageParams
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned, referenced
+from zapd.kernel.scoping import get_owned, referenced
 
 
 async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Department:
@@ -25,16 +25,23 @@ async def get(db: AsyncSession, p: Principal, department_id: uuid.UUID) -> Depar
     return await get_owned(db, p, Department, department_id, "department")
 
 
+_TABLE = Department.__table__
+_LISTING = Listing(select(_TABLE), _TABLE.c.id, _TABLE.c.company_id)
+
+
 async def list_(
-    db: AsyncSession, p: Principal, page: PageParams, company_id: uuid.UUID | None = None
-) -> tuple[list[Department], str | None]:
+    db: AsyncConnection | AsyncSession,
+    p: Principal,
+    page: PageParams,
+    company_id: uuid.UUID | None = None,
+) -> tuple[list[Row[Any]], str | None]:
     """Page through departments like every listing (by id); every role may read them.
 
     A page is in id order (creation order with `order=asc`); clients that show the menu
-    sort the whole list by `menu_order`.
+    sort the whole list by `menu_order`. One Core statement returning rows (a column
+    per `Department` attribute), so it may run on `Kernel.statement()`.
     """
-    stmt = company_scoped(select(Department), Department.company_id, p, company_id)
-    return await paginate(db, stmt, Department.id, page)
+    return await _LISTING.page(db, page, p.company_filter(company_id))
 
 
 async def _check_refs(
