@@ -55,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     s = add("latency", "inbound -> agent WebSocket latency at a rate")
     s.set_defaults(rate=50.0)
     s.add_argument("--assigned", type=int, default=50)
+    s.add_argument(
+        "--no-outbox",
+        dest="outbox",
+        action="store_false",
+        help="do not send the bot's replies (the outbox worker stays off)",
+    )
     s = add("fanout", "WebSocket deliveries/s to N agents and their p99")
     s.add_argument("--clients", type=int, default=100)
     s.add_argument("--per-tx", type=int, default=10)
@@ -125,7 +131,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         return await _with_db(
             args,
             lambda db, tmp: latency.run(
-                db, tmp, duration=args.duration, rate=args.rate, assigned=args.assigned
+                db,
+                tmp,
+                duration=args.duration,
+                rate=args.rate,
+                assigned=args.assigned,
+                outbox=args.outbox,
             ),
         )
     if cmd == "fanout":

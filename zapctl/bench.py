@@ -188,13 +188,21 @@ def latency(
     assigned: Annotated[
         int, typer.Option("--assigned", help="Customers whose ticket the agent holds.")
     ] = 50,
+    outbox: Annotated[
+        bool,
+        typer.Option(
+            "--outbox/--no-outbox",
+            help="Send the bot's replies through the outbox worker (to a no-op engine).",
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Inbound message -> WebSocket event at the agent holding the ticket: p50/p95/p99.
 
     The greeting-menu mix is offered at --rate events/s; every message on an assigned
     ticket is timed from when it was due at the engine's sink to its `message.new` on
-    the agent's socket.
+    the agent's socket. The bot's replies go out through the outbox worker (to an
+    engine that accepts every send at once) as on a live daemon, unless --no-outbox.
 
     Examples:
 
@@ -205,7 +213,12 @@ def latency(
     _run(
         ctx,
         "latency",
-        [*_common(db, duration, rate), "--assigned", str(assigned)],
+        [
+            *_common(db, duration, rate),
+            "--assigned",
+            str(assigned),
+            *([] if outbox else ["--no-outbox"]),
+        ],
         json_out,
     )
 

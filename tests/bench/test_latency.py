@@ -15,6 +15,7 @@ async def test_latency_times_every_message_at_the_agent(bench_db: str, tmp_path:
     assert report["offered_events_per_s"] == 20.0
     assert report["events"] >= 5 and report["achieved_events_per_s"] > 0
     assert report["missing_messages"] == 0
+    assert report["outbox_sent"] > 0  # the bot's replies went out beside the measurement
     assert report["measured_messages"] == report["mix"]["assigned"] > 0
     lat = report["latency"]
     assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
