@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
@@ -134,9 +134,10 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
         event.id = event.id or new_id()
         event.created_at = event.created_at or now
         rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
-    # One executemany; the Event objects stay outside the session (what the hub reads
-    # after the commit is already on them, and the ORM has no per-row flush work).
-    await db.execute(insert(Event), rows)
+    # One executemany (Core on the table: the ORM's bulk insert would split the rows
+    # by which columns are None); the Event objects stay outside the session (what the
+    # hub reads after the commit is already on them, and the ORM has no per-row work).
+    await db.execute(Event.__table__.insert(), rows)
     return len(held)
 
 

@@ -48,7 +48,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
 from zapd.kernel import events
+from zapd.kernel.held import Held
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
 from zapd.services.conversations.menus import menu_messages
@@ -116,6 +117,7 @@ _FLOW_CACHE = "zap_inbound_flow"  # db.info: flow configuration read in this tra
 _FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the batch began
 _VIEW = "zap_inbound_view"  # db.info: the batch's `_View`
 _MESSAGES = "zap_inbound_messages"  # db.info: message rows inserted at the batch's end
+_HELD = "zap_inbound_held"  # db.info: the straight run's `Held` (new rows, one insert)
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -176,6 +178,13 @@ def _sender_key(event: AnyEngineEvent) -> str:
     return key
 
 
+async def _unhold(db: AsyncSession) -> None:
+    """Insert the straight run's held rows now: what comes next may query or flush."""
+    held: Held | None = db.info.get(_HELD)
+    if held:
+        await held.insert(db)
+
+
 def _opened(db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID, t: Ticket) -> None:
     """Tell the batch's view (if any) that the client's ticket in the session is open."""
     view: _View | None = db.info.get(_VIEW)
@@ -216,6 +225,9 @@ class _View:
     open: dict[tuple[uuid.UUID, uuid.UUID], Ticket]  # (client, session) -> open ticket
     chat_keys: set[tuple[uuid.UUID, str]]  # (session, wa chat id) read
     chats: dict[tuple[uuid.UUID, str], Chat]
+    # Clients this batch created: no ticket of theirs exists beyond what the view holds.
+    created: set[uuid.UUID] = field(default_factory=set)
+    company: Company | None = None  # read once when a ticket needs it (held: identity map is weak)
 
     @classmethod
     async def read(
@@ -663,8 +675,13 @@ class Inbound:
                     ],
                 )
             events.defer_seqs(db)
+            held: Held | None = None
             if not careful:
                 db.info[_MESSAGES] = {}
+                held = db.info[_HELD] = Held()
+                view = db.info.get(_VIEW)
+                if view is not None:
+                    view.known.held = held
             for row_id, event in items:
                 if row_id not in pending:
                     continue
@@ -689,9 +706,9 @@ class Inbound:
                     poisoned.append((row_id, f"{type(exc).__name__}: {exc}"))
                 else:
                     processed.append(row_id)
-            held = db.info.pop(_MESSAGES, None)
-            if held:
-                await db.execute(insert(Message), list(held.values()))
+            db.info.pop(_MESSAGES, None)
+            if db.info.pop(_HELD, None) is not None and held is not None:
+                await held.insert(db)
             now = utcnow()
             if processed:
                 await db.execute(
@@ -911,7 +928,9 @@ class Inbound:
     async def _apply(self, db: AsyncSession, company_id: uuid.UUID, ev: AnyEngineEvent) -> None:
         if isinstance(ev, MessageEvent):
             await self._message(db, company_id, ev)
-        elif isinstance(ev, AckEvent):
+            return
+        await _unhold(db)  # acks and contacts look rows up by query
+        if isinstance(ev, AckEvent):
             await acks.on_ack(
                 db,
                 company_id,
@@ -932,6 +951,7 @@ class Inbound:
     ) -> Client:
         view: _View | None = db.info.get(_VIEW)
         if view is None:
+            await _unhold(db)
             client, _ = await identity.find_or_create(
                 db, company_id, sender, profile_name=push_name
             )
@@ -939,6 +959,7 @@ class Inbound:
         client, created = await view.known.find_or_create(db, sender, profile_name=push_name)
         if created:
             view.open_clients.add(client.id)  # a new client has no ticket yet
+            view.created.add(client.id)
         return client
 
     async def _contact(self, db: AsyncSession, company_id: uuid.UUID, ev: ContactEvent) -> None:
@@ -988,9 +1009,11 @@ class Inbound:
         if chat_type == ChatType.DIRECT:
             client = await self._client(db, company_id, sender_of(ev), ev.push_name)
         view: _View | None = db.info.get(_VIEW)
+        held: Held | None = db.info.get(_HELD)
         if view is not None and (session_id, ev.chat_jid) in view.chat_keys:
             chat = view.chats.get((session_id, ev.chat_jid))
         else:
+            await _unhold(db)
             chat = await db.scalar(
                 select(Chat).where(
                     Chat.company_id == company_id,
@@ -1000,6 +1023,7 @@ class Inbound:
             )
         if chat is None:
             chat = Chat(
+                id=new_id(),
                 company_id=company_id,
                 session_id=session_id,
                 client_id=client.id if client else None,
@@ -1007,14 +1031,17 @@ class Inbound:
                 type=chat_type,
                 name=ev.push_name,
             )
-            db.add(chat)
-            await db.flush()
+            if held is not None:
+                held.add(chat)
+            else:
+                db.add(chat)
+                await db.flush()
             if view is not None:
                 view.chats[(session_id, ev.chat_jid)] = chat
         quoted_id = None
-        held: dict[tuple[uuid.UUID, str], dict[str, Any]] | None = db.info.get(_MESSAGES)
-        if ev.quoted_wa_message_id and held and (session_id, ev.quoted_wa_message_id) in held:
-            quoted_id = held[(session_id, ev.quoted_wa_message_id)]["id"]
+        rows: dict[tuple[uuid.UUID, str], dict[str, Any]] | None = db.info.get(_MESSAGES)
+        if ev.quoted_wa_message_id and rows and (session_id, ev.quoted_wa_message_id) in rows:
+            quoted_id = rows[(session_id, ev.quoted_wa_message_id)]["id"]
         elif ev.quoted_wa_message_id:
             quoted_id = await db.scalar(
                 select(Message.id).where(
@@ -1029,6 +1056,7 @@ class Inbound:
             ticket, created, reopened = await self._ticket_for(db, company_id, session_id, client)
             ticket.chat_id = chat.id
         elif client is not None and ev.from_me:
+            await _unhold(db)  # the message below is flushed at once
             ticket = await self._open_ticket(db, client.id, session_id)
         now = utcnow()
         row: dict[str, Any] = {
@@ -1043,14 +1071,7 @@ class Inbound:
             "body": ev.body,
             "wa_message_id": ev.wa_message_id,
             "quoted_message_id": quoted_id,
-            "media_id": (
-                ev.media_id
-                or (
-                    await store_received(db, self.kernel.settings, company_id, ev)
-                    if ev.media_url
-                    else None
-                )
-            ),
+            "media_id": ev.media_id or (await self._media(db, company_id, ev)),
             "wa_timestamp": ev.timestamp,
             "extra": {"kind": "phone"} if ev.from_me else dict(ev.extra),
             # Stamped now, not when the batch inserts it: the replies it gets come after.
@@ -1064,8 +1085,9 @@ class Inbound:
             db.add(message)
             await db.flush()
             await acks.apply_pending(db, message, "engine")
-        elif held is not None:
-            held[(session_id, ev.wa_message_id)] = row  # one executemany at the batch's end
+        elif rows is not None and held is not None:
+            rows[(session_id, ev.wa_message_id)] = row
+            held.add_row(Message, row)  # one executemany at the batch's end
         else:
             await db.execute(insert(Message), [row])
         if not ev.from_me:
@@ -1105,12 +1127,21 @@ class Inbound:
 
     # ------------------------------------------------------------------ tickets
 
+    async def _media(
+        self, db: AsyncSession, company_id: uuid.UUID, ev: MessageEvent
+    ) -> uuid.UUID | None:
+        if not ev.media_url:
+            return None
+        await _unhold(db)
+        return await store_received(db, self.kernel.settings, company_id, ev)
+
     async def _open_ticket(
         self, db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID
     ) -> Ticket | None:
         view: _View | None = db.info.get(_VIEW)
         if view is not None and client_id in view.open_clients and session_id in view.sessions:
             return view.open.get((client_id, session_id))
+        await _unhold(db)
         return await db.scalar(
             select(Ticket).where(
                 Ticket.client_id == client_id,
@@ -1126,19 +1157,27 @@ class Inbound:
         ticket = await self._open_ticket(db, client.id, session_id)
         if ticket is not None:
             return ticket, False, False
-        company = await db.get(Company, company_id)
-        assert company is not None
+        view: _View | None = db.info.get(_VIEW)
+        company = view.company if view is not None else None
+        if company is None:
+            company = await db.get(Company, company_id)
+            assert company is not None
+            if view is not None:
+                view.company = company
         window = settings_of(company).reopen_window_minutes
-        last = await db.scalar(
-            select(Ticket)
-            .where(
-                Ticket.client_id == client.id,
-                Ticket.session_id == session_id,
-                Ticket.status == TicketStatus.CLOSED,
+        last: Ticket | None = None
+        if window > 0 and (view is None or client.id not in view.created):
+            await _unhold(db)  # a reopen queries and flushes
+            last = await db.scalar(
+                select(Ticket)
+                .where(
+                    Ticket.client_id == client.id,
+                    Ticket.session_id == session_id,
+                    Ticket.status == TicketStatus.CLOSED,
+                )
+                .order_by(Ticket.closed_at.desc())
+                .limit(1)
             )
-            .order_by(Ticket.closed_at.desc())
-            .limit(1)
-        )
         now = utcnow()
         if (
             window > 0
@@ -1151,8 +1190,10 @@ class Inbound:
             await db.flush()  # the partial unique index speaks here if a race was lost
             _opened(db, client.id, session_id, last)
             return last, False, True
-        number = await next_ticket_number(db, company_id)
+        with db.no_autoflush:  # the counter depends on nothing the session holds
+            number = await next_ticket_number(db, company_id)
         ticket = Ticket(
+            id=new_id(),
             company_id=company_id,
             number=number,
             client_id=client.id,
@@ -1160,8 +1201,12 @@ class Inbound:
             status=TicketStatus.PENDING,
             flow_state=FlowState.NEW,
         )
-        db.add(ticket)
-        await db.flush()
+        held: Held | None = db.info.get(_HELD)
+        if held is not None:
+            held.add(ticket)  # the one-open-ticket index speaks at the batch's insert
+        else:
+            db.add(ticket)
+            await db.flush()
         _opened(db, client.id, session_id, ticket)
         return ticket, True, False
 
@@ -1206,10 +1251,15 @@ class Inbound:
                 ticket=ticket,
                 kind="menu",
                 extra=None if interactive is None else {"interactive": interactive},
+                held=db.info.get(_HELD),
             )
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:
+        view: _View | None = db.info.get(_VIEW)
+        if view is not None and client.id in view.created:
+            # Created in this batch: no closed ticket of theirs exists.
+            return Customer(name=client.name or client.profile_name)
         last = (
             await db.execute(
                 select(Ticket.department_id, Ticket.closed_at)
