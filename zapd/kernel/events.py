@@ -16,12 +16,13 @@ published, with its after-commit hooks.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
+from zapd.db.sqlite_driver import writes_behind
 from zapd.db.types import new_id, utcnow
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit, pending_hooks
@@ -137,7 +138,10 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
     # One executemany (Core on the table: the ORM's bulk insert would split the rows
     # by which columns are None); the Event objects stay outside the session (what the
     # hub reads after the commit is already on them, and the ORM has no per-row work).
-    await db.execute(Event.__table__.insert(), rows)
+    # On SQLite it rides with the commit's trip (`writes_behind`).
+    connection = await (await db.connection()).get_raw_connection()
+    with writes_behind(connection.driver_connection):
+        await db.execute(insert(cast(Table, Event.__table__)), rows)
     return len(held)
 
 

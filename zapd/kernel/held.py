@@ -17,6 +17,9 @@ Invariants:
   calls `insert` first (or the database refuses the flush with a foreign-key error,
   never a wrong row). A held object is not in the session: queries do not see it.
 - Raw rows (`add_row`, dicts of column values) go in with the objects of their table.
+- On SQLite the inserts ride with the transaction's next statement or its commit
+  (`zapd.db.sqlite_driver.writes_behind`): one thread trip instead of one per table;
+  an insert's error is raised there, and fails the transaction all the same.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from zapd.db.models import Base
+from zapd.db.sqlite_driver import writes_behind
 
 
 @functools.cache
@@ -36,15 +40,18 @@ def _table_order() -> dict[str, int]:
     return {t.name: i for i, t in enumerate(Base.metadata.sorted_tables)}
 
 
-@functools.cache
+_COLUMNS: dict[type[Any], tuple[tuple[str, str, Any], ...]] = {}
+
+
 def _columns(model: type[Any]) -> tuple[tuple[str, str, Any], ...]:
     """(attribute, column key, column default or None) of a model's columns."""
-    mapper = inspect(model)
-    out = []
-    for prop in mapper.column_attrs:
-        column = prop.columns[0]
-        out.append((prop.key, column.key, column.default))
-    return tuple(out)
+    found = _COLUMNS.get(model)
+    if found is None:
+        found = _COLUMNS[model] = tuple(
+            (prop.key, prop.columns[0].key, prop.columns[0].default)
+            for prop in inspect(model).column_attrs
+        )
+    return found
 
 
 def fill_defaults(obj: Any) -> None:
@@ -88,6 +95,21 @@ class Held:
         )
         objects, rows = self._objects, self._rows
         self._objects, self._rows = {}, {}
+        connection = await (await db.connection()).get_raw_connection()
+        with writes_behind(connection.driver_connection):
+            await self._insert(db, models, objects, rows)
+        for model in models:
+            for obj in objects.get(model, ()):
+                make_transient_to_detached(obj)
+                db.add(obj)
+
+    @staticmethod
+    async def _insert(
+        db: AsyncSession,
+        models: list[type[Any]],
+        objects: dict[type[Any], list[Any]],
+        rows: dict[type[Any], list[dict[str, Any]]],
+    ) -> None:
         for model in models:
             table: Table = model.__table__
             batch = [
@@ -101,7 +123,3 @@ class Held:
                 by_keys.setdefault(tuple(row), []).append(row)
             for group in by_keys.values():
                 await db.execute(table.insert(), group)
-        for model in models:
-            for obj in objects.get(model, ()):
-                make_transient_to_detached(obj)
-                db.add(obj)

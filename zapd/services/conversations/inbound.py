@@ -118,6 +118,7 @@ _FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the 
 _VIEW = "zap_inbound_view"  # db.info: the batch's `_View`
 _MESSAGES = "zap_inbound_messages"  # db.info: message rows inserted at the batch's end
 _HELD = "zap_inbound_held"  # db.info: the straight run's `Held` (new rows, one insert)
+_NUMBERS = "zap_inbound_numbers"  # db.info: the straight run's ticket numbers taken ahead
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -192,6 +193,54 @@ def _opened(db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID, t: Ti
         view.open[(client_id, session_id)] = t
 
 
+@dataclass
+class _Numbers:
+    """Ticket numbers a straight run took ahead with one counter UPDATE.
+
+    `first..last` are this transaction's (the company row stays locked from the UPDATE
+    to the commit, as for one number); what is left unused is given back before the
+    commit, so numbers stay gapless. A careful rerun takes them one by one: a savepoint
+    rolling back would undo the counter, not this memory.
+    """
+
+    wanted: int  # tickets the batch will likely create from here on (a guess)
+    first: int = 1
+    last: int = 0
+
+    async def take(self, db: AsyncSession, company_id: uuid.UUID) -> int:
+        """Return the next number, taking `wanted` (at least one) more when none is left."""
+        if self.first > self.last:
+            count = max(1, self.wanted)
+            with db.no_autoflush:  # the counter depends on nothing the session holds
+                last = await db.scalar(
+                    update(Company)
+                    .where(Company.id == company_id)
+                    .values(last_ticket_number=Company.last_ticket_number + count)
+                    .returning(Company.last_ticket_number)
+                    .execution_options(synchronize_session=False)
+                )
+            if last is None:
+                raise NotFound("company not found")
+            self.first, self.last = int(last) - count + 1, int(last)
+        number = self.first
+        self.first += 1
+        self.wanted = max(0, self.wanted - 1)
+        return number
+
+    async def give_back(self, db: AsyncSession, company_id: uuid.UUID) -> None:
+        """Return the numbers not used (they are the counter's last ones)."""
+        unused = self.last - self.first + 1
+        if unused <= 0:
+            return
+        await db.execute(
+            update(Company)
+            .where(Company.id == company_id, Company.last_ticket_number == self.last)
+            .values(last_ticket_number=Company.last_ticket_number - unused)
+            .execution_options(synchronize_session=False)
+        )
+        self.last = self.first - 1
+
+
 # A batch member: what to do, and the future its caller waits on.
 _Waiting = tuple[Any, "asyncio.Future[Any]"]
 
@@ -228,6 +277,17 @@ class _View:
     # Clients this batch created: no ticket of theirs exists beyond what the view holds.
     created: set[uuid.UUID] = field(default_factory=set)
     company: Company | None = None  # read once when a ticket needs it (held: identity map is weak)
+    batch: list[MessageEvent] = field(default_factory=list)
+
+    def newcomers(self) -> int:
+        """Guess how many of the batch's messages come from senders with no client yet."""
+        return sum(
+            1
+            for ev in self.batch
+            if not ev.from_me
+            and self.known.covers(sender_of(ev))
+            and not self.known.find_ids(sender_of(ev))
+        )
 
     @classmethod
     async def read(
@@ -259,7 +319,7 @@ class _View:
                 )
             )
         }
-        return cls(known, clients, sessions, opened, chat_keys, chats)
+        return cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
 
 
 class Inbound:
@@ -639,7 +699,11 @@ class Inbound:
         processed: list[uuid.UUID] = []
         poisoned: list[tuple[uuid.UUID, str]] = []
         async with self.kernel.tx() as db:
-            if not await _lock_company(db, company_id):
+            # PostgreSQL: hold the company first (see `_lock_company`). SQLite has one
+            # writer: a company deleted before this began took its stored rows with it
+            # (ON DELETE CASCADE), so the query below finds none pending.
+            sqlite = self.kernel.engine.dialect.name == "sqlite"
+            if not sqlite and not await _lock_company(db, company_id):
                 return again  # deleted with its company
             pending = set(
                 await db.scalars(
@@ -682,6 +746,7 @@ class Inbound:
                 view = db.info.get(_VIEW)
                 if view is not None:
                     view.known.held = held
+                    db.info[_NUMBERS] = _Numbers(wanted=view.newcomers())
             for row_id, event in items:
                 if row_id not in pending:
                     continue
@@ -709,6 +774,9 @@ class Inbound:
             db.info.pop(_MESSAGES, None)
             if db.info.pop(_HELD, None) is not None and held is not None:
                 await held.insert(db)
+            numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
+            if numbers is not None:
+                await numbers.give_back(db, company_id)
             now = utcnow()
             if processed:
                 await db.execute(
@@ -1190,8 +1258,12 @@ class Inbound:
             await db.flush()  # the partial unique index speaks here if a race was lost
             _opened(db, client.id, session_id, last)
             return last, False, True
-        with db.no_autoflush:  # the counter depends on nothing the session holds
-            number = await next_ticket_number(db, company_id)
+        numbers: _Numbers | None = db.info.get(_NUMBERS)
+        if numbers is not None:
+            number = await numbers.take(db, company_id)
+        else:
+            with db.no_autoflush:  # the counter depends on nothing the session holds
+                number = await next_ticket_number(db, company_id)
         ticket = Ticket(
             id=new_id(),
             company_id=company_id,

@@ -1,8 +1,9 @@
 """Client identities read once for a batch of senders: `identity.find_or_create` without queries.
 
 The inbound pipeline processes a batch of events in one transaction; `Known.read`
-loads, in two queries, every identity row and `clients.phone` match that any sender
-of the batch could hit, plus those clients. `Known.find_or_create` then applies the
+loads, in two queries (a third when an identity's owner lacks the phone), every
+identity row and `clients.phone` match that any sender of the batch could hit, with
+those clients. `Known.find_or_create` then applies the
 rules of `zapd.services.people.identity` (identity matches first, then phone matches,
 oldest first; record every identity nobody holds; fill the phone / LID the client
 lacks) on that snapshot, keeping it up to date with what it writes.
@@ -70,19 +71,20 @@ class Known:
             )
             known.owners = {(kind, value): cid for kind, value, cid in rows.all()}
         if known.phones:
-            phone_rows = await db.execute(
-                select(Client.id, Client.phone).where(
+            # The clients themselves at once: a client matched by phone is usually the
+            # owner of that phone's identity too, so the query below rarely runs.
+            for client in await db.scalars(
+                select(Client).where(
                     Client.company_id == company_id, Client.phone.in_(sorted(known.phones))
                 )
-            )
-            for cid, phone in phone_rows.all():
-                if phone is not None:
-                    known.by_phone.setdefault(phone, set()).add(cid)
-        ids = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
-        if ids:
-            known.clients = {
-                c.id: c for c in await db.scalars(select(Client).where(Client.id.in_(sorted(ids))))
-            }
+            ):
+                known.clients[client.id] = client
+                if client.phone is not None:
+                    known.by_phone.setdefault(client.phone, set()).add(client.id)
+        missing = set(known.owners.values()) - set(known.clients)
+        if missing:
+            for client in await db.scalars(select(Client).where(Client.id.in_(sorted(missing)))):
+                known.clients[client.id] = client
         return known
 
     def covers(self, sender: Identity) -> bool:
