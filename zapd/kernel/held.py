@@ -19,20 +19,27 @@ Invariants:
 - Raw rows (`add_row`, dicts of column values) go in with the objects of their table.
 - On SQLite the inserts ride with the transaction's next statement or its commit
   (`zapd.db.sqlite_driver.writes_behind`): one thread trip instead of one per table;
-  an insert's error is raised there, and fails the transaction all the same.
+  an insert's error is raised there, and fails the transaction all the same. They are
+  queued on the driver connection as plain SQL with every column's value converted by
+  the column type's own bind processor (what SQLAlchemy would send), sparing its
+  per-statement and per-row machinery; a table with a column only the server fills
+  in (no Python default) goes through SQLAlchemy instead. Elsewhere: one Core
+  executemany per table and set of columns.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, inspect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from zapd.db.models import Base
-from zapd.db.sqlite_driver import writes_behind
+from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 
 
 @functools.cache
@@ -52,6 +59,70 @@ def _columns(model: type[Any]) -> tuple[tuple[str, str, Any], ...]:
             for prop in inspect(model).column_attrs
         )
     return found
+
+
+# A table's plain INSERT: its SQL, and per column (key, default, bind processor).
+_Plan = tuple[str, tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]]
+_PLANS: dict[tuple[str, str], _Plan | None] = {}
+
+
+def _plan(table: Table, dialect: Dialect) -> _Plan | None:
+    """The raw INSERT of every column of `table` (None: a column needs the server's default)."""
+    key = (table.name, dialect.name)
+    if key in _PLANS:
+        return _PLANS[key]
+    plan: _Plan | None = None
+    if all(c.default is not None or c.server_default is None for c in table.columns):
+        compiled = table.insert().compile(
+            dialect=dialect, column_keys=[c.key for c in table.columns]
+        )
+        columns = {c.key: c for c in table.columns}
+        order = compiled.positiontup or []
+        if sorted(order) == sorted(columns):  # one placeholder per column, by key
+            plan = (
+                compiled.string,
+                tuple(
+                    (
+                        name,
+                        columns[name].default,
+                        columns[name].type.dialect_impl(dialect).bind_processor(dialect),
+                    )
+                    for name in order
+                ),
+            )
+    _PLANS[key] = plan
+    return plan
+
+
+def _values(plan: _Plan, row: dict[str, Any]) -> tuple[Any, ...]:
+    out = []
+    for key, default, process in plan[1]:
+        if key in row:
+            value = row[key]
+        elif default is None:
+            value = None
+        else:
+            value = default.arg(None) if default.is_callable else default.arg
+        out.append(value if process is None else process(value))
+    return tuple(out)
+
+
+async def insert_rows(db: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts of column values) into `table`; on SQLite, behind (module doc)."""
+    if not rows:
+        return
+    connection = await db.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    plan = _plan(table, connection.dialect) if isinstance(driver, OneTripConnection) else None
+    if plan is not None and isinstance(driver, OneTripConnection):
+        driver.queue(plan[0], [_values(plan, row) for row in rows], True)
+        return
+    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_keys.setdefault(tuple(row), []).append(row)
+    with writes_behind(driver):
+        for group in by_keys.values():
+            await db.execute(table.insert(), group)
 
 
 def fill_defaults(obj: Any) -> None:
@@ -95,31 +166,13 @@ class Held:
         )
         objects, rows = self._objects, self._rows
         self._objects, self._rows = {}, {}
-        connection = await (await db.connection()).get_raw_connection()
-        with writes_behind(connection.driver_connection):
-            await self._insert(db, models, objects, rows)
         for model in models:
-            for obj in objects.get(model, ()):
-                make_transient_to_detached(obj)
-                db.add(obj)
-
-    @staticmethod
-    async def _insert(
-        db: AsyncSession,
-        models: list[type[Any]],
-        objects: dict[type[Any], list[Any]],
-        rows: dict[type[Any], list[dict[str, Any]]],
-    ) -> None:
-        for model in models:
-            table: Table = model.__table__
             batch = [
                 {key: obj.__dict__.get(attr) for attr, key, _ in _columns(model)}
                 for obj in objects.get(model, ())
             ]
-            if batch:
-                await db.execute(table.insert(), batch)
-            by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for row in rows.get(model, ()):
-                by_keys.setdefault(tuple(row), []).append(row)
-            for group in by_keys.values():
-                await db.execute(table.insert(), group)
+            await insert_rows(db, model.__table__, batch + rows.get(model, []))
+        for model in models:
+            for obj in objects.get(model, ()):
+                make_transient_to_detached(obj)
+                db.add(obj)
