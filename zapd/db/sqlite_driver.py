@@ -15,7 +15,9 @@ same exceptions (raised on the thread, re-raised here), `description`, `rowcount
 `lastrowid` as sqlite3 left them.
 
 Some statements need no answer before the next one: a `BEGIN`, and, inside a
-`writes_behind` block, an INSERT without RETURNING. Those are queued on the connection
+`writes_behind` block, an INSERT, UPDATE or DELETE without RETURNING (the caller
+promises it reads neither rows nor rowcount: the ORM's flush, which checks rowcounts,
+must not run inside one). Those are queued on the connection
 and run on its thread just before the next statement (or the commit), in the same trip;
 a rollback drops them unrun. A queued statement's error is raised by the statement
 whose trip ran it (the transaction fails the same way, one statement later).
@@ -158,7 +160,7 @@ class OneTripConnection(aiosqlite.Connection):
         if not self._behind:
             return False
         head = sql.lstrip()[:6].upper()
-        return head == "INSERT" and "RETURNING" not in sql.upper()
+        return head in ("INSERT", "UPDATE", "DELETE") and "RETURNING" not in sql.upper()
 
     def queue(self, sql: str, params: Any, many: bool) -> None:
         """Hold a statement for the next trip."""
@@ -232,7 +234,7 @@ def creator(connect: Callable[[], sqlite3.Connection]) -> Callable[[], Any]:
 
 @contextlib.contextmanager
 def writes_behind(connection: Any) -> Iterator[None]:
-    """Within the block, queue this connection's INSERTs without RETURNING for the next trip.
+    """Within the block, queue this connection's writes without RETURNING for the next trip.
 
     `connection` is a driver connection; any other driver's is left alone.
     """

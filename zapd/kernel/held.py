@@ -17,6 +17,11 @@ Invariants:
   calls `insert` first (or the database refuses the flush with a foreign-key error,
   never a wrong row). A held object is not in the session: queries do not see it.
 - Raw rows (`add_row`, dicts of column values) go in with the objects of their table.
+- `write_changes` writes what changed on the session's persistent objects of some
+  models with one executemany UPDATE per model and set of columns (the onupdate
+  columns stamped as a flush would), then marks those values committed: the flush
+  that follows has nothing left to write for them. It compares values as the flush
+  does (an attribute set to its loaded value is no change).
 - On SQLite the inserts ride with the transaction's next statement or its commit
   (`zapd.db.sqlite_driver.writes_behind`): one thread trip instead of one per table;
   an insert's error is raised there, and fails the transaction all the same. They are
@@ -33,10 +38,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Table, inspect
+from sqlalchemy import Table, bindparam, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from zapd.db.models import Base
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
@@ -107,6 +113,88 @@ def _values(plan: _Plan, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+_UPDATES: dict[tuple[str, tuple[str, ...], str], tuple[Any, _Plan]] = {}
+_PK = "held_pk"
+
+
+def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[Any, _Plan]:
+    """`UPDATE table SET keys... WHERE id = :held_pk`, and its raw form."""
+    cache_key = (table.name, keys, dialect.name)
+    found = _UPDATES.get(cache_key)
+    if found is None:
+        stmt = (
+            table.update()
+            .where(table.c.id == bindparam(_PK))
+            .values({k: bindparam(k) for k in keys})
+        )
+        compiled = stmt.compile(dialect=dialect)
+        types = {k: table.c[k].type for k in keys} | {_PK: table.c.id.type}
+        plan: _Plan = (
+            compiled.string,
+            tuple(
+                (name, None, types[name].dialect_impl(dialect).bind_processor(dialect))
+                for name in compiled.positiontup or []
+            ),
+        )
+        found = _UPDATES[cache_key] = (stmt, plan)
+    return found
+
+
+async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None:
+    """Write the changes of the session's objects of `models` now (module docstring)."""
+    groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
+    for obj in list(db.dirty):
+        model = type(obj)
+        if model not in models:
+            continue
+        state = inspect(obj)
+        if not state.persistent or not state.committed_state:
+            continue
+        values: dict[str, Any] = {}
+        for attr in list(state.committed_state):
+            history = state.attrs[attr].history
+            if history.added or history.deleted:
+                values[attr] = history.added[0] if history.added else None
+        if not values:
+            continue
+        for attr, onupdate in _onupdates(model):
+            if attr not in values:
+                values[attr] = onupdate.arg(None) if onupdate.is_callable else onupdate.arg
+        keys = tuple(sorted(values))
+        groups.setdefault((model, keys), []).append((obj, values))
+    if not groups:
+        return
+    connection = await db.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    for (model, keys), members in groups.items():
+        names = {attr: key for attr, key, _ in _columns(model)}
+        rows = [{names[a]: v for a, v in values.items()} | {_PK: obj.id} for obj, values in members]
+        stmt, plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
+        if isinstance(driver, OneTripConnection):
+            driver.queue(plan[0], [_values(plan, row) for row in rows], True)
+        else:
+            with db.no_autoflush:  # the flush would write these very changes first
+                await db.execute(stmt, rows)
+        for obj, values in members:
+            for attr, value in values.items():
+                set_committed_value(obj, attr, value)
+
+
+_ONUPDATES: dict[type[Any], tuple[tuple[str, Any], ...]] = {}
+
+
+def _onupdates(model: type[Any]) -> tuple[tuple[str, Any], ...]:
+    """(attribute, onupdate default) of a model's columns stamped on every UPDATE."""
+    found = _ONUPDATES.get(model)
+    if found is None:
+        found = _ONUPDATES[model] = tuple(
+            (prop.key, prop.columns[0].onupdate)
+            for prop in inspect(model).column_attrs
+            if prop.columns[0].onupdate is not None
+        )
+    return found
+
+
 async def insert_rows(db: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (dicts of column values) into `table`; on SQLite, behind (module doc)."""
     if not rows:
@@ -120,7 +208,7 @@ async def insert_rows(db: AsyncSession, table: Table, rows: list[dict[str, Any]]
     by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         by_keys.setdefault(tuple(row), []).append(row)
-    with writes_behind(driver):
+    with writes_behind(driver), db.no_autoflush:  # the session's changes are not ours
         for group in by_keys.values():
             await db.execute(table.insert(), group)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ChatType, MessageDirection, MessageStatus
 from tests.zapd.db import factories as f
 from zapd.db.models import Chat, Client, Message, Ticket
 from zapd.db.types import new_id, utcnow
-from zapd.kernel.held import Held
+from zapd.kernel.held import Held, write_changes
 
 SKIP = {"id", "created_at", "updated_at", "client_id", "chat_id", "ticket_id", "number", "phone"}
 SKIP |= {"wa_chat_id"}  # what the two families differ in by construction
@@ -86,3 +86,44 @@ async def test_held_rows_match_the_sessions_and_attach_clean(db: AsyncSession) -
     family[1].unread_count += 1
     await db.flush()
     assert (await _row(db, Chat, family[1].id))["unread_count"] == 1
+
+
+async def test_write_changes_writes_what_a_flush_would_and_leaves_it_nothing(
+    db: AsyncSession,
+) -> None:
+    c = f.company()
+    db.add(c)
+    await db.flush()
+    s = f.session(c)
+    db.add(s)
+    await db.flush()
+    client, chat, ticket = _family(c, s, "+5511933330000")
+    ticket.number = 1
+    for obj in (client, chat, ticket):
+        db.add(obj)
+        await db.flush()
+    stamped = chat.updated_at
+    chat.unread_count += 2
+    chat.name = chat.name  # set to what it holds: no change
+    ticket.flow_data = {"tries": 1}
+    untouched = ticket.updated_at
+    await write_changes(db, (Chat,))  # tickets are left to the flush
+    assert not db.is_modified(chat) and db.is_modified(ticket)
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split()[1])
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await db.flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements == ["tickets"]  # the chat had nothing left to write
+    table = Chat.__table__
+    row = (await db.execute(select(table).where(table.c.id == chat.id))).mappings().one()
+    assert row["unread_count"] == 2 and row["updated_at"] >= stamped
+    table = Ticket.__table__
+    row = (await db.execute(select(table).where(table.c.id == ticket.id))).mappings().one()
+    assert row["flow_data"] == {"tries": 1} and row["updated_at"] >= untouched

@@ -85,12 +85,13 @@ from zapd.db.models import (
     WaSession,
     WebhookEvent,
 )
+from zapd.db.sqlite_driver import writes_behind
 from zapd.db.types import new_id, utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
 from zapd.kernel import events
-from zapd.kernel.held import Held
+from zapd.kernel.held import Held, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
 from zapd.services.conversations.menus import menu_messages
@@ -774,21 +775,26 @@ class Inbound:
             db.info.pop(_MESSAGES, None)
             if db.info.pop(_HELD, None) is not None and held is not None:
                 await held.insert(db)
+                # The batch's counters and timestamps on chats and tickets it loaded.
+                await write_changes(db, (Chat, Ticket))
             numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
             if numbers is not None:
                 await numbers.give_back(db, company_id)
             now = utcnow()
             if processed:
-                await db.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id.in_(processed))
-                    .values(
-                        state=WebhookEventState.PROCESSED,
-                        processed_at=now,
-                        attempts=WebhookEvent.attempts + 1,
+                await db.flush()  # nothing the ORM writes may go behind (it reads rowcounts)
+                driver = (await (await db.connection()).get_raw_connection()).driver_connection
+                with writes_behind(driver):  # SQLite: rides with the next trip
+                    await db.execute(
+                        update(WebhookEvent)
+                        .where(WebhookEvent.id.in_(processed))
+                        .values(
+                            state=WebhookEventState.PROCESSED,
+                            processed_at=now,
+                            attempts=WebhookEvent.attempts + 1,
+                        )
+                        .execution_options(synchronize_session=False)
                     )
-                    .execution_options(synchronize_session=False)
-                )
             for row_id, error in poisoned:
                 await db.execute(
                     update(WebhookEvent)
