@@ -100,6 +100,26 @@ def _plan(table: Table, dialect: Dialect) -> _Plan | None:
     return plan
 
 
+@functools.cache
+def _complete(table: Table) -> bool:
+    """Tell whether the client can fill every column (no column only the server fills)."""
+    return all(c.default is not None or c.server_default is None for c in table.columns)
+
+
+def _full(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column it lacks set to its default (or NULL), in table order."""
+    out = {}
+    for c in table.columns:
+        default: Any = c.default
+        if c.key in row:
+            out[c.key] = row[c.key]
+        elif default is None:
+            out[c.key] = None
+        else:
+            out[c.key] = default.arg(None) if default.is_callable else default.arg
+    return out
+
+
 def _values(plan: _Plan, row: dict[str, Any]) -> tuple[Any, ...]:
     out = []
     for key, default, process in plan[1]:
@@ -206,6 +226,8 @@ async def insert_rows(db: AsyncSession, table: Table, rows: list[dict[str, Any]]
         driver.queue(plan[0], [_values(plan, row) for row in rows], True)
         return
     by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    if _complete(table):  # every row given every column: one executemany
+        rows = [_full(table, row) for row in rows]
     for row in rows:
         by_keys.setdefault(tuple(row), []).append(row)
     with writes_behind(driver), db.no_autoflush:  # the session's changes are not ours

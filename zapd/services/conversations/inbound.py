@@ -29,13 +29,24 @@ batch reads its senders' clients, open tickets and chats at once (`_View`): that
 snapshot lives in the batch's transaction only, follows the batch's own writes, and
 is dropped when a savepoint rolls back; nothing is cached across transactions, so a
 ticket closed, a client merged or erased, a menu edited elsewhere is seen by the next
-batch. Run straight through, a batch holds its inbound message rows (ids made
-client-side) and inserts them with one executemany at its end: a redelivery or a
-quote of a message earlier in the batch is looked up among the held rows first;
-anything failing then fails the whole straight run (and the careful rerun inserts
-each row in its event's savepoint). Messages sent from the phone stay ORM rows (their
-early acks apply to them). `process_events` (a Cloud webhook's events) and the retry
-of deferred events keep the per-row path.
+batch. Run straight through, a batch holds every row it creates (inbound messages,
+clients and their identities, chats, tickets, menu replies and their outbox rows; ids
+made client-side; `zapd.kernel.held`) and inserts them at its end with one executemany
+per table, parents first, then writes its changes to the chats and tickets it loaded
+the same way: a redelivery or a quote of a message earlier in the batch is looked up
+among the held rows first, and whatever must query or flush mid-batch (a reopen, a
+message from the phone, media, an ack or a contact, a sender the view does not cover)
+inserts the held rows first. Anything failing then fails the whole straight run (and
+the careful rerun writes each row in its event's savepoint, as before). A straight run
+takes the ticket numbers its newcomers will need with one counter UPDATE and gives the
+unused ones back before its commit (`_Numbers`: gapless, the company row stays locked
+from the first UPDATE to the commit); the careful rerun takes them one by one. On
+SQLite the batch does not lock the company row (one writer; a company deleted before
+the batch began took its stored rows with it), and its held rows and PROCESSED mark
+ride with the next statement's thread trip (`zapd.db.sqlite_driver.writes_behind`).
+Messages sent from the phone stay ORM rows (their early acks apply to them).
+`process_events` (a Cloud webhook's events) and the retry of deferred events keep the
+per-row path.
 """
 
 from __future__ import annotations
@@ -1368,18 +1379,20 @@ class Inbound:
         key = (company_id, session_id)
         found = cache.get(key)
         if found is None:
-            flow, departments = await self._flow(db, company_id, session_id)
             session = await db.get(WaSession, session_id) if session_id else None
+            flow, departments = await self._flow(db, company_id, session)
             native = session is not None and session.engine == Engine.CLOUD
             timeouts = {d.id: d.response_timeout_seconds for d in departments.values()}
             found = cache[key] = (flow, timeouts, native)
         return found
 
     async def _flow(
-        self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None
+        self, db: AsyncSession, company_id: uuid.UUID, session: WaSession | None
     ) -> tuple[Flow, dict[uuid.UUID, Department]]:
-        company = await db.get(Company, company_id)
-        session = await db.get(WaSession, session_id) if session_id else None
+        view: _View | None = db.info.get(_VIEW)
+        company = view.company if view is not None else None
+        if company is None:
+            company = await db.get(Company, company_id)
         assert company is not None
         settings = settings_of(company)
         rows = list(
