@@ -17,11 +17,13 @@ Invariants:
   calls `insert` first (or the database refuses the flush with a foreign-key error,
   never a wrong row). A held object is not in the session: queries do not see it.
 - Raw rows (`add_row`, dicts of column values) go in with the objects of their table.
-- `write_changes` writes what changed on the session's persistent objects of some
-  models with one executemany UPDATE per model and set of columns (the onupdate
+- `write_changes` (SQLite only: elsewhere it leaves the work to the flush, which
+  costs no more there) queues what changed on the session's persistent objects of
+  some models, one executemany UPDATE per model and set of columns (the onupdate
   columns stamped as a flush would), then marks those values committed: the flush
-  that follows has nothing left to write for them. It compares values as the flush
-  does (an attribute set to its loaded value is no change).
+  that follows has nothing left to write for them, and the UPDATEs ride with the
+  next trip. It compares values as the flush does (an attribute set to its loaded
+  value is no change).
 - On SQLite the inserts ride with the transaction's next statement or its commit
   (`zapd.db.sqlite_driver.writes_behind`): one thread trip instead of one per table;
   an insert's error is raised there, and fails the transaction all the same. They are
@@ -133,12 +135,12 @@ def _values(plan: _Plan, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-_UPDATES: dict[tuple[str, tuple[str, ...], str], tuple[Any, _Plan]] = {}
+_UPDATES: dict[tuple[str, tuple[str, ...], str], _Plan] = {}
 _PK = "held_pk"
 
 
-def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[Any, _Plan]:
-    """`UPDATE table SET keys... WHERE id = :held_pk`, and its raw form."""
+def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
+    """The raw form of `UPDATE table SET keys... WHERE id = :held_pk`."""
     cache_key = (table.name, keys, dialect.name)
     found = _UPDATES.get(cache_key)
     if found is None:
@@ -156,12 +158,16 @@ def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[Any,
                 for name in compiled.positiontup or []
             ),
         )
-        found = _UPDATES[cache_key] = (stmt, plan)
+        found = _UPDATES[cache_key] = plan
     return found
 
 
 async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None:
-    """Write the changes of the session's objects of `models` now (module docstring)."""
+    """Queue the changes of the session's objects of `models` (module docstring)."""
+    connection = await db.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if not isinstance(driver, OneTripConnection):
+        return  # one executemany per shape from the flush costs the same
     groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
     for obj in list(db.dirty):
         model = type(obj)
@@ -182,19 +188,11 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
                 values[attr] = onupdate.arg(None) if onupdate.is_callable else onupdate.arg
         keys = tuple(sorted(values))
         groups.setdefault((model, keys), []).append((obj, values))
-    if not groups:
-        return
-    connection = await db.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
     for (model, keys), members in groups.items():
         names = {attr: key for attr, key, _ in _columns(model)}
         rows = [{names[a]: v for a, v in values.items()} | {_PK: obj.id} for obj, values in members]
-        stmt, plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
-        if isinstance(driver, OneTripConnection):
-            driver.queue(plan[0], [_values(plan, row) for row in rows], True)
-        else:
-            with db.no_autoflush:  # the flush would write these very changes first
-                await db.execute(stmt, rows)
+        plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
+        driver.queue(plan[0], [_values(plan, row) for row in rows], True)
         for obj, values in members:
             for attr, value in values.items():
                 set_committed_value(obj, attr, value)
