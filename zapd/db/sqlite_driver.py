@@ -14,7 +14,17 @@ transaction open. What SQLAlchemy sees is unchanged: the same dialect and adapte
 same exceptions (raised on the thread, re-raised here), `description`, `rowcount` and
 `lastrowid` as sqlite3 left them.
 
+Some statements need no answer before the next one: a `BEGIN`, and, inside a
+`writes_behind` block, an INSERT, UPDATE or DELETE without RETURNING (the caller
+promises it reads neither rows nor rowcount: the ORM's flush, which checks rowcounts,
+must not run inside one). Those are queued on the connection
+and run on its thread just before the next statement (or the commit), in the same trip;
+a rollback drops them unrun. A queued statement's error is raised by the statement
+whose trip ran it (the transaction fails the same way, one statement later).
+
 Invariants:
+- queued statements run in the order they were issued, before anything issued after
+  them, on the same connection: every later statement sees their effects;
 - whether a transaction is open is read from sqlite3 (`in_transaction`) on the
   connection's thread after every statement; after a failure, or anything not run
   through these cursors, it is unknown and commit/rollback make their trip as before;
@@ -25,8 +35,9 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -34,6 +45,8 @@ import aiosqlite
 ITER_CHUNK_SIZE = 64
 
 _Result = tuple[Any, int, int | None, list[Any], bool]
+_Queued = tuple[str, Any, bool]  # sql, parameters, executemany
+_BEGIN = frozenset({"BEGIN", "BEGIN IMMEDIATE"})
 
 
 def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> _Result:
@@ -48,6 +61,22 @@ def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> _Result
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows, conn.in_transaction
     finally:
         cursor.close()
+
+
+def _run_after(
+    conn: sqlite3.Connection, queued: list[_Queued], sql: str, params: Any, many: bool
+) -> _Result:
+    """On the connection's thread: the queued statements, then this one."""
+    for q_sql, q_params, q_many in queued:
+        _run(conn, q_sql, q_params, q_many)
+    return _run(conn, sql, params, many)
+
+
+def _commit_after(conn: sqlite3.Connection, queued: list[_Queued]) -> None:
+    """On the connection's thread: the queued statements, then the commit."""
+    for q_sql, q_params, q_many in queued:
+        _run(conn, q_sql, q_params, q_many)
+    conn.commit()
 
 
 class OneTripCursor:
@@ -69,8 +98,16 @@ class OneTripCursor:
 
     async def _go(self, sql: str, params: Any, many: bool) -> OneTripCursor:
         conn = self._connection
+        if conn.may_queue(sql):
+            conn.queue(sql, params, many)
+            self.description, self.rowcount, self.lastrowid, self._rows = None, -1, None, []
+            return self
+        queued, conn.queued = conn.queued, []
         conn.in_tx = None  # unknown until the statement reports back
-        result: _Result = await conn.trip(_run, conn._conn, sql, params, many)
+        if queued:
+            result: _Result = await conn.trip(_run_after, conn._conn, queued, sql, params, many)
+        else:
+            result = await conn.trip(_run, conn._conn, sql, params, many)
         self.description, self.rowcount, self.lastrowid, self._rows, conn.in_tx = result
         return self
 
@@ -107,6 +144,30 @@ class OneTripConnection(aiosqlite.Connection):
 
     # True/False: what sqlite3 said after the last statement; None: unknown.
     in_tx: bool | None = None
+    # Statements waiting for the next trip, and `in_tx` from before the first of them.
+    queued: list[_Queued]
+    _before_queue: bool | None = None
+    _behind: int = 0  # open `writes_behind` blocks
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queued = []
+
+    def may_queue(self, sql: str) -> bool:
+        """Tell whether `sql` can wait for the next trip (see the module docstring)."""
+        if sql in _BEGIN:
+            return True
+        if not self._behind:
+            return False
+        head = sql.lstrip()[:6].upper()
+        return head in ("INSERT", "UPDATE", "DELETE") and "RETURNING" not in sql.upper()
+
+    def queue(self, sql: str, params: Any, many: bool) -> None:
+        """Hold a statement for the next trip."""
+        if not self.queued:
+            self._before_queue = self.in_tx
+        self.queued.append((sql, list(params) if many else params, many))
+        self.in_tx = None
 
     async def trip(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` on the connection's thread and return its result."""
@@ -124,8 +185,24 @@ class OneTripConnection(aiosqlite.Connection):
         """Run one statement per parameter set on a new cursor."""
         return await OneTripCursor(self).executemany(sql, parameters)
 
+    def _drop_begin_only(self) -> bool:
+        """Forget a queue that is only a BEGIN on an idle connection; True if it was."""
+        if self._before_queue is False and all(q[0] in _BEGIN for q in self.queued):
+            self.queued = []
+            self.in_tx = False
+            return True
+        return False
+
     async def commit(self) -> None:
         """Commit, unless SQLite said after the last statement that nothing is open."""
+        if self.queued:
+            if self._drop_begin_only():
+                return  # a transaction that ran nothing: nothing to commit
+            queued, self.queued = self.queued, []
+            self.in_tx = None
+            await self.trip(_commit_after, self._conn, queued)
+            self.in_tx = False
+            return
         if self.in_tx is False:
             return
         self.in_tx = None
@@ -133,7 +210,10 @@ class OneTripConnection(aiosqlite.Connection):
         self.in_tx = False
 
     async def rollback(self) -> None:
-        """Roll back, unless SQLite said after the last statement that nothing is open."""
+        """Roll back (queued statements are dropped), unless nothing is open."""
+        if self.queued:
+            self.in_tx = self._before_queue
+            self.queued = []
         if self.in_tx is False:
             return
         self.in_tx = None
@@ -150,3 +230,19 @@ def creator(connect: Callable[[], sqlite3.Connection]) -> Callable[[], Any]:
         return connection
 
     return open_connection
+
+
+@contextlib.contextmanager
+def writes_behind(connection: Any) -> Iterator[None]:
+    """Within the block, queue this connection's writes without RETURNING for the next trip.
+
+    `connection` is a driver connection; any other driver's is left alone.
+    """
+    if not isinstance(connection, OneTripConnection):
+        yield
+        return
+    connection._behind += 1
+    try:
+        yield
+    finally:
+        connection._behind -= 1

@@ -16,15 +16,16 @@ published, with its after-commit hooks.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
 from zapd.db.types import new_id, utcnow
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit, pending_hooks
+from zapd.kernel.held import insert_rows
 from zapd.kernel.scoping import take_company_counter
 
 _DEFERRED = "zap_deferred_events"
@@ -134,9 +135,11 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
         event.id = event.id or new_id()
         event.created_at = event.created_at or now
         rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
-    # One executemany; the Event objects stay outside the session (what the hub reads
-    # after the commit is already on them, and the ORM has no per-row flush work).
-    await db.execute(insert(Event), rows)
+    # One executemany on the table (the ORM's bulk insert would split the rows by which
+    # columns are None; on SQLite it rides with the commit's trip: `zapd.kernel.held`);
+    # the Event objects stay outside the session (what the hub reads after the commit
+    # is already on them, and the ORM has no per-row work).
+    await insert_rows(db, cast(Table, Event.__table__), rows)
     return len(held)
 
 

@@ -19,7 +19,7 @@ from shared.enums import FlowState, TicketStatus, WebhookEventState
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
 from zapd.connectors.events import AnyEngineEvent, MessageEvent
-from zapd.db.models import Event, Message, Ticket, WebhookEvent
+from zapd.db.models import Company, Event, Message, Ticket, WebhookEvent
 
 
 def _says(
@@ -157,8 +157,15 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
         tickets = await db.scalar(
             select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
         )
+        numbers = sorted(await db.scalars(select(Ticket.number).where(Ticket.session_id == sid)))
+        counter = await db.scalar(
+            select(Company.last_ticket_number).where(Company.id == t.company_id)
+        )
     assert len(ticket_ids) == 1 and None not in ticket_ids
     assert tickets == 5
+    # The batch took a number for each of its six newcomers at once; the one it did not
+    # use went back: numbers stay gapless.
+    assert numbers == [1, 2, 3, 4, 5] and counter == 5
 
 
 async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) -> None:

@@ -55,7 +55,11 @@ async def test_a_read_is_one_trip_and_idle_commit_rollback_are_none(
     async with read_only(sqlite_engine).connect() as conn:
         await conn.execute(text("SELECT v FROM t"))
         await conn.commit()
-    assert trips.names == ["_run", "_run", "commit"]  # BEGIN, SELECT, COMMIT
+    assert trips.names == ["_run_after", "commit"]  # BEGIN with the SELECT, COMMIT
+    trips.names.clear()
+    async with sqlite_engine.begin():
+        pass  # BEGIN IMMEDIATE queued, never needed: no trip at all
+    assert trips.names == []
 
 
 async def test_writes_commit_and_roll_back(sqlite_engine: AsyncEngine) -> None:
@@ -103,3 +107,51 @@ async def test_savepoints_and_many_rows(sqlite_engine: AsyncEngine) -> None:
         first = result.fetchmany(2)
         rest = result.all()
     assert [r[0] for r in first] == ["kept", "r0000"] and len(rest) == 1499
+
+
+async def _driver(conn: Any) -> Any:
+    return (await conn.get_raw_connection()).driver_connection
+
+
+async def test_writes_behind_ride_with_the_next_statement_or_the_commit(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trips = Trips(monkeypatch)
+    async with sqlite_engine.begin() as conn:
+        with sqlite_driver.writes_behind(await _driver(conn)):
+            await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": "b"}, {"v": "c"}])
+        assert trips.names == []  # BEGIN and both inserts wait
+        seen = (await conn.execute(text("SELECT count(*) FROM t"))).scalar()
+        assert seen == 3  # the next statement runs after them and sees them
+        assert trips.names == ["_run_after"]
+        with sqlite_driver.writes_behind(await _driver(conn)):
+            await conn.execute(text("INSERT INTO t (v) VALUES ('d')"))
+    assert trips.names == ["_run_after", "_commit_after"]  # the last one rode with COMMIT
+    assert await _values(sqlite_engine) == ["a", "b", "c", "d"]
+
+
+async def test_a_queued_insert_fails_at_the_next_trip_and_a_rollback_drops_the_queue(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(exc.IntegrityError):
+        async with sqlite_engine.begin() as conn:
+            with sqlite_driver.writes_behind(await _driver(conn)):
+                await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+                await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+            await conn.execute(text("SELECT 1"))  # the duplicate is refused here
+    with pytest.raises(exc.IntegrityError):
+        async with sqlite_engine.begin() as conn:
+            with sqlite_driver.writes_behind(await _driver(conn)):
+                await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+                await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
+        # ... or by the commit
+    with pytest.raises(RuntimeError):
+        async with sqlite_engine.begin() as conn:
+            with sqlite_driver.writes_behind(await _driver(conn)):
+                await conn.execute(text("INSERT INTO t (v) VALUES ('never')"))
+            raise RuntimeError("roll back")
+    assert await _values(sqlite_engine) == []
+    async with sqlite_engine.begin() as conn:  # the connection is clean for the next writer
+        await conn.execute(text("INSERT INTO t (v) VALUES ('z')"))
+    assert await _values(sqlite_engine) == ["z"]

@@ -34,13 +34,24 @@ batch reads its senders' clients, open tickets and chats at once (`_View`): that
 snapshot lives in the batch's transaction only, follows the batch's own writes, and
 is dropped when a savepoint rolls back; nothing is cached across transactions, so a
 ticket closed, a client merged or erased, a menu edited elsewhere is seen by the next
-batch. Run straight through, a batch holds its inbound message rows (ids made
-client-side) and inserts them with one executemany at its end: a redelivery or a
-quote of a message earlier in the batch is looked up among the held rows first;
-anything failing then fails the whole straight run (and the careful rerun inserts
-each row in its event's savepoint). Messages sent from the phone stay ORM rows (their
-early acks apply to them). `process_events` (a Cloud webhook's events) and the retry
-of deferred events keep the per-row path.
+batch. Run straight through, a batch holds every row it creates (inbound messages,
+clients and their identities, chats, tickets, menu replies and their outbox rows; ids
+made client-side; `zapd.kernel.held`) and inserts them at its end with one executemany
+per table, parents first, then writes its changes to the chats and tickets it loaded
+the same way: a redelivery or a quote of a message earlier in the batch is looked up
+among the held rows first, and whatever must query or flush mid-batch (a reopen, a
+message from the phone, media, an ack or a contact, a sender the view does not cover)
+inserts the held rows first. Anything failing then fails the whole straight run (and
+the careful rerun writes each row in its event's savepoint, as before). A straight run
+takes the ticket numbers its newcomers will need with one counter UPDATE and gives the
+unused ones back before its commit (`_Numbers`: gapless, the company row stays locked
+from the first UPDATE to the commit); the careful rerun takes them one by one. On
+SQLite the batch does not lock the company row (one writer; a company deleted before
+the batch began took its stored rows with it), and its held rows and PROCESSED mark
+ride with the next statement's thread trip (`zapd.db.sqlite_driver.writes_behind`).
+Messages sent from the phone stay ORM rows (their early acks apply to them).
+`process_events` (a Cloud webhook's events) and the retry of deferred events keep the
+per-row path.
 """
 
 from __future__ import annotations
@@ -53,7 +64,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -90,11 +101,13 @@ from zapd.db.models import (
     WaSession,
     WebhookEvent,
 )
+from zapd.db.sqlite_driver import writes_behind
 from zapd.db.types import new_id, utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
 from zapd.kernel import events
+from zapd.kernel.held import Held, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
 from zapd.services.conversations.menus import menu_messages
@@ -121,6 +134,8 @@ _FLOW_CACHE = "zap_inbound_flow"  # db.info: flow configuration read in this tra
 _FRESH = "zap_inbound_fresh"  # db.info: (session, wa id) known absent when the batch began
 _VIEW = "zap_inbound_view"  # db.info: the batch's `_View`
 _MESSAGES = "zap_inbound_messages"  # db.info: message rows inserted at the batch's end
+_HELD = "zap_inbound_held"  # db.info: the straight run's `Held` (new rows, one insert)
+_NUMBERS = "zap_inbound_numbers"  # db.info: the straight run's ticket numbers taken ahead
 
 
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
@@ -181,11 +196,66 @@ def _sender_key(event: AnyEngineEvent) -> str:
     return key
 
 
+async def _unhold(db: AsyncSession) -> None:
+    """Insert the straight run's held rows now: what comes next may query or flush."""
+    held: Held | None = db.info.get(_HELD)
+    if held:
+        await held.insert(db)
+
+
 def _opened(db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID, t: Ticket) -> None:
     """Tell the batch's view (if any) that the client's ticket in the session is open."""
     view: _View | None = db.info.get(_VIEW)
     if view is not None:
         view.open[(client_id, session_id)] = t
+
+
+@dataclass
+class _Numbers:
+    """Ticket numbers a straight run took ahead with one counter UPDATE.
+
+    `first..last` are this transaction's (the company row stays locked from the UPDATE
+    to the commit, as for one number); what is left unused is given back before the
+    commit, so numbers stay gapless. A careful rerun takes them one by one: a savepoint
+    rolling back would undo the counter, not this memory.
+    """
+
+    wanted: int  # tickets the batch will likely create from here on (a guess)
+    first: int = 1
+    last: int = 0
+
+    async def take(self, db: AsyncSession, company_id: uuid.UUID) -> int:
+        """Return the next number, taking `wanted` (at least one) more when none is left."""
+        if self.first > self.last:
+            count = max(1, self.wanted)
+            with db.no_autoflush:  # the counter depends on nothing the session holds
+                last = await db.scalar(
+                    update(Company)
+                    .where(Company.id == company_id)
+                    .values(last_ticket_number=Company.last_ticket_number + count)
+                    .returning(Company.last_ticket_number)
+                    .execution_options(synchronize_session=False)
+                )
+            if last is None:
+                raise NotFound("company not found")
+            self.first, self.last = int(last) - count + 1, int(last)
+        number = self.first
+        self.first += 1
+        self.wanted = max(0, self.wanted - 1)
+        return number
+
+    async def give_back(self, db: AsyncSession, company_id: uuid.UUID) -> None:
+        """Return the numbers not used (they are the counter's last ones)."""
+        unused = self.last - self.first + 1
+        if unused <= 0:
+            return
+        await db.execute(
+            update(Company)
+            .where(Company.id == company_id, Company.last_ticket_number == self.last)
+            .values(last_ticket_number=Company.last_ticket_number - unused)
+            .execution_options(synchronize_session=False)
+        )
+        self.last = self.first - 1
 
 
 # A batch member: what to do, and the future its caller waits on.
@@ -222,6 +292,20 @@ class _View:
     open: dict[tuple[uuid.UUID, uuid.UUID], Ticket]  # (client, session) -> open ticket
     chat_keys: set[tuple[uuid.UUID, str]]  # (session, wa chat id) read
     chats: dict[tuple[uuid.UUID, str], Chat]
+    # Clients this batch created: no ticket of theirs exists beyond what the view holds.
+    created: set[uuid.UUID] = field(default_factory=set)
+    company: Company | None = None  # read once when a ticket needs it (held: identity map is weak)
+    batch: list[MessageEvent] = field(default_factory=list)
+
+    def newcomers(self) -> int:
+        """Guess how many of the batch's messages come from senders with no client yet."""
+        return sum(
+            1
+            for ev in self.batch
+            if not ev.from_me
+            and self.known.covers(sender_of(ev))
+            and not self.known.find_ids(sender_of(ev))
+        )
 
     @classmethod
     async def read(
@@ -253,7 +337,7 @@ class _View:
                 )
             )
         }
-        return cls(known, clients, sessions, opened, chat_keys, chats)
+        return cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
 
 
 class Inbound:
@@ -652,7 +736,11 @@ class Inbound:
         processed: list[uuid.UUID] = []
         poisoned: list[tuple[uuid.UUID, str]] = []
         async with self.kernel.tx() as db:
-            if not await _lock_company(db, company_id):
+            # PostgreSQL: hold the company first (see `_lock_company`). SQLite has one
+            # writer: a company deleted before this began took its stored rows with it
+            # (ON DELETE CASCADE), so the query below finds none pending.
+            sqlite = self.kernel.engine.dialect.name == "sqlite"
+            if not sqlite and not await _lock_company(db, company_id):
                 return again  # deleted with its company
             pending = set(
                 await db.scalars(
@@ -688,8 +776,14 @@ class Inbound:
                     ],
                 )
             events.defer_seqs(db)
+            held: Held | None = None
             if not careful:
                 db.info[_MESSAGES] = {}
+                held = db.info[_HELD] = Held()
+                view = db.info.get(_VIEW)
+                if view is not None:
+                    view.known.held = held
+                    db.info[_NUMBERS] = _Numbers(wanted=view.newcomers())
             for row_id, event in items:
                 if row_id not in pending:
                     continue
@@ -714,21 +808,29 @@ class Inbound:
                     poisoned.append((row_id, f"{type(exc).__name__}: {exc}"))
                 else:
                     processed.append(row_id)
-            held = db.info.pop(_MESSAGES, None)
-            if held:
-                await db.execute(insert(Message), list(held.values()))
+            db.info.pop(_MESSAGES, None)
+            if db.info.pop(_HELD, None) is not None and held is not None:
+                await held.insert(db)
+                # The batch's counters and timestamps on chats and tickets it loaded.
+                await write_changes(db, (Chat, Ticket))
+            numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
+            if numbers is not None:
+                await numbers.give_back(db, company_id)
             now = utcnow()
             if processed:
-                await db.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id.in_(processed))
-                    .values(
-                        state=WebhookEventState.PROCESSED,
-                        processed_at=now,
-                        attempts=WebhookEvent.attempts + 1,
+                await db.flush()  # nothing the ORM writes may go behind (it reads rowcounts)
+                driver = (await (await db.connection()).get_raw_connection()).driver_connection
+                with writes_behind(driver):  # SQLite: rides with the next trip
+                    await db.execute(
+                        update(WebhookEvent)
+                        .where(WebhookEvent.id.in_(processed))
+                        .values(
+                            state=WebhookEventState.PROCESSED,
+                            processed_at=now,
+                            attempts=WebhookEvent.attempts + 1,
+                        )
+                        .execution_options(synchronize_session=False)
                     )
-                    .execution_options(synchronize_session=False)
-                )
             for row_id, error in poisoned:
                 await db.execute(
                     update(WebhookEvent)
@@ -936,7 +1038,9 @@ class Inbound:
     async def _apply(self, db: AsyncSession, company_id: uuid.UUID, ev: AnyEngineEvent) -> None:
         if isinstance(ev, MessageEvent):
             await self._message(db, company_id, ev)
-        elif isinstance(ev, AckEvent):
+            return
+        await _unhold(db)  # acks and contacts look rows up by query
+        if isinstance(ev, AckEvent):
             await acks.on_ack(
                 db,
                 company_id,
@@ -957,6 +1061,7 @@ class Inbound:
     ) -> Client:
         view: _View | None = db.info.get(_VIEW)
         if view is None:
+            await _unhold(db)
             client, _ = await identity.find_or_create(
                 db, company_id, sender, profile_name=push_name
             )
@@ -964,6 +1069,7 @@ class Inbound:
         client, created = await view.known.find_or_create(db, sender, profile_name=push_name)
         if created:
             view.open_clients.add(client.id)  # a new client has no ticket yet
+            view.created.add(client.id)
         return client
 
     async def _contact(self, db: AsyncSession, company_id: uuid.UUID, ev: ContactEvent) -> None:
@@ -1013,9 +1119,11 @@ class Inbound:
         if chat_type == ChatType.DIRECT:
             client = await self._client(db, company_id, sender_of(ev), ev.push_name)
         view: _View | None = db.info.get(_VIEW)
+        held: Held | None = db.info.get(_HELD)
         if view is not None and (session_id, ev.chat_jid) in view.chat_keys:
             chat = view.chats.get((session_id, ev.chat_jid))
         else:
+            await _unhold(db)
             chat = await db.scalar(
                 select(Chat).where(
                     Chat.company_id == company_id,
@@ -1025,6 +1133,7 @@ class Inbound:
             )
         if chat is None:
             chat = Chat(
+                id=new_id(),
                 company_id=company_id,
                 session_id=session_id,
                 client_id=client.id if client else None,
@@ -1032,14 +1141,17 @@ class Inbound:
                 type=chat_type,
                 name=ev.push_name,
             )
-            db.add(chat)
-            await db.flush()
+            if held is not None:
+                held.add(chat)
+            else:
+                db.add(chat)
+                await db.flush()
             if view is not None:
                 view.chats[(session_id, ev.chat_jid)] = chat
         quoted_id = None
-        held: dict[tuple[uuid.UUID, str], dict[str, Any]] | None = db.info.get(_MESSAGES)
-        if ev.quoted_wa_message_id and held and (session_id, ev.quoted_wa_message_id) in held:
-            quoted_id = held[(session_id, ev.quoted_wa_message_id)]["id"]
+        rows: dict[tuple[uuid.UUID, str], dict[str, Any]] | None = db.info.get(_MESSAGES)
+        if ev.quoted_wa_message_id and rows and (session_id, ev.quoted_wa_message_id) in rows:
+            quoted_id = rows[(session_id, ev.quoted_wa_message_id)]["id"]
         elif ev.quoted_wa_message_id:
             quoted_id = await db.scalar(
                 select(Message.id).where(
@@ -1054,6 +1166,7 @@ class Inbound:
             ticket, created, reopened = await self._ticket_for(db, company_id, session_id, client)
             ticket.chat_id = chat.id
         elif client is not None and ev.from_me:
+            await _unhold(db)  # the message below is flushed at once
             ticket = await self._open_ticket(db, client.id, session_id)
         now = utcnow()
         row: dict[str, Any] = {
@@ -1068,14 +1181,7 @@ class Inbound:
             "body": ev.body,
             "wa_message_id": ev.wa_message_id,
             "quoted_message_id": quoted_id,
-            "media_id": (
-                ev.media_id
-                or (
-                    await store_received(db, self.kernel.settings, company_id, ev)
-                    if ev.media_url
-                    else None
-                )
-            ),
+            "media_id": ev.media_id or (await self._media(db, company_id, ev)),
             "wa_timestamp": ev.timestamp,
             "extra": {"kind": "phone"} if ev.from_me else dict(ev.extra),
             # Stamped now, not when the batch inserts it: the replies it gets come after.
@@ -1089,8 +1195,9 @@ class Inbound:
             db.add(message)
             await db.flush()
             await acks.apply_pending(db, message, "engine")
-        elif held is not None:
-            held[(session_id, ev.wa_message_id)] = row  # one executemany at the batch's end
+        elif rows is not None and held is not None:
+            rows[(session_id, ev.wa_message_id)] = row
+            held.add_row(Message, row)  # one executemany at the batch's end
         else:
             await db.execute(insert(Message), [row])
         if not ev.from_me:
@@ -1130,12 +1237,21 @@ class Inbound:
 
     # ------------------------------------------------------------------ tickets
 
+    async def _media(
+        self, db: AsyncSession, company_id: uuid.UUID, ev: MessageEvent
+    ) -> uuid.UUID | None:
+        if not ev.media_url:
+            return None
+        await _unhold(db)
+        return await store_received(db, self.kernel.settings, company_id, ev)
+
     async def _open_ticket(
         self, db: AsyncSession, client_id: uuid.UUID, session_id: uuid.UUID
     ) -> Ticket | None:
         view: _View | None = db.info.get(_VIEW)
         if view is not None and client_id in view.open_clients and session_id in view.sessions:
             return view.open.get((client_id, session_id))
+        await _unhold(db)
         return await db.scalar(
             select(Ticket).where(
                 Ticket.client_id == client_id,
@@ -1151,19 +1267,27 @@ class Inbound:
         ticket = await self._open_ticket(db, client.id, session_id)
         if ticket is not None:
             return ticket, False, False
-        company = await db.get(Company, company_id)
-        assert company is not None
+        view: _View | None = db.info.get(_VIEW)
+        company = view.company if view is not None else None
+        if company is None:
+            company = await db.get(Company, company_id)
+            assert company is not None
+            if view is not None:
+                view.company = company
         window = settings_of(company).reopen_window_minutes
-        last = await db.scalar(
-            select(Ticket)
-            .where(
-                Ticket.client_id == client.id,
-                Ticket.session_id == session_id,
-                Ticket.status == TicketStatus.CLOSED,
+        last: Ticket | None = None
+        if window > 0 and (view is None or client.id not in view.created):
+            await _unhold(db)  # a reopen queries and flushes
+            last = await db.scalar(
+                select(Ticket)
+                .where(
+                    Ticket.client_id == client.id,
+                    Ticket.session_id == session_id,
+                    Ticket.status == TicketStatus.CLOSED,
+                )
+                .order_by(Ticket.closed_at.desc())
+                .limit(1)
             )
-            .order_by(Ticket.closed_at.desc())
-            .limit(1)
-        )
         now = utcnow()
         if (
             window > 0
@@ -1176,8 +1300,14 @@ class Inbound:
             await db.flush()  # the partial unique index speaks here if a race was lost
             _opened(db, client.id, session_id, last)
             return last, False, True
-        number = await next_ticket_number(db, company_id)
+        numbers: _Numbers | None = db.info.get(_NUMBERS)
+        if numbers is not None:
+            number = await numbers.take(db, company_id)
+        else:
+            with db.no_autoflush:  # the counter depends on nothing the session holds
+                number = await next_ticket_number(db, company_id)
         ticket = Ticket(
+            id=new_id(),
             company_id=company_id,
             number=number,
             client_id=client.id,
@@ -1185,8 +1315,12 @@ class Inbound:
             status=TicketStatus.PENDING,
             flow_state=FlowState.NEW,
         )
-        db.add(ticket)
-        await db.flush()
+        held: Held | None = db.info.get(_HELD)
+        if held is not None:
+            held.add(ticket)  # the one-open-ticket index speaks at the batch's insert
+        else:
+            db.add(ticket)
+            await db.flush()
         _opened(db, client.id, session_id, ticket)
         return ticket, True, False
 
@@ -1231,10 +1365,15 @@ class Inbound:
                 ticket=ticket,
                 kind="menu",
                 extra=None if interactive is None else {"interactive": interactive},
+                held=db.info.get(_HELD),
             )
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:
+        view: _View | None = db.info.get(_VIEW)
+        if view is not None and client.id in view.created:
+            # Created in this batch: no closed ticket of theirs exists.
+            return Customer(name=client.name or client.profile_name)
         last = (
             await db.execute(
                 select(Ticket.department_id, Ticket.closed_at)
@@ -1265,18 +1404,20 @@ class Inbound:
         key = (company_id, session_id)
         found = cache.get(key)
         if found is None:
-            flow, departments = await self._flow(db, company_id, session_id)
             session = await db.get(WaSession, session_id) if session_id else None
+            flow, departments = await self._flow(db, company_id, session)
             native = session is not None and session.engine == Engine.CLOUD
             timeouts = {d.id: d.response_timeout_seconds for d in departments.values()}
             found = cache[key] = (flow, timeouts, native)
         return found
 
     async def _flow(
-        self, db: AsyncSession, company_id: uuid.UUID, session_id: uuid.UUID | None
+        self, db: AsyncSession, company_id: uuid.UUID, session: WaSession | None
     ) -> tuple[Flow, dict[uuid.UUID, Department]]:
-        company = await db.get(Company, company_id)
-        session = await db.get(WaSession, session_id) if session_id else None
+        view: _View | None = db.info.get(_VIEW)
+        company = view.company if view is not None else None
+        if company is None:
+            company = await db.get(Company, company_id)
         assert company is not None
         settings = settings_of(company)
         rows = list(

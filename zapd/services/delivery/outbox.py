@@ -23,6 +23,7 @@ from zapd.db.types import new_id, utcnow
 from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, events
 from zapd.kernel.context import after_commit
+from zapd.kernel.held import Held
 from zapd.kernel.pagination import PageParams, paginate
 from zapd.kernel.principal import Actor, Principal
 from zapd.services.delivery.outbox_worker import fail_message
@@ -67,12 +68,16 @@ async def enqueue(
     note: bool = False,
     kind: str = "agent",  # agent, menu, system: kept in extra for the history
     extra: dict[str, Any] | None = None,  # more for the message's extra (e.g. interactive)
+    held: Held | None = None,  # the caller inserts the rows (a batch's `Held`); no key then
 ) -> Enqueued:
     """Create an outbound message and its outbox row (or an internal note) in this transaction.
 
     A repeated `idempotency_key` returns the first message and creates nothing.
-    Keys are scoped by the caller (e.g. "api:<company>:<client key>").
+    Keys are scoped by the caller (e.g. "api:<company>:<client key>"). With `held`,
+    the two rows wait there for the caller's insert instead of going to the session.
     """
+    if held is not None and idempotency_key is not None:
+        raise ValueError("an idempotency key is checked at once: it cannot be held")
     if idempotency_key is not None:
         existing = await by_key(db, idempotency_key)
         if existing is not None:
@@ -97,7 +102,10 @@ async def enqueue(
         created_at=now,
         updated_at=now,
     )
-    db.add(message)
+    if held is not None:
+        held.add(message)
+    else:
+        db.add(message)
     box: Outbox | None = None
     if not note:
         box = Outbox(
@@ -109,7 +117,10 @@ async def enqueue(
             state=OutboxState.PENDING,
             next_attempt_at=now,
         )
-        db.add(box)
+        if held is not None:
+            held.add(box)
+        else:
+            db.add(box)
         after_commit(db, _wake_worker)
     chat.last_message_at = now
     if ticket is not None:

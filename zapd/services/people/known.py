@@ -1,8 +1,9 @@
 """Client identities read once for a batch of senders: `identity.find_or_create` without queries.
 
 The inbound pipeline processes a batch of events in one transaction; `Known.read`
-loads, in two queries, every identity row and `clients.phone` match that any sender
-of the batch could hit, plus those clients. `Known.find_or_create` then applies the
+loads, in two queries (a third when an identity's owner lacks the phone), every
+identity row and `clients.phone` match that any sender of the batch could hit, with
+those clients. `Known.find_or_create` then applies the
 rules of `zapd.services.people.identity` (identity matches first, then phone matches,
 oldest first; record every identity nobody holds; fill the phone / LID the client
 lacks) on that snapshot, keeping it up to date with what it writes.
@@ -14,6 +15,11 @@ whoever writes identities otherwise, or rolls back a savepoint that wrote some, 
 drop it (the caller does). A stale snapshot can at worst try to insert an identity a
 client already holds, which the unique index refuses (a retried race, never a wrong
 owner).
+
+With `held` (a `zapd.kernel.held.Held` of the transaction), the clients and identity
+rows it creates are held there for one insert at the batch's end instead of a flush
+each; the holder inserts them before anything that could look for them by query
+(a sender the snapshot does not cover is looked up only after they are inserted).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ClientIdentityKind
 from zapd.db.models import Client, ClientIdentity
+from zapd.db.types import new_id
+from zapd.kernel.held import Held
 from zapd.services.people import identity
 from zapd.services.people.identity import PHONE_KINDS, Identity
 
@@ -42,6 +50,8 @@ class Known:
     phones: set[str] = field(default_factory=set)  # every phone whose clients were read
     # The clients read or created (held here: the session's identity map is weak).
     clients: dict[uuid.UUID, Client] = field(default_factory=dict)
+    # Set by the holder: new clients and identity rows wait there (module docstring).
+    held: Held | None = None
 
     @classmethod
     async def read(
@@ -61,19 +71,20 @@ class Known:
             )
             known.owners = {(kind, value): cid for kind, value, cid in rows.all()}
         if known.phones:
-            phone_rows = await db.execute(
-                select(Client.id, Client.phone).where(
+            # The clients themselves at once: a client matched by phone is usually the
+            # owner of that phone's identity too, so the query below rarely runs.
+            for client in await db.scalars(
+                select(Client).where(
                     Client.company_id == company_id, Client.phone.in_(sorted(known.phones))
                 )
-            )
-            for cid, phone in phone_rows.all():
-                if phone is not None:
-                    known.by_phone.setdefault(phone, set()).add(cid)
-        ids = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
-        if ids:
-            known.clients = {
-                c.id: c for c in await db.scalars(select(Client).where(Client.id.in_(sorted(ids))))
-            }
+            ):
+                known.clients[client.id] = client
+                if client.phone is not None:
+                    known.by_phone.setdefault(client.phone, set()).add(client.id)
+        missing = set(known.owners.values()) - set(known.clients)
+        if missing:
+            for client in await db.scalars(select(Client).where(Client.id.in_(sorted(missing)))):
+                known.clients[client.id] = client
         return known
 
     def covers(self, sender: Identity) -> bool:
@@ -107,11 +118,13 @@ class Known:
         }
         for kind, value in wanted:
             if (kind, value) not in owner:
-                db.add(
-                    ClientIdentity(
-                        company_id=client.company_id, client_id=client.id, kind=kind, value=value
-                    )
+                row = ClientIdentity(
+                    company_id=client.company_id, client_id=client.id, kind=kind, value=value
                 )
+                if self.held is not None:
+                    self.held.add(row)
+                else:
+                    db.add(row)
                 self.owners[(kind, value)] = client.id
         return {row for row in wanted if owner.get(row, client.id) == client.id}
 
@@ -120,6 +133,8 @@ class Known:
     ) -> tuple[Client, bool]:
         """`identity.find_or_create`, from the snapshot when it covers the sender."""
         if not self.covers(sender):
+            if self.held is not None:
+                await self.held.insert(db)  # the queries below must see them
             return await identity.find_or_create(
                 db, self.company_id, sender, profile_name=profile_name
             )
@@ -127,14 +142,18 @@ class Known:
         client = (self.clients.get(ids[0]) or await db.get(Client, ids[0])) if ids else None
         if client is None:
             client = Client(
+                id=new_id(),
                 company_id=self.company_id,
                 phone=sender.phone,
                 wa_user_id=identity.wa_user_id(sender.phone) if sender.phone else None,
                 lid=sender.lid,
                 profile_name=profile_name,
             )
-            db.add(client)
-            await db.flush()
+            if self.held is not None:
+                self.held.add(client)
+            else:
+                db.add(client)
+                await db.flush()
             self.clients[client.id] = client
             if sender.phone:
                 self.by_phone.setdefault(sender.phone, set()).add(client.id)
