@@ -63,6 +63,10 @@ async def test_a_poison_event_fails_alone_and_its_batch_commits(live: Live) -> N
     # A chat id no JID parser accepts: processing it fails deterministically.
     poison = _says(sid, "+5511990009999", "B-POISON", "oi", chat="not-a-jid")
     events = [*good[:4], poison, *good[4:]]
+    # The session's company known beforehand: no caller then waits on the database
+    # before it queues its raw event, so all nine queue in one turn of the loop and
+    # the poison cannot land in a batch of its own however slow the machine.
+    await live.daemon.inbound._company_of(sid)
     ids = await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
     poison_id = ids[4]
     assert poison_id is not None
