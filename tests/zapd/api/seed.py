@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.enums import (
@@ -20,6 +20,7 @@ from shared.enums import (
     TicketStatus,
 )
 from tests.zapd.api.conftest import Live
+from zapd.connectors.events import MessageEvent
 from zapd.db.models import (
     AuditLog,
     Chat,
@@ -176,3 +177,20 @@ async def audit_row(
         db.add(row)
         await db.flush()
         return row.id
+
+
+def says(
+    sid: uuid.UUID, phone: str, wa_id: str, text: str = "oi", chat: str | None = None
+) -> MessageEvent:
+    """A customer's text as an engine hands it to the pipeline (`chat`: another chat id)."""
+    now = datetime.now(UTC)
+    jid = phone[1:] + "@s.whatsapp.net"
+    return MessageEvent(
+        session_id=sid,
+        at=now,
+        wa_message_id=wa_id,
+        chat_jid=chat or jid,
+        sender_jid=jid,
+        body=text,
+        timestamp=now,
+    )

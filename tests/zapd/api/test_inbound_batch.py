@@ -18,24 +18,8 @@ from sqlalchemy import func, select
 from shared.enums import FlowState, TicketStatus, WebhookEventState
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
-from zapd.connectors.events import AnyEngineEvent, MessageEvent
+from zapd.connectors.events import AnyEngineEvent
 from zapd.db.models import Company, Event, Message, Ticket, WebhookEvent
-
-
-def _says(
-    sid: uuid.UUID, phone: str, wa_id: str, text: str, chat: str | None = None
-) -> MessageEvent:
-    now = datetime.now(UTC)
-    jid = phone[1:] + "@s.whatsapp.net"
-    return MessageEvent(
-        session_id=sid,
-        at=now,
-        wa_message_id=wa_id,
-        chat_jid=chat or jid,
-        sender_jid=jid,
-        body=text,
-        timestamp=now,
-    )
 
 
 def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
@@ -59,9 +43,9 @@ async def test_a_poison_event_fails_alone_and_its_batch_commits(live: Live) -> N
     sid = await seed.session(live, t.company_id)
     batches = _spy_batches(live)
     phones = [f"+5511990000{i:03d}" for i in range(8)]
-    good = [_says(sid, p, f"B-{i}", "oi") for i, p in enumerate(phones)]
+    good = [seed.says(sid, p, f"B-{i}", "oi") for i, p in enumerate(phones)]
     # A chat id no JID parser accepts: processing it fails deterministically.
-    poison = _says(sid, "+5511990009999", "B-POISON", "oi", chat="not-a-jid")
+    poison = seed.says(sid, "+5511990009999", "B-POISON", "oi", chat="not-a-jid")
     events = [*good[:4], poison, *good[4:]]
     # The session's company known beforehand: no caller then waits on the database
     # before it queues its raw event, so all nine queue in one turn of the loop and
@@ -110,10 +94,10 @@ async def test_a_redelivery_inside_a_batch_is_stored_once(live: Live) -> None:
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     batches = _spy_batches(live)
-    first = [_says(sid, f"+5511990001{i:03d}", f"R-{i}", "oi") for i in range(4)]
+    first = [seed.says(sid, f"+5511990001{i:03d}", f"R-{i}", "oi") for i in range(4)]
     await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in first))
     # The same messages again, beside new ones: the batch's duplicate check must see them.
-    again = [*first, *(_says(sid, f"+5511990002{i:03d}", f"N-{i}", "oi") for i in range(4))]
+    again = [*first, *(seed.says(sid, f"+5511990002{i:03d}", f"N-{i}", "oi") for i in range(4))]
     await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in again))
     assert max(len(b) for b in batches) > 1, batches
     async with live.kernel.read() as db:
@@ -146,9 +130,9 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
     # The same Brazilian mobile with and without the 9th digit: two sender keys, so
     # the same batch, and the second must find what the first created in it.
     events = [
-        _says(sid, "+5511987654321", "S-1", "oi"),
-        _says(sid, "+551187654321", "S-2", "oi de novo"),
-        *(_says(sid, f"+5511990003{i:03d}", f"S-X{i}", "oi") for i in range(4)),
+        seed.says(sid, "+5511987654321", "S-1", "oi"),
+        seed.says(sid, "+551187654321", "S-2", "oi de novo"),
+        *(seed.says(sid, f"+5511990003{i:03d}", f"S-X{i}", "oi") for i in range(4)),
     ]
     await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
     assert max(len(b) for b in batches) > 1, batches
@@ -178,7 +162,7 @@ async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) ->
     phones = [f"+5511990004{i:03d}" for i in range(4)]
     await asyncio.gather(
         *(
-            live.daemon.inbound.receive(sid, _says(sid, p, f"C-{i}", "oi"))
+            live.daemon.inbound.receive(sid, seed.says(sid, p, f"C-{i}", "oi"))
             for i, p in enumerate(phones)
         )
     )
@@ -188,7 +172,7 @@ async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) ->
             ticket.closed_at = datetime(2020, 1, 1, tzinfo=UTC)
     await asyncio.gather(
         *(
-            live.daemon.inbound.receive(sid, _says(sid, p, f"C2-{i}", "de novo"))
+            live.daemon.inbound.receive(sid, seed.says(sid, p, f"C2-{i}", "de novo"))
             for i, p in enumerate(phones)
         )
     )
@@ -217,7 +201,7 @@ async def test_recovery_batches_senders_and_keeps_each_ones_order(live: Live) ->
     phones = [f"+5511990005{i:03d}" for i in range(6)]
     for step, text in enumerate(["oi", "1", "obrigado"]):  # stored, as a crash leaves them
         for i, p in enumerate(phones):
-            assert await inbound.store(sid, _says(sid, p, f"V-{i}-{step}", text)) is not None
+            assert await inbound.store(sid, seed.says(sid, p, f"V-{i}-{step}", text)) is not None
     assert await inbound.recover() == 18
     assert max(len(b) for b in batches) > 1, batches  # senders shared batches
     async with live.kernel.read() as db:
@@ -236,12 +220,12 @@ async def test_a_reply_quoting_a_message_of_its_own_batch_links_to_it(live: Live
     sid = await seed.session(live, t.company_id)
     batches = _spy_batches(live)
     inbound = live.daemon.inbound
-    quoting = _says(sid, "+5511990007002", "Q-2", "isso aqui").model_copy(
+    quoting = seed.says(sid, "+5511990007002", "Q-2", "isso aqui").model_copy(
         update={"quoted_wa_message_id": "Q-1"}
     )
     rows = [
         await inbound.store(sid, e)  # stored, as a crash leaves them: recovery batches them
-        for e in (_says(sid, "+5511990007001", "Q-1", "oi"), quoting)
+        for e in (seed.says(sid, "+5511990007001", "Q-1", "oi"), quoting)
     ]
     assert await inbound.recover() == 2
     assert batches[0] == rows, batches  # one batch, in that order

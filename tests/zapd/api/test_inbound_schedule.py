@@ -11,28 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
-from zapd.connectors.events import AnyEngineEvent, MessageEvent
-
-
-def _says(sid: uuid.UUID, phone: str, wa_id: str) -> MessageEvent:
-    now = datetime.now(UTC)
-    jid = phone[1:] + "@s.whatsapp.net"
-    return MessageEvent(
-        session_id=sid,
-        at=now,
-        wa_message_id=wa_id,
-        chat_jid=jid,
-        sender_jid=jid,
-        body="oi",
-        timestamp=now,
-    )
+from zapd.connectors.events import AnyEngineEvent
 
 
 async def test_sqlite_processes_a_group_commit_in_the_next_batch(live: Live) -> None:
@@ -60,7 +45,7 @@ async def test_sqlite_processes_a_group_commit_in_the_next_batch(live: Live) -> 
     # until the pipeline took several turns (however fast or slow this machine is).
     tasks = []
     for i in range(300):
-        ev = _says(sid, f"+5511990003{i:03d}", f"S-{i}")
+        ev = seed.says(sid, f"+5511990003{i:03d}", f"S-{i}")
         tasks.append(asyncio.create_task(inbound.receive(sid, ev)))
         await asyncio.sleep(0.002)
         if i >= 20 and len(runs) >= 8:
@@ -87,13 +72,13 @@ async def test_a_batch_queueing_on_its_own_leader_raises_instead_of_waiting(live
     ) -> Any:
         if not raised:  # what runs inside a batch stores an event: it would wait for itself
             try:
-                await inbound.store(sid, _says(sid, "+5511990004999", "SELF-2"))
+                await inbound.store(sid, seed.says(sid, "+5511990004999", "SELF-2"))
             except RuntimeError as exc:
                 raised.append(exc)
         return await batch_tx(company_id, items, careful=careful)
 
     inbound._batch_tx = spy  # type: ignore[method-assign]
     row_id = await asyncio.wait_for(
-        inbound.receive(sid, _says(sid, "+5511990004998", "SELF-1")), 30
+        inbound.receive(sid, seed.says(sid, "+5511990004998", "SELF-1")), 30
     )
     assert raised and row_id is not None

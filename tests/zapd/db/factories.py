@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from shared.cnpj import cnpj_check_digits
 from shared.enums import Engine, MessageDirection, MessageStatus
 from zapd.db.models import Chat, Client, Company, Message, Ticket, WaSession
@@ -69,3 +71,14 @@ def ticket(c: Company, s: WaSession, cl: Client, number: int, **kw: Any) -> Tick
             **kw,
         }
     )
+
+
+async def tenant(db: AsyncSession) -> tuple[Company, WaSession]:
+    """Flush a company and a session of it."""
+    c = company()
+    db.add(c)
+    await db.flush()
+    s = session(c)
+    db.add(s)
+    await db.flush()
+    return c, s

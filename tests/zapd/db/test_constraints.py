@@ -11,7 +11,6 @@ from shared.enums import Role, TicketStatus
 from tests.zapd.db import factories as f
 from zapd.db.models import (
     Chat,
-    Company,
     Department,
     Event,
     Message,
@@ -33,18 +32,8 @@ async def _commit_fails(db: AsyncSession, *rows: object) -> None:
             await other.commit()
 
 
-async def _tenant(db: AsyncSession) -> tuple[Company, object]:
-    c = f.company()
-    db.add(c)
-    await db.flush()
-    s = f.session(c)
-    db.add(s)
-    await db.flush()
-    return c, s
-
-
 async def test_duplicate_wa_message_id_in_one_session_is_refused(db: AsyncSession) -> None:
-    c, s = await _tenant(db)
+    c, s = await f.tenant(db)
     ch = f.chat(c, s)
     db.add(ch)
     await db.flush()
@@ -55,8 +44,8 @@ async def test_duplicate_wa_message_id_in_one_session_is_refused(db: AsyncSessio
 
 
 async def test_same_wa_message_id_elsewhere_is_fine(db: AsyncSession) -> None:
-    c1, s1 = await _tenant(db)
-    c2, s2 = await _tenant(db)
+    c1, s1 = await f.tenant(db)
+    c2, s2 = await f.tenant(db)
     s1b = f.session(c1)
     db.add(s1b)
     await db.flush()
@@ -89,8 +78,8 @@ async def test_cnpj_must_have_14_chars(db: AsyncSession) -> None:
 
 
 async def test_duplicate_client_phone_per_company(db: AsyncSession) -> None:
-    c1, _ = await _tenant(db)
-    c2, _ = await _tenant(db)
+    c1, _ = await f.tenant(db)
+    c2, _ = await f.tenant(db)
     db.add(f.client(c1, "+5511912345678"))
     await db.commit()
     await _commit_fails(db, f.client(c1, "+5511912345678"))
@@ -99,8 +88,8 @@ async def test_duplicate_client_phone_per_company(db: AsyncSession) -> None:
 
 
 async def test_duplicate_session_phone_and_chat_id(db: AsyncSession) -> None:
-    c1, s1 = await _tenant(db)
-    c2, _ = await _tenant(db)
+    c1, s1 = await f.tenant(db)
+    c2, _ = await f.tenant(db)
     s1.phone = "+5511900000001"
     await db.commit()
     await _commit_fails(db, f.session(c1, phone="+5511900000001"))
@@ -112,7 +101,7 @@ async def test_duplicate_session_phone_and_chat_id(db: AsyncSession) -> None:
 
 
 async def test_one_open_ticket_per_client_and_session(db: AsyncSession) -> None:
-    c, s = await _tenant(db)
+    c, s = await f.tenant(db)
     cl = f.client(c)
     db.add(cl)
     await db.flush()
@@ -131,7 +120,7 @@ async def test_one_open_ticket_per_client_and_session(db: AsyncSession) -> None:
 
 
 async def test_ticket_number_unique_per_company(db: AsyncSession) -> None:
-    c1, s1 = await _tenant(db)
+    c1, s1 = await f.tenant(db)
     cl = f.client(c1)
     cl2 = f.client(c1, "+5511987654321")
     db.add_all([cl, cl2])
@@ -142,15 +131,15 @@ async def test_ticket_number_unique_per_company(db: AsyncSession) -> None:
 
 
 async def test_event_seq_unique_per_company(db: AsyncSession) -> None:
-    c1, _ = await _tenant(db)
-    c2, _ = await _tenant(db)
+    c1, _ = await f.tenant(db)
+    c2, _ = await f.tenant(db)
     db.add_all([Event(company_id=c1.id, seq=1, type="t"), Event(company_id=c2.id, seq=1, type="t")])
     await db.commit()
     await _commit_fails(db, Event(company_id=c1.id, seq=1, type="t"))
 
 
 async def test_department_slug_and_quick_reply_shortcuts(db: AsyncSession) -> None:
-    c, _ = await _tenant(db)
+    c, _ = await f.tenant(db)
     d = Department(company_id=c.id, name="Laboratório", slug="laboratorio")
     db.add(d)
     await db.commit()
@@ -163,7 +152,7 @@ async def test_department_slug_and_quick_reply_shortcuts(db: AsyncSession) -> No
 
 
 async def test_user_email_unique_and_global_admin_shape(db: AsyncSession) -> None:
-    c, _ = await _tenant(db)
+    c, _ = await f.tenant(db)
     db.add(User(email="a@x.com", name="A", password_hash="h"))  # global admin
     db.add(User(company_id=c.id, role=Role.AGENT, email="b@x.com", name="B", password_hash="h"))
     await db.commit()
@@ -174,8 +163,8 @@ async def test_user_email_unique_and_global_admin_shape(db: AsyncSession) -> Non
 
 
 async def test_deleting_a_company_removes_its_data_only(db: AsyncSession) -> None:
-    c1, s1 = await _tenant(db)
-    c2, s2 = await _tenant(db)
+    c1, s1 = await f.tenant(db)
+    c2, s2 = await f.tenant(db)
     for c, s in ((c1, s1), (c2, s2)):
         cl = f.client(c)
         db.add(cl)
@@ -195,7 +184,7 @@ async def test_deleting_a_company_removes_its_data_only(db: AsyncSession) -> Non
 
 
 async def test_deleting_an_agent_keeps_ticket_history(db: AsyncSession) -> None:
-    c, s = await _tenant(db)
+    c, s = await f.tenant(db)
     agent = User(company_id=c.id, role=Role.AGENT, email="ag@x.com", name="Ag", password_hash="h")
     cl = f.client(c)
     db.add_all([agent, cl])

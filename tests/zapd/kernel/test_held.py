@@ -41,12 +41,7 @@ def _family(c: Any, s: Any, phone: str) -> tuple[Client, Chat, Ticket]:
 
 
 async def test_held_rows_match_the_sessions_and_attach_clean(db: AsyncSession) -> None:
-    c = f.company()
-    db.add(c)
-    await db.flush()
-    s = f.session(c)
-    db.add(s)
-    await db.flush()
+    c, s = await f.tenant(db)
     plain = _family(c, s, "+5511911110000")
     plain[2].number = 1
     for obj in plain:
@@ -91,12 +86,7 @@ async def test_held_rows_match_the_sessions_and_attach_clean(db: AsyncSession) -
 async def test_write_changes_writes_what_a_flush_would_and_leaves_it_nothing(
     db: AsyncSession,
 ) -> None:
-    c = f.company()
-    db.add(c)
-    await db.flush()
-    s = f.session(c)
-    db.add(s)
-    await db.flush()
+    c, s = await f.tenant(db)
     client, chat, ticket = _family(c, s, "+5511933330000")
     ticket.number = 1
     for obj in (client, chat, ticket):
