@@ -22,7 +22,6 @@ import asyncio
 import contextvars
 import inspect
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -36,7 +35,7 @@ from zapd.db.engine import read_only, single_statements
 from zapd.db.models import Event
 from zapd.kernel.principal import Principal
 from zapd.kernel.throttle import LoginThrottle
-from zapd.kernel.transient import DatabaseHealth, is_transient
+from zapd.kernel.transient import DatabaseHealth
 from zapd.security import Passwords
 
 log = logging.getLogger("zapd.unit")
@@ -93,15 +92,8 @@ class Kernel:
         A write transaction opened inside another by the same task would wait for
         itself forever, so that raises at once instead.
         """
-        started = time.monotonic()
-        try:
-            async with self._tx() as db:
-                yield db
-        except Exception as exc:
-            if is_transient(exc):
-                raise self.db_health.unavailable(exc) from exc
-            raise
-        self.db_health.ok(started)
+        async with self.db_health.watch(), self._tx() as db:
+            yield db
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncSession]:
@@ -125,18 +117,12 @@ class Kernel:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only: one consistent snapshot, no write lock on SQLite."""
-        started = time.monotonic()
-        try:
-            async with (
-                AsyncSession(self._read_engine, expire_on_commit=False) as db,
-                db.begin(),
-            ):
-                yield db
-        except Exception as exc:
-            if is_transient(exc):
-                raise self.db_health.unavailable(exc) from exc
-            raise
-        self.db_health.ok(started)
+        async with (
+            self.db_health.watch(),
+            AsyncSession(self._read_engine, expire_on_commit=False) as db,
+            db.begin(),
+        ):
+            yield db
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
@@ -146,15 +132,8 @@ class Kernel:
         agree, so what must agree goes in one (a join). Hot reads (every request's
         authentication) save two round trips this way.
         """
-        started = time.monotonic()
-        try:
-            async with self._statement_engine.connect() as conn:
-                yield conn
-        except Exception as exc:
-            if is_transient(exc):
-                raise self.db_health.unavailable(exc) from exc
-            raise
-        self.db_health.ok(started)
+        async with self.db_health.watch(), self._statement_engine.connect() as conn:
+            yield conn
 
     def wake_outbox(self) -> None:
         """Tell the outbox worker that rows may be due now (harmless when none runs)."""

@@ -11,12 +11,13 @@ deterministic: trying again gives the same answer.
 
 `DatabaseHealth` keeps the daemon's view of the database up or down so that an outage
 logs one line when it starts and one when it ends, never a traceback per request or
-per worker iteration. `Kernel.tx()` and `Kernel.read()` report every transient failure
-and every success to it, and re-raise a transient failure as `DatabaseUnavailable` (a
-503 with Retry-After at the API edge). A success proves the database is back only if
-the operation *began* after the latest failure: work that was already in flight on a
-connection the outage had not reached yet (PostgreSQL refuses new connections a moment
-before it terminates the open ones) would otherwise flap the state up and down.
+per worker iteration. `Kernel.tx()`, `read()` and `statement()` run inside its
+`watch()`, which records every transient failure and every success and re-raises a
+transient failure as `DatabaseUnavailable` (a 503 with Retry-After at the API edge).
+A success proves the database is back only if the operation *began* after the
+latest failure: work already in flight on a connection the outage had not reached yet
+(PostgreSQL refuses new connections a moment before it terminates the open ones)
+would otherwise flap the state up and down.
 
 Invariants: the classifier never raises; it walks the whole cause chain (SQLAlchemy's
 `orig`, `__cause__`, `__context__`) with a cycle guard; `DatabaseUnavailable` is
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -161,6 +164,20 @@ class DatabaseHealth:
             seconds = time.monotonic() - self.down_since
             self.down_since = None
             log.warning("database back after %.1fs", seconds)
+
+    @asynccontextmanager
+    async def watch(self) -> AsyncIterator[None]:
+        """Around one database operation: a transient failure is recorded and raised as
+        `DatabaseUnavailable`, anything else passes unchanged; a success is recorded
+        with the time the operation began."""
+        started = time.monotonic()
+        try:
+            yield
+        except Exception as exc:
+            if is_transient(exc):
+                raise self.unavailable(exc) from exc
+            raise
+        self.ok(started)
 
     def report(self, exc: BaseException, logger: logging.Logger, msg: str, *args: object) -> None:
         """Log a failed piece of background work: quietly when the database is away.

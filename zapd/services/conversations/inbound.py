@@ -65,10 +65,10 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Update, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -338,6 +338,21 @@ class _View:
             )
         }
         return cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
+
+
+def _mark_failed(row_id: uuid.UUID, error: str, now: datetime) -> Update:
+    """The statement that marks a stored event FAILED (poison) with its error."""
+    return (
+        update(WebhookEvent)
+        .where(WebhookEvent.id == row_id)
+        .values(
+            state=WebhookEventState.FAILED,
+            error=error[:2000],
+            attempts=WebhookEvent.attempts + 1,
+            processed_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 class Inbound:
@@ -832,17 +847,7 @@ class Inbound:
                         .execution_options(synchronize_session=False)
                     )
             for row_id, error in poisoned:
-                await db.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id == row_id)
-                    .values(
-                        state=WebhookEventState.FAILED,
-                        error=error[:2000],
-                        attempts=WebhookEvent.attempts + 1,
-                        processed_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+                await db.execute(_mark_failed(row_id, error, now))
             await events.assign_seqs(db, company_id)
         self.processed += len(processed)
         self.failed += len(poisoned)
@@ -1023,17 +1028,7 @@ class Inbound:
     async def _poison(self, row_id: uuid.UUID, error: str) -> None:
         self.failed += 1
         async with self.kernel.tx() as db:
-            await db.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id == row_id)
-                .values(
-                    state=WebhookEventState.FAILED,
-                    error=error[:2000],
-                    attempts=WebhookEvent.attempts + 1,
-                    processed_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
-            )
+            await db.execute(_mark_failed(row_id, error, utcnow()))
 
     async def _apply(self, db: AsyncSession, company_id: uuid.UUID, ev: AnyEngineEvent) -> None:
         if isinstance(ev, MessageEvent):
