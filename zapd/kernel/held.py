@@ -17,6 +17,9 @@ Invariants:
   calls `insert` first (or the database refuses the flush with a foreign-key error,
   never a wrong row). A held object is not in the session: queries do not see it.
 - Raw rows (`add_row`, dicts of column values) go in with the objects of their table.
+- The inserts bypass the ORM's mapper events, so `insert` writes what the one listener
+  on an insert would (`zapd.db.search`: a new client's name search terms, from its
+  names as they are at insert time); a raw `add_row` of a client gets none.
 - `write_changes` (SQLite only: elsewhere it leaves the work to the flush, which
   costs no more there) queues what changed on the session's persistent objects of
   some models, one executemany UPDATE per model and set of columns (the onupdate
@@ -46,7 +49,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from zapd.db.models import Base
+from zapd.db.models import Base, Client, ClientTerm
+from zapd.db.search import terms_of
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 
 
@@ -268,12 +272,15 @@ class Held:
         if not self:
             return
         order = _table_order()
-        models = sorted(
-            set(self._objects) | set(self._rows),
-            key=lambda m: order[m.__table__.name],
-        )
         objects, rows = self._objects, self._rows
         self._objects, self._rows = {}, {}
+        for client in objects.get(Client, ()):
+            # What `zapd.db.search`'s after_insert listener adds when a flush inserts one.
+            for term in sorted(terms_of(client.name, client.profile_name)):
+                rows.setdefault(ClientTerm, []).append(
+                    {"client_id": client.id, "company_id": client.company_id, "term": term}
+                )
+        models = sorted(set(objects) | set(rows), key=lambda m: order[m.__table__.name])
         for model in models:
             batch = [
                 {key: obj.__dict__.get(attr) for attr, key, _ in _columns(model)}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ChatType, MessageDirection, MessageStatus
 from tests.zapd.db import factories as f
-from zapd.db.models import Chat, Client, Message, Ticket
+from zapd.db.models import Chat, Client, ClientTerm, Message, Ticket
 from zapd.db.types import new_id, utcnow
 from zapd.kernel.held import Held, write_changes
 
@@ -120,3 +120,25 @@ async def test_write_changes_writes_what_a_flush_would_and_leaves_it_nothing(
     table = Ticket.__table__
     row = (await db.execute(select(table).where(table.c.id == ticket.id))).mappings().one()
     assert row["flow_data"] == {"tries": 1} and row["updated_at"] >= untouched
+
+
+async def test_a_held_client_gets_the_search_terms_a_flush_would_give_it(
+    db: AsyncSession,
+) -> None:
+    c, _ = await f.tenant(db)
+    flushed = f.client(c, phone="+5511944440000", profile_name="Lúcia Ferreira")
+    db.add(flushed)
+    await db.flush()
+    held_client = f.client(c, phone="+5511944440001", profile_name="Lúcia Ferreira")
+    held = Held()
+    held.add(held_client)
+    held_client.name = "Maria Souza"  # a name set before the insert counts too
+    await held.insert(db)
+    await db.flush()
+
+    async def terms(client_id: uuid.UUID) -> set[str]:
+        got = await db.scalars(select(ClientTerm.term).where(ClientTerm.client_id == client_id))
+        return set(got)
+
+    assert await terms(flushed.id) == {"lucia", "ferreira"}
+    assert await terms(held_client.id) == {"lucia", "ferreira", "maria", "souza"}
