@@ -16,8 +16,13 @@ from zapd.kernel.principal import Actor
 SECRET_FIELDS = frozenset({"password_hash", "token_hash", "webhook_secret", "password"})
 
 
+_PLAIN = frozenset({str, int, float, bool})  # exactly these types: JSON holds them as they are
+
+
 def jsonable(value: Any) -> Any:
     """Turn a column value into something JSON can hold."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, uuid.UUID):

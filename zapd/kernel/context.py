@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from zapd.config import ZapdSettings
 from zapd.db.engine import read_only, single_statements
-from zapd.db.models import Event
 from zapd.kernel.principal import Principal
 from zapd.kernel.throttle import LoginThrottle
 from zapd.kernel.transient import DatabaseHealth
@@ -47,10 +46,29 @@ _IN_WRITE_TX: contextvars.ContextVar[bool] = contextvars.ContextVar(
 _HOOKS = "zap_after_commit"
 
 
+class CommittedEvent(Protocol):
+    """A committed event as the hub reads it: an `Event` row or a batch's plain record."""
+
+    @property
+    def company_id(self) -> uuid.UUID: ...
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def department_id(self) -> uuid.UUID | None: ...
+    @property
+    def user_id(self) -> uuid.UUID | None: ...
+    @property
+    def scoped(self) -> bool: ...
+
+
 class Fanout(Protocol):
     """What services ask of the realtime hub: hand out committed events, close sockets."""
 
-    def dispatch(self, event: Event) -> None:
+    def dispatch(self, event: CommittedEvent) -> None:
         """Hand a committed event to every subscriber allowed to see it."""
 
     def close_user(self, user_id: uuid.UUID, code: int = ..., reason: str = "") -> int:

@@ -5,18 +5,20 @@ lives in the kernel; reading it back and fanning it out to sockets is `zapd.real
 An event is handed to the kernel's `Fanout` only after its transaction commits.
 
 A batch of work (the inbound pipeline) may defer the numbering: after `defer_seqs(db)`
-events are held aside and `assign_seqs` numbers them all with one counter UPDATE just
-before the commit, in the order they were published, and inserts them with one
-executemany (Core, outside the unit of work; the Event objects the hub reads after the
-commit carry every column). The company row's lock is then held from that UPDATE to
+events are held aside (plain `Published` records, no ORM object) and `assign_seqs`
+numbers them all with one counter UPDATE just before the commit, in the order they
+were published, and inserts them with one executemany (Core, outside the unit of work;
+the hub reads the records after the commit). The company row's lock is then held from that UPDATE to
 the commit, as for one event. `mark`/`rewind` drop what a rolled-back savepoint
 published, with its after-commit hooks.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,18 +30,10 @@ from zapd.kernel.context import after_commit, pending_hooks
 from zapd.kernel.held import insert_rows
 from zapd.kernel.scoping import take_company_counter
 
+if TYPE_CHECKING:
+    from zapd.kernel.context import Kernel
+
 _DEFERRED = "zap_deferred_events"
-_EVENT_COLUMNS = (
-    "id",
-    "company_id",
-    "seq",
-    "type",
-    "department_id",
-    "user_id",
-    "scoped",
-    "data",
-    "created_at",
-)
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -55,6 +49,23 @@ async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
     return seq
 
 
+@dataclass(slots=True)
+class Published:
+    """An event held for `assign_seqs`: the row's values, not an ORM object.
+
+    Read after the commit like an `Event` (the hub takes either); its `seq` is set
+    by `assign_seqs`.
+    """
+
+    company_id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+    department_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    scoped: bool
+    seq: int | None = None
+
+
 async def publish(
     db: AsyncSession,
     company_id: uuid.UUID,
@@ -64,30 +75,35 @@ async def publish(
     department_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
     scoped: bool = False,
-) -> Event:
+) -> Event | Published:
     """Persist an event in the current transaction; it goes out live once that commits.
 
     `department_id` / `user_id` say who may see it: an agent gets events of their
     departments and events addressed to them; events with neither are company-wide,
     unless `scoped` (an event about a ticket or a conversation: see `for_ticket`).
     """
-    deferred: list[Event] | None = db.info.get(_DEFERRED)
-    seq = None if deferred is not None else await next_seq(db, company_id)
-    event = Event(
-        company_id=company_id,
-        seq=seq,
-        type=type_,
-        department_id=department_id,
-        user_id=user_id,
-        scoped=scoped,
-        data=jsonable(data),
-    )
+    event: Event | Published
+    deferred: list[Published] | None = db.info.get(_DEFERRED)
     if deferred is not None:
-        deferred.append(event)  # numbered and added by `assign_seqs`
+        event = Published(company_id, type_, jsonable(data), department_id, user_id, scoped)
+        deferred.append(event)  # numbered and inserted by `assign_seqs`
     else:
+        event = Event(
+            company_id=company_id,
+            seq=await next_seq(db, company_id),
+            type=type_,
+            department_id=department_id,
+            user_id=user_id,
+            scoped=scoped,
+            data=jsonable(data),
+        )
         db.add(event)
-    after_commit(db, lambda kernel: kernel.hub.dispatch(event))
+    after_commit(db, functools.partial(_dispatch, event))
     return event
+
+
+def _dispatch(event: Event | Published, kernel: Kernel) -> None:
+    kernel.hub.dispatch(event)
 
 
 def defer_seqs(db: AsyncSession) -> None:
@@ -113,7 +129,7 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
 
     Call it last in the transaction: the company row stays locked until the commit.
     """
-    held: list[Event] = db.info.pop(_DEFERRED, [])
+    held: list[Published] = db.info.pop(_DEFERRED, [])
     if not held:
         return 0
     if any(e.company_id != company_id for e in held):
@@ -132,13 +148,21 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
     rows: list[dict[str, Any]] = []
     for offset, event in enumerate(held):
         event.seq = first + offset
-        event.id = event.id or new_id()
-        event.created_at = event.created_at or now
-        rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
-    # One executemany on the table (the ORM's bulk insert would split the rows by which
-    # columns are None; on SQLite it rides with the commit's trip: `zapd.kernel.held`);
-    # the Event objects stay outside the session (what the hub reads after the commit
-    # is already on them, and the ORM has no per-row work).
+        rows.append(
+            {
+                "id": new_id(),
+                "company_id": event.company_id,
+                "seq": event.seq,
+                "type": event.type,
+                "department_id": event.department_id,
+                "user_id": event.user_id,
+                "scoped": event.scoped,
+                "data": event.data,
+                "created_at": now,
+            }
+        )
+    # One executemany on the table (on SQLite it rides with the commit's trip:
+    # `zapd.kernel.held`); what the hub reads after the commit is on the records.
     await insert_rows(db, cast(Table, Event.__table__), rows)
     return len(held)
 
@@ -149,7 +173,7 @@ async def for_ticket(
     type_: str,
     data: dict[str, Any],
     ticket: Ticket | None,
-) -> Event:
+) -> Event | Published:
     """Publish an event about `ticket` (or a conversation with none) to exactly its audience.
 
     The event is scoped: whoever may read the ticket through REST receives it, and no one

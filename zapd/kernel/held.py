@@ -31,7 +31,8 @@ Invariants:
   (`zapd.db.sqlite_driver.writes_behind`): one thread trip instead of one per table;
   an insert's error is raised there, and fails the transaction all the same. They are
   queued on the driver connection as plain SQL with every column's value converted by
-  the column type's own bind processor (what SQLAlchemy would send), sparing its
+  the column type's own bind processor (what SQLAlchemy would send; for `UTCDateTime`
+  and `IntEnumType` an equivalent one-step function, `bind_processor`), sparing its
   per-statement and per-row machinery; a table with a column only the server fills
   in (no Python default) goes through SQLAlchemy instead. Elsewhere: one Core
   executemany per table and set of columns.
@@ -41,17 +42,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import Table, bindparam, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import InstanceState, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from zapd.db.models import Base, Client, ClientTerm
 from zapd.db.search import terms_of
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
+from zapd.db.types import IntEnumType, UTCDateTime
 
 
 @functools.cache
@@ -71,6 +75,43 @@ def _columns(model: type[Any]) -> tuple[tuple[str, str, Any], ...]:
             for prop in inspect(model).column_attrs
         )
     return found
+
+
+def _sqlite_utc(value: datetime | None) -> str | None:
+    """`UTCDateTime` then SQLite's DATETIME, as one step (`bind_processor`)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+
+
+def _enum_processor(enum_class: type[IntEnum]) -> Callable[[Any], int | None]:
+    def process(value: Any) -> int | None:
+        if value is None:
+            return None
+        return int(value if type(value) is enum_class else enum_class(value))
+
+    return process
+
+
+def bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The function that turns a value of `type_` into what the driver is given.
+
+    SQLAlchemy's own, except for two types of ours on SQLite, where it chains a
+    Python-level `process_bind_param` and a `%`-format: `UTCDateTime` (the same text,
+    "YYYY-MM-DD HH:MM:SS.ffffff" in UTC, from `isoformat`) and `IntEnumType` (the
+    member's value). A test holds them equal to SQLAlchemy's.
+    """
+    if dialect.name == "sqlite":
+        if isinstance(type_, UTCDateTime):
+            return _sqlite_utc
+        if isinstance(type_, IntEnumType):
+            return _enum_processor(type_.enum_class)
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor
 
 
 # A table's plain INSERT: its SQL, and per column (key, default, bind processor).
@@ -97,7 +138,7 @@ def _plan(table: Table, dialect: Dialect) -> _Plan | None:
                     (
                         name,
                         columns[name].default,
-                        columns[name].type.dialect_impl(dialect).bind_processor(dialect),
+                        bind_processor(columns[name].type, dialect),
                     )
                     for name in order
                 ),
@@ -158,7 +199,7 @@ def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
         plan: _Plan = (
             compiled.string,
             tuple(
-                (name, None, types[name].dialect_impl(dialect).bind_processor(dialect))
+                (name, None, bind_processor(types[name], dialect))
                 for name in compiled.positiontup or []
             ),
         )
@@ -177,14 +218,10 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
         model = type(obj)
         if model not in models:
             continue
-        state = inspect(obj)
+        state = instance_state(obj)
         if not state.persistent or not state.committed_state:
             continue
-        values: dict[str, Any] = {}
-        for attr in list(state.committed_state):
-            history = state.attrs[attr].history
-            if history.added or history.deleted:
-                values[attr] = history.added[0] if history.added else None
+        values = _changed(state)
         if not values:
             continue
         for attr, onupdate in _onupdates(model):
@@ -200,6 +237,29 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
         for obj, values in members:
             for attr, value in values.items():
                 set_committed_value(obj, attr, value)
+
+
+def _changed(state: InstanceState[Any]) -> dict[str, Any]:
+    """The attributes of `state` whose value differs from the loaded one, with their values.
+
+    What the flush's scalar history says (`History.from_scalar_attribute`), read off
+    the state's dicts directly: an attribute set to a value equal (by its column type)
+    to the loaded one is no change.
+    """
+    values: dict[str, Any] = {}
+    current = state.dict
+    manager = state.manager
+    for attr, original in state.committed_state.items():
+        impl = manager[attr].impl
+        if attr not in current or impl.collection or not impl.accepts_scalar_loader:
+            history = impl.get_history(state, current)  # not loaded, or not a column
+            if history.added or history.deleted:
+                values[attr] = history.added[0] if history.added else None
+            continue
+        value = current[attr]
+        if impl.is_equal(value, original) is not True:
+            values[attr] = value
+    return values
 
 
 _ONUPDATES: dict[type[Any], tuple[tuple[str, Any], ...]] = {}

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.errors import CloseCode
-from zapd.db.models import Event
+from zapd.kernel.context import CommittedEvent
 from zapd.kernel.principal import Principal
 
 log = logging.getLogger("zapd.realtime")
@@ -39,7 +39,7 @@ class HubItem:
     scoped: bool = False  # about a ticket: the ticket rule applies (zapd.kernel.visibility)
 
     @classmethod
-    def from_event(cls, ev: Event) -> HubItem:
+    def from_event(cls, ev: CommittedEvent) -> HubItem:
         """Build from a committed event row."""
         return cls(
             ev.company_id, ev.seq, ev.type, ev.data, ev.department_id, ev.user_id, bool(ev.scoped)
@@ -153,7 +153,7 @@ class Hub:
             self.slow_consumers += 1
             log.warning("realtime: dropping a slow consumer (%s)", sub.principal.name)
 
-    def dispatch(self, event: Event | HubItem) -> None:
+    def dispatch(self, event: CommittedEvent | HubItem) -> None:
         """Hand a committed event to every subscriber of its company."""
         item = event if isinstance(event, HubItem) else HubItem.from_event(event)
         for sub in self._targets(item.company_id):

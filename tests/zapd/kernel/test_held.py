@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.enums import ChatType, MessageDirection, MessageStatus
+from shared.enums import ChatType, MessageDirection, MessageStatus, TicketStatus
 from tests.zapd.db import factories as f
 from zapd.db.models import Chat, Client, ClientTerm, Message, Ticket
-from zapd.db.types import new_id, utcnow
-from zapd.kernel.held import Held, write_changes
+from zapd.db.types import IntEnumType, UTCDateTime, new_id, utcnow
+from zapd.kernel.held import Held, bind_processor, write_changes
 
 SKIP = {"id", "created_at", "updated_at", "client_id", "chat_id", "ticket_id", "number", "phone"}
 SKIP |= {"wa_chat_id"}  # what the two families differ in by construction
@@ -142,3 +145,31 @@ async def test_a_held_client_gets_the_search_terms_a_flush_would_give_it(
 
     assert await terms(flushed.id) == {"lucia", "ferreira"}
     assert await terms(held_client.id) == {"lucia", "ferreira", "maria", "souza"}
+
+
+def test_our_sqlite_bind_processors_send_what_sqlalchemys_would() -> None:
+    dialect = sqlite.dialect()
+    utc = UTCDateTime()
+    ours, theirs = bind_processor(utc, dialect), utc.dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    minus3 = timezone(timedelta(hours=-3))
+    for value in (
+        utcnow(),
+        datetime(2026, 1, 1, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(2026, 12, 31, 22, 30, 0, 5, tzinfo=minus3),  # another zone, next day in UTC
+        datetime(999, 3, 4, 5, 6, 7, 8, tzinfo=UTC),  # a three-digit year
+        None,
+    ):
+        assert ours(value) == theirs(value)
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2026, 1, 1))
+    status = IntEnumType(TicketStatus)
+    ours, theirs = (
+        bind_processor(status, dialect),
+        status.dialect_impl(dialect).bind_processor(dialect),
+    )
+    assert ours is not None and theirs is not None
+    for member in (*TicketStatus, int(TicketStatus.CLOSED), None):
+        assert ours(member) == theirs(member)
+    with pytest.raises(ValueError):
+        ours(99)
