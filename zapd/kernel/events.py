@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
@@ -34,6 +34,13 @@ if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
 
 _DEFERRED = "zap_deferred_events"
+_TAKE_SEQS = (  # built once
+    update(Company)
+    .where(Company.id == bindparam("company_id"))
+    .values(last_event_seq=Company.last_event_seq + bindparam("count"))
+    .returning(Company.last_event_seq)
+    .execution_options(synchronize_session=False)
+)
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -134,13 +141,7 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
         return 0
     if any(e.company_id != company_id for e in held):
         raise ValueError("deferred events of another company")
-    last = await db.scalar(
-        update(Company)
-        .where(Company.id == company_id)
-        .values(last_event_seq=Company.last_event_seq + len(held))
-        .returning(Company.last_event_seq)
-        .execution_options(synchronize_session=False)
-    )
+    last = await db.scalar(_TAKE_SEQS, {"company_id": company_id, "count": len(held)})
     if last is None:
         raise LookupError(f"company {company_id} does not exist")
     first = int(last) - len(held) + 1

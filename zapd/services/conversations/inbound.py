@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Update, insert, select, tuple_, update
+from sqlalchemy import Update, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,6 +138,60 @@ _HELD = "zap_inbound_held"  # db.info: the straight run's `Held` (new rows, one 
 _NUMBERS = "zap_inbound_numbers"  # db.info: the straight run's ticket numbers taken ahead
 
 
+# The batch's statements, built once (bound parameters; lists expand at execution).
+_PENDING = (
+    select(WebhookEvent.id)
+    .where(
+        WebhookEvent.id.in_(bindparam("ids", expanding=True)),
+        WebhookEvent.state == WebhookEventState.PENDING,
+    )
+    .with_for_update()
+)
+_EXISTING = select(Message.session_id, Message.wa_message_id).where(
+    Message.company_id == bindparam("company_id"),
+    Message.session_id.in_(bindparam("sessions", expanding=True)),
+    Message.wa_message_id.in_(bindparam("wa_ids", expanding=True)),
+)
+_OPEN_TICKETS = select(Ticket).where(
+    Ticket.client_id.in_(bindparam("clients", expanding=True)),
+    Ticket.session_id.in_(bindparam("sessions", expanding=True)),
+    Ticket.status != TicketStatus.CLOSED,
+)
+_CHATS = select(Chat).where(
+    Chat.company_id == bindparam("company_id"),
+    Chat.session_id.in_(bindparam("sessions", expanding=True)),
+    Chat.wa_chat_id.in_(bindparam("jids", expanding=True)),
+)
+_PROCESSED = (
+    update(WebhookEvent)
+    .where(WebhookEvent.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=WebhookEventState.PROCESSED,
+        processed_at=bindparam("now", type_=WebhookEvent.__table__.c.processed_at.type),
+        attempts=WebhookEvent.attempts + 1,
+    )
+    .execution_options(synchronize_session=False)
+)
+_LOCK_COMPANY = (  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UPDATE)
+    select(Company.id)
+    .where(Company.id == bindparam("company_id"))
+    .with_for_update(read=True, key_share=True)
+)
+_TAKE_NUMBERS = (
+    update(Company)
+    .where(Company.id == bindparam("company_id"))
+    .values(last_ticket_number=Company.last_ticket_number + bindparam("count"))
+    .returning(Company.last_ticket_number)
+    .execution_options(synchronize_session=False)
+)
+_GIVE_BACK = (
+    update(Company)
+    .where(Company.id == bindparam("company_id"), Company.last_ticket_number == bindparam("last"))
+    .values(last_ticket_number=Company.last_ticket_number - bindparam("unused"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def sender_of(ev: MessageEvent | ContactEvent) -> Identity:
     """Work out the canonical phone and LID behind an event.
 
@@ -176,11 +230,7 @@ async def _lock_company(db: AsyncSession, company_id: uuid.UUID) -> bool:
     Taken first, it orders this transaction against a company delete (which locks the
     company row FOR UPDATE before its cascade): one waits for the other, no deadlock.
     """
-    found = await db.scalar(  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UPDATE)
-        select(Company.id)
-        .where(Company.id == company_id)
-        .with_for_update(read=True, key_share=True)
-    )
+    found = await db.scalar(_LOCK_COMPANY, {"company_id": company_id})
     return found is not None
 
 
@@ -229,13 +279,7 @@ class _Numbers:
         if self.first > self.last:
             count = max(1, self.wanted)
             with db.no_autoflush:  # the counter depends on nothing the session holds
-                last = await db.scalar(
-                    update(Company)
-                    .where(Company.id == company_id)
-                    .values(last_ticket_number=Company.last_ticket_number + count)
-                    .returning(Company.last_ticket_number)
-                    .execution_options(synchronize_session=False)
-                )
+                last = await db.scalar(_TAKE_NUMBERS, {"company_id": company_id, "count": count})
             if last is None:
                 raise NotFound("company not found")
             self.first, self.last = int(last) - count + 1, int(last)
@@ -250,10 +294,7 @@ class _Numbers:
         if unused <= 0:
             return
         await db.execute(
-            update(Company)
-            .where(Company.id == company_id, Company.last_ticket_number == self.last)
-            .values(last_ticket_number=Company.last_ticket_number - unused)
-            .execution_options(synchronize_session=False)
+            _GIVE_BACK, {"company_id": company_id, "last": self.last, "unused": unused}
         )
         self.last = self.first - 1
 
@@ -318,11 +359,7 @@ class _View:
         opened: dict[tuple[uuid.UUID, uuid.UUID], Ticket] = {}
         if clients:
             for ticket in await db.scalars(
-                select(Ticket).where(
-                    Ticket.client_id.in_(sorted(clients)),
-                    Ticket.session_id.in_(sorted(sessions)),
-                    Ticket.status != TicketStatus.CLOSED,
-                )
+                _OPEN_TICKETS, {"clients": sorted(clients), "sessions": sorted(sessions)}
             ):
                 if ticket.session_id is not None:
                     opened[(ticket.client_id, ticket.session_id)] = ticket
@@ -330,11 +367,12 @@ class _View:
         chats = {
             (chat.session_id, chat.wa_chat_id): chat
             for chat in await db.scalars(
-                select(Chat).where(
-                    Chat.company_id == company_id,
-                    Chat.session_id.in_(sorted(sessions)),
-                    Chat.wa_chat_id.in_(sorted({jid for _, jid in chat_keys})),
-                )
+                _CHATS,
+                {
+                    "company_id": company_id,
+                    "sessions": sorted(sessions),
+                    "jids": sorted({jid for _, jid in chat_keys}),
+                },
             )
         }
         return cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
@@ -757,16 +795,7 @@ class Inbound:
             sqlite = self.kernel.engine.dialect.name == "sqlite"
             if not sqlite and not await _lock_company(db, company_id):
                 return again  # deleted with its company
-            pending = set(
-                await db.scalars(
-                    select(WebhookEvent.id)
-                    .where(
-                        WebhookEvent.id.in_([row_id for row_id, _ in items]),
-                        WebhookEvent.state == WebhookEventState.PENDING,
-                    )
-                    .with_for_update()
-                )
-            )
+            pending = set(await db.scalars(_PENDING, {"ids": [row_id for row_id, _ in items]}))
             messages = {
                 (ev.session_id, ev.wa_message_id)
                 for row_id, ev in items
@@ -774,11 +803,12 @@ class Inbound:
             }
             if messages:
                 existing = await db.execute(
-                    select(Message.session_id, Message.wa_message_id).where(
-                        Message.company_id == company_id,
-                        Message.session_id.in_({s for s, _ in messages}),
-                        Message.wa_message_id.in_([w for _, w in messages]),
-                    )
+                    _EXISTING,
+                    {
+                        "company_id": company_id,
+                        "sessions": sorted({s for s, _ in messages}),
+                        "wa_ids": [w for _, w in messages],
+                    },
                 )
                 db.info[_FRESH] = messages - {(r[0], r[1]) for r in existing}
                 db.info[_VIEW] = await _View.read(
@@ -836,16 +866,7 @@ class Inbound:
                 await db.flush()  # nothing the ORM writes may go behind (it reads rowcounts)
                 driver = (await (await db.connection()).get_raw_connection()).driver_connection
                 with writes_behind(driver):  # SQLite: rides with the next trip
-                    await db.execute(
-                        update(WebhookEvent)
-                        .where(WebhookEvent.id.in_(processed))
-                        .values(
-                            state=WebhookEventState.PROCESSED,
-                            processed_at=now,
-                            attempts=WebhookEvent.attempts + 1,
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
+                    await db.execute(_PROCESSED, {"ids": processed, "now": now})
             for row_id, error in poisoned:
                 await db.execute(_mark_failed(row_id, error, now))
             await events.assign_seqs(db, company_id)

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ClientIdentityKind
@@ -37,6 +37,17 @@ from zapd.db.types import new_id
 from zapd.kernel.held import Held
 from zapd.services.people import identity
 from zapd.services.people.identity import PHONE_KINDS, Identity
+
+# Built once (bound parameters; lists expand at execution).
+_OWNERS = select(ClientIdentity.kind, ClientIdentity.value, ClientIdentity.client_id).where(
+    ClientIdentity.company_id == bindparam("company_id"),
+    ClientIdentity.value.in_(bindparam("values", expanding=True)),
+)
+_BY_PHONE = select(Client).where(
+    Client.company_id == bindparam("company_id"),
+    Client.phone.in_(bindparam("phones", expanding=True)),
+)
+_CLIENTS = select(Client).where(Client.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass
@@ -64,26 +75,21 @@ class Known:
         known.phones = {p for s in senders for p in s.phones()}
         if known.values:
             rows = await db.execute(
-                select(ClientIdentity.kind, ClientIdentity.value, ClientIdentity.client_id).where(
-                    ClientIdentity.company_id == company_id,
-                    ClientIdentity.value.in_(sorted(known.values)),
-                )
+                _OWNERS, {"company_id": company_id, "values": sorted(known.values)}
             )
             known.owners = {(kind, value): cid for kind, value, cid in rows.all()}
         if known.phones:
             # The clients themselves at once: a client matched by phone is usually the
             # owner of that phone's identity too, so the query below rarely runs.
             for client in await db.scalars(
-                select(Client).where(
-                    Client.company_id == company_id, Client.phone.in_(sorted(known.phones))
-                )
+                _BY_PHONE, {"company_id": company_id, "phones": sorted(known.phones)}
             ):
                 known.clients[client.id] = client
                 if client.phone is not None:
                     known.by_phone.setdefault(client.phone, set()).add(client.id)
         missing = set(known.owners.values()) - set(known.clients)
         if missing:
-            for client in await db.scalars(select(Client).where(Client.id.in_(sorted(missing)))):
+            for client in await db.scalars(_CLIENTS, {"ids": sorted(missing)}):
                 known.clients[client.id] = client
         return known
 
