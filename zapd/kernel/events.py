@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
+from zapd.db.sqlite_driver import writes_behind
 from zapd.db.types import new_id, utcnow
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit, pending_hooks
@@ -34,13 +35,13 @@ if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
 
 _DEFERRED = "zap_deferred_events"
-_TAKE_SEQS = (  # built once
+_COUNT_SEQS = (  # built once
     update(Company)
     .where(Company.id == bindparam("company_id"))
     .values(last_event_seq=Company.last_event_seq + bindparam("count"))
-    .returning(Company.last_event_seq)
     .execution_options(synchronize_session=False)
 )
+_TAKE_SEQS = _COUNT_SEQS.returning(Company.last_event_seq)
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -131,19 +132,30 @@ def rewind(db: AsyncSession, at: tuple[int, int]) -> None:
     del pending_hooks(db)[at[1] :]
 
 
-async def assign_seqs(db: AsyncSession, company_id: uuid.UUID) -> int:
+async def assign_seqs(db: AsyncSession, company_id: uuid.UUID, *, last: int | None = None) -> int:
     """Number the held events of `company_id` with one UPDATE and add them; return how many.
 
     Call it last in the transaction: the company row stays locked until the commit.
+    `last` is the counter as this transaction read it when no other writer can move
+    it before the commit (SQLite's BEGIN IMMEDIATE) and nothing else in the
+    transaction did: the UPDATE then needs no answer and rides with the next trip
+    (were `last` stale, the (company, seq) unique index would refuse the insert).
     """
     held: list[Published] = db.info.pop(_DEFERRED, [])
     if not held:
         return 0
     if any(e.company_id != company_id for e in held):
         raise ValueError("deferred events of another company")
-    last = await db.scalar(_TAKE_SEQS, {"company_id": company_id, "count": len(held)})
-    if last is None:
-        raise LookupError(f"company {company_id} does not exist")
+    params = {"company_id": company_id, "count": len(held)}
+    if last is not None:
+        driver = (await (await db.connection()).get_raw_connection()).driver_connection
+        with writes_behind(driver):
+            await db.execute(_COUNT_SEQS, params)
+        last += len(held)
+    else:
+        last = await db.scalar(_TAKE_SEQS, params)
+        if last is None:
+            raise LookupError(f"company {company_id} does not exist")
     first = int(last) - len(held) + 1
     now = utcnow()
     rows: list[dict[str, Any]] = []

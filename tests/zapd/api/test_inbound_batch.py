@@ -149,6 +149,14 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
         counter = await db.scalar(
             select(Company.last_ticket_number).where(Company.id == t.company_id)
         )
+        seqs = list(
+            await db.scalars(
+                select(Event.seq).where(Event.company_id == t.company_id).order_by(Event.seq)
+            )
+        )
+        last_seq = await db.scalar(select(Company.last_event_seq).where(Company.id == t.company_id))
+    # Event seqs too (on SQLite counted from the value the batch read: no gap, no reuse).
+    assert seqs == list(range(1, len(seqs) + 1)) and last_seq == len(seqs) > 0
     assert len(ticket_ids) == 1 and None not in ticket_ids
     assert tickets == 5
     # The batch took a number for each of its six newcomers at once; the one it did not

@@ -49,6 +49,12 @@ from the first UPDATE to the commit); the careful rerun takes them one by one. O
 SQLite the batch does not lock the company row (one writer; a company deleted before
 the batch began took its stored rows with it), and its held rows and PROCESSED mark
 ride with the next statement's thread trip (`zapd.db.sqlite_driver.writes_behind`).
+The view reads the company row and the batch's sessions in one statement; on SQLite
+a straight run counts its ticket numbers and event seqs from the counters that row
+held (BEGIN IMMEDIATE: no other writer until the commit, and nothing else in the
+batch moves them) and moves each counter once, by what it used, behind; a stale
+read could only be refused by the (company, number) / (company, seq) unique indexes.
+The batch's statements are built once, with bound parameters.
 Messages sent from the phone stay ORM rows (their early acks apply to them).
 `process_events` (a Cloud webhook's events) and the retry of deferred events keep the
 per-row path.
@@ -68,7 +74,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Update, bindparam, insert, select, tuple_, update
+from sqlalchemy import Update, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +178,23 @@ _PROCESSED = (
     )
     .execution_options(synchronize_session=False)
 )
+_COMPANY_AND_SESSIONS = (
+    select(Company, WaSession)
+    .outerjoin(
+        WaSession,
+        and_(
+            WaSession.company_id == Company.id,
+            WaSession.id.in_(bindparam("sessions", expanding=True)),
+        ),
+    )
+    .where(Company.id == bindparam("company_id"))
+)
+_COUNT_NUMBERS = (  # SQLite: numbers taken from the value read (`_Numbers`)
+    update(Company)
+    .where(Company.id == bindparam("company_id"))
+    .values(last_ticket_number=Company.last_ticket_number + bindparam("count"))
+    .execution_options(synchronize_session=False)
+)
 _LOCK_COMPANY = (  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UPDATE)
     select(Company.id)
     .where(Company.id == bindparam("company_id"))
@@ -273,9 +296,17 @@ class _Numbers:
     wanted: int  # tickets the batch will likely create from here on (a guess)
     first: int = 1
     last: int = 0
+    # SQLite: the counter as this transaction read it (BEGIN IMMEDIATE: no other writer
+    # until the commit). Numbers are then counted from it in memory and the counter is
+    # moved once, by what was used, with a write that rides with the next trip.
+    read: int | None = None
+    used: int = 0
 
     async def take(self, db: AsyncSession, company_id: uuid.UUID) -> int:
         """Return the next number, taking `wanted` (at least one) more when none is left."""
+        if self.read is not None:
+            self.used += 1
+            return self.read + self.used
         if self.first > self.last:
             count = max(1, self.wanted)
             with db.no_autoflush:  # the counter depends on nothing the session holds
@@ -289,7 +320,17 @@ class _Numbers:
         return number
 
     async def give_back(self, db: AsyncSession, company_id: uuid.UUID) -> None:
-        """Return the numbers not used (they are the counter's last ones)."""
+        """Return the numbers not used (they are the counter's last ones).
+
+        SQLite: move the counter by the numbers used instead (behind: next trip).
+        """
+        if self.read is not None:
+            if self.used:
+                driver = (await (await db.connection()).get_raw_connection()).driver_connection
+                with writes_behind(driver):
+                    await db.execute(_COUNT_NUMBERS, {"company_id": company_id, "count": self.used})
+                self.read, self.used = self.read + self.used, 0
+            return
         unused = self.last - self.first + 1
         if unused <= 0:
             return
@@ -320,7 +361,7 @@ def _settle(
 
 @dataclass
 class _View:
-    """What a batch read at once (clients, open tickets, chats of its senders).
+    """What a batch read at once (clients, open tickets, chats of its senders; the company).
 
     Valid only inside the batch transaction, and kept up to date by the batch's own
     writes; dropped (db.info) when an event's savepoint rolls back or an event writes
@@ -335,7 +376,8 @@ class _View:
     chats: dict[tuple[uuid.UUID, str], Chat]
     # Clients this batch created: no ticket of theirs exists beyond what the view holds.
     created: set[uuid.UUID] = field(default_factory=set)
-    company: Company | None = None  # read once when a ticket needs it (held: identity map is weak)
+    company: Company | None = None  # read with the view (held: the identity map is weak)
+    wa_sessions: list[WaSession] = field(default_factory=list)  # the same, for the flow
     batch: list[MessageEvent] = field(default_factory=list)
 
     def newcomers(self) -> int:
@@ -375,7 +417,16 @@ class _View:
                 },
             )
         }
-        return cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
+        view = cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
+        # The company (settings, flow, counters) and the batch's sessions (flow), in one
+        # statement instead of one `get` each later.
+        for company, wa_session in await db.execute(
+            _COMPANY_AND_SESSIONS, {"company_id": company_id, "sessions": sorted(sessions)}
+        ):
+            view.company = company
+            if wa_session is not None:
+                view.wa_sessions.append(wa_session)
+        return view
 
 
 def _mark_failed(row_id: uuid.UUID, error: str, now: datetime) -> Update:
@@ -788,6 +839,7 @@ class Inbound:
         again: set[uuid.UUID] = set()
         processed: list[uuid.UUID] = []
         poisoned: list[tuple[uuid.UUID, str]] = []
+        last_seq: int | None = None  # SQLite's straight run: the event counter read
         async with self.kernel.tx() as db:
             # PostgreSQL: hold the company first (see `_lock_company`). SQLite has one
             # writer: a company deleted before this began took its stored rows with it
@@ -828,7 +880,12 @@ class Inbound:
                 view = db.info.get(_VIEW)
                 if view is not None:
                     view.known.held = held
-                    db.info[_NUMBERS] = _Numbers(wanted=view.newcomers())
+                    ahead = db.info[_NUMBERS] = _Numbers(wanted=view.newcomers())
+                    if sqlite and view.company is not None:
+                        # One writer from BEGIN IMMEDIATE to the commit: the counters
+                        # the view read stay true; both move once, behind (`_Numbers`).
+                        ahead.read = view.company.last_ticket_number
+                        last_seq = view.company.last_event_seq
             for row_id, event in items:
                 if row_id not in pending:
                     continue
@@ -869,7 +926,7 @@ class Inbound:
                     await db.execute(_PROCESSED, {"ids": processed, "now": now})
             for row_id, error in poisoned:
                 await db.execute(_mark_failed(row_id, error, now))
-            await events.assign_seqs(db, company_id)
+            await events.assign_seqs(db, company_id, last=last_seq)
         self.processed += len(processed)
         self.failed += len(poisoned)
         return again
