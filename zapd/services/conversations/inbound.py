@@ -144,6 +144,9 @@ _HELD = "zap_inbound_held"  # db.info: the straight run's `Held` (new rows, one 
 _NUMBERS = "zap_inbound_numbers"  # db.info: the straight run's ticket numbers taken ahead
 
 
+# A ticket in these flow states answers the menu: its next message runs the flow.
+_AWAITING = frozenset({FlowState.AWAITING_MENU_CHOICE, FlowState.AWAITING_ROUTING_CONFIRMATION})
+
 # The batch's statements, built once (bound parameters; lists expand at execution).
 _PENDING = (
     select(WebhookEvent.id)
@@ -188,6 +191,9 @@ _COMPANY_AND_SESSIONS = (
         ),
     )
     .where(Company.id == bindparam("company_id"))
+)
+_WITH_DEPARTMENTS = _COMPANY_AND_SESSIONS.add_columns(Department).outerjoin(
+    Department, and_(Department.company_id == Company.id, Department.active.is_(True))
 )
 _COUNT_NUMBERS = (  # SQLite: numbers taken from the value read (`_Numbers`)
     update(Company)
@@ -378,6 +384,7 @@ class _View:
     created: set[uuid.UUID] = field(default_factory=set)
     company: Company | None = None  # read with the view (held: the identity map is weak)
     wa_sessions: list[WaSession] = field(default_factory=list)  # the same, for the flow
+    departments: list[Department] | None = None  # active ones, read when a flow will run
     batch: list[MessageEvent] = field(default_factory=list)
 
     def newcomers(self) -> int:
@@ -419,13 +426,19 @@ class _View:
         }
         view = cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
         # The company (settings, flow, counters) and the batch's sessions (flow), in one
-        # statement instead of one `get` each later.
-        for company, wa_session in await db.execute(
-            _COMPANY_AND_SESSIONS, {"company_id": company_id, "sessions": sorted(sessions)}
-        ):
-            view.company = company
-            if wa_session is not None:
-                view.wa_sessions.append(wa_session)
+        # statement instead of one `get` each later; with the active departments when a
+        # flow will run (a newcomer, or a ticket waiting for a menu answer).
+        flows = view.newcomers() > 0 or any(t.flow_state in _AWAITING for t in opened.values())
+        params = {"company_id": company_id, "sessions": sorted(sessions)}
+        departments: dict[uuid.UUID, Department] = {}
+        for row in await db.execute(_WITH_DEPARTMENTS if flows else _COMPANY_AND_SESSIONS, params):
+            view.company = row[0]
+            if row[1] is not None and row[1] not in view.wa_sessions:
+                view.wa_sessions.append(row[1])
+            if flows and row[2] is not None:
+                departments[row[2].id] = row[2]
+        if flows:
+            view.departments = list(departments.values())
         return view
 
 
@@ -1409,10 +1422,7 @@ class Inbound:
         ev: MessageEvent,
         created: bool,
     ) -> Step | None:
-        if not created and ticket.flow_state not in (
-            FlowState.AWAITING_MENU_CHOICE,
-            FlowState.AWAITING_ROUTING_CONFIRMATION,
-        ):
+        if not created and ticket.flow_state not in _AWAITING:
             return None
         flow, timeouts, native = await self._flow_cached(db, company_id, ticket.session_id)
         now = utcnow()
@@ -1430,16 +1440,15 @@ class Inbound:
             timeout = timeouts.get(step.department_id)
             if timeout:
                 ticket.timeout_at = now + timedelta(seconds=timeout)
+        held: Held | None = db.info.get(_HELD)
         for text, interactive in menu_messages(flow, step, native=native):
-            await outbox.enqueue(
-                db,
-                chat,
-                text,
-                ticket=ticket,
-                kind="menu",
-                extra=None if interactive is None else {"interactive": interactive},
-                held=db.info.get(_HELD),
-            )
+            extra = None if interactive is None else {"interactive": interactive}
+            if held is not None:  # plain rows, inserted with the batch's
+                await outbox.enqueue_held(
+                    db, chat, text, held=held, ticket=ticket, kind="menu", extra=extra
+                )
+            else:
+                await outbox.enqueue(db, chat, text, ticket=ticket, kind="menu", extra=extra)
         return step
 
     async def _customer(self, db: AsyncSession, client: Client, ticket: Ticket) -> Customer:
@@ -1493,15 +1502,18 @@ class Inbound:
             company = await db.get(Company, company_id)
         assert company is not None
         settings = settings_of(company)
-        rows = list(
-            (
-                await db.scalars(
-                    select(Department).where(
-                        Department.company_id == company_id, Department.active.is_(True)
+        if view is not None and view.departments is not None:
+            rows = list(view.departments)  # read with the view, in this transaction
+        else:
+            rows = list(
+                (
+                    await db.scalars(
+                        select(Department).where(
+                            Department.company_id == company_id, Department.active.is_(True)
+                        )
                     )
-                )
-            ).all()
-        )
+                ).all()
+            )
         flow_cfg: dict[str, Any] = dict(session.flow_config) if session else {}
         only = {str(x) for x in flow_cfg.get("department_ids", [])}
         if only:

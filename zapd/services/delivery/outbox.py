@@ -1,7 +1,8 @@
 """The outbox: every outbound message is a message row plus an outbox row, in one transaction.
 
-`enqueue` is the only way anything reaches a customer; it wakes the worker once its
-transaction commits. The sending side (claims, rate limits, retries, dead letters)
+`enqueue` is the only way anything reaches a customer (`enqueue_held`, for a batch
+that inserts its rows together, writes the same two rows); it wakes the worker once
+its transaction commits. The sending side (claims, rate limits, retries, dead letters)
 lives in `zapd.services.delivery.outbox_worker`. The admin side here lists entries and retries
 or drops them (`zapctl outbox list|retry|drop`).
 """
@@ -68,86 +69,152 @@ async def enqueue(
     note: bool = False,
     kind: str = "agent",  # agent, menu, system: kept in extra for the history
     extra: dict[str, Any] | None = None,  # more for the message's extra (e.g. interactive)
-    held: Held | None = None,  # the caller inserts the rows (a batch's `Held`); no key then
 ) -> Enqueued:
     """Create an outbound message and its outbox row (or an internal note) in this transaction.
 
     A repeated `idempotency_key` returns the first message and creates nothing.
-    Keys are scoped by the caller (e.g. "api:<company>:<client key>"). With `held`,
-    the two rows wait there for the caller's insert instead of going to the session.
+    Keys are scoped by the caller (e.g. "api:<company>:<client key>").
     """
-    if held is not None and idempotency_key is not None:
-        raise ValueError("an idempotency key is checked at once: it cannot be held")
     if idempotency_key is not None:
         existing = await by_key(db, idempotency_key)
         if existing is not None:
             row = await db.scalar(select(Outbox).where(Outbox.message_id == existing.id))
             return Enqueued(existing, row, created=False)
-    now = utcnow()
-    message = Message(
-        id=new_id(),  # known now: the outbox row and the event name it without a flush
-        company_id=chat.company_id,
-        session_id=chat.session_id,
-        chat_id=chat.id,
-        ticket_id=ticket.id if ticket else None,
-        direction=MessageDirection.OUTBOUND,
-        type=type_,
-        status=MessageStatus.SENT if note else MessageStatus.QUEUED,
-        body=body,
+    values, box_values = _rows(
+        chat,
+        body,
+        ticket=ticket,
+        type_=type_,
+        author_id=author_id,
         media_id=media_id,
         quoted_message_id=quoted_message_id,
-        is_note=note,
-        author_id=author_id,
-        extra={"kind": kind, **(extra or {})},
-        created_at=now,
-        updated_at=now,
+        idempotency_key=idempotency_key,
+        note=note,
+        kind=kind,
+        extra=extra,
     )
-    if held is not None:
-        held.add(message)
-    else:
-        db.add(message)
+    message = Message(**values)
+    db.add(message)
     box: Outbox | None = None
-    if not note:
-        box = Outbox(
-            id=new_id(),
-            company_id=chat.company_id,
-            session_id=chat.session_id,
-            message_id=message.id,
-            idempotency_key=idempotency_key or f"msg:{message.id}",
-            state=OutboxState.PENDING,
-            next_attempt_at=now,
-        )
-        if held is not None:
-            held.add(box)
-        else:
-            db.add(box)
-        after_commit(db, _wake_worker)
-    chat.last_message_at = now
-    if ticket is not None:
-        ticket.last_message_at = now
+    if box_values is not None:
+        box = Outbox(**box_values)
+        db.add(box)
     if idempotency_key is not None:
         await db.flush()  # a key reused concurrently fails here, at the call
     # Otherwise the rows go with the transaction's next flush (every id and timestamp a
-    # caller reads is set above): the inbound menu replies of a batch flush together.
+    # caller reads is set above).
+    await _announce(db, chat, ticket, values, kind)
+    return Enqueued(message, box, created=True)
+
+
+async def enqueue_held(
+    db: AsyncSession,
+    chat: Chat,
+    body: str | None,
+    *,
+    held: Held,
+    ticket: Ticket | None = None,
+    kind: str = "agent",
+    extra: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """`enqueue` a text whose two rows wait in `held` (a batch's) for its insert; its id.
+
+    Plain rows, no ORM objects: nothing in the batch changes them afterwards. No
+    idempotency key (one is checked at once: it cannot be held).
+    """
+    values, box_values = _rows(chat, body, ticket=ticket, kind=kind, extra=extra)
+    held.add_row(Message, values)
+    if box_values is not None:
+        held.add_row(Outbox, box_values)
+    await _announce(db, chat, ticket, values, kind)
+    message_id: uuid.UUID = values["id"]
+    return message_id
+
+
+def _rows(
+    chat: Chat,
+    body: str | None,
+    *,
+    ticket: Ticket | None,
+    type_: MessageType = MessageType.TEXT,
+    author_id: uuid.UUID | None = None,
+    media_id: uuid.UUID | None = None,
+    quoted_message_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    note: bool = False,
+    kind: str,
+    extra: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The message's and the outbox row's columns (None for a note); stamps chat and ticket.
+
+    Every id and timestamp is set here: the event and the caller name them before any
+    flush. Schedules the worker's wake-up after the commit when something is to send.
+    """
+    now = utcnow()
+    message_id = new_id()
+    values: dict[str, Any] = {
+        "id": message_id,
+        "company_id": chat.company_id,
+        "session_id": chat.session_id,
+        "chat_id": chat.id,
+        "ticket_id": ticket.id if ticket else None,
+        "direction": MessageDirection.OUTBOUND,
+        "type": type_,
+        "status": MessageStatus.SENT if note else MessageStatus.QUEUED,
+        "body": body,
+        "media_id": media_id,
+        "quoted_message_id": quoted_message_id,
+        "is_note": note,
+        "author_id": author_id,
+        "extra": {"kind": kind, **(extra or {})},
+        "created_at": now,
+        "updated_at": now,
+    }
+    box_values: dict[str, Any] | None = None
+    if not note:
+        box_values = {
+            "id": new_id(),
+            "company_id": chat.company_id,
+            "session_id": chat.session_id,
+            "message_id": message_id,
+            "idempotency_key": idempotency_key or f"msg:{message_id}",
+            "state": OutboxState.PENDING,
+            "next_attempt_at": now,
+        }
+    chat.last_message_at = now
+    if ticket is not None:
+        ticket.last_message_at = now
+    return values, box_values
+
+
+async def _announce(
+    db: AsyncSession,
+    chat: Chat,
+    ticket: Ticket | None,
+    values: dict[str, Any],
+    kind: str,
+) -> None:
+    """Publish the new message's event; wake the worker after the commit if it is to send."""
+    if not values["is_note"]:
+        after_commit(db, _wake_worker)
     await events.for_ticket(
         db,
         chat.company_id,
         MESSAGE_NEW,
         {
-            "id": message.id,
-            "ticket_id": message.ticket_id,
+            "id": values["id"],
+            "ticket_id": values["ticket_id"],
             "chat_id": chat.id,
-            "direction": int(message.direction),
-            "type": int(message.type),
-            "status": int(message.status),
-            "body": body,
-            "is_note": note,
-            "author_id": author_id,
+            "direction": int(values["direction"]),
+            "type": int(values["type"]),
+            "status": int(values["status"]),
+            "body": values["body"],
+            "is_note": values["is_note"],
+            "author_id": values["author_id"],
             "kind": kind,
         },
         ticket,
     )
-    return Enqueued(message, box, created=True)
 
 
 # --------------------------------------------------------------------------- admin side

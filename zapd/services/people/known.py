@@ -17,9 +17,10 @@ client already holds, which the unique index refuses (a retried race, never a wr
 owner).
 
 With `held` (a `zapd.kernel.held.Held` of the transaction), the clients and identity
-rows it creates are held there for one insert at the batch's end instead of a flush
-each; the holder inserts them before anything that could look for them by query
-(a sender the snapshot does not cover is looked up only after they are inserted).
+rows (plain rows: nothing changes them afterwards) it creates are held there for one
+insert at the batch's end instead of a flush each; the holder inserts them before
+anything that could look for them by query (a sender the snapshot does not cover is
+looked up only after they are inserted).
 """
 
 from __future__ import annotations
@@ -124,13 +125,25 @@ class Known:
         }
         for kind, value in wanted:
             if (kind, value) not in owner:
-                row = ClientIdentity(
-                    company_id=client.company_id, client_id=client.id, kind=kind, value=value
-                )
-                if self.held is not None:
-                    self.held.add(row)
+                if self.held is not None:  # a plain row: nothing changes it afterwards
+                    self.held.add_row(
+                        ClientIdentity,
+                        {
+                            "company_id": client.company_id,
+                            "client_id": client.id,
+                            "kind": kind,
+                            "value": value,
+                        },
+                    )
                 else:
-                    db.add(row)
+                    db.add(
+                        ClientIdentity(
+                            company_id=client.company_id,
+                            client_id=client.id,
+                            kind=kind,
+                            value=value,
+                        )
+                    )
                 self.owners[(kind, value)] = client.id
         return {row for row in wanted if owner.get(row, client.id) == client.id}
 
