@@ -77,15 +77,27 @@ def _columns(model: type[Any]) -> tuple[tuple[str, str, Any], ...]:
     return found
 
 
+# The last datetime `_sqlite_utc` converted and its text: a batch stamps many columns
+# and rows with one `now` (datetimes are immutable; the pair is replaced at once).
+_LAST_UTC: tuple[datetime, str] = (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01 00:00:00.000000")
+
+
 def _sqlite_utc(value: datetime | None) -> str | None:
     """`UTCDateTime` then SQLite's DATETIME, as one step (`bind_processor`)."""
+    global _LAST_UTC
     if value is None:
         return None
+    last = _LAST_UTC
+    if value is last[0]:
+        return last[1]
+    given = value
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    text = value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    _LAST_UTC = (given, text)
+    return text
 
 
 def _enum_processor(enum_class: type[IntEnum]) -> Callable[[Any], int | None]:

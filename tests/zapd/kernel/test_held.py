@@ -160,7 +160,8 @@ def test_our_sqlite_bind_processors_send_what_sqlalchemys_would() -> None:
         datetime(999, 3, 4, 5, 6, 7, 8, tzinfo=UTC),  # a three-digit year
         None,
     ):
-        assert ours(value) == theirs(value)
+        assert ours(value) == theirs(value) == ours(value)  # the second from its memo
+    assert ours(datetime(1, 1, 1, tzinfo=UTC)) == theirs(datetime(1, 1, 1, tzinfo=UTC))
     with pytest.raises(ValueError, match="naive"):
         ours(datetime(2026, 1, 1))
     status = IntEnumType(TicketStatus)
