@@ -195,7 +195,7 @@ _COMPANY_AND_SESSIONS = (
 _WITH_DEPARTMENTS = _COMPANY_AND_SESSIONS.add_columns(Department).outerjoin(
     Department, and_(Department.company_id == Company.id, Department.active.is_(True))
 )
-_COUNT_NUMBERS = (  # SQLite: numbers taken from the value read (`_Numbers`)
+_COUNT_NUMBERS = (  # moves the ticket counter (`_Numbers`)
     update(Company)
     .where(Company.id == bindparam("company_id"))
     .values(last_ticket_number=Company.last_ticket_number + bindparam("count"))
@@ -206,13 +206,7 @@ _LOCK_COMPANY = (  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UP
     .where(Company.id == bindparam("company_id"))
     .with_for_update(read=True, key_share=True)
 )
-_TAKE_NUMBERS = (
-    update(Company)
-    .where(Company.id == bindparam("company_id"))
-    .values(last_ticket_number=Company.last_ticket_number + bindparam("count"))
-    .returning(Company.last_ticket_number)
-    .execution_options(synchronize_session=False)
-)
+_TAKE_NUMBERS = _COUNT_NUMBERS.returning(Company.last_ticket_number)
 _GIVE_BACK = (
     update(Company)
     .where(Company.id == bindparam("company_id"), Company.last_ticket_number == bindparam("last"))
@@ -295,8 +289,10 @@ class _Numbers:
 
     `first..last` are this transaction's (the company row stays locked from the UPDATE
     to the commit, as for one number); what is left unused is given back before the
-    commit, so numbers stay gapless. A careful rerun takes them one by one: a savepoint
-    rolling back would undo the counter, not this memory.
+    commit, so numbers stay gapless. On SQLite (`read` set: the counter the view read)
+    no UPDATE runs before the end: numbers follow `read` in memory and `give_back`
+    moves the counter by the count used, behind. A careful rerun takes them one by
+    one: a savepoint rolling back would undo the counter, not this memory.
     """
 
     wanted: int  # tickets the batch will likely create from here on (a guess)
