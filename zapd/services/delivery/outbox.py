@@ -9,6 +9,7 @@ or drops them (`zapctl outbox list|retry|drop`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
 
 
-def _wake_worker(kernel: Kernel) -> None:
-    kernel.wake_outbox()
+def _wake_worker(session_id: uuid.UUID) -> Callable[[Kernel], None]:
+    """The after-commit hook that tells the worker this session has a row due."""
+    return lambda kernel: kernel.wake_outbox(session_id)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ async def enqueue(
             held.add(box)
         else:
             db.add(box)
-        after_commit(db, _wake_worker)
+        after_commit(db, _wake_worker(chat.session_id))
     chat.last_message_at = now
     if ticket is not None:
         ticket.last_message_at = now
