@@ -29,10 +29,10 @@ def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
     seen: list[list[uuid.UUID]] = []
 
     async def spy(
-        company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]], *, careful: bool
+        company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]], **kw: Any
     ) -> Any:
         seen.append([row_id for row_id, _ in items])
-        return await real(company_id, items, careful=careful)
+        return await real(company_id, items, **kw)
 
     inbound._batch_tx = spy  # type: ignore[method-assign]
     return seen

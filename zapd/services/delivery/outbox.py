@@ -290,7 +290,7 @@ async def retry(db: AsyncSession, actor: Actor, outbox_id: uuid.UUID) -> OutboxV
         after=_snap(row),
         extra={"message_id": row.message_id},
     )
-    after_commit(db, _wake_worker)
+    after_commit(db, _wake_worker(row.session_id))
     return (await _views(db, [row]))[0]
 
 
@@ -322,5 +322,5 @@ async def drop(db: AsyncSession, actor: Actor, outbox_id: uuid.UUID) -> OutboxVi
         after=_snap(row),
         extra={"message_id": row.message_id},
     )
-    after_commit(db, _wake_worker)  # the chat's next message may go now
+    after_commit(db, _wake_worker(row.session_id))  # the chat's next message may go now
     return (await _views(db, [row]))[0]
