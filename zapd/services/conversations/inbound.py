@@ -348,6 +348,10 @@ class _View:
         return cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
 
 
+class _Split(Exception):
+    """A row of several events failed as a whole: each is to be received on its own."""
+
+
 def _mark_failed(row_id: uuid.UUID, error: str, now: datetime) -> Update:
     """The statement that marks a stored event FAILED (poison) with its error."""
     return (
@@ -722,10 +726,13 @@ class Inbound:
         transient failure leaves the row pending for the sweep of the in-process retry.
         """
         locks = [self._lock(key) for key in sorted({_sender_key(e) for e in batch})]
-        async with contextlib.AsyncExitStack() as held:
-            for lock in locks:
-                await held.enter_async_context(lock)
-            done = await self._process_locked(row_id, company_id, batch)
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                for lock in locks:
+                    await held.enter_async_context(lock)
+                done = await self._process_locked(row_id, company_id, batch)
+        except _Split:
+            done = await self._split(row_id, batch)
         if not done:
             self._sweep_needed = True
             self._kick()
@@ -964,9 +971,10 @@ class Inbound:
     ) -> bool:
         """Process under the senders' locks; False when a transient failure put it off.
 
-        When a batch of several fails deterministically, each event goes through
-        `receive` on its own, so one bad event cannot hold back the others; a single
-        one is poisoned.
+        When a batch of several fails deterministically this raises `_Split`: the
+        caller lets go of the locks and hands each event to `receive` on its own
+        (`_split`), so one bad event cannot hold back the others; a single one is
+        poisoned.
         """
         try:
             for attempt in range(MAX_RACE_RETRIES):
@@ -999,7 +1007,22 @@ class Inbound:
                         await self._poison(row_id, f"{type(exc).__name__}: {exc}")
                         return True
                     break
-            # A batch that failed as a whole: one stored row per event, each on its own.
+            # A batch that failed as a whole: one stored row per event, each on its own,
+            # once the caller has let go of the senders' locks (`_split`).
+            raise _Split
+        except Exception as exc:  # the poison mark failed
+            if is_transient(exc):
+                return False
+            raise
+
+    async def _split(self, row_id: uuid.UUID, batch: list[AnyEngineEvent]) -> bool:
+        """Receive each event of a failed row on its own, then mark the row PROCESSED.
+
+        Runs without the senders' locks (`receive` takes each one's). A crash before
+        the mark leaves the row pending: its events are received again, deduplicated.
+        False when a transient failure put it off.
+        """
+        try:
             for event in batch:
                 await self.receive(event.session_id, event)
             async with self.kernel.tx() as db:
@@ -1018,7 +1041,7 @@ class Inbound:
                     .execution_options(synchronize_session=False)
                 )
             return True
-        except Exception as exc:  # the poison mark or the split itself failed
+        except Exception as exc:
             if is_transient(exc):
                 return False
             raise
