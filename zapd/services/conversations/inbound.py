@@ -799,7 +799,7 @@ class Inbound:
                 _settle(fut, error=exc)
 
     async def _store_then_process(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
-        """Today's two steps for a batch whose combined transaction failed."""
+        """A group commit, then the batch of what it stored: for a failed combined batch."""
         loop = asyncio.get_running_loop()
         stores: list[_Waiting] = [(row, loop.create_future()) for (row, _), _ in batch]
         await self._store_rows(company_id, stores)
