@@ -393,11 +393,8 @@ class OutboxWorker:
         """
         if not woken or None in woken:
             return False
-        for session_id in woken:
-            lane = self.lanes.get(session_id)  # type: ignore[arg-type]
-            if lane is None or lane.room() > 0:
-                return False
-        return True
+        lanes = [self.lanes.get(session_id) for session_id in woken if session_id is not None]
+        return all(lane is not None and lane.room() <= 0 for lane in lanes)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
