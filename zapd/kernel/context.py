@@ -90,8 +90,10 @@ class Kernel:
     hub: Fanout
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     # Set by `enqueue` (after commit) and by anything else that makes outbox rows due;
-    # the outbox worker waits on it between polls.
+    # the outbox worker waits on it between polls. `outbox_woken` says for which
+    # sessions (None: any, or not known) since the worker last looked.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_woken: set[uuid.UUID | None] = field(default_factory=set)
     # Up or down as the last transaction saw it; logs one line per change of state.
     db_health: DatabaseHealth = field(default_factory=DatabaseHealth)
 
@@ -153,8 +155,12 @@ class Kernel:
         async with self.db_health.watch(), self._statement_engine.connect() as conn:
             yield conn
 
-    def wake_outbox(self) -> None:
-        """Tell the outbox worker that rows may be due now (harmless when none runs)."""
+    def wake_outbox(self, session_id: uuid.UUID | None = None) -> None:
+        """Tell the outbox worker that rows may be due now (harmless when none runs).
+
+        `session_id` names the session whose rows became due, when only one's did.
+        """
+        self.outbox_woken.add(session_id)
         self.outbox_wakeup.set()
 
 

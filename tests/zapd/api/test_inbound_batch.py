@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.enums import FlowState, TicketStatus, WebhookEventState
+from shared.enums import Engine, FlowState, TicketStatus, WebhookEventState
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
 from zapd.connectors.events import AnyEngineEvent
 from zapd.db.models import Company, Event, Message, Ticket, WebhookEvent
+from zapd.db.types import new_id, utcnow
 
 
 def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
@@ -29,10 +30,10 @@ def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
     seen: list[list[uuid.UUID]] = []
 
     async def spy(
-        company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]], *, careful: bool
+        company_id: uuid.UUID, items: list[tuple[uuid.UUID, AnyEngineEvent]], **kw: Any
     ) -> Any:
         seen.append([row_id for row_id, _ in items])
-        return await real(company_id, items, careful=careful)
+        return await real(company_id, items, **kw)
 
     inbound._batch_tx = spy  # type: ignore[method-assign]
     return seen
@@ -247,3 +248,50 @@ async def test_a_reply_quoting_a_message_of_its_own_batch_links_to_it(live: Live
         )
         quoted = await db.scalar(select(Message.quoted_message_id).where(Message.id == ids["Q-2"]))
     assert quoted == ids["Q-1"]
+
+
+async def test_a_stored_body_whose_events_fail_together_is_split_not_stuck(live: Live) -> None:
+    # A Cloud webhook body gives several events, applied under their senders' locks in
+    # one transaction; when that fails for one of them, each is received on its own,
+    # which takes its sender's lock again: that must not wait for itself.
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    good = seed.says(sid, "+5511990007001", "SPLIT-GOOD")
+    bad = seed.says(sid, "+5511990007002", "SPLIT-BAD", chat="not-a-jid")
+    row_id = new_id()
+    async with live.kernel.tx() as db:
+        db.add(
+            WebhookEvent(
+                id=row_id,
+                company_id=t.company_id,
+                session_id=sid,
+                engine=Engine.CLOUD,
+                event_type="cloud.webhook",
+                payload={},
+                state=WebhookEventState.PENDING,
+                received_at=utcnow(),
+            )
+        )
+    inbound = live.daemon.inbound
+    await asyncio.wait_for(inbound.process_events(row_id, t.company_id, [good, bad]), 30)
+    async with live.kernel.read() as db:
+        body = await db.get(WebhookEvent, row_id)
+        assert body is not None and body.state == WebhookEventState.PROCESSED
+        assert body.error == "split into one stored event per message"
+        by_message = dict(
+            (
+                await db.execute(
+                    select(WebhookEvent.dedupe_key, WebhookEvent.state).where(
+                        WebhookEvent.id != row_id, WebhookEvent.session_id == sid
+                    )
+                )
+            ).all()
+        )
+        stored = list(
+            await db.scalars(select(Message.wa_message_id).where(Message.session_id == sid))
+        )
+    assert by_message == {
+        "SPLIT-GOOD": WebhookEventState.PROCESSED,
+        "SPLIT-BAD": WebhookEventState.FAILED,
+    }
+    assert "SPLIT-GOOD" in stored and "SPLIT-BAD" not in stored

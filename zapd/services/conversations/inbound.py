@@ -21,10 +21,18 @@ Batching (per company): raw events arriving together are committed in one
 transaction (group commit; each caller still gets its row only once it is durable),
 and stored events are processed in batches of up to MAX_BATCH, one transaction each.
 No batch waits for a window: a leader runs one as soon as the previous is done. On
-SQLite (one writer) one leader per company runs both, taking turns: a group commit,
-then the batch holding what it stored (its callers queue first), so an event waits
-for at most the batch running when it arrived, its commit and its own batch; on
-PostgreSQL a leader for each runs side by side.
+PostgreSQL a leader for each runs side by side. On SQLite (one writer) one leader per
+company runs them all, and an event received is stored *with* its processing: its
+caller takes its sender's lock first, then waits for one transaction that inserts
+the batch's raw events and processes them (`_store_and_process`); it is answered
+once that commits, so an event waits for at most the batch running when it arrived
+and its own. If that transaction fails for any reason, nothing of it committed: the
+raw events are group-committed on their own, then processed as any batch below (a
+poison event never keeps its raw event, or its neighbours', from being stored). An
+event whose sender has events deferred (below), and `store` (parked events), take
+the two steps: a group commit, then the batch holding what it stored (its callers
+queue first). A crash after a commit and before its callers are answered leaves
+events the engine delivers again: stored again and deduplicated, as ever.
 A batch holds at most one event per sender (the caller keeps its sender's lock while
 it waits), so per-sender order is the order of the batches. A batch first runs
 straight through; if anything fails it is rolled back and run again with one savepoint
@@ -72,9 +80,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Update, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, Update, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,7 +121,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
 from zapd.kernel import events
-from zapd.kernel.held import Held, write_changes
+from zapd.kernel.held import Held, insert_rows, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
 from zapd.services.conversations.menus import menu_messages
@@ -438,6 +446,10 @@ class _View:
         return view
 
 
+class _Split(Exception):
+    """A row of several events failed as a whole: each is to be received on its own."""
+
+
 def _mark_failed(row_id: uuid.UUID, error: str, now: datetime) -> Update:
     """The statement that marks a stored event FAILED (poison) with its error."""
     return (
@@ -479,6 +491,7 @@ class Inbound:
         # waiting for their batch; the leader tasks that run those batches, by
         # (company, queue); on SQLite one leader runs both queues (queue None).
         self._storing: _Queues = {}
+        self._combined: _Queues = {}  # SQLite: raw events to commit with their processing
         self._processing: _Queues = {}
         self._leading: dict[tuple[uuid.UUID, bool | None], asyncio.Task[None]] = {}
         self._leaders: set[asyncio.Task[None]] = set()
@@ -491,10 +504,24 @@ class Inbound:
 
         When the raw event cannot be committed the error propagates (the caller must not
         acknowledge); a transient one also schedules a sweep, since its commit may have
-        gone through although the answer was lost.
+        gone through although the answer was lost. On SQLite the event is committed
+        with its processing when it can be (`_store_and_process`): its sender's lock is
+        then taken first, and the return means both are durable.
         """
         try:
-            row_id = await self.store(session_id, event)
+            found = await self._raw_row(session_id, event)
+            if found is None:
+                return None
+            company_id, row = found
+            row_id: uuid.UUID = row["id"]
+            if self._one_writer:
+                key = _sender_key(event)
+                async with self._lock(key):
+                    if not self._deferred.get(key):  # else: stored, then queued behind those
+                        if not await self._group(self._combined, company_id, (row, event)):
+                            self._defer(key, row_id)
+                        return row_id
+            row_id = await self._group(self._storing, company_id, row)
         except NotFound:
             if isinstance(event, MessageEvent):
                 raise
@@ -511,20 +538,28 @@ class Inbound:
             # memory and store them once the database answers.
             self._park(session_id, event)
             return None
-        if row_id is not None:
-            company_id = self._company[session_id]
-            await self.process(row_id, known=(company_id, event))
+        await self.process(row_id, known=(company_id, event))
         return row_id
 
     async def store(self, session_id: uuid.UUID, event: AnyEngineEvent) -> uuid.UUID | None:
         """Commit the raw event (the only step that must succeed before acknowledging)."""
+        found = await self._raw_row(session_id, event)
+        if found is None:
+            return None
+        stored: uuid.UUID = await self._group(self._storing, *found)
+        return stored
+
+    async def _raw_row(
+        self, session_id: uuid.UUID, event: AnyEngineEvent
+    ) -> tuple[uuid.UUID, dict[str, Any]] | None:
+        """The company and the row storing `event`; None for an unknown session."""
         company_id = await self._company_of(session_id)
         if company_id is None:
             log.warning("event for unknown session %s dropped", session_id)
             return None
         if company_id in self.closing:
             raise NotFound("session not found: its company is being deleted")
-        row: dict[str, Any] = {
+        return company_id, {
             "id": new_id(),
             "company_id": company_id,
             "session_id": session_id,
@@ -536,8 +571,6 @@ class Inbound:
             "attempts": 0,
             "received_at": utcnow(),
         }
-        stored: uuid.UUID = await self._group(self._storing, company_id, row)
-        return stored
 
     async def _store_rows(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
         """Commit a group of raw events in one transaction (group commit), settling each.
@@ -587,8 +620,9 @@ class Inbound:
         """Run a company's batches until its queues are empty.
 
         `storing` True runs the raw group commits, False the processing batches; None
-        (SQLite, one writer at a time) runs both, alternating: a group commit, then the
-        batch that holds what it stored. Its callers are let queue their processing
+        (SQLite, one writer at a time) runs those and the stored-and-processed batches
+        in turn: a group commit, a combined batch, then the batch that holds what the
+        group commit stored. Its callers are let queue their processing
         before that batch is taken (their write would otherwise wait behind a batch of
         older events, then wait for its own: two batches instead of one). Nothing a
         batch runs may queue on its own leader (it would wait for itself): that raises.
@@ -596,6 +630,8 @@ class Inbound:
         runs: list[tuple[_Queues, Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]]]] = []
         if storing is not False:
             runs.append((self._storing, self._store_rows))
+        if storing is None:
+            runs.append((self._combined, self._store_and_process))
         if storing is not True:
             runs.append((self._processing, self._process_batch))
         batch: list[_Waiting] = []
@@ -765,16 +801,17 @@ class Inbound:
         key = _sender_key(event)
         lock = self._lock(key)
         async with lock:
-            queue = self._deferred.get(key)
-            if queue:
-                queue.append(row_id)  # an older event of this sender waits: keep the order
-                self.deferred_total += 1
-                self._kick()
+            if self._deferred.get(key):
+                self._defer(key, row_id)  # an older event of this sender waits: keep the order
                 return
             if not await self._group(self._processing, company_id, (row_id, event)):
-                self._deferred.setdefault(key, []).append(row_id)
-                self.deferred_total += 1
-                self._kick()
+                self._defer(key, row_id)
+
+    def _defer(self, key: str, row_id: uuid.UUID) -> None:
+        """Queue a stored event for the in-process retry, behind its sender's (caller: locked)."""
+        self._deferred.setdefault(key, []).append(row_id)
+        self.deferred_total += 1
+        self._kick()
 
     async def process_events(
         self, row_id: uuid.UUID, company_id: uuid.UUID, batch: list[AnyEngineEvent]
@@ -787,10 +824,13 @@ class Inbound:
         transient failure leaves the row pending for the sweep of the in-process retry.
         """
         locks = [self._lock(key) for key in sorted({_sender_key(e) for e in batch})]
-        async with contextlib.AsyncExitStack() as held:
-            for lock in locks:
-                await held.enter_async_context(lock)
-            done = await self._process_locked(row_id, company_id, batch)
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                for lock in locks:
+                    await held.enter_async_context(lock)
+                done = await self._process_locked(row_id, company_id, batch)
+        except _Split:
+            done = await self._split(row_id, batch)
         if not done:
             self._sweep_needed = True
             self._kick()
@@ -828,12 +868,56 @@ class Inbound:
             except Exception as exc:
                 _settle(fut, error=exc)
 
+    async def _store_and_process(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
+        """Commit raw events with their processing, in one transaction; settle each with a bool.
+
+        SQLite: one writer transaction per batch instead of two (a group commit, then
+        the batch). Each caller holds its sender's lock, so a batch holds one event per
+        sender. If that transaction fails, for whatever reason, nothing of it was
+        committed: the raw events are then committed on their own (`_store_rows`, whose
+        failure is the caller's error: not acknowledged) and the stored ones processed
+        as any batch (`_process_batch`, its careful rerun and poison rule): an event
+        that cannot be processed never keeps a raw event from being stored.
+        """
+        rows: list[dict[str, Any]] = [row for (row, _), _ in batch]
+        items: list[tuple[uuid.UUID, AnyEngineEvent]] = [(row["id"], ev) for (row, ev), _ in batch]
+        try:
+            again = await self._batch_tx(company_id, items, careful=False, raw=rows)
+        except Exception:
+            log.debug("inbound: a stored-and-processed batch failed; storing it first")
+            await self._store_then_process(company_id, batch)
+            return
+        for (row_id, event), (_, fut) in zip(items, batch, strict=True):
+            if row_id not in again:
+                _settle(fut, True)
+                continue
+            try:
+                _settle(fut, await self._process_locked(row_id, company_id, [event]))
+            except Exception as exc:
+                _settle(fut, error=exc)
+
+    async def _store_then_process(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
+        """A group commit, then the batch of what it stored: for a failed combined batch."""
+        loop = asyncio.get_running_loop()
+        stores: list[_Waiting] = [(row, loop.create_future()) for (row, _), _ in batch]
+        await self._store_rows(company_id, stores)
+        stored: list[_Waiting] = []
+        for ((row, event), fut), (_, done) in zip(batch, stores, strict=True):
+            error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+            if error is not None:
+                _settle(fut, error=error)  # not stored: the caller must not acknowledge
+            else:
+                stored.append(((row["id"], event), fut))
+        if stored:
+            await self._process_batch(company_id, stored)
+
     async def _batch_tx(
         self,
         company_id: uuid.UUID,
         items: list[tuple[uuid.UUID, AnyEngineEvent]],
         *,
         careful: bool,
+        raw: list[dict[str, Any]] | None = None,
     ) -> set[uuid.UUID]:
         """Apply a batch in one transaction; return the row ids to process again alone.
 
@@ -856,6 +940,8 @@ class Inbound:
             sqlite = self.kernel.engine.dialect.name == "sqlite"
             if not sqlite and not await _lock_company(db, company_id):
                 return again  # deleted with its company
+            if raw:  # stored in this transaction (`_store_and_process`)
+                await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
             pending = set(await db.scalars(_PENDING, {"ids": [row_id for row_id, _ in items]}))
             messages = {
                 (ev.session_id, ev.wa_message_id)
@@ -972,9 +1058,10 @@ class Inbound:
     ) -> bool:
         """Process under the senders' locks; False when a transient failure put it off.
 
-        When a batch of several fails deterministically, each event goes through
-        `receive` on its own, so one bad event cannot hold back the others; a single
-        one is poisoned.
+        When a batch of several fails deterministically this raises `_Split`: the
+        caller lets go of the locks and hands each event to `receive` on its own
+        (`_split`), so one bad event cannot hold back the others; a single one is
+        poisoned.
         """
         try:
             for attempt in range(MAX_RACE_RETRIES):
@@ -1007,7 +1094,22 @@ class Inbound:
                         await self._poison(row_id, f"{type(exc).__name__}: {exc}")
                         return True
                     break
-            # A batch that failed as a whole: one stored row per event, each on its own.
+            # A batch that failed as a whole: one stored row per event, each on its own,
+            # once the caller has let go of the senders' locks (`_split`).
+            raise _Split
+        except Exception as exc:  # the poison mark failed
+            if is_transient(exc):
+                return False
+            raise
+
+    async def _split(self, row_id: uuid.UUID, batch: list[AnyEngineEvent]) -> bool:
+        """Receive each event of a failed row on its own, then mark the row PROCESSED.
+
+        Runs without the senders' locks (`receive` takes each one's). A crash before
+        the mark leaves the row pending: its events are received again, deduplicated.
+        False when a transient failure put it off.
+        """
+        try:
             for event in batch:
                 await self.receive(event.session_id, event)
             async with self.kernel.tx() as db:
@@ -1026,7 +1128,7 @@ class Inbound:
                     .execution_options(synchronize_session=False)
                 )
             return True
-        except Exception as exc:  # the poison mark or the split itself failed
+        except Exception as exc:
             if is_transient(exc):
                 return False
             raise

@@ -10,6 +10,7 @@ or drops them (`zapctl outbox list|retry|drop`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
 
 
-def _wake_worker(kernel: Kernel) -> None:
-    kernel.wake_outbox()
+def _wake_worker(session_id: uuid.UUID) -> Callable[[Kernel], None]:
+    """The after-commit hook that tells the worker this session has a row due."""
+    return lambda kernel: kernel.wake_outbox(session_id)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ async def _announce(
 ) -> None:
     """Publish the new message's event; wake the worker after the commit if it is to send."""
     if not values["is_note"]:
-        after_commit(db, _wake_worker)
+        after_commit(db, _wake_worker(chat.session_id))
     await events.for_ticket(
         db,
         chat.company_id,
@@ -355,7 +357,7 @@ async def retry(db: AsyncSession, actor: Actor, outbox_id: uuid.UUID) -> OutboxV
         after=_snap(row),
         extra={"message_id": row.message_id},
     )
-    after_commit(db, _wake_worker)
+    after_commit(db, _wake_worker(row.session_id))
     return (await _views(db, [row]))[0]
 
 
@@ -387,5 +389,5 @@ async def drop(db: AsyncSession, actor: Actor, outbox_id: uuid.UUID) -> OutboxVi
         after=_snap(row),
         extra={"message_id": row.message_id},
     )
-    after_commit(db, _wake_worker)  # the chat's next message may go now
+    after_commit(db, _wake_worker(row.session_id))  # the chat's next message may go now
     return (await _views(db, [row]))[0]

@@ -22,6 +22,10 @@ How it holds together:
 - The worker is built from the kernel and a `connector_of(session_id)` callable (the
   daemon passes its session manager's lookup), and waits on the kernel's outbox wake-up
   signal, which `outbox.enqueue` sets after its commit: no daemon object is reached.
+  A wake-up names the sessions whose rows became due; when every one of them has a
+  full lane, nothing is looked for (a claim would skip them): a busy, paced session
+  does not cost a due-row scan per enqueue. A lane that makes room, or the poll,
+  looks again.
 - Acks that reached the daemon before the message had its WhatsApp id are kept as
   PendingAck rows: applied in the success transaction, and swept again now and then
   (an ack committed concurrently with that transaction can miss it on PostgreSQL).
@@ -334,10 +338,6 @@ class OutboxWorker:
         """Return the daemon's settings (read at each use)."""
         return self.kernel.settings
 
-    def wake(self) -> None:
-        """Look for due rows now instead of at the next poll."""
-        self._wake.set()
-
     async def start(self) -> None:
         """Start the dispatcher."""
         if self._task is not None:
@@ -380,13 +380,37 @@ class OutboxWorker:
 
     # ------------------------------------------------------------------ dispatch
 
+    def wake(self) -> None:
+        """Look for due rows now instead of at the next poll."""
+        self.kernel.wake_outbox()
+
+    def _only_full_lanes(self, woken: set[uuid.UUID | None]) -> bool:
+        """Tell whether a wake-up named only sessions whose lanes have no room.
+
+        A claim would skip those sessions (`skip_sessions`): looking for due rows now
+        would find nothing new. Their rows are found once the lane makes room (it wakes
+        the worker for any session) or at the next poll.
+        """
+        if not woken or None in woken:
+            return False
+        lanes = [self.lanes.get(session_id) for session_id in woken if session_id is not None]
+        return all(lane is not None and lane.room() <= 0 for lane in lanes)
+
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        looked = loop.time()  # when due rows were last looked for
         while not self.stopping:
+            poll = self.settings.outbox_poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_interval)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, looked + poll - loop.time()))
             if self.stopping:
                 return
             self._wake.clear()
+            woken = set(self.kernel.outbox_woken)
+            self.kernel.outbox_woken.clear()
+            if loop.time() < looked + poll and self._only_full_lanes(woken):
+                continue  # wake-ups for full lanes never put the poll off
+            looked = loop.time()
             try:
                 await self.run_once()
             except asyncio.CancelledError:

@@ -11,7 +11,9 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +23,7 @@ from shared.enums import Engine, MessageStatus, OutboxState
 from tests.fakes.engine import RecordingEngine
 from tests.zapd.api.conftest import test_settings as make_settings
 from tests.zapd.db import factories as f
-from zapd.connectors.base import Connector
+from zapd.connectors.base import Connector, OutboundMessage
 from zapd.db.engine import session_factory
 from zapd.db.models import Chat, Message, Outbox
 from zapd.kernel.context import Kernel
@@ -168,3 +170,94 @@ async def test_enqueue_sets_the_wakeup_signal_only_on_commit(kernel: Kernel) -> 
     assert not kernel.outbox_wakeup.is_set()
     await _enqueue(kernel, chat_id, "confirmada")
     assert kernel.outbox_wakeup.is_set()
+
+
+@dataclasses.dataclass
+class GatedEngine(RecordingEngine):
+    """An engine whose sends wait for `gate`; its lane holds one claim (burst 1)."""
+
+    burst: int = 1
+    gate: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def send(self, message: OutboundMessage) -> str:
+        await self.gate.wait()
+        return await super().send(message)
+
+
+def _counting_claims(worker: OutboxWorker) -> list[int]:
+    """Count the worker's claims (each one scans for due rows)."""
+    calls: list[int] = []
+    real = worker.claim
+
+    async def claim() -> Any:
+        calls.append(1)
+        return await real()
+
+    worker.claim = claim  # type: ignore[method-assign]
+    return calls
+
+
+async def test_wakeups_for_a_full_lane_scan_nothing_but_others_are_served(kernel: Kernel) -> None:
+    busy_session, busy_chat = await _chat(kernel)
+    other_session, other_chat = await _chat(kernel)
+    busy = GatedEngine(busy_session)
+    other = RecordingEngine(other_session)
+    engines = {busy_session: busy, other_session: other}
+    worker = OutboxWorker(kernel, connector_of=engines.get)
+    claims = _counting_claims(worker)
+    await worker.start()
+    try:
+        [first] = await _enqueue(kernel, busy_chat, "a primeira")
+        await _until(kernel, [first], OutboxState.SENDING)  # its lane (one claim) is full
+        for _ in range(50):
+            if busy_session in worker.lanes and worker.lanes[busy_session].room() == 0:
+                break
+            await asyncio.sleep(0.01)
+        before = len(claims)
+        waiting = []
+        for i in range(5):  # each commit wakes the worker for the busy session only
+            waiting += await _enqueue(kernel, busy_chat, f"na fila {i}")
+        await asyncio.sleep(0.3)
+        assert len(claims) == before  # nothing to scan for: that lane has no room
+        [elsewhere] = await _enqueue(kernel, other_chat, "outra sessão")
+        await _until(kernel, [elsewhere], OutboxState.SENT)  # another session is served at once
+        busy.gate.set()  # the lane makes room: the rest of the busy session goes, in order
+        await _until(kernel, [first, *waiting], OutboxState.SENT)
+    finally:
+        busy.gate.set()
+        await worker.stop()
+    assert [m.body for m in busy.sent] == ["a primeira"] + [f"na fila {i}" for i in range(5)]
+
+
+async def test_wakeups_for_a_full_lane_never_put_the_poll_off(kernel: Kernel) -> None:
+    settings = kernel.settings.model_copy(update={"outbox_poll_interval": 0.2})
+    kernel = dataclasses.replace(kernel, settings=settings)
+    busy_session, busy_chat = await _chat(kernel)
+    later_session, later_chat = await _chat(kernel)
+    busy = GatedEngine(busy_session)
+    later = RecordingEngine(later_session)
+    engines = {busy_session: busy, later_session: later}
+    worker = OutboxWorker(kernel, connector_of=engines.get)
+    await worker.start()
+    try:
+        [first] = await _enqueue(kernel, busy_chat, "ocupa a faixa")
+        await _until(kernel, [first], OutboxState.SENDING)
+        # A row that becomes due by time alone (as after a backoff): no wake-up names it.
+        async with kernel.tx() as db:
+            chat = await db.get(Chat, later_chat)
+            assert chat is not None
+            queued = await outbox.enqueue(db, chat, "depois do intervalo")
+            assert queued.outbox is not None
+            queued.outbox.next_attempt_at = queued.outbox.next_attempt_at + timedelta(seconds=0.3)
+        kernel.outbox_woken.clear()
+        # Meanwhile the busy session's rows keep waking the worker, far more often than
+        # the poll interval.
+        for _ in range(150):
+            kernel.wake_outbox(busy_session)
+            if later.sent:
+                break
+            await asyncio.sleep(0.01)
+        assert [m.body for m in later.sent] == ["depois do intervalo"]
+    finally:
+        busy.gate.set()
+        await worker.stop()
