@@ -212,9 +212,12 @@ class HotReads:
             self._open += 1
             try:
                 conn = await self._detached()
-            except Exception:
-                self._open -= 1
-                return None
+            except BaseException as exc:
+                if generation == self._generation:
+                    self._open -= 1
+                if isinstance(exc, Exception):
+                    return None  # the ordinary way says why
+                raise
         else:
             return None
         try:
