@@ -152,8 +152,8 @@ class Kernel:
         """A connection for a read that is one statement: no BEGIN/COMMIT around it.
 
         The statement sees one consistent snapshot by itself; two statements may not
-        agree, so what must agree goes in one (a join). Hot reads (every request's
-        authentication) save two round trips this way.
+        agree, so what must agree goes in one (a join). Skipping BEGIN/COMMIT saves two
+        round trips; the hottest such reads go on `hot`, which falls back to this.
         """
         async with self.db_health.watch(), self._statement_engine.connect() as conn:
             yield conn

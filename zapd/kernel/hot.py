@@ -57,6 +57,7 @@ HOT_CONNECTIONS = 8  # PostgreSQL connections kept for hot reads, beside the poo
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 
 _Processor = Callable[[Any], Any] | None
+_REQUIRED = object()  # a parameter every call must give
 
 
 class _Plan(NamedTuple):
@@ -70,7 +71,7 @@ class _Plan(NamedTuple):
     def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
         for name, default, process in self.params:
-            value = values.get(name, default)
+            value = values[name] if default is _REQUIRED else values.get(name, default)
             out.append(process(value) if process is not None else value)
         return tuple(out)
 
@@ -85,7 +86,12 @@ class _Plan(NamedTuple):
 
 
 class HotQuery:
-    """A Core SELECT with named bound parameters, compiled once per dialect."""
+    """A Core SELECT with named bound parameters, compiled once per dialect.
+
+    A parameter declared without a value (`bindparam("company")`) must be given on
+    every call (KeyError otherwise, never a silent NULL); expanding IN parameters are
+    refused.
+    """
 
     def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
         self.stmt = stmt
@@ -100,14 +106,16 @@ class HotQuery:
 
     def _compile(self, dialect: Dialect) -> _Plan:
         compiled = self.stmt.compile(dialect=dialect)
-        names = compiled.positiontup or []
+        binds = [(name, compiled.binds[name]) for name in compiled.positiontup or []]
+        if any(b.expanding for _, b in binds):
+            raise ValueError("a hot query takes no expanding (IN) parameters")
         params = tuple(
             (
                 name,
-                compiled.binds[name].effective_value,
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+                _REQUIRED if b.required else b.effective_value,
+                b.type.dialect_impl(dialect).bind_processor(dialect),
             )
-            for name in names
+            for name, b in binds
         )
         columns = list(self.stmt.selected_columns)
         keys = list(self.stmt.selected_columns.keys())

@@ -200,3 +200,9 @@ async def test_disposing_of_the_engine_drops_the_hot_connections(
     assert hot._lite is None and not hot._idle
     assert all(conn.is_closed() for conn in held)
     assert await hot.rows(query, params) == want  # the engine lives on: new ones open
+
+
+async def test_a_missing_parameter_is_an_error_not_a_null(hot: HotReads) -> None:
+    query, _ = _queries({"company": None, "user": None, "family": None})[3]
+    with pytest.raises(KeyError):
+        await hot.rows(query, {"limit": 5})  # no company
