@@ -203,6 +203,7 @@ class Daemon:
     async def close(self) -> None:
         """Release everything."""
         await self.hub.close_all()
+        await self.kernel.hot.close()
         await self.engine.dispose()
         self.kernel.passwords.close()
 

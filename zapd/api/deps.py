@@ -8,24 +8,16 @@ Every dependency here is `async def`, even those that never await: FastAPI runs 
 `def` dependency in a worker thread, and that hand-off (twice per authenticated request)
 cost more than the whole unauthenticated request.
 
-A route whose database work is one read statement may take `ReadAuth` instead of
-`Auth`: the statement connection that authenticated the caller (`Kernel.statement()`)
-stays checked out for the route, and is given back as soon as the route function returns
-(before the response is sent). The route must not check out another connection while it
-holds this one (a `kernel.tx()` there could wait forever on a full pool): one-statement
-reads only. An API token's `last_used_at` write, when due, happens before the route with
-no connection held, as with `Auth`.
+Authentication reads the principal as a hot read (`zapd.kernel.hot`), holding no
+pooled connection; an API token's `last_used_at` write, when due, follows it in its
+own transaction before the route runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zapd.daemon import Daemon
 from zapd.errors import Unauthorized
@@ -71,34 +63,6 @@ async def get_principal(request: Request) -> Principal:
 
 
 Auth = Annotated[Principal, Depends(get_principal)]
-
-
-@dataclass(frozen=True)
-class Reading:
-    """An authenticated caller, and the connection its route's one read statement runs on."""
-
-    principal: Principal
-    conn: AsyncConnection
-
-
-async def get_reading(request: Request) -> AsyncIterator[Reading]:
-    """Authenticate like `get_principal`, keeping the statement connection for the route."""
-    token = bearer_of(request.headers.get("authorization"))
-    daemon: Daemon = request.app.state.daemon
-    kernel = daemon.kernel
-    async with AsyncExitStack() as held:
-        conn = await held.enter_async_context(kernel.statement())
-        principal = await auth.authenticate(conn, kernel, token)
-        if principal.api_token_stale:  # rare: write with no connection held, then read
-            await held.aclose()
-            await auth.note_use(kernel, principal)
-            conn = await held.enter_async_context(kernel.statement())
-        request.state.principal = principal
-        yield Reading(principal, conn)
-
-
-# scope="function": the connection goes back when the route returns, not after sending.
-ReadAuth = Annotated[Reading, Depends(get_reading, scope="function")]
 
 
 def client_ip(request: Request) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import weakref
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -80,7 +82,23 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     connect = partial(sqlite3.connect, *cargs, **cparams)
     engine = create_async_engine(url, async_creator=sqlite_driver.creator(connect), **kwargs)
     _configure_sqlite(engine)
+    _SQLITE_CONNECT[engine.sync_engine] = connect
     return engine
+
+
+# How each SQLite engine made here opens its sqlite3 connections (before its set-up).
+_SQLITE_CONNECT: weakref.WeakKeyDictionary[Engine, Callable[[], sqlite3.Connection]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sqlite_connector(engine: AsyncEngine) -> Callable[[], sqlite3.Connection] | None:
+    """How `engine` (from `create_engine`) opens a sqlite3 connection to its file: the same
+    arguments, none of the per-connection PRAGMAs. None for other engines and for an
+    in-memory database (another connection would see another database)."""
+    if sqlite_path(engine.url.render_as_string(hide_password=False)) is None:
+        return None
+    return _SQLITE_CONNECT.get(engine.sync_engine)
 
 
 def _ping_in_one_round_trip(dbapi_connection: Any) -> bool:

@@ -2,7 +2,8 @@
 
 `Kernel` is what a service may reach and nothing more: the settings, the database
 (`tx()` for one write transaction, `read()` for a consistent read-only snapshot,
-`statement()` for a read that is one statement, with no transaction around it), the
+`statement()` for a read that is one statement, with no transaction around it, and
+`hot` for such reads on the hottest paths, past SQLAlchemy: `zapd.kernel.hot`), the
 realtime fan-out (as the `Fanout` protocol: the concrete hub lives in `zapd.realtime`),
 the password hasher, the login throttle, and the outbox wake-up signal that `enqueue`
 sets and the outbox worker waits on. It holds no worker and no engine: the daemon
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from zapd.config import ZapdSettings
 from zapd.db.engine import read_only, single_statements
+from zapd.kernel.hot import HotReads
 from zapd.kernel.principal import Principal
 from zapd.kernel.throttle import LoginThrottle
 from zapd.kernel.transient import DatabaseHealth
@@ -102,6 +104,9 @@ class Kernel:
         # Built once: each `execution_options` view costs a copy of the engine's options.
         self._read_engine = read_only(self.engine)
         self._statement_engine = single_statements(self.engine)
+        # Hot reads (the principal, the common listings) on driver connections of their
+        # own, falling back to `statement()`; `close_hot()` closes them.
+        self.hot = HotReads(self.engine, self.db_health, self.statement)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncSession]:
@@ -149,8 +154,8 @@ class Kernel:
         """A connection for a read that is one statement: no BEGIN/COMMIT around it.
 
         The statement sees one consistent snapshot by itself; two statements may not
-        agree, so what must agree goes in one (a join). Hot reads (every request's
-        authentication) save two round trips this way.
+        agree, so what must agree goes in one (a join). Skipping BEGIN/COMMIT saves two
+        round trips; the hottest such reads go on `hot`, which falls back to this.
         """
         async with self.db_health.watch(), self._statement_engine.connect() as conn:
             yield conn

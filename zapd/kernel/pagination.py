@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Integer, Row, Select, bindparam
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Integer, Select, bindparam
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import ErrorCode
 from zapd.errors import ValidationFailed
+from zapd.kernel.hot import HotQuery, HotReads
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -63,26 +64,26 @@ async def paginate(
 
 
 class Listing:
-    """A Core listing paged by id, its statements built once per shape.
+    """A Core listing paged by id, its statements built once per shape, run as hot reads.
 
     A shape is: limited to one company or not, after a cursor or not, ascending or
-    descending; eight statements at most, each built on first use and compiled once by
-    SQLAlchemy's cache. A request binds `company`, `after` and `limit` and builds
-    nothing. Rows, not ORM objects, in one statement: a listing may run on
-    `Kernel.statement()`, with no session, transaction or identity map.
+    descending; eight statements at most, each built on first use and compiled once
+    per dialect (`HotQuery`). A request binds `company`, `after` and `limit` and builds
+    nothing. Rows, not ORM objects, in one statement, on `Kernel.hot` (no session,
+    transaction or identity map).
     """
 
     def __init__(self, stmt: Select[Any], id_column: Any, company_column: Any) -> None:
         self._base = stmt
         self._id = id_column
         self._company = company_column
-        self._shapes: dict[tuple[bool, bool, str], Select[Any]] = {}
+        self._shapes: dict[tuple[bool, bool, str], HotQuery] = {}
 
-    def statement(self, scoped: bool, after: bool, order: str) -> Select[Any]:
+    def statement(self, scoped: bool, after: bool, order: str) -> HotQuery:
         """The statement of one shape (parameters `company`, `after`, `limit`)."""
         key = (scoped, after, order)
-        stmt = self._shapes.get(key)
-        if stmt is None:
+        query = self._shapes.get(key)
+        if query is None:
             stmt = self._base
             if scoped:
                 stmt = stmt.where(self._company == bindparam("company"))
@@ -91,17 +92,17 @@ class Listing:
                 stmt = stmt.where(self._id > edge if order == "asc" else self._id < edge)
             ordered = self._id.asc() if order == "asc" else self._id.desc()
             stmt = stmt.order_by(ordered).limit(bindparam("limit", type_=Integer))
-            self._shapes[key] = stmt
-        return stmt
+            query = self._shapes[key] = HotQuery(stmt)
+        return query
 
     async def page(
-        self, db: AsyncConnection | AsyncSession, page: PageParams, company: uuid.UUID | None
-    ) -> tuple[list[Row[Any]], str | None]:
+        self, hot: HotReads, page: PageParams, company: uuid.UUID | None
+    ) -> tuple[list[Any], str | None]:
         """One page of rows (of one company unless `company` is None), and the next cursor."""
         params: dict[str, Any] = {"limit": page.limit + 1}
         if company is not None:
             params["company"] = company
         if page.cursor:
             params["after"] = decode_cursor(page.cursor)
-        stmt = self.statement(company is not None, "after" in params, page.order)
-        return _cut(list((await db.execute(stmt, params)).all()), page)
+        query = self.statement(company is not None, "after" in params, page.order)
+        return _cut(await hot.rows(query, params), page)

@@ -1,17 +1,22 @@
-"""Routes on `ReadAuth` (one connection for authentication and the route's one read).
+"""Routes whose reads are hot (`zapd.kernel.hot`): authentication and the listing.
 
-They refuse exactly what `Auth` refuses, at once; an API token's use is still noted;
-and the connection goes back to the pool when the route is done, failed or not.
+They refuse what they always refused, at once; an API token's use is still noted; no
+pooled connection stays out, failed or not; and what they answer is what the models
+say through the ORM (the same JSON, field for field).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import select
 from sqlalchemy.pool import QueuePool
 
 from shared.enums import Role
+from shared.protocol.catalog import CategoryOut, TagOut
+from shared.protocol.departments import DepartmentOut
 from tests.zapd.api.conftest import Live
+from zapd.db.models import Category, Department, Tag
 
 PATH = "/api/v1/departments"
 
@@ -100,3 +105,36 @@ async def test_pages_walk_both_ways_within_the_callers_company(live: Live) -> No
     ]
     everyone = await _walk(live.root, "asc")
     assert len(everyone) >= 5 and everyone.count("Financeiro") == 1
+
+
+async def test_listings_answer_what_the_orm_reads(live: Live) -> None:
+    t = await live.tenant()
+    for body in ({"name": "Financeiro", "keywords": ["boleto"], "greeting": "Oi ☺"},):
+        assert (await t.admin.post(PATH, json=body)).status_code == 201
+    for name, color in (("vip", "#ff0000"), ("atraso", None)):
+        r = await t.admin.post("/api/v1/tags", json={"name": name, "color": color})
+        assert r.status_code == 201, r.text
+    r = await t.admin.post("/api/v1/categories", json={"name": "Resolvido"})
+    assert r.status_code == 201, r.text
+    async with live.kernel.read() as db:
+        deps = (
+            await db.scalars(
+                select(Department)
+                .where(Department.company_id == t.company_id)
+                .order_by(Department.id.desc())
+            )
+        ).all()
+        tags = (
+            await db.scalars(
+                select(Tag).where(Tag.company_id == t.company_id).order_by(Tag.name, Tag.id)
+            )
+        ).all()
+        cats = (await db.scalars(select(Category).where(Category.company_id == t.company_id))).all()
+        want_deps = [DepartmentOut.model_validate(d).model_dump(mode="json") for d in deps]
+        want_tags = [TagOut.model_validate(x).model_dump(mode="json") for x in tags]
+        want_cats = [CategoryOut.model_validate(x).model_dump(mode="json") for x in cats]
+    r = await t.agent.get(PATH)
+    assert r.status_code == 200 and r.json() == {"items": want_deps, "next_cursor": None}
+    assert (await t.agent.get("/api/v1/tags")).json() == want_tags
+    assert (await t.agent.get("/api/v1/categories")).json() == want_cats
+    assert (await t.agent.get("/api/v1/categories", params={"active": "false"})).json() == []

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shared.protocol.catalog import CategoryCreate, CategoryOut, CategoryUpdate
-from zapd.api.deps import ActorDep, Auth, KernelDep, ReadAuth
+from zapd.api.deps import ActorDep, Auth, KernelDep
 from zapd.services.catalog import categories
 
 router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
@@ -16,12 +16,13 @@ router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
 
 @router.get("", response_model=list[CategoryOut])
 async def list_categories(
-    reading: ReadAuth,
+    principal: Auth,
+    kernel: KernelDep,
     active: bool | None = None,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> list[CategoryOut]:
     """List categories by name (every role)."""
-    rows = await categories.list_(reading.conn, reading.principal, company_id, active)
+    rows = await categories.list_(kernel.hot, principal, company_id, active)
     return [CategoryOut.model_validate(r) for r in rows]
 
 

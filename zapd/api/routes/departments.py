@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from shared.protocol.common import Page
 from shared.protocol.departments import DepartmentCreate, DepartmentOut, DepartmentUpdate
-from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep, ReadAuth
+from zapd.api.deps import ActorDep, Auth, KernelDep, PageDep
 from zapd.services.people import departments
 
 router = APIRouter(prefix="/api/v1/departments", tags=["departments"])
@@ -17,12 +17,13 @@ router = APIRouter(prefix="/api/v1/departments", tags=["departments"])
 
 @router.get("", response_model=Page[DepartmentOut])
 async def list_departments(
-    reading: ReadAuth,
+    principal: Auth,
+    kernel: KernelDep,
     page: PageDep,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> Page[DepartmentOut]:
     """List departments one page at a time (`cursor`, `limit`, `order`), like every list."""
-    rows, cursor = await departments.list_(reading.conn, reading.principal, page, company_id)
+    rows, cursor = await departments.list_(kernel.hot, principal, page, company_id)
     return Page[DepartmentOut](
         items=[DepartmentOut.model_validate(r) for r in rows], next_cursor=cursor
     )

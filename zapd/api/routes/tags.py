@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from shared.protocol.catalog import TagCreate, TagOut, TagUpdate
-from zapd.api.deps import ActorDep, Auth, KernelDep, ReadAuth
+from zapd.api.deps import ActorDep, Auth, KernelDep
 from zapd.services.catalog import tags
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
@@ -16,11 +16,12 @@ router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 
 @router.get("", response_model=list[TagOut])
 async def list_tags(
-    reading: ReadAuth,
+    principal: Auth,
+    kernel: KernelDep,
     company_id: Annotated[uuid.UUID | None, Query(description="global admins only")] = None,
 ) -> list[TagOut]:
     """List tags by name (every role)."""
-    rows = await tags.list_(reading.conn, reading.principal, company_id)
+    rows = await tags.list_(kernel.hot, principal, company_id)
     return [TagOut.model_validate(r) for r in rows]
 
 

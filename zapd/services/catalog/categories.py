@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
 from shared.protocol.catalog import CATEGORY_UPDATE, CategoryCreate, CategoryUpdate
 from zapd.db.models import Category, Company
 from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
+from zapd.kernel.hot import HotReads, HotShapes
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned
+from zapd.kernel.scoping import get_owned
 from zapd.kernel.uniqueness import ensure_free, flush_unique
 
 
@@ -26,18 +27,28 @@ async def get(db: AsyncSession, p: Principal, category_id: uuid.UUID) -> Categor
 _TABLE = Category.__table__
 
 
+def _listing(scoped: bool, by_active: bool) -> Select[Any]:
+    stmt = select(_TABLE).order_by(_TABLE.c.name, _TABLE.c.id)
+    if scoped:
+        stmt = stmt.where(_TABLE.c.company_id == bindparam("company"))
+    if by_active:
+        stmt = stmt.where(_TABLE.c.active == bindparam("active"))
+    return stmt
+
+
+_LISTINGS = HotShapes(_listing)
+
+
 async def list_(
-    db: AsyncConnection | AsyncSession,
+    hot: HotReads,
     p: Principal,
     company_id: uuid.UUID | None = None,
     active: bool | None = None,
-) -> list[Row[Any]]:
-    """List categories by name (every role may read them): one Core statement, rows."""
-    stmt = select(_TABLE).order_by(_TABLE.c.name, _TABLE.c.id)
-    stmt = company_scoped(stmt, _TABLE.c.company_id, p, company_id)
-    if active is not None:
-        stmt = stmt.where(_TABLE.c.active == active)
-    return list((await db.execute(stmt)).all())
+) -> list[Any]:
+    """List categories by name (every role may read them): one Core statement, a hot read."""
+    company = p.company_filter(company_id)
+    query = _LISTINGS(company is not None, active is not None)
+    return await hot.rows(query, {"company": company, "active": active})
 
 
 def _taken(name: str) -> Conflict:

@@ -6,16 +6,17 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
 from shared.protocol.catalog import TAG_UPDATE, TagCreate, TagUpdate
 from zapd.db.models import Company, Tag
 from zapd.errors import Conflict, NotFound
 from zapd.kernel import audit, changes
+from zapd.kernel.hot import HotReads, HotShapes
 from zapd.kernel.principal import Actor, Principal
-from zapd.kernel.scoping import company_scoped, get_owned, referenced_ids
+from zapd.kernel.scoping import get_owned, referenced_ids
 from zapd.kernel.uniqueness import ensure_free, flush_unique
 
 
@@ -27,13 +28,18 @@ async def get(db: AsyncSession, p: Principal, tag_id: uuid.UUID) -> Tag:
 _TABLE = Tag.__table__
 
 
-async def list_(
-    db: AsyncConnection | AsyncSession, p: Principal, company_id: uuid.UUID | None = None
-) -> list[Row[Any]]:
-    """List tags by name (every role may read them): one Core statement, rows not objects."""
+def _listing(scoped: bool) -> Select[Any]:
     stmt = select(_TABLE).order_by(_TABLE.c.name, _TABLE.c.id)
-    stmt = company_scoped(stmt, _TABLE.c.company_id, p, company_id)
-    return list((await db.execute(stmt)).all())
+    return stmt.where(_TABLE.c.company_id == bindparam("company")) if scoped else stmt
+
+
+_LISTINGS = HotShapes(_listing)
+
+
+async def list_(hot: HotReads, p: Principal, company_id: uuid.UUID | None = None) -> list[Any]:
+    """List tags by name (every role may read them): one Core statement, a hot read."""
+    company = p.company_filter(company_id)
+    return await hot.rows(_LISTINGS(company is not None), {"company": company})
 
 
 async def of_company(

@@ -5,8 +5,9 @@ cached; a logout, password change, disabled user or company, role or department 
 or revoked API token shows on the very next request. What is remembered is only the
 outcome of checking an access JWT's signature (`_VerifiedTokens`): a pure function of
 the token text and the secret, kept with the secret it was checked against, and the
-expiry is checked again on every use. The statements it runs are built once, with
-bound parameters, so a request pays neither their construction nor their cache key.
+expiry is checked again on every use. The principal is read on every request, in one
+statement built once with bound parameters and run as a hot read (`zapd.kernel.hot`:
+on the driver, with the ordinary path as its fallback).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 from sqlalchemy import Select, bindparam, exists, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
 from shared.errors import CloseCode, ErrorCode
@@ -27,6 +28,7 @@ from zapd.db.models import ApiToken, Company, RefreshToken, User, UserDepartment
 from zapd.errors import NotFound, RateLimited, Unauthorized, ValidationFailed
 from zapd.kernel import audit
 from zapd.kernel.context import after_commit
+from zapd.kernel.hot import HotQuery
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.throttle import Refusal
 from zapd.security import HashingBusy, new_token, token_hash
@@ -380,10 +382,10 @@ def _user_principal_query() -> Select[*tuple[Any, ...]]:
     )
 
 
-_USER_PRINCIPAL = _user_principal_query()
+_USER_PRINCIPAL = HotQuery(_user_principal_query())
 
 # An API token's state and its company's, in one statement. Parameter: `token_hash`.
-_API_TOKEN_PRINCIPAL = (
+_API_TOKEN_PRINCIPAL = HotQuery(
     select(
         ApiToken.id,
         ApiToken.company_id,
@@ -400,23 +402,23 @@ _API_TOKEN_PRINCIPAL = (
 )
 
 
-async def authenticate(conn: AsyncConnection, kernel: Kernel, bearer: str) -> Principal:
+async def authenticate(kernel: Kernel, bearer: str) -> Principal:
     """Resolve an `Authorization: Bearer` value (JWT or `zap_` API token) to a principal.
 
-    One statement either way, so it may run outside a transaction (`Kernel.statement`):
-    whatever it reads, it reads from one snapshot. Nothing is cached: a logout, a
-    password change, a disabled user or company, a role or department change, a
-    revoked API token all show on the very next request, whichever zapd serves it.
+    One statement either way, run as a hot read (`Kernel.hot`, no transaction): whatever
+    it reads, it reads from one snapshot. Nothing is cached: a logout, a password
+    change, a disabled user or company, a role or department change, a revoked API
+    token all show on the very next request, whichever zapd serves it.
     """
     if bearer.startswith(API_TOKEN_PREFIX):
-        return await _authenticate_api_token(conn, bearer)
+        return await _authenticate_api_token(kernel, bearer)
     claims = decode_access(kernel, bearer)
     try:
         user_id = uuid.UUID(claims["sub"])
         family = uuid.UUID(claims["sid"])
     except (ValueError, TypeError):
         raise Unauthorized("invalid access token") from None
-    rows = (await conn.execute(_USER_PRINCIPAL, {"user_id": user_id, "family": family})).all()
+    rows = await kernel.hot.rows(_USER_PRINCIPAL, {"user_id": user_id, "family": family})
     user = rows[0] if rows else None
     if user is None or not user.active or user.token_version != claims["tv"]:
         raise Unauthorized("access token revoked", code=ErrorCode.TOKEN_REVOKED)
@@ -435,9 +437,9 @@ async def authenticate(conn: AsyncConnection, kernel: Kernel, bearer: str) -> Pr
     )
 
 
-async def _authenticate_api_token(conn: AsyncConnection, bearer: str) -> Principal:
-    params = {"token_hash": token_hash(bearer)}
-    row = (await conn.execute(_API_TOKEN_PRINCIPAL, params)).first()
+async def _authenticate_api_token(kernel: Kernel, bearer: str) -> Principal:
+    rows = await kernel.hot.rows(_API_TOKEN_PRINCIPAL, {"token_hash": token_hash(bearer)})
+    row = rows[0] if rows else None
     now = _now()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("invalid API token", code=ErrorCode.TOKEN_REVOKED)
@@ -458,8 +460,7 @@ async def _authenticate_api_token(conn: AsyncConnection, bearer: str) -> Princip
 
 async def resolve(kernel: Kernel, bearer: str) -> Principal:
     """Authenticate a bearer in one statement; note API-token use in a write only if due."""
-    async with kernel.statement() as conn:
-        principal = await authenticate(conn, kernel, bearer)
+    principal = await authenticate(kernel, bearer)
     await note_use(kernel, principal)
     return principal
 

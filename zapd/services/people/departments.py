@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import Role
 from shared.protocol.departments import DepartmentCreate, DepartmentUpdate
@@ -15,6 +15,7 @@ from shared.text import slugify
 from zapd.db.models import Company, Department
 from zapd.errors import Conflict, NotFound, ValidationFailed
 from zapd.kernel import audit, changes
+from zapd.kernel.hot import HotReads
 from zapd.kernel.pagination import Listing, PageParams
 from zapd.kernel.principal import Actor, Principal
 from zapd.kernel.scoping import get_owned, referenced
@@ -30,18 +31,18 @@ _LISTING = Listing(select(_TABLE), _TABLE.c.id, _TABLE.c.company_id)
 
 
 async def list_(
-    db: AsyncConnection | AsyncSession,
+    hot: HotReads,
     p: Principal,
     page: PageParams,
     company_id: uuid.UUID | None = None,
-) -> tuple[list[Row[Any]], str | None]:
+) -> tuple[list[Any], str | None]:
     """Page through departments like every listing (by id); every role may read them.
 
     A page is in id order (creation order with `order=asc`); clients that show the menu
     sort the whole list by `menu_order`. One Core statement returning rows (a column
-    per `Department` attribute), so it may run on `Kernel.statement()`.
+    per `Department` attribute), run as a hot read.
     """
-    return await _LISTING.page(db, page, p.company_filter(company_id))
+    return await _LISTING.page(hot, page, p.company_filter(company_id))
 
 
 async def _check_refs(
