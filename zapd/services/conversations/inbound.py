@@ -859,6 +859,15 @@ class Inbound:
                 return
             log.exception("inbound batch of %d failed: its events go one by one", len(batch))
             again = {row_id for row_id, _ in items}
+        await self._settle_batch(company_id, batch, again)
+
+    async def _settle_batch(
+        self,
+        company_id: uuid.UUID,
+        batch: list[_Waiting],
+        again: set[uuid.UUID],
+    ) -> None:
+        """Settle a batch's callers (items: row id and event) True; those in `again` alone first."""
         for (row_id, event), fut in batch:
             if row_id not in again:
                 _settle(fut, True)
@@ -887,14 +896,9 @@ class Inbound:
             log.debug("inbound: a stored-and-processed batch failed; storing it first")
             await self._store_then_process(company_id, batch)
             return
-        for (row_id, event), (_, fut) in zip(items, batch, strict=True):
-            if row_id not in again:
-                _settle(fut, True)
-                continue
-            try:
-                _settle(fut, await self._process_locked(row_id, company_id, [event]))
-            except Exception as exc:
-                _settle(fut, error=exc)
+        await self._settle_batch(
+            company_id, [(item, fut) for item, (_, fut) in zip(items, batch, strict=True)], again
+        )
 
     async def _store_then_process(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
         """A group commit, then the batch of what it stored: for a failed combined batch."""
