@@ -96,7 +96,12 @@ async def get_ticket(db: AsyncSession, p: Principal, ticket_id: uuid.UUID) -> Ti
 
 
 async def views(db: AsyncSession, tickets: Sequence[Ticket]) -> list[TicketView]:
-    """Load the clients, departments and assignees of `tickets` (three queries in all)."""
+    """Load the clients, departments and assignees of `tickets` (three queries in all).
+
+    A ticket whose client is gone by the time its client is read (erased, merged, its
+    company deleted: on PostgreSQL each statement of a read sees its own snapshot) is
+    left out, as it would be from a listing read a moment later.
+    """
 
     async def by_id(model: Any, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, Any]:
         wanted = sorted({i for i in ids if i is not None})
@@ -116,12 +121,16 @@ async def views(db: AsyncSession, tickets: Sequence[Ticket]) -> list[TicketView]
             users.get(t.assignee_id) if t.assignee_id else None,
         )
         for t in tickets
+        if t.client_id in clients
     ]
 
 
 async def get(db: AsyncSession, p: Principal, ticket_id: uuid.UUID) -> TicketView:
     """Return a visible ticket with its client, department and assignee, or 404."""
-    return (await views(db, [await get_ticket(db, p, ticket_id)]))[0]
+    found = await views(db, [await get_ticket(db, p, ticket_id)])
+    if not found:
+        raise NotFound("ticket not found")
+    return found[0]
 
 
 def _apply_filter(stmt: Select[Any], p: Principal, f: TicketFilter) -> Select[Any]:
