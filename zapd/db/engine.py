@@ -168,8 +168,22 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:
-    """Return a view of `engine` whose transactions only read (no write lock on SQLite)."""
-    return engine.execution_options(**{READ_ONLY_OPTION: True})
+    """Return a view of `engine` whose transactions only read, each one snapshot.
+
+    SQLite: a deferred BEGIN (no write lock; under WAL the transaction's first read
+    fixes its snapshot). PostgreSQL: REPEATABLE READ, READ ONLY, so every statement of
+    the transaction sees the snapshot its first one took (READ COMMITTED, the default,
+    takes a new one per statement: a listing and the rows it names, read one after the
+    other, could disagree). A read-only REPEATABLE READ transaction never fails with a
+    serialization error, and a write in it is refused.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{READ_ONLY_OPTION: True})
+    return engine.execution_options(
+        **{READ_ONLY_OPTION: True},
+        isolation_level="REPEATABLE READ",
+        postgresql_readonly=True,
+    )
 
 
 def single_statements(engine: AsyncEngine) -> AsyncEngine:
