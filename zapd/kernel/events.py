@@ -24,12 +24,12 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapd.db.models import Company, Event, Ticket
-from zapd.db.sqlite_driver import writes_behind
 from zapd.db.types import new_id, utcnow
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit, pending_hooks
 from zapd.kernel.held import insert_rows
 from zapd.kernel.scoping import take_company_counter
+from zapd.kernel.txsql import TxStatement
 
 if TYPE_CHECKING:
     from zapd.kernel.context import Kernel
@@ -42,6 +42,7 @@ _COUNT_SEQS = (  # built once
     .execution_options(synchronize_session=False)
 )
 _TAKE_SEQS = _COUNT_SEQS.returning(Company.last_event_seq)
+_MOVE_SEQS = TxStatement(_COUNT_SEQS)  # SQLite: queued for the next trip
 
 
 async def next_seq(db: AsyncSession, company_id: uuid.UUID) -> int:
@@ -148,9 +149,7 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID, *, last: int | No
         raise ValueError("deferred events of another company")
     params = {"company_id": company_id, "count": len(held)}
     if last is not None:
-        driver = (await (await db.connection()).get_raw_connection()).driver_connection
-        with writes_behind(driver):
-            await db.execute(_COUNT_SEQS, params)
+        await _MOVE_SEQS.run(db, params, behind=True)
         last += len(held)
     else:
         last = await db.scalar(_TAKE_SEQS, params)

@@ -115,7 +115,6 @@ from zapd.db.models import (
     WaSession,
     WebhookEvent,
 )
-from zapd.db.sqlite_driver import writes_behind
 from zapd.db.types import new_id, utcnow
 from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
@@ -124,6 +123,7 @@ from zapd.kernel import events
 from zapd.kernel.held import Held, insert_rows, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
+from zapd.kernel.txsql import TxStatement
 from zapd.services.conversations.menus import menu_messages
 from zapd.services.conversations.received_media import store_received
 from zapd.services.delivery import acks, outbox
@@ -156,7 +156,7 @@ _NUMBERS = "zap_inbound_numbers"  # db.info: the straight run's ticket numbers t
 _AWAITING = frozenset({FlowState.AWAITING_MENU_CHOICE, FlowState.AWAITING_ROUTING_CONFIRMATION})
 
 # The batch's statements, built once (bound parameters; lists expand at execution).
-_PENDING = (
+_PENDING = TxStatement(
     select(WebhookEvent.id)
     .where(
         WebhookEvent.id.in_(bindparam("ids", expanding=True)),
@@ -164,22 +164,28 @@ _PENDING = (
     )
     .with_for_update()
 )
-_EXISTING = select(Message.session_id, Message.wa_message_id).where(
-    Message.company_id == bindparam("company_id"),
-    Message.session_id.in_(bindparam("sessions", expanding=True)),
-    Message.wa_message_id.in_(bindparam("wa_ids", expanding=True)),
+_EXISTING = TxStatement(
+    select(Message.session_id, Message.wa_message_id).where(
+        Message.company_id == bindparam("company_id"),
+        Message.session_id.in_(bindparam("sessions", expanding=True)),
+        Message.wa_message_id.in_(bindparam("wa_ids", expanding=True)),
+    )
 )
-_OPEN_TICKETS = select(Ticket).where(
-    Ticket.client_id.in_(bindparam("clients", expanding=True)),
-    Ticket.session_id.in_(bindparam("sessions", expanding=True)),
-    Ticket.status != TicketStatus.CLOSED,
+_OPEN_TICKETS = TxStatement(
+    select(Ticket).where(
+        Ticket.client_id.in_(bindparam("clients", expanding=True)),
+        Ticket.session_id.in_(bindparam("sessions", expanding=True)),
+        Ticket.status != TicketStatus.CLOSED,
+    )
 )
-_CHATS = select(Chat).where(
-    Chat.company_id == bindparam("company_id"),
-    Chat.session_id.in_(bindparam("sessions", expanding=True)),
-    Chat.wa_chat_id.in_(bindparam("jids", expanding=True)),
+_CHATS = TxStatement(
+    select(Chat).where(
+        Chat.company_id == bindparam("company_id"),
+        Chat.session_id.in_(bindparam("sessions", expanding=True)),
+        Chat.wa_chat_id.in_(bindparam("jids", expanding=True)),
+    )
 )
-_PROCESSED = (
+_PROCESSED = TxStatement(
     update(WebhookEvent)
     .where(WebhookEvent.id.in_(bindparam("ids", expanding=True)))
     .values(
@@ -200,9 +206,12 @@ _COMPANY_AND_SESSIONS = (
     )
     .where(Company.id == bindparam("company_id"))
 )
-_WITH_DEPARTMENTS = _COMPANY_AND_SESSIONS.add_columns(Department).outerjoin(
-    Department, and_(Department.company_id == Company.id, Department.active.is_(True))
+_WITH_DEPARTMENTS = TxStatement(
+    _COMPANY_AND_SESSIONS.add_columns(Department).outerjoin(
+        Department, and_(Department.company_id == Company.id, Department.active.is_(True))
+    )
 )
+_VIEW_HEAD = TxStatement(_COMPANY_AND_SESSIONS)
 _COUNT_NUMBERS = (  # moves the ticket counter (`_Numbers`)
     update(Company)
     .where(Company.id == bindparam("company_id"))
@@ -215,6 +224,7 @@ _LOCK_COMPANY = (  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UP
     .with_for_update(read=True, key_share=True)
 )
 _TAKE_NUMBERS = _COUNT_NUMBERS.returning(Company.last_ticket_number)
+_MOVE_NUMBERS = TxStatement(_COUNT_NUMBERS)
 _GIVE_BACK = (
     update(Company)
     .where(Company.id == bindparam("company_id"), Company.last_ticket_number == bindparam("last"))
@@ -336,9 +346,9 @@ class _Numbers:
         """
         if self.read is not None:
             if self.used:
-                driver = (await (await db.connection()).get_raw_connection()).driver_connection
-                with writes_behind(driver):
-                    await db.execute(_COUNT_NUMBERS, {"company_id": company_id, "count": self.used})
+                await _MOVE_NUMBERS.run(
+                    db, {"company_id": company_id, "count": self.used}, behind=True
+                )
                 self.read, self.used = self.read + self.used, 0
             return
         unused = self.last - self.first + 1
@@ -411,16 +421,16 @@ class _View:
         sessions = {ev.session_id for ev in batch}
         opened: dict[tuple[uuid.UUID, uuid.UUID], Ticket] = {}
         if clients:
-            for ticket in await db.scalars(
-                _OPEN_TICKETS, {"clients": sorted(clients), "sessions": sorted(sessions)}
+            for ticket in await _OPEN_TICKETS.rows(
+                db, {"clients": sorted(clients), "sessions": sorted(sessions)}
             ):
                 if ticket.session_id is not None:
                     opened[(ticket.client_id, ticket.session_id)] = ticket
         chat_keys = {(ev.session_id, ev.chat_jid) for ev in batch}
         chats = {
             (chat.session_id, chat.wa_chat_id): chat
-            for chat in await db.scalars(
-                _CHATS,
+            for chat in await _CHATS.rows(
+                db,
                 {
                     "company_id": company_id,
                     "sessions": sorted(sessions),
@@ -435,7 +445,7 @@ class _View:
         flows = view.newcomers() > 0 or any(t.flow_state in _AWAITING for t in opened.values())
         params = {"company_id": company_id, "sessions": sorted(sessions)}
         departments: dict[uuid.UUID, Department] = {}
-        for row in await db.execute(_WITH_DEPARTMENTS if flows else _COMPANY_AND_SESSIONS, params):
+        for row in await (_WITH_DEPARTMENTS if flows else _VIEW_HEAD).rows(db, params):
             view.company = row[0]
             if row[1] is not None and row[1] not in view.wa_sessions:
                 view.wa_sessions.append(row[1])
@@ -946,15 +956,17 @@ class Inbound:
                 return again  # deleted with its company
             if raw:  # stored in this transaction (`_store_and_process`)
                 await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
-            pending = set(await db.scalars(_PENDING, {"ids": [row_id for row_id, _ in items]}))
+            pending = {
+                r[0] for r in await _PENDING.rows(db, {"ids": [row_id for row_id, _ in items]})
+            }
             messages = {
                 (ev.session_id, ev.wa_message_id)
                 for row_id, ev in items
                 if row_id in pending and isinstance(ev, MessageEvent)
             }
             if messages:
-                existing = await db.execute(
-                    _EXISTING,
+                existing = await _EXISTING.rows(
+                    db,
                     {
                         "company_id": company_id,
                         "sessions": sorted({s for s, _ in messages}),
@@ -1020,9 +1032,8 @@ class Inbound:
             now = utcnow()
             if processed:
                 await db.flush()  # nothing the ORM writes may go behind (it reads rowcounts)
-                driver = (await (await db.connection()).get_raw_connection()).driver_connection
-                with writes_behind(driver):  # SQLite: rides with the next trip
-                    await db.execute(_PROCESSED, {"ids": processed, "now": now})
+                # SQLite: rides with the next trip.
+                await _PROCESSED.run(db, {"ids": processed, "now": now}, behind=True)
             for row_id, error in poisoned:
                 await db.execute(_mark_failed(row_id, error, now))
             await events.assign_seqs(db, company_id, last=last_seq)

@@ -36,19 +36,26 @@ from shared.enums import ClientIdentityKind
 from zapd.db.models import Client, ClientIdentity
 from zapd.db.types import new_id
 from zapd.kernel.held import Held
+from zapd.kernel.txsql import TxStatement
 from zapd.services.people import identity
 from zapd.services.people.identity import PHONE_KINDS, Identity
 
 # Built once (bound parameters; lists expand at execution).
-_OWNERS = select(ClientIdentity.kind, ClientIdentity.value, ClientIdentity.client_id).where(
-    ClientIdentity.company_id == bindparam("company_id"),
-    ClientIdentity.value.in_(bindparam("values", expanding=True)),
+# Run past the session's layers on SQLite (`zapd.kernel.txsql`): read before anything
+# the batch writes, so nothing pending is skipped by the missing autoflush.
+_OWNERS = TxStatement(
+    select(ClientIdentity.kind, ClientIdentity.value, ClientIdentity.client_id).where(
+        ClientIdentity.company_id == bindparam("company_id"),
+        ClientIdentity.value.in_(bindparam("values", expanding=True)),
+    )
 )
-_BY_PHONE = select(Client).where(
-    Client.company_id == bindparam("company_id"),
-    Client.phone.in_(bindparam("phones", expanding=True)),
+_BY_PHONE = TxStatement(
+    select(Client).where(
+        Client.company_id == bindparam("company_id"),
+        Client.phone.in_(bindparam("phones", expanding=True)),
+    )
 )
-_CLIENTS = select(Client).where(Client.id.in_(bindparam("ids", expanding=True)))
+_CLIENTS = TxStatement(select(Client).where(Client.id.in_(bindparam("ids", expanding=True))))
 
 
 @dataclass
@@ -75,22 +82,22 @@ class Known:
         known.values = {v for s in senders for _, v in s.wanted()}
         known.phones = {p for s in senders for p in s.phones()}
         if known.values:
-            rows = await db.execute(
-                _OWNERS, {"company_id": company_id, "values": sorted(known.values)}
+            rows = await _OWNERS.rows(
+                db, {"company_id": company_id, "values": sorted(known.values)}
             )
-            known.owners = {(kind, value): cid for kind, value, cid in rows.all()}
+            known.owners = {(kind, value): cid for kind, value, cid in rows}
         if known.phones:
             # The clients themselves at once: a client matched by phone is usually the
             # owner of that phone's identity too, so the query below rarely runs.
-            for client in await db.scalars(
-                _BY_PHONE, {"company_id": company_id, "phones": sorted(known.phones)}
+            for client in await _BY_PHONE.rows(
+                db, {"company_id": company_id, "phones": sorted(known.phones)}
             ):
                 known.clients[client.id] = client
                 if client.phone is not None:
                     known.by_phone.setdefault(client.phone, set()).add(client.id)
         missing = set(known.owners.values()) - set(known.clients)
         if missing:
-            for client in await db.scalars(_CLIENTS, {"ids": sorted(missing)}):
+            for client in await _CLIENTS.rows(db, {"ids": sorted(missing)}):
                 known.clients[client.id] = client
         return known
 

@@ -1,0 +1,188 @@
+"""`TxStatement`: what SQLAlchemy's session would give, past its layers on SQLite.
+
+Each test runs the statement both ways in one transaction and compares; on PostgreSQL
+the statement goes through the session (the same answers, by construction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, bindparam, inspect, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.enums import FlowState, TicketStatus
+from tests.zapd.db import factories as f
+from zapd.db.models import Chat, Client, Company, Department, Ticket, WaSession
+from zapd.db.sqlite_driver import OneTripConnection
+from zapd.kernel.txsql import TxStatement, _driver
+
+_TICKETS = select(Ticket).where(
+    Ticket.client_id.in_(bindparam("clients", expanding=True)),
+    Ticket.status != TicketStatus.CLOSED,
+)
+_COLUMNS = select(Ticket.id, Ticket.status, Ticket.flow_data, Ticket.created_at).where(
+    Ticket.company_id == bindparam("company_id"),
+    Ticket.number.in_(bindparam("numbers", expanding=True)),
+)
+_HEAD = (
+    select(Company, WaSession, Department)
+    .outerjoin(
+        WaSession,
+        and_(
+            WaSession.company_id == Company.id,
+            WaSession.id.in_(bindparam("sessions", expanding=True)),
+        ),
+    )
+    .outerjoin(Department, Department.company_id == Company.id)
+    .where(Company.id == bindparam("company_id"))
+)
+_BUMP = (
+    update(Company)
+    .where(Company.id == bindparam("company_id"))
+    .values(last_ticket_number=Company.last_ticket_number + bindparam("count"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def _seed(db: AsyncSession) -> tuple[Company, WaSession, list[Client], list[Ticket]]:
+    company = f.company()
+    db.add(company)
+    await db.flush()
+    session = f.session(company)
+    clients = [f.client(company, phone=f"+55119123456{i:02d}") for i in range(3)]
+    db.add_all([session, *clients])
+    await db.flush()
+    tickets = [
+        f.ticket(company, session, c, n + 1, flow_state=FlowState.AWAITING_MENU_CHOICE)
+        for n, c in enumerate(clients)
+    ]
+    tickets[0].flow_data = {"attempts": 2, "nested": {"a": [1, "b"]}}
+    tickets[2].status = TicketStatus.CLOSED
+    db.add_all(tickets)
+    await db.commit()
+    db.expunge_all()
+    return company, session, clients, tickets
+
+
+def _columns(obj: object) -> dict[str, object]:
+    return {a.key: getattr(obj, a.key) for a in inspect(type(obj)).column_attrs}
+
+
+async def test_columns_with_expanding_lists_match_the_session(db: AsyncSession) -> None:
+    company, _, _, tickets = await _seed(db)
+    query = TxStatement(_COLUMNS)
+    params = {"company_id": company.id, "numbers": [1, 2, 3, 99]}
+    async with db.begin():
+        sqlite = db.get_bind().dialect.name == "sqlite"
+        assert isinstance(await _driver(db), OneTripConnection) is sqlite  # past the session
+        ours = sorted(await query.rows(db, params), key=lambda r: r[0])
+        theirs = sorted((tuple(r) for r in await db.execute(_COLUMNS, params)), key=lambda r: r[0])
+    assert ours == theirs
+    assert len(ours) == 3
+    first = next(r for r in ours if r[0] == tickets[0].id)
+    assert isinstance(first[0], uuid.UUID)
+    assert first[1] is TicketStatus.PENDING
+    assert first[2] == {"attempts": 2, "nested": {"a": [1, "b"]}}
+    assert first[3].tzinfo is not None
+
+
+async def test_entities_are_persistent_and_loaded_like_a_query(db: AsyncSession) -> None:
+    _, _, clients, _ = await _seed(db)
+    query = TxStatement(_TICKETS)
+    params = {"clients": [c.id for c in clients]}
+    async with db.begin():
+        ours = await query.rows(db, params)
+        assert all(inspect(t).persistent for t in ours)
+        assert all(t in db for t in ours)
+        ours_values = sorted((_columns(t) for t in ours), key=lambda v: str(v["id"]))
+        db.expunge_all()
+        theirs = list(await db.scalars(_TICKETS, params))
+        theirs_values = sorted((_columns(t) for t in theirs), key=lambda v: str(v["id"]))
+    assert ours_values == theirs_values
+    assert len(ours) == 2  # the closed one is left out by the WHERE
+
+
+async def test_an_object_the_session_holds_comes_back_as_it_is(db: AsyncSession) -> None:
+    _, _, clients, tickets = await _seed(db)
+    async with db.begin():
+        held = await db.get(Ticket, tickets[0].id)
+        assert held is not None
+        held.unread_count = 41  # pending, not flushed: not overwritten by the read
+        found = await TxStatement(_TICKETS).rows(db, {"clients": [clients[0].id]})
+        assert found == [held]
+        assert found[0].unread_count == 41
+
+
+async def test_changes_to_loaded_entities_are_written_at_the_flush(db: AsyncSession) -> None:
+    _, _, clients, tickets = await _seed(db)
+    async with db.begin():
+        (ticket,) = await TxStatement(_TICKETS).rows(db, {"clients": [clients[1].id]})
+        ticket.unread_count = 7
+        ticket.flow_data = {"changed": True}
+    db.expunge_all()
+    async with db.begin():
+        again = await db.get(Ticket, tickets[1].id)
+        assert again is not None
+        assert (again.unread_count, again.flow_data) == (7, {"changed": True})
+
+
+async def test_outer_joined_entities_are_none_when_absent(db: AsyncSession) -> None:
+    company, session, _, _ = await _seed(db)
+    query = TxStatement(_HEAD)
+    async with db.begin():
+        rows = await query.rows(db, {"company_id": company.id, "sessions": [session.id]})
+        assert len(rows) == 1
+        got_company, got_session, department = rows[0]
+        assert (got_company.id, got_session.id, department) == (company.id, session.id, None)
+        rows = await query.rows(db, {"company_id": company.id, "sessions": [uuid.uuid4()]})
+        assert rows[0][1] is None and rows[0][0] is got_company
+
+
+async def test_an_update_stamps_onupdate_columns_and_may_go_behind(db: AsyncSession) -> None:
+    company, _, _, _ = await _seed(db)
+    bump = TxStatement(_BUMP)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    async with db.begin():
+        await bump.run(db, {"company_id": company.id, "count": 2})
+        await bump.run(db, {"company_id": company.id, "count": 3}, behind=True)
+        # The queued write runs before the next statement: the read sees both.
+        row = (
+            await TxStatement(
+                select(Company.last_ticket_number, Company.updated_at).where(
+                    Company.id == bindparam("id")
+                )
+            ).rows(db, {"id": company.id})
+        )[0]
+    assert row[0] == 5
+    assert row[1] >= before
+
+
+async def test_an_empty_list_answers_through_the_session(db: AsyncSession) -> None:
+    company, _, _, _ = await _seed(db)
+    async with db.begin():
+        assert await TxStatement(_COLUMNS).rows(db, {"company_id": company.id, "numbers": []}) == []
+        assert await TxStatement(_TICKETS).rows(db, {"clients": []}) == []
+
+
+async def test_chats_by_key_match_the_session(db: AsyncSession) -> None:
+    company, session, clients, _ = await _seed(db)
+    async with db.begin():
+        chat = f.chat(company, session, clients[0], unread_count=3)
+        db.add(chat)
+    db.expunge_all()
+    stmt = select(Chat).where(
+        Chat.company_id == bindparam("company_id"),
+        Chat.wa_chat_id.in_(bindparam("jids", expanding=True)),
+    )
+    async with db.begin():
+        (ours,) = await TxStatement(stmt).rows(
+            db, {"company_id": company.id, "jids": [chat.wa_chat_id, "x@s.whatsapp.net"]}
+        )
+        values = _columns(ours)
+    db.expunge_all()
+    async with db.begin():
+        theirs = await db.get(Chat, chat.id)
+        assert theirs is not None
+        assert values == _columns(theirs)

@@ -1,0 +1,235 @@
+"""Statements of a transaction run on its SQLite driver connection, past SQLAlchemy's layers.
+
+The inbound batch runs a dozen fixed statements per transaction (what is pending, which
+messages exist, the senders' identities, clients, open tickets and chats, the company;
+the PROCESSED mark and the counters). Through `AsyncSession.execute` each paid the
+ORM's compile state, the execution context, the greenlet bridge and, for entities, the
+loader: several times SQLite's own work, on the event loop's thread, which bounds the
+pipeline. `TxStatement` compiles a Core statement once per dialect and runs it on the
+session's own driver connection (`zapd.db.sqlite_driver.OneTripConnection`: one trip
+to its thread, in the session's transaction).
+
+Invariants:
+- What a caller gets is what SQLAlchemy would give for the same statement: SQL compiled
+  by the engine's dialect, every parameter through its column type's bind processor
+  (`zapd.kernel.held.bind_processor`), every value through its result processor;
+  expanding IN parameters take a list (one placeholder per element, as SQLAlchemy
+  renders them); an UPDATE stamps its `onupdate` columns as SQLAlchemy would.
+- Entities come back as ORM objects in the session's identity map, persistent and
+  clean, exactly as a query would leave them: an object the session already holds is
+  returned as it is (not overwritten: the ORM's default), a new one is attached with
+  every column loaded. A NULL primary key (outer join) gives None.
+- No autoflush runs first: call it only where the session has nothing pending that
+  the statement should see (the batch's reads come before anything it writes, its
+  writes after an explicit flush).
+- Any other driver (PostgreSQL's asyncpg) and an empty IN list go through
+  `AsyncSession.execute` unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Delete, Select, Update, inspect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+
+from zapd.db.sqlite_driver import OneTripConnection, writes_behind
+from zapd.kernel.held import bind_processor
+
+_DRIVER = "zap_txsql_driver"  # db.info: the transaction's driver connection (or None)
+_TOKEN = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
+
+_Processor = Callable[[Any], Any] | None
+
+
+class _Param(NamedTuple):
+    name: str
+    expanding: bool
+    required: bool
+    value: Any  # the bound value when not required
+    process: _Processor
+    stamp: Any = None  # a column default SQLAlchemy computes per execution (onupdate)
+
+
+class _Entity(NamedTuple):
+    model: type[Any]
+    start: int  # its first column in the row
+    attrs: tuple[str, ...]  # attribute per column, in column order
+    pk: int  # the primary key's column, from `start`
+
+
+class _Plan(NamedTuple):
+    parts: tuple[str, ...]  # SQL text around the expanding parameters
+    expanding: tuple[str, ...]  # the expanding parameter between each two parts
+    params: tuple[_Param, ...]  # in placeholder order
+    processors: tuple[_Processor, ...]  # per result column
+    entities: tuple[_Entity, ...]
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+        """The SQL and its arguments; None when an expanding list is empty."""
+        args: list[Any] = []
+        counts: dict[str, int] = {}
+        for p in self.params:
+            if p.stamp is not None:
+                stamped = p.stamp.arg(None) if p.stamp.is_callable else p.stamp.arg
+                args.append(stamped if p.process is None else p.process(stamped))
+                continue
+            if p.expanding:
+                items = values[p.name]
+                if not items:
+                    return None
+                counts[p.name] = len(items)
+                args.extend(items if p.process is None else [p.process(v) for v in items])
+                continue
+            value = values[p.name] if p.required else values.get(p.name, p.value)
+            args.append(value if p.process is None else p.process(value))
+        if not self.expanding:
+            return self.parts[0], args
+        sql = [self.parts[0]]
+        for name, part in zip(self.expanding, self.parts[1:], strict=True):
+            sql.append(", ".join("?" * counts[name]))
+            sql.append(part)
+        return "".join(sql), args
+
+
+class TxStatement:
+    """A Core statement (SELECT of columns or entities, UPDATE, DELETE), compiled once."""
+
+    def __init__(self, stmt: Select[*tuple[Any, ...]] | Update | Delete) -> None:
+        self.stmt = stmt
+        self._plans: dict[str, _Plan] = {}
+        self._entities: tuple[type[Any], ...] = ()
+        if isinstance(stmt, Select):
+            descriptions = stmt.column_descriptions
+            entities = [d["entity"] for d in descriptions]
+            if all(d["expr"] is d["entity"] for d in descriptions):  # whole entities
+                self._entities = tuple(entities)
+
+    @property
+    def entities(self) -> tuple[type[Any], ...]:
+        """The models the statement selects whole (empty for columns or writes)."""
+        return self._entities
+
+    def plan(self, dialect: Dialect) -> _Plan:
+        """The statement as `dialect`'s driver takes it (compiled on first use)."""
+        found = self._plans.get(dialect.name)
+        if found is None:
+            found = self._plans[dialect.name] = self._compile(dialect)
+        return found
+
+    def _compile(self, dialect: Dialect) -> _Plan:
+        compiled = self.stmt.compile(dialect=dialect)
+        # Columns SQLAlchemy stamps per execution (an UPDATE's onupdate, an INSERT's
+        # default): their placeholders are named by the column's key.
+        stamps = {c.key: c.onupdate for c in compiled.update_prefetch} | {
+            c.key: c.default for c in compiled.insert_prefetch
+        }
+        params = []
+        for name in compiled.positiontup or []:
+            b = compiled.binds[name]
+            process = bind_processor(b.type, dialect)
+            params.append(
+                _Param(name, b.expanding, b.required, b.effective_value, process, stamps.get(name))
+            )
+        pieces = _TOKEN.split(compiled.string)
+        parts, expanding = tuple(pieces[0::2]), tuple(pieces[1::2])
+        processors: tuple[_Processor, ...] = ()
+        entities: list[_Entity] = []
+        if isinstance(self.stmt, Select):
+            columns = list(self.stmt.selected_columns)
+            processors = tuple(
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            )
+            start = 0
+            for model in self._entities:
+                mapper = inspect(model)
+                by_column = {prop.columns[0].key: prop.key for prop in mapper.column_attrs}
+                keys = [c.key for c in model.__table__.columns]
+                table_columns = columns[start : start + len(keys)]
+                if [c.key for c in table_columns] != keys:
+                    raise ValueError(f"{model.__name__}: columns not in table order")
+                pk = keys.index(mapper.primary_key[0].key)
+                entities.append(_Entity(model, start, tuple(by_column[k] for k in keys), pk))
+                start += len(keys)
+        return _Plan(parts, expanding, tuple(params), processors, tuple(entities))
+
+    async def rows(self, db: AsyncSession, values: Mapping[str, Any]) -> list[Any]:
+        """Run a SELECT: its rows as tuples, or (one entity) its objects, or tuples of them."""
+        driver = await _driver(db)
+        bound = None if driver is None else self.plan(_dialect(db)).bind(values)
+        if driver is None or bound is None:
+            result = await db.execute(self.stmt, dict(values))
+            if len(self._entities) == 1:
+                return list(result.scalars().all())
+            return [tuple(r) for r in result.all()]
+        cursor = await driver.execute(*bound)
+        raw = await cursor.fetchall()
+        plan = self.plan(_dialect(db))
+        processors = plan.processors
+        if any(processors):
+            raw = [
+                tuple(v if p is None else p(v) for p, v in zip(processors, r, strict=True))
+                for r in raw
+            ]
+        if not plan.entities:
+            return [tuple(r) for r in raw]
+        out = [tuple(_entity(db, e, r) for e in plan.entities) for r in raw]
+        return [r[0] for r in out] if len(plan.entities) == 1 else out
+
+    async def run(
+        self, db: AsyncSession, values: Mapping[str, Any], *, behind: bool = False
+    ) -> None:
+        """Run an UPDATE or DELETE; `behind`: it may wait for the next trip (no answer read)."""
+        driver = await _driver(db)
+        bound = None if driver is None else self.plan(_dialect(db)).bind(values)
+        if driver is None or bound is None:
+            if behind:
+                raw = (await (await db.connection()).get_raw_connection()).driver_connection
+                with writes_behind(raw):
+                    await db.execute(self.stmt, dict(values))
+            else:
+                await db.execute(self.stmt, dict(values))
+            return
+        if behind:
+            driver.queue(bound[0], bound[1], False)
+        else:
+            await driver.execute(*bound)
+
+
+def _entity(db: AsyncSession, entity: _Entity, row: Sequence[Any]) -> Any:
+    """The persistent object of `row`'s columns for `entity` (the session's, if it has one)."""
+    values = row[entity.start : entity.start + len(entity.attrs)]
+    pk = values[entity.pk]
+    if pk is None:
+        return None
+    session = db.sync_session
+    key = (entity.model, (pk,), None)
+    held = session.identity_map.get(key)
+    if held is not None:
+        return held
+    obj = inspect(entity.model).class_manager.new_instance()
+    obj.__dict__.update(zip(entity.attrs, values, strict=True))
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+def _dialect(db: AsyncSession) -> Dialect:
+    bind = db.sync_session.get_bind()
+    return bind.dialect
+
+
+async def _driver(db: AsyncSession) -> OneTripConnection | None:
+    """The transaction's SQLite driver connection (None for any other driver)."""
+    if _DRIVER in db.info:
+        found: OneTripConnection | None = db.info[_DRIVER]
+        return found
+    connection = await db.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    found = raw if isinstance(raw, OneTripConnection) else None
+    db.info[_DRIVER] = found
+    return found
