@@ -62,7 +62,9 @@ a straight run counts its ticket numbers and event seqs from the counters that r
 held (BEGIN IMMEDIATE: no other writer until the commit, and nothing else in the
 batch moves them) and moves each counter once, by what it used, behind; a stale
 read could only be refused by the (company, number) / (company, seq) unique indexes.
-The batch's statements are built once, with bound parameters.
+The batch's statements are built once, with bound parameters; on SQLite its fixed
+reads and counter writes run on the transaction's driver connection, past the
+session's layers (`zapd.kernel.txsql`: rows and persistent entities as a query gives).
 Messages sent from the phone stay ORM rows (their early acks apply to them).
 `process_events` (a Cloud webhook's events) and the retry of deferred events keep the
 per-row path.
