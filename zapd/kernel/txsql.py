@@ -60,6 +60,7 @@ class _Entity(NamedTuple):
     start: int  # its first column in the row
     attrs: tuple[str, ...]  # attribute per column, in column order
     pk: int  # the primary key's column, from `start`
+    processors: tuple[_Processor, ...]  # its columns' result processors
 
 
 class _Plan(NamedTuple):
@@ -153,7 +154,15 @@ class TxStatement:
                 if [c.key for c in table_columns] != keys:
                     raise ValueError(f"{model.__name__}: columns not in table order")
                 pk = keys.index(mapper.primary_key[0].key)
-                entities.append(_Entity(model, start, tuple(by_column[k] for k in keys), pk))
+                entities.append(
+                    _Entity(
+                        model,
+                        start,
+                        tuple(by_column[k] for k in keys),
+                        pk,
+                        processors[start : start + len(keys)],
+                    )
+                )
                 start += len(keys)
         return _Plan(parts, expanding, tuple(params), processors, tuple(entities))
 
@@ -169,15 +178,12 @@ class TxStatement:
         cursor = await driver.execute(*bound)
         raw = await cursor.fetchall()
         plan = self.plan(_dialect(db))
-        processors = plan.processors
-        if any(processors):
-            raw = [
-                tuple(v if p is None else p(v) for p, v in zip(processors, r, strict=True))
-                for r in raw
-            ]
         if not plan.entities:
-            return [tuple(r) for r in raw]
-        out = [tuple(_entity(db, e, r) for e in plan.entities) for r in raw]
+            return [_processed(plan.processors, r, 0, len(r)) for r in raw]
+        # A row's entity already built (a company repeated on each department's row) or
+        # held by the session is reused before its columns are converted.
+        seen: dict[Any, Any] = {}
+        out = [tuple(_entity(db, e, r, seen) for e in plan.entities) for r in raw]
         return [r[0] for r in out] if len(plan.entities) == 1 else out
 
     async def run(
@@ -200,21 +206,30 @@ class TxStatement:
             await driver.execute(*bound)
 
 
-def _entity(db: AsyncSession, entity: _Entity, row: Sequence[Any]) -> Any:
+def _processed(processors: Sequence[_Processor], row: Sequence[Any], start: int, end: int) -> Any:
+    """`row[start:end]` with each value through its column's result processor."""
+    return tuple(v if p is None else p(v) for p, v in zip(processors, row[start:end], strict=True))
+
+
+def _entity(db: AsyncSession, entity: _Entity, row: Sequence[Any], seen: dict[Any, Any]) -> Any:
     """The persistent object of `row`'s columns for `entity` (the session's, if it has one)."""
-    values = row[entity.start : entity.start + len(entity.attrs)]
-    pk = values[entity.pk]
-    if pk is None:
+    raw_pk = row[entity.start + entity.pk]
+    if raw_pk is None:
         return None
+    found = seen.get((entity.model, raw_pk))
+    if found is not None:
+        return found
+    process = entity.processors[entity.pk]
+    pk = raw_pk if process is None else process(raw_pk)
     session = db.sync_session
-    key = (entity.model, (pk,), None)
-    held = session.identity_map.get(key)
-    if held is not None:
-        return held
-    obj = inspect(entity.model).class_manager.new_instance()
-    obj.__dict__.update(zip(entity.attrs, values, strict=True))
-    make_transient_to_detached(obj)
-    session.add(obj)
+    obj = session.identity_map.get((entity.model, (pk,), None))
+    if obj is None:
+        values = _processed(entity.processors, row, entity.start, entity.start + len(entity.attrs))
+        obj = inspect(entity.model).class_manager.new_instance()
+        obj.__dict__.update(zip(entity.attrs, values, strict=True))
+        make_transient_to_detached(obj)
+        session.add(obj)
+    seen[(entity.model, raw_pk)] = obj
     return obj
 
 
