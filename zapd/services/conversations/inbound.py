@@ -958,9 +958,11 @@ class Inbound:
                 return again  # deleted with its company
             if raw:  # stored in this transaction (`_store_and_process`)
                 await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
-            pending = {
-                r[0] for r in await _PENDING.rows(db, {"ids": [row_id for row_id, _ in items]})
-            }
+                # Inserted PENDING by this very transaction: no one else can have them.
+                pending = {row["id"] for row in raw}
+            else:
+                ids = [row_id for row_id, _ in items]
+                pending = {r[0] for r in await _PENDING.rows(db, {"ids": ids})}
             messages = {
                 (ev.session_id, ev.wa_message_id)
                 for row_id, ev in items
