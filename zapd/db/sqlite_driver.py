@@ -72,6 +72,16 @@ def _run_after(
     return _run(conn, sql, params, many)
 
 
+def _run_all(
+    conn: sqlite3.Connection, queued: list[_Queued], statements: list[tuple[str, Any]]
+) -> tuple[list[list[Any]], bool]:
+    """On the connection's thread: the queued statements, then each of `statements`."""
+    for q_sql, q_params, q_many in queued:
+        _run(conn, q_sql, q_params, q_many)
+    rows = [_run(conn, sql, params, False)[3] for sql, params in statements]
+    return rows, conn.in_transaction
+
+
 def _commit_after(conn: sqlite3.Connection, queued: list[_Queued]) -> None:
     """On the connection's thread: the queued statements, then the commit."""
     for q_sql, q_params, q_many in queued:
@@ -168,6 +178,18 @@ class OneTripConnection(aiosqlite.Connection):
             self._before_queue = self.in_tx
         self.queued.append((sql, list(params) if many else params, many))
         self.in_tx = None
+
+    async def run_all(self, statements: list[tuple[str, Any]]) -> list[list[Any]]:
+        """Run queued statements, then `statements` in order, in one trip; their rows each.
+
+        For independent reads a caller would otherwise make one trip each for. The
+        first failure raises (the rest do not run), as one trip per statement would.
+        """
+        queued, self.queued = self.queued, []
+        self.in_tx = None  # unknown until the statements report back
+        rows: list[list[Any]]
+        rows, self.in_tx = await self.trip(_run_all, self._conn, queued, statements)
+        return rows
 
     async def trip(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` on the connection's thread and return its result."""

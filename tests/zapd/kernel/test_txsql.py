@@ -16,7 +16,7 @@ from shared.enums import FlowState, TicketStatus
 from tests.zapd.db import factories as f
 from zapd.db.models import Chat, Client, Company, Department, Ticket, WaSession
 from zapd.db.sqlite_driver import OneTripConnection
-from zapd.kernel.txsql import TxStatement, _driver
+from zapd.kernel.txsql import TxStatement, _driver, rows_all
 
 _TICKETS = select(Ticket).where(
     Ticket.client_id.in_(bindparam("clients", expanding=True)),
@@ -186,3 +186,24 @@ async def test_chats_by_key_match_the_session(db: AsyncSession) -> None:
         theirs = await db.get(Chat, chat.id)
         assert theirs is not None
         assert values == _columns(theirs)
+
+
+async def test_several_reads_in_one_round_answer_as_each_alone(db: AsyncSession) -> None:
+    company, session, clients, _ = await _seed(db)
+    numbers = TxStatement(_COLUMNS)
+    tickets = TxStatement(_TICKETS)
+    head = TxStatement(_HEAD)
+    queries = [
+        (numbers, {"company_id": company.id, "numbers": [1, 3]}),
+        (tickets, {"clients": [c.id for c in clients]}),
+        (numbers, {"company_id": company.id, "numbers": []}),  # through the session
+        (head, {"company_id": company.id, "sessions": [session.id]}),
+    ]
+    async with db.begin():
+        together = await rows_all(db, queries)
+        alone = [await q.rows(db, values) for q, values in queries]
+    assert [sorted(map(str, rows)) for rows in together] == [
+        sorted(map(str, rows)) for rows in alone
+    ]
+    assert [len(rows) for rows in together] == [2, 2, 0, 1]
+    assert set(together[1]) == set(alone[1])  # the same persistent objects

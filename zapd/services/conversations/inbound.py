@@ -57,7 +57,8 @@ from the first UPDATE to the commit); the careful rerun takes them one by one. O
 SQLite the batch does not lock the company row (one writer; a company deleted before
 the batch began took its stored rows with it), and its held rows and PROCESSED mark
 ride with the next statement's thread trip (`zapd.db.sqlite_driver.writes_behind`).
-The view reads the company row and the batch's sessions in one statement; on SQLite
+The view reads the company row, the batch's sessions and the active departments in
+one statement, and its reads in two rounds (one SQLite thread trip each); on SQLite
 a straight run counts its ticket numbers and event seqs from the counters that row
 held (BEGIN IMMEDIATE: no other writer until the commit, and nothing else in the
 batch moves them) and moves each counter once, by what it used, behind; a stale
@@ -125,7 +126,7 @@ from zapd.kernel import events
 from zapd.kernel.held import Held, insert_rows, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
-from zapd.kernel.txsql import TxStatement
+from zapd.kernel.txsql import TxStatement, rows_all
 from zapd.services.conversations.menus import menu_messages
 from zapd.services.conversations.received_media import store_received
 from zapd.services.delivery import acks, outbox
@@ -197,8 +198,8 @@ _PROCESSED = TxStatement(
     )
     .execution_options(synchronize_session=False)
 )
-_COMPANY_AND_SESSIONS = (
-    select(Company, WaSession)
+_WITH_DEPARTMENTS = TxStatement(  # the company, the batch's sessions, active departments
+    select(Company, WaSession, Department)
     .outerjoin(
         WaSession,
         and_(
@@ -206,14 +207,9 @@ _COMPANY_AND_SESSIONS = (
             WaSession.id.in_(bindparam("sessions", expanding=True)),
         ),
     )
+    .outerjoin(Department, and_(Department.company_id == Company.id, Department.active.is_(True)))
     .where(Company.id == bindparam("company_id"))
 )
-_WITH_DEPARTMENTS = TxStatement(
-    _COMPANY_AND_SESSIONS.add_columns(Department).outerjoin(
-        Department, and_(Department.company_id == Company.id, Department.active.is_(True))
-    )
-)
-_VIEW_HEAD = TxStatement(_COMPANY_AND_SESSIONS)
 _COUNT_NUMBERS = (  # moves the ticket counter (`_Numbers`)
     update(Company)
     .where(Company.id == bindparam("company_id"))
@@ -400,7 +396,7 @@ class _View:
     created: set[uuid.UUID] = field(default_factory=set)
     company: Company | None = None  # read with the view (held: the identity map is weak)
     wa_sessions: list[WaSession] = field(default_factory=list)  # the same, for the flow
-    departments: list[Department] | None = None  # active ones, read when a flow will run
+    departments: list[Department] | None = None  # active ones, read with the view
     batch: list[MessageEvent] = field(default_factory=list)
 
     def newcomers(self) -> int:
@@ -415,47 +411,75 @@ class _View:
 
     @classmethod
     async def read(
-        cls, db: AsyncSession, company_id: uuid.UUID, batch: list[MessageEvent]
-    ) -> _View:
-        """Read, in a handful of queries, what the batch's messages will look up."""
-        known = await Known.read(db, company_id, [sender_of(ev) for ev in batch])
-        clients = set(known.owners.values()) | {c for s in known.by_phone.values() for c in s}
-        sessions = {ev.session_id for ev in batch}
-        opened: dict[tuple[uuid.UUID, uuid.UUID], Ticket] = {}
-        if clients:
-            for ticket in await _OPEN_TICKETS.rows(
-                db, {"clients": sorted(clients), "sessions": sorted(sessions)}
-            ):
-                if ticket.session_id is not None:
-                    opened[(ticket.client_id, ticket.session_id)] = ticket
+        cls,
+        db: AsyncSession,
+        company_id: uuid.UUID,
+        batch: list[MessageEvent],
+        messages: set[tuple[uuid.UUID, str]],
+    ) -> tuple[_View, set[tuple[uuid.UUID, str]]]:
+        """Read what the batch's messages will look up; also which of `messages` exist.
+
+        Two rounds of independent reads (on SQLite, one thread trip each:
+        `zapd.kernel.txsql.rows_all`): the stored messages among `messages`, the
+        senders' identities and clients by phone, the chats, the company with the
+        batch's sessions and the active departments; then the identity owners not yet
+        read and the open tickets of every client found.
+        """
+        known, reads = Known.prepare(company_id, [sender_of(ev) for ev in batch])
+        sessions = sorted({ev.session_id for ev in batch})
         chat_keys = {(ev.session_id, ev.chat_jid) for ev in batch}
-        chats = {
-            (chat.session_id, chat.wa_chat_id): chat
-            for chat in await _CHATS.rows(
-                db,
-                {
-                    "company_id": company_id,
-                    "sessions": sorted(sessions),
-                    "jids": sorted({jid for _, jid in chat_keys}),
-                },
-            )
-        }
-        view = cls(known, clients, sessions, opened, chat_keys, chats, batch=batch)
-        # The company (settings, flow, counters) and the batch's sessions (flow), in one
-        # statement instead of one `get` each later; with the active departments when a
-        # flow will run (a newcomer, or a ticket waiting for a menu answer).
-        flows = view.newcomers() > 0 or any(t.flow_state in _AWAITING for t in opened.values())
-        params = {"company_id": company_id, "sessions": sorted(sessions)}
+        first = await rows_all(
+            db,
+            [
+                (
+                    _EXISTING,
+                    {
+                        "company_id": company_id,
+                        "sessions": sorted({s for s, _ in messages}),
+                        "wa_ids": [w for _, w in messages],
+                    },
+                ),
+                (
+                    _CHATS,
+                    {
+                        "company_id": company_id,
+                        "sessions": sessions,
+                        "jids": sorted({jid for _, jid in chat_keys}),
+                    },
+                ),
+                # The company (settings, flow, counters), the batch's sessions (flow) and
+                # the active departments (flow): one statement, not one `get` each later.
+                (_WITH_DEPARTMENTS, {"company_id": company_id, "sessions": sessions}),
+                *reads,
+            ],
+        )
+        existing, chat_rows, head, *known_rows = first
+        known.absorb(known_rows)
+        clients = known.client_ids()
+        second: list[tuple[TxStatement, dict[str, Any]]] = []
+        owners = known.owners_read()
+        if owners is not None:
+            second.append(owners)
+        if clients:
+            second.append((_OPEN_TICKETS, {"clients": sorted(clients), "sessions": sessions}))
+        found = await rows_all(db, second) if second else []
+        if owners is not None:
+            known.absorb_owners(found.pop(0))
+        opened: dict[tuple[uuid.UUID, uuid.UUID], Ticket] = {}
+        for ticket in found[0] if clients else ():
+            if ticket.session_id is not None:
+                opened[(ticket.client_id, ticket.session_id)] = ticket
+        chats = {(chat.session_id, chat.wa_chat_id): chat for chat in chat_rows}
+        view = cls(known, clients, set(sessions), opened, chat_keys, chats, batch=batch)
         departments: dict[uuid.UUID, Department] = {}
-        for row in await (_WITH_DEPARTMENTS if flows else _VIEW_HEAD).rows(db, params):
-            view.company = row[0]
-            if row[1] is not None and row[1] not in view.wa_sessions:
-                view.wa_sessions.append(row[1])
-            if flows and row[2] is not None:
-                departments[row[2].id] = row[2]
-        if flows:
-            view.departments = list(departments.values())
-        return view
+        for company, wa_session, department in head:
+            view.company = company
+            if wa_session is not None and wa_session not in view.wa_sessions:
+                view.wa_sessions.append(wa_session)
+            if department is not None:
+                departments[department.id] = department
+        view.departments = list(departments.values())
+        return view, {(r[0], r[1]) for r in existing}
 
 
 class _Split(Exception):
@@ -969,16 +993,7 @@ class Inbound:
                 if row_id in pending and isinstance(ev, MessageEvent)
             }
             if messages:
-                existing = await _EXISTING.rows(
-                    db,
-                    {
-                        "company_id": company_id,
-                        "sessions": sorted({s for s, _ in messages}),
-                        "wa_ids": [w for _, w in messages],
-                    },
-                )
-                db.info[_FRESH] = messages - {(r[0], r[1]) for r in existing}
-                db.info[_VIEW] = await _View.read(
+                db.info[_VIEW], existing = await _View.read(
                     db,
                     company_id,
                     [
@@ -986,7 +1001,9 @@ class Inbound:
                         for row_id, ev in items
                         if row_id in pending and isinstance(ev, MessageEvent)
                     ],
+                    messages,
                 )
+                db.info[_FRESH] = messages - existing
             events.defer_seqs(db)
             held: Held | None = None
             if not careful:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,7 @@ from shared.enums import ClientIdentityKind
 from zapd.db.models import Client, ClientIdentity
 from zapd.db.types import new_id
 from zapd.kernel.held import Held
-from zapd.kernel.txsql import TxStatement
+from zapd.kernel.txsql import TxStatement, rows_all
 from zapd.services.people import identity
 from zapd.services.people.identity import PHONE_KINDS, Identity
 
@@ -77,29 +78,58 @@ class Known:
         cls, db: AsyncSession, company_id: uuid.UUID, senders: Iterable[Identity]
     ) -> Known:
         """Read what `senders` may match (identity rows of any kind, clients by phone)."""
+        known, reads = cls.prepare(company_id, senders)
+        known.absorb(await rows_all(db, reads))
+        more = known.owners_read()
+        if more is not None:
+            known.absorb_owners(await more[0].rows(db, more[1]))
+        return known
+
+    @classmethod
+    def prepare(
+        cls, company_id: uuid.UUID, senders: Iterable[Identity]
+    ) -> tuple[Known, list[tuple[TxStatement, dict[str, Any]]]]:
+        """An empty snapshot for `senders`, and the reads that fill it (`absorb` their rows).
+
+        For a caller that runs them with reads of its own (`zapd.kernel.txsql.rows_all`).
+        """
         known = cls(company_id)
         senders = list(senders)
         known.values = {v for s in senders for _, v in s.wanted()}
         known.phones = {p for s in senders for p in s.phones()}
+        reads: list[tuple[TxStatement, dict[str, Any]]] = []
         if known.values:
-            rows = await _OWNERS.rows(
-                db, {"company_id": company_id, "values": sorted(known.values)}
-            )
-            known.owners = {(kind, value): cid for kind, value, cid in rows}
+            reads.append((_OWNERS, {"company_id": company_id, "values": sorted(known.values)}))
         if known.phones:
             # The clients themselves at once: a client matched by phone is usually the
-            # owner of that phone's identity too, so the query below rarely runs.
-            for client in await _BY_PHONE.rows(
-                db, {"company_id": company_id, "phones": sorted(known.phones)}
-            ):
-                known.clients[client.id] = client
+            # owner of that phone's identity too, so `owners_read` rarely has any.
+            reads.append((_BY_PHONE, {"company_id": company_id, "phones": sorted(known.phones)}))
+        return known, reads
+
+    def absorb(self, results: list[list[Any]]) -> None:
+        """Take the rows of `prepare`'s reads, in their order."""
+        found = iter(results)
+        if self.values:
+            self.owners = {(kind, value): cid for kind, value, cid in next(found)}
+        if self.phones:
+            for client in next(found):
+                self.clients[client.id] = client
                 if client.phone is not None:
-                    known.by_phone.setdefault(client.phone, set()).add(client.id)
-        missing = set(known.owners.values()) - set(known.clients)
-        if missing:
-            for client in await _CLIENTS.rows(db, {"ids": sorted(missing)}):
-                known.clients[client.id] = client
-        return known
+                    self.by_phone.setdefault(client.phone, set()).add(client.id)
+
+    def owners_read(self) -> tuple[TxStatement, dict[str, Any]] | None:
+        """The read of identity owners not among the clients read by phone (None: none)."""
+        missing = set(self.owners.values()) - set(self.clients)
+        return (_CLIENTS, {"ids": sorted(missing)}) if missing else None
+
+    def absorb_owners(self, clients: list[Client]) -> None:
+        """Take the clients `owners_read` found."""
+        for client in clients:
+            self.clients[client.id] = client
+
+    def client_ids(self) -> set[uuid.UUID]:
+        """Every client the snapshot names (identity owners, phone matches)."""
+        return set(self.owners.values()) | {c for s in self.by_phone.values() for c in s}
 
     def covers(self, sender: Identity) -> bool:
         """Tell whether every row `sender` may match was read."""
