@@ -23,10 +23,11 @@ Invariants:
 - `write_changes` (SQLite only: elsewhere it leaves the work to the flush, which
   costs no more there) queues what changed on the session's persistent objects of
   some models, one executemany UPDATE per model and set of columns (the onupdate
-  columns stamped as a flush would), then marks those values committed: the flush
-  that follows has nothing left to write for them, and the UPDATEs ride with the
-  next trip. It compares values as the flush does (an attribute set to its loaded
-  value is no change).
+  columns stamped as a flush would), then leaves each object clean (its values
+  committed, as after a flush; one whose attributes were set to what they held is
+  made clean too): the flush that follows does not even look at them, and the
+  UPDATEs ride with the next trip. It compares values as the flush does (an
+  attribute set to its loaded value is no change).
 - On SQLite the inserts ride with the transaction's next statement or its commit
   (`zapd.db.sqlite_driver.writes_behind`): one thread trip instead of one per table;
   an insert's error is raised there, and fails the transaction all the same. They are
@@ -50,7 +51,7 @@ from sqlalchemy import Table, bindparam, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.attributes import instance_state
 
 from zapd.db.models import Base, Client, ClientTerm
 from zapd.db.search import terms_of
@@ -226,15 +227,19 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
     if not isinstance(driver, OneTripConnection):
         return  # one executemany per shape from the flush costs the same
     groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
+    identity_map = db.sync_session.identity_map
     for obj in list(db.dirty):
         model = type(obj)
         if model not in models:
             continue
         state = instance_state(obj)
-        if not state.persistent or not state.committed_state:
+        if not state.persistent:
             continue
-        values = _changed(state)
+        values = _changed(state) if state.committed_state else {}
         if not values:
+            # Set to what it held (or flagged with nothing changed): clean again, as a
+            # flush would leave it, so the flush has no object left to look at.
+            state._commit_all(state.dict, identity_map)
             continue
         for attr, onupdate in _onupdates(model):
             if attr not in values:
@@ -247,8 +252,9 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
         plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
         driver.queue(plan[0], [_values(plan, row) for row in rows], True)
         for obj, values in members:
-            for attr, value in values.items():
-                set_committed_value(obj, attr, value)
+            state = instance_state(obj)
+            state.dict.update(values)  # the onupdate stamps too, as a flush sets them
+            state._commit_all(state.dict, identity_map)  # written: clean, as after a flush
 
 
 def _changed(state: InstanceState[Any]) -> dict[str, Any]:

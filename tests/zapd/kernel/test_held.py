@@ -104,6 +104,8 @@ async def test_write_changes_writes_what_a_flush_would_and_leaves_it_nothing(
     sqlite = db.get_bind().dialect.name == "sqlite"
     # Elsewhere the flush writes both (it costs the same there).
     assert db.is_modified(chat) != sqlite and db.is_modified(ticket)
+    if sqlite:  # clean, as a flush leaves it: the flush does not look at it again
+        assert chat not in db.dirty and ticket in db.dirty
     statements: list[str] = []
 
     def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
@@ -120,6 +122,7 @@ async def test_write_changes_writes_what_a_flush_would_and_leaves_it_nothing(
     table = Chat.__table__
     row = (await db.execute(select(table).where(table.c.id == chat.id))).mappings().one()
     assert row["unread_count"] == 2 and row["updated_at"] >= stamped
+    assert (chat.unread_count, chat.updated_at) == (2, row["updated_at"])  # the object agrees
     table = Ticket.__table__
     row = (await db.execute(select(table).where(table.c.id == ticket.id))).mappings().one()
     assert row["flow_data"] == {"tries": 1} and row["updated_at"] >= untouched
@@ -174,3 +177,22 @@ def test_our_sqlite_bind_processors_send_what_sqlalchemys_would() -> None:
         assert ours(member) == theirs(member)
     with pytest.raises(ValueError):
         ours(99)
+
+
+async def test_write_changes_leaves_an_object_set_to_what_it_held_clean(db: AsyncSession) -> None:
+    c, s = await f.tenant(db)
+    client, chat, ticket = _family(c, s, "+5511933330001")
+    ticket.number, ticket.chat_id = 1, chat.id
+    for obj in (client, chat, ticket):
+        db.add(obj)
+        await db.flush()
+    ticket.chat_id = chat.id  # no change, but the session counts it as dirty
+    assert ticket in db.dirty
+    stamped = ticket.updated_at
+    await write_changes(db, (Ticket,))
+    if db.get_bind().dialect.name == "sqlite":
+        assert ticket not in db.dirty
+    await db.flush()
+    table = Ticket.__table__
+    row = (await db.execute(select(table).where(table.c.id == ticket.id))).mappings().one()
+    assert row["updated_at"] == stamped == ticket.updated_at  # nothing was written
