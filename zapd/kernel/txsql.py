@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Delete, Select, Update, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 from zapd.kernel.held import bind_processor
@@ -62,6 +62,7 @@ class _Entity(NamedTuple):
     attrs: tuple[str, ...]  # attribute per column, in column order
     pk: int  # the primary key's column, from `start`
     processors: tuple[_Processor, ...]  # its columns' result processors
+    manager: Any  # its ClassManager (makes instances with their state)
 
 
 class _Plan(NamedTuple):
@@ -162,6 +163,7 @@ class TxStatement:
                         tuple(by_column[k] for k in keys),
                         pk,
                         processors[start : start + len(keys)],
+                        mapper.class_manager,
                     )
                 )
                 start += len(keys)
@@ -247,13 +249,19 @@ def _entity(db: AsyncSession, entity: _Entity, row: Sequence[Any], seen: dict[An
     process = entity.processors[entity.pk]
     pk = raw_pk if process is None else process(raw_pk)
     session = db.sync_session
-    obj = session.identity_map.get((entity.model, (pk,), None))
+    key = (entity.model, (pk,), None)
+    obj = session.identity_map.get(key)
     if obj is None:
         values = _processed(entity.processors, row, entity.start, entity.start + len(entity.attrs))
-        obj = inspect(entity.model).class_manager.new_instance()
-        obj.__dict__.update(zip(entity.attrs, values, strict=True))
-        make_transient_to_detached(obj)
-        session.add(obj)
+        obj = entity.manager.new_instance()
+        state = instance_state(obj)
+        state.dict.update(zip(entity.attrs, values, strict=True))
+        # What `make_transient_to_detached` then `Session.add` do for an object whose
+        # every column is loaded and whose key is known (the models declare no
+        # relationships: nothing cascades), as a query's loader leaves it.
+        state.key = key
+        state._commit_all(state.dict)
+        session._update_impl(state)
     seen[(entity.model, raw_pk)] = obj
     return obj
 
