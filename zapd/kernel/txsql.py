@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
-from zapd.kernel.held import bind_processor
+from zapd.kernel.held import attach_clean, bind_processor
 
 _DRIVER = "zap_txsql_driver"  # db.info: the transaction's driver connection (or None)
 _DIALECT = "zap_txsql_dialect"  # db.info: the session's dialect
@@ -254,14 +254,8 @@ def _entity(db: AsyncSession, entity: _Entity, row: Sequence[Any], seen: dict[An
     if obj is None:
         values = _processed(entity.processors, row, entity.start, entity.start + len(entity.attrs))
         obj = entity.manager.new_instance()
-        state = instance_state(obj)
-        state.dict.update(zip(entity.attrs, values, strict=True))
-        # What `make_transient_to_detached` then `Session.add` do for an object whose
-        # every column is loaded and whose key is known (the models declare no
-        # relationships: nothing cascades), as a query's loader leaves it.
-        state.key = key
-        state._commit_all(state.dict)
-        session._update_impl(state)
+        instance_state(obj).dict.update(zip(entity.attrs, values, strict=True))
+        attach_clean(session, obj, key)  # as a query's loader leaves it
     seen[(entity.model, raw_pk)] = obj
     return obj
 
