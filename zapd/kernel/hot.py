@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Select, event
 from sqlalchemy.engine import Dialect
@@ -58,6 +59,7 @@ _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 
 _Processor = Callable[[Any], Any] | None
 _REQUIRED = object()  # a parameter every call must give
+P = TypeVar("P")
 
 
 class _Plan(NamedTuple):
@@ -85,7 +87,25 @@ class _Plan(NamedTuple):
         ]
 
 
-class HotQuery:
+class PerDialect(ABC, Generic[P]):
+    """Something compiled once per dialect, on first use (`plan`)."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, P] = {}
+
+    def plan(self, dialect: Dialect) -> P:
+        """The statement as `dialect`'s driver takes it (compiled on first use)."""
+        found = self._plans.get(dialect.name)
+        if found is None:
+            found = self._plans[dialect.name] = self._compile(dialect)
+        return found
+
+    @abstractmethod
+    def _compile(self, dialect: Dialect) -> P:
+        """Build the plan for `dialect`."""
+
+
+class HotQuery(PerDialect[_Plan]):
     """A Core SELECT with named bound parameters, compiled once per dialect.
 
     A parameter declared without a value (`bindparam("company")`) must be given on
@@ -94,15 +114,8 @@ class HotQuery:
     """
 
     def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
+        super().__init__()
         self.stmt = stmt
-        self._plans: dict[str, _Plan] = {}
-
-    def plan(self, dialect: Dialect) -> _Plan:
-        """The statement as `dialect`'s driver takes it (compiled on first use)."""
-        found = self._plans.get(dialect.name)
-        if found is None:
-            found = self._plans[dialect.name] = self._compile(dialect)
-        return found
 
     def _compile(self, dialect: Dialect) -> _Plan:
         compiled = self.stmt.compile(dialect=dialect)

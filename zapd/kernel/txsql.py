@@ -39,6 +39,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 from zapd.kernel.held import attach_clean, bind_processor
+from zapd.kernel.hot import PerDialect
 
 _DRIVER = "zap_txsql_driver"  # db.info: the transaction's driver connection (or None)
 _DIALECT = "zap_txsql_dialect"  # db.info: the session's dialect
@@ -99,30 +100,18 @@ class _Plan(NamedTuple):
         return "".join(sql), args
 
 
-class TxStatement:
+class TxStatement(PerDialect[_Plan]):
     """A Core statement (SELECT of columns or entities, UPDATE, DELETE), compiled once."""
 
     def __init__(self, stmt: Select[*tuple[Any, ...]] | Update | Delete) -> None:
+        super().__init__()
         self.stmt = stmt
-        self._plans: dict[str, _Plan] = {}
         self._entities: tuple[type[Any], ...] = ()
         if isinstance(stmt, Select):
             descriptions = stmt.column_descriptions
             entities = [d["entity"] for d in descriptions]
             if all(d["expr"] is d["entity"] for d in descriptions):  # whole entities
                 self._entities = tuple(entities)
-
-    @property
-    def entities(self) -> tuple[type[Any], ...]:
-        """The models the statement selects whole (empty for columns or writes)."""
-        return self._entities
-
-    def plan(self, dialect: Dialect) -> _Plan:
-        """The statement as `dialect`'s driver takes it (compiled on first use)."""
-        found = self._plans.get(dialect.name)
-        if found is None:
-            found = self._plans[dialect.name] = self._compile(dialect)
-        return found
 
     def _compile(self, dialect: Dialect) -> _Plan:
         compiled = self.stmt.compile(dialect=dialect)
