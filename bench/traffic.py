@@ -132,7 +132,7 @@ async def drive(
 
     async def one(item: Inbound, before: asyncio.Task[None] | None) -> None:
         try:
-            if before is not None:
+            if before is not None and not before.done():
                 await asyncio.wait([before])
             await inbound.receive(session_id, _event(session_id, item))
         except Exception as exc:
