@@ -21,18 +21,8 @@ _PLAIN = frozenset({str, int, float, bool})  # exactly these types: JSON holds t
 
 def jsonable(value: Any) -> Any:
     """Turn a column value into something JSON can hold."""
-    kind = type(value)
-    if value is None or kind in _PLAIN:
+    if value is None or type(value) in _PLAIN:
         return value
-    if kind is dict:  # the usual payload: its plain values copied without a call each
-        return {
-            (k if type(k) is str else str(k)): (
-                v if v is None or type(v) in _PLAIN else jsonable(v)
-            )
-            for k, v in value.items()
-        }
-    if kind is uuid.UUID:
-        return str(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, uuid.UUID):
