@@ -328,7 +328,8 @@ def format_phone_display(e164: str) -> str:
 
 
 def _is_digits(value: str) -> bool:
-    return bool(value) and all(ch in _ASCII_DIGITS for ch in value)
+    # Only 0-9 are digits among ASCII characters (str.isdigit alone takes "²", "٣"...).
+    return value.isascii() and value.isdigit()
 
 
 def parse_jid(value: str) -> WaJid:

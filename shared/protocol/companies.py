@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -42,9 +43,22 @@ class CompanySettings(WireModel):
 
     @classmethod
     def from_stored(cls, value: Any) -> CompanySettings:
-        """Read settings as stored: missing keys take defaults, unknown keys are dropped."""
+        """Read settings as stored: missing keys take defaults, unknown keys are dropped.
+
+        A pure function of the stored value: a value of hashable items is read once and
+        copied after (a few stored forms at most; the inbound pipeline asks per ticket).
+        """
         if not isinstance(value, dict):
             return cls()
+        try:
+            key = tuple(sorted((k, type(v), v) for k, v in value.items()))
+            hash(key)
+        except TypeError:  # an unhashable (or unorderable) stored value: read it each time
+            return cls._read_stored(value)
+        return _stored_settings(cls, key).model_copy()
+
+    @classmethod
+    def _read_stored(cls, value: dict[Any, Any]) -> CompanySettings:
         known = {k: v for k, v in value.items() if k in cls.model_fields}
         merged = cls().model_dump()
         for key, item in known.items():
@@ -54,6 +68,14 @@ class CompanySettings(WireModel):
                 continue
             merged[key] = item
         return cls.model_validate(merged)
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_settings(
+    cls: type[CompanySettings], items: tuple[tuple[Any, type, Any], ...]
+) -> CompanySettings:
+    """`CompanySettings._read_stored` of a stored value, as (key, type, value) items."""
+    return cls._read_stored({k: v for k, _, v in items})
 
 
 class CompanySettingsUpdate(WireModel):

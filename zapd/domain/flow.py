@@ -73,8 +73,12 @@ class FlowConfig:
     text_overrides: Mapping[str, str] = field(default_factory=dict)
 
     def menu(self) -> list[DepartmentInfo]:
-        """Return the departments in menu order."""
-        return sorted(self.departments, key=lambda d: (d.menu_order, fold(d.name)))
+        """Return the departments in menu order (sorted once: the config is frozen)."""
+        found: tuple[DepartmentInfo, ...] | None = self.__dict__.get("_menu")
+        if found is None:
+            found = tuple(sorted(self.departments, key=lambda d: (d.menu_order, fold(d.name))))
+            object.__setattr__(self, "_menu", found)
+        return list(found)
 
     def department(self, department_id: uuid.UUID | None) -> DepartmentInfo | None:
         """Return the department with this id, if active."""
@@ -108,6 +112,7 @@ class Flow:
     def __init__(self, config: FlowConfig) -> None:
         self.config = config
         self.texts = Texts(config.locale, config.text_overrides)
+        self._menu_text: str | None = None
 
     # ------------------------------------------------------------------ entry points
 
@@ -233,14 +238,16 @@ class Flow:
     # ------------------------------------------------------------------ texts
 
     def menu_text(self) -> str:
-        """Render the numbered department menu."""
-        lines = [self.texts.render("menu_header")]
-        lines += [
-            self.texts.render("menu_line", number=i, department=d.name)
-            for i, d in enumerate(self.config.menu(), start=1)
-        ]
-        lines.append(self.texts.render("menu_footer"))
-        return "\n".join(lines)
+        """Render the numbered department menu (once per flow: config and texts are fixed)."""
+        if self._menu_text is None:
+            lines = [self.texts.render("menu_header")]
+            lines += [
+                self.texts.render("menu_line", number=i, department=d.name)
+                for i, d in enumerate(self.config.menu(), start=1)
+            ]
+            lines.append(self.texts.render("menu_footer"))
+            self._menu_text = "\n".join(lines)
+        return self._menu_text
 
     def _greeting(self, customer: Customer) -> str:
         return self.texts.render(

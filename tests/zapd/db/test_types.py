@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import SessionStatus
 from tests.zapd.db import factories as f
-from zapd.db.models import Company, WaSession
+from zapd.db.engine import json_text
+from zapd.db.models import Company, Event, WaSession
 from zapd.db.types import new_id
 
 
@@ -58,3 +61,36 @@ async def test_enums_round_trip_as_members(db: AsyncSession) -> None:
     assert s is not None and s.status is SessionStatus.WAITING_QR
     co = await db.scalar(select(Company))
     assert co is not None and co.settings == {"agent_prefix": True, "nested": {"ç": [1, 2]}}
+
+
+JSON_VALUES: list[Any] = [
+    {"body": "ação ✓ 😀", "nested": {"list": [1, 2.5, None, True, "x"]}, "empty": {}},
+    {3: "int key", 2.5: "float key", False: "bool key", None: "null key"},
+    {"big": 2**70, "neg": -(2**65)},  # past orjson's 64 bits: json.dumps writes them
+    {"lone surrogate": "\ud800"},  # orjson refuses it: json.dumps escapes it
+    [{"a": (1, 2)}, "tuple becomes a list"],
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_text_reads_back_as_json_dumps_does(value: Any) -> None:
+    assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize("value", [{"at": datetime.now(UTC)}, {"ids": {1, 2}}, object()])
+def test_json_text_refuses_what_json_dumps_refuses(value: Any) -> None:
+    with pytest.raises(TypeError):
+        json.dumps(value)
+    with pytest.raises(TypeError):
+        json_text(value)
+
+
+async def test_json_columns_store_what_they_read_back(db: AsyncSession) -> None:
+    c = f.company(name="Json")
+    db.add(c)
+    await db.flush()
+    stored = {"body": "ação ✓ 😀", "n": [1, 2.5, None, True], "deep": {"k": {"v": "w"}}}
+    db.add(Event(company_id=c.id, seq=1, type="t", data=stored))
+    await db.commit()
+    db.expunge_all()
+    assert await db.scalar(select(Event.data)) == stored

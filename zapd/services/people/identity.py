@@ -34,7 +34,11 @@ PHONE_KINDS = (ClientIdentityKind.PHONE, ClientIdentityKind.PHONE_ALT)
 
 @dataclass(frozen=True)
 class Identity:
-    """What is known of a client: any of its ids (each canonical, or None)."""
+    """What is known of a client: any of its ids (each canonical, or None).
+
+    `phones` and `wanted` are pure functions of the fields, computed once per instance
+    (the inbound pipeline asks them of one sender's `Identity` many times a batch).
+    """
 
     phone: str | None = None  # canonical E.164
     lid: str | None = None  # "...@lid"
@@ -45,12 +49,19 @@ class Identity:
         """Return a stable label for this person (for per-sender locks and logs)."""
         return self.phone or self.lid or self.bsuid or "?"
 
-    def phones(self) -> list[str]:
+    def phones(self) -> tuple[str, ...]:
         """Return every spelling of the phone, the canonical one first."""
-        return list(br_phone_variants(self.phone)) if self.phone else []
+        found: tuple[str, ...] | None = self.__dict__.get("_phones")
+        if found is None:  # a pure function of the (frozen) fields: kept on the instance
+            found = br_phone_variants(self.phone) if self.phone else ()
+            object.__setattr__(self, "_phones", found)
+        return found
 
-    def wanted(self) -> list[tuple[ClientIdentityKind, str]]:
+    def wanted(self) -> tuple[tuple[ClientIdentityKind, str], ...]:
         """Return the identity rows a client known this way should hold."""
+        found: tuple[tuple[ClientIdentityKind, str], ...] | None = self.__dict__.get("_wanted")
+        if found is not None:
+            return found
         rows: list[tuple[ClientIdentityKind, str]] = []
         phones = self.phones()
         if phones:
@@ -60,7 +71,9 @@ class Identity:
             rows.append((ClientIdentityKind.LID, self.lid))
         if self.bsuid:
             rows.append((ClientIdentityKind.BSUID, self.bsuid))
-        return rows
+        found = tuple(rows)
+        object.__setattr__(self, "_wanted", found)  # as `phones`
+        return found
 
 
 def _identity_match(identity: Identity) -> ColumnElement[bool] | None:

@@ -57,6 +57,7 @@ _BY_PHONE = TxStatement(
     )
 )
 _CLIENTS = TxStatement(select(Client).where(Client.id.in_(bindparam("ids", expanding=True))))
+_KINDS = tuple(ClientIdentityKind)  # iterating the enum class itself costs a call per member
 
 
 @dataclass
@@ -156,7 +157,7 @@ class Known:
         wanted = sender.wanted()
         owner = {
             (kind, value): self.owners[(kind, value)]
-            for kind in ClientIdentityKind
+            for kind in _KINDS
             for _, value in wanted
             if (kind, value) in self.owners
         }
