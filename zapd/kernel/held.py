@@ -34,21 +34,33 @@ Invariants:
   the column type's own bind processor (what SQLAlchemy would send; for `UTCDateTime`
   and `IntEnumType` an equivalent one-step function, `bind_processor`), sparing its
   per-statement and per-row machinery; a table with a column only the server fills
-  in (no Python default) goes through SQLAlchemy instead. Elsewhere: one Core
-  executemany per table and set of columns.
+  in (no Python default) goes through SQLAlchemy instead.
+- On PostgreSQL `insert` is one statement, whatever the tables: `WITH t0 AS (INSERT
+  INTO parent .. SELECT * FROM unnest($1::uuid[], ..)), .. INSERT INTO child ..`, one
+  array parameter per column (the text depends on the set of tables only: one
+  prepared statement per set), each value converted by the column type's bind
+  processor as SQLAlchemy would (strings go as text[], so the column's length check
+  still refuses a value too long). Foreign keys are checked at the statement's end:
+  a child goes in beside its parent. Statements held with `also` (plain UPDATEs of
+  the same transaction) join it after the inserts; they see the database as it was
+  before the statement, not the rows inserted beside them. Any violation fails the
+  whole statement, as a failing executemany failed the transaction. Elsewhere (not
+  SQLite, not PostgreSQL): one Core executemany per table and set of columns, then
+  the `also` statements.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Table, bindparam, inspect
+from sqlalchemy import Enum, String, Table, bindparam, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstanceState, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
@@ -309,6 +321,113 @@ async def insert_rows(db: AsyncSession, table: Table, rows: list[dict[str, Any]]
             await db.execute(table.insert(), group)
 
 
+# PostgreSQL: the one statement inserting rows into a set of tables, and per table its
+# columns (key, default, bind processor), in the order of the statement's arrays.
+_Columns = tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+_ONE_STATEMENT: dict[tuple[str, ...], tuple[str, tuple[_Columns, ...]]] = {}
+# PostgreSQL: a statement held with the rows (`Held.also`), compiled: its text and per
+# placeholder (parameter name, bind processor).
+_COMPILED: dict[Any, tuple[str, _Columns]] = {}
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _array_type(column: Any, dialect: Dialect) -> str:
+    """The SQL type of an array of `column`'s values (strings as text: the column's own
+    length check, on assignment, then refuses a value too long as a plain INSERT would;
+    an explicit cast to VARCHAR(n) would cut it instead)."""
+    if isinstance(column.type, String) and not isinstance(column.type, Enum):
+        return "TEXT[]"
+    return f"{column.type.compile(dialect=dialect)}[]"
+
+
+def _inserts(tables: tuple[Table, ...], dialect: Dialect) -> tuple[str, tuple[_Columns, ...]]:
+    """Per table `INSERT INTO t (..) SELECT * FROM unnest($1::..[], ..)`, joined by ", ".
+
+    One array parameter per column: the text depends on the set of tables only, so the
+    driver's prepared statement serves every batch with that set.
+    """
+    key = tuple(t.name for t in tables)
+    found = _ONE_STATEMENT.get(key)
+    if found is not None:
+        return found
+    quote = dialect.identifier_preparer
+    inserts: list[str] = []
+    plans = []
+    n = 0
+    for table in tables:
+        columns = list(table.columns)
+        arrays = ", ".join(
+            f"${n + i + 1}::{_array_type(c, dialect)}" for i, c in enumerate(columns)
+        )
+        n += len(columns)
+        names = ", ".join(quote.quote(c.name) for c in columns)
+        target = f"{quote.format_table(table)} ({names})"  # the metadata's names, quoted
+        inserts.append(f"INSERT INTO {target} SELECT * FROM unnest({arrays})")  # noqa: S608
+        plans.append(tuple((c.key, c.default, bind_processor(c.type, dialect)) for c in columns))
+    found = _ONE_STATEMENT[key] = ("\x00".join(inserts), tuple(plans))
+    return found
+
+
+def _compiled(statement: Any, dialect: Dialect) -> tuple[str, _Columns]:
+    found = _COMPILED.get(statement)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)
+        names = compiled.positiontup or []
+        found = _COMPILED[statement] = (
+            compiled.string,
+            tuple(
+                (name, compiled.binds[name], bind_processor(compiled.binds[name].type, dialect))
+                for name in names
+            ),
+        )
+    return found
+
+
+def _renumber(offset: int, placeholder: re.Match[str]) -> str:
+    return f"${int(placeholder.group(1)) + offset}"
+
+
+async def _insert_in_one_statement(
+    connection: AsyncConnection,
+    tables: list[tuple[Table, list[dict[str, Any]]]],
+    also: list[tuple[Any, dict[str, Any]]],
+) -> None:
+    """PostgreSQL: insert the rows of every table, then `also`, as one statement.
+
+    `WITH t0 AS (INSERT ..), t1 AS (..) <the last one>`: its foreign keys are checked at
+    the statement's end, so a child may go in beside its parent; a unique or
+    foreign-key violation fails the statement as a whole.
+    """
+    tables = [(table, rows) for table, rows in tables if rows]
+    if not tables and not also:
+        return
+    dialect = connection.dialect
+    text, plans = _inserts(tuple(table for table, _ in tables), dialect)
+    parts = text.split("\x00") if tables else []
+    args: list[Any] = []
+    for (_, rows), plan in zip(tables, plans, strict=True):
+        for key, default, process in plan:
+            values = []
+            for row in rows:
+                if key in row:
+                    value = row[key]
+                elif default is None:
+                    value = None
+                else:
+                    value = default.arg(None) if default.is_callable else default.arg
+                values.append(value if process is None else process(value))
+            args.append(values)
+    for statement, params in also:
+        sql, binds = _compiled(statement, dialect)
+        parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, len(args)), sql))
+        for name, bind, process in binds:
+            value = params.get(name, bind.effective_value)
+            args.append(value if process is None else process(value))
+    ctes = [f"t{i} AS ({sql})" for i, sql in enumerate(parts[:-1])]
+    sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
+    await connection.exec_driver_sql(sql, tuple(args))
+
+
 def fill_defaults(obj: Any) -> None:
     """Set every unset column of `obj` that has a Python-side default to that default."""
     values = obj.__dict__
@@ -325,9 +444,10 @@ class Held:
     def __init__(self) -> None:
         self._objects: dict[type[Any], list[Any]] = {}
         self._rows: dict[type[Any], list[dict[str, Any]]] = {}
+        self._also: list[tuple[Any, dict[str, Any]]] = []
 
     def __bool__(self) -> bool:
-        return bool(self._objects or self._rows)
+        return bool(self._objects or self._rows or self._also)
 
     def add(self, obj: Any) -> Any:
         """Hold a new ORM object (not in the session); return it."""
@@ -339,13 +459,21 @@ class Held:
         """Hold a raw row of `model`'s table (every column it needs, defaults included)."""
         self._rows.setdefault(model, []).append(row)
 
+    def also(self, statement: Any, params: dict[str, Any]) -> None:
+        """Run `statement` (no result read; no expanding parameters) with the insert, after it.
+
+        On PostgreSQL it joins the insert's one statement (module docstring): it sees
+        the database as the statement began, not the rows inserted beside it.
+        """
+        self._also.append((statement, params))
+
     async def insert(self, db: AsyncSession) -> None:
         """Insert every held row, parents first; attach the held objects to `db`."""
         if not self:
             return
         order = _table_order()
-        objects, rows = self._objects, self._rows
-        self._objects, self._rows = {}, {}
+        objects, rows, also = self._objects, self._rows, self._also
+        self._objects, self._rows, self._also = {}, {}, []
         for client in objects.get(Client, ()):
             # What `zapd.db.search`'s after_insert listener adds when a flush inserts one.
             for term in sorted(terms_of(client.name, client.profile_name)):
@@ -353,12 +481,21 @@ class Held:
                     {"client_id": client.id, "company_id": client.company_id, "term": term}
                 )
         models = sorted(set(objects) | set(rows), key=lambda m: order[m.__table__.name])
+        tables: list[tuple[Table, list[dict[str, Any]]]] = []
         for model in models:
             batch = [
                 {key: obj.__dict__.get(attr) for attr, key, _ in _columns(model)}
                 for obj in objects.get(model, ())
             ]
-            await insert_rows(db, model.__table__, batch + rows.get(model, []))
+            tables.append((model.__table__, batch + rows.get(model, [])))
+        connection = await db.connection()
+        if connection.dialect.name == "postgresql":
+            await _insert_in_one_statement(connection, tables, also)
+        else:
+            for table, table_rows in tables:
+                await insert_rows(db, table, table_rows)
+            for statement, params in also:
+                await db.execute(statement, params)
         for model in models:
             for obj in objects.get(model, ()):
                 make_transient_to_detached(obj)

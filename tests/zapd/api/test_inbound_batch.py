@@ -13,14 +13,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from shared.enums import Engine, FlowState, TicketStatus, WebhookEventState
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
 from zapd.connectors.events import AnyEngineEvent
-from zapd.db.models import Company, Event, Message, Ticket, WebhookEvent
+from zapd.db.models import Client, Company, Event, Message, Ticket, WebhookEvent
 from zapd.db.types import new_id, utcnow
+from zapd.kernel.held import Held
+from zapd.services.people import identity
+from zapd.services.people.identity import Identity
 
 
 def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
@@ -295,3 +299,59 @@ async def test_a_stored_body_whose_events_fail_together_is_split_not_stuck(live:
         "SPLIT-BAD": WebhookEventState.FAILED,
     }
     assert "SPLIT-GOOD" in stored and "SPLIT-BAD" not in stored
+
+
+async def test_a_race_lost_at_the_batchs_insert_is_rerun_carefully(
+    live: Live, monkeypatch: Any
+) -> None:
+    """A unique violation in the straight run's insert (on PostgreSQL one statement for
+    every table) rolls the batch back; the careful rerun applies every event once."""
+    if live.backend == "sqlite":
+        pytest.skip("SQLite has one writer: no other transaction can win during a batch")
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    careful: list[bool] = []
+    real_tx = live.daemon.inbound._batch_tx
+
+    async def spy(company_id: uuid.UUID, items: Any, **kw: Any) -> Any:
+        careful.append(bool(kw.get("careful")))
+        return await real_tx(company_id, items, **kw)
+
+    live.daemon.inbound._batch_tx = spy  # type: ignore[method-assign]
+    phones = [f"+5511990003{i:03d}" for i in range(4)]
+    racer = phones[2]
+    real_insert = Held.insert
+    raced: list[bool] = []
+
+    async def insert(self: Held, db: Any) -> None:
+        if not raced:
+            raced.append(True)
+            # Another transaction wins the newcomer's identity after the batch read it.
+            async with live.kernel.tx() as other:
+                await identity.find_or_create(other, t.company_id, Identity(phone=racer))
+        await real_insert(self, db)
+
+    monkeypatch.setattr(Held, "insert", insert)
+    await live.daemon.inbound._company_of(sid)
+    events = [seed.says(sid, p, f"U-{i}", "oi") for i, p in enumerate(phones)]
+    ids = await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
+    assert raced and max(len(b) for b in batches) > 1, batches
+    assert True in careful  # the straight run failed at its insert and was redone
+    async with live.kernel.read() as db:
+        states = list(await db.scalars(select(WebhookEvent.state).where(WebhookEvent.id.in_(ids))))
+        clients = list(
+            await db.scalars(
+                select(Client.id).where(Client.company_id == t.company_id, Client.phone == racer)
+            )
+        )
+        stored = list(
+            await db.scalars(select(Message.wa_message_id).where(Message.session_id == sid))
+        )
+        tickets = await db.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
+        )
+    assert states == [WebhookEventState.PROCESSED] * 4
+    assert len(clients) == 1  # the winner's client took the racer's message
+    assert sorted(w for w in stored if w and w.startswith("U-")) == [f"U-{i}" for i in range(4)]
+    assert tickets == 4

@@ -50,7 +50,11 @@ the same way: a redelivery or a quote of a message earlier in the batch is looke
 among the held rows first, and whatever must query or flush mid-batch (a reopen, a
 message from the phone, media, an ack or a contact, a sender the view does not cover)
 inserts the held rows first. Anything failing then fails the whole straight run (and
-the careful rerun writes each row in its event's savepoint, as before). A straight run
+the careful rerun writes each row in its event's savepoint, as before). On PostgreSQL
+that insert is one statement (`zapd.kernel.held`) which also carries the batch's event
+rows (numbered just before it with one counter UPDATE), the ticket numbers given back
+and the PROCESSED mark; the ORM's UPDATEs of loaded chats and tickets follow it, at
+the commit's flush. A straight run
 takes the ticket numbers its newcomers will need with one counter UPDATE and gives the
 unused ones back before its commit (`_Numbers`: gapless, the company row stays locked
 from the first UPDATE to the commit); the careful rerun takes them one by one. On
@@ -82,7 +86,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, Update, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    Table,
+    Update,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -188,6 +204,16 @@ _PROCESSED = (
         attempts=WebhookEvent.attempts + 1,
     )
     .execution_options(synchronize_session=False)
+)
+# PostgreSQL: `_PROCESSED` with the ids as one array, for `Held.also` (no expanding list).
+_PROCESSED_ALL = (
+    update(WebhookEvent)
+    .where(WebhookEvent.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+    .values(
+        state=WebhookEventState.PROCESSED,
+        processed_at=bindparam("now", type_=WebhookEvent.__table__.c.processed_at.type),
+        attempts=WebhookEvent.attempts + 1,
+    )
 )
 _COMPANY_AND_SESSIONS = (
     select(Company, WaSession)
@@ -329,10 +355,13 @@ class _Numbers:
         self.wanted = max(0, self.wanted - 1)
         return number
 
-    async def give_back(self, db: AsyncSession, company_id: uuid.UUID) -> None:
+    async def give_back(
+        self, db: AsyncSession, company_id: uuid.UUID, held: Held | None = None
+    ) -> None:
         """Return the numbers not used (they are the counter's last ones).
 
         SQLite: move the counter by the numbers used instead (behind: next trip).
+        With `held` (PostgreSQL), the UPDATE goes with its insert (`Held.also`).
         """
         if self.read is not None:
             if self.used:
@@ -344,9 +373,11 @@ class _Numbers:
         unused = self.last - self.first + 1
         if unused <= 0:
             return
-        await db.execute(
-            _GIVE_BACK, {"company_id": company_id, "last": self.last, "unused": unused}
-        )
+        params = {"company_id": company_id, "last": self.last, "unused": unused}
+        if held is not None:
+            held.also(_GIVE_BACK, params)
+        else:
+            await db.execute(_GIVE_BACK, params)
         self.last = self.first - 1
 
 
@@ -1010,15 +1041,26 @@ class Inbound:
                 else:
                     processed.append(row_id)
             db.info.pop(_MESSAGES, None)
+            numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
+            marked = False
             if db.info.pop(_HELD, None) is not None and held is not None:
+                if not sqlite:
+                    # PostgreSQL: the batch's event rows, the numbers given back and the
+                    # PROCESSED mark go with the held rows, in one statement (the
+                    # event counter's UPDATE just before it: `zapd.kernel.held`).
+                    await events.assign_seqs(db, company_id, held=held)
+                    if numbers is not None:
+                        await numbers.give_back(db, company_id, held)
+                    if processed:
+                        held.also(_PROCESSED_ALL, {"ids": processed, "now": utcnow()})
+                        marked = True
                 await held.insert(db)
                 # The batch's counters and timestamps on chats and tickets it loaded.
                 await write_changes(db, (Chat, Ticket))
-            numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
             if numbers is not None:
                 await numbers.give_back(db, company_id)
             now = utcnow()
-            if processed:
+            if processed and not marked:
                 await db.flush()  # nothing the ORM writes may go behind (it reads rowcounts)
                 driver = (await (await db.connection()).get_raw_connection()).driver_connection
                 with writes_behind(driver):  # SQLite: rides with the next trip
