@@ -383,6 +383,26 @@ def _compiled(statement: Any, dialect: Dialect) -> tuple[str, _Columns]:
     return found
 
 
+def _arrays(
+    tables: list[tuple[Table, list[dict[str, Any]]]], plans: tuple[_Columns, ...]
+) -> list[Any]:
+    """Per table and column (`_inserts`'s order), the array of the rows' converted values."""
+    args: list[Any] = []
+    for (_, rows), plan in zip(tables, plans, strict=True):
+        for key, default, process in plan:
+            values = []
+            for row in rows:
+                if key in row:
+                    value = row[key]
+                elif default is None:
+                    value = None
+                else:
+                    value = default.arg(None) if default.is_callable else default.arg
+                values.append(value if process is None else process(value))
+            args.append(values)
+    return args
+
+
 def _renumber(offset: int, placeholder: re.Match[str]) -> str:
     return f"${int(placeholder.group(1)) + offset}"
 
@@ -404,19 +424,7 @@ async def _insert_in_one_statement(
     dialect = connection.dialect
     text, plans = _inserts(tuple(table for table, _ in tables), dialect)
     parts = text.split("\x00") if tables else []
-    args: list[Any] = []
-    for (_, rows), plan in zip(tables, plans, strict=True):
-        for key, default, process in plan:
-            values = []
-            for row in rows:
-                if key in row:
-                    value = row[key]
-                elif default is None:
-                    value = None
-                else:
-                    value = default.arg(None) if default.is_callable else default.arg
-                values.append(value if process is None else process(value))
-            args.append(values)
+    args = _arrays(tables, plans)
     for statement, params in also:
         sql, binds = _compiled(statement, dialect)
         parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, len(args)), sql))
@@ -426,6 +434,44 @@ async def _insert_in_one_statement(
     ctes = [f"t{i} AS ({sql})" for i, sql in enumerate(parts[:-1])]
     sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
     await connection.exec_driver_sql(sql, tuple(args))
+
+
+_UNDER: dict[tuple[str, str], str] = {}
+
+
+async def insert_under(
+    connection: AsyncConnection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    parent: Table,
+    parent_id: Any,
+) -> bool:
+    """PostgreSQL: insert `rows` with one statement only while `parent`'s row lives.
+
+    `INSERT INTO table .. SELECT * FROM unnest(..) WHERE EXISTS (SELECT FROM parent
+    WHERE id = $n FOR KEY SHARE)`: the parent row is held before any row goes in (a
+    delete of it, which locks it FOR UPDATE first, waits or is waited for), and when it
+    is gone nothing is inserted and False is returned. Values are converted as `insert`
+    converts them. Outside a transaction the statement commits by itself.
+    """
+    if not rows:
+        return True
+    dialect = connection.dialect
+    key = (table.name, parent.name)
+    sql = _UNDER.get(key)
+    text, (plan,) = _inserts((table,), dialect)
+    if sql is None:
+        quote = dialect.identifier_preparer
+        guard = (
+            f"SELECT FROM {quote.format_table(parent)} WHERE {quote.quote(parent.c.id.name)}"
+            f" = ${len(plan) + 1}::{parent.c.id.type.compile(dialect=dialect)} FOR KEY SHARE"
+        )
+        sql = _UNDER[key] = f"{text} WHERE EXISTS ({guard})"
+    args = _arrays([(table, rows)], (plan,))
+    id_process = bind_processor(parent.c.id.type, dialect)
+    args.append(parent_id if id_process is None else id_process(parent_id))
+    result = await connection.exec_driver_sql(sql, tuple(args))
+    return bool(result.rowcount)
 
 
 def fill_defaults(obj: Any) -> None:

@@ -137,7 +137,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
 from zapd.kernel import events
-from zapd.kernel.held import Held, insert_rows, write_changes
+from zapd.kernel.held import Held, insert_rows, insert_under, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
 from zapd.services.conversations.menus import menu_messages
@@ -610,12 +610,28 @@ class Inbound:
         gone is retried one event at a time, so one bad row cannot refuse the others.
         """
         try:
-            async with self.kernel.tx() as db:
-                if not await _lock_company(db, company_id):
+            if self._one_writer:
+                async with self.kernel.tx() as db:
+                    if not await _lock_company(db, company_id):
+                        for row, _ in batch:
+                            self._company.pop(row["session_id"], None)
+                        raise NotFound("session not found")
+                    await db.execute(insert(WebhookEvent), [row for row, _ in batch])
+            else:
+                # PostgreSQL: one statement, outside any transaction (it commits by
+                # itself), holding the company first as `_lock_company` does.
+                async with self.kernel.statement() as conn:
+                    stored = await insert_under(
+                        conn,
+                        cast(Table, WebhookEvent.__table__),
+                        [row for row, _ in batch],
+                        cast(Table, Company.__table__),
+                        company_id,
+                    )
+                if not stored:
                     for row, _ in batch:
                         self._company.pop(row["session_id"], None)
                     raise NotFound("session not found")
-                await db.execute(insert(WebhookEvent), [row for row, _ in batch])
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, NotFound) and not is_transient(exc):
                 for one in batch:
