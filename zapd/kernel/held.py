@@ -231,11 +231,16 @@ def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
     return found
 
 
-async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None:
-    """Queue the changes of the session's objects of `models` (module docstring)."""
+async def write_changes(
+    db: AsyncSession, models: tuple[type[Any], ...], held: Held | None = None
+) -> None:
+    """Queue the changes of the session's objects of `models` (module docstring).
+
+    With `held` (PostgreSQL), they join its insert's one statement instead.
+    """
     connection = await db.connection()
     driver = (await connection.get_raw_connection()).driver_connection
-    if not isinstance(driver, OneTripConnection):
+    if held is None and not isinstance(driver, OneTripConnection):
         return  # one executemany per shape from the flush costs the same
     groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
     for obj in list(db.dirty):
@@ -256,8 +261,11 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
     for (model, keys), members in groups.items():
         names = {attr: key for attr, key, _ in _columns(model)}
         rows = [{names[a]: v for a, v in values.items()} | {_PK: obj.id} for obj, values in members]
-        plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
-        driver.queue(plan[0], [_values(plan, row) for row in rows], True)
+        if held is not None:
+            held.update(model.__table__, tuple(names[a] for a in keys), rows)
+        elif isinstance(driver, OneTripConnection):
+            plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
+            driver.queue(plan[0], [_values(plan, row) for row in rows], True)
         for obj, values in members:
             for attr, value in values.items():
                 set_committed_value(obj, attr, value)
@@ -368,19 +376,60 @@ def _inserts(tables: tuple[Table, ...], dialect: Dialect) -> tuple[str, tuple[_C
     return found
 
 
+_UPDATES_FROM: dict[tuple[str, tuple[str, ...]], tuple[str, _Columns]] = {}
+
+
+def _update_from(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, _Columns]:
+    """`UPDATE t SET k = v.k, .. FROM unnest($1::uuid[], ..) AS v(held_pk, k, ..) WHERE
+    t.id = v.held_pk`, numbered from $1, and its columns (`_PK` first)."""
+    found = _UPDATES_FROM.get((table.name, keys))
+    if found is None:
+        quote = dialect.identifier_preparer
+        columns = [table.c.id, *(table.c[k] for k in keys)]
+        arrays = ", ".join(f"${i + 1}::{_array_type(c, dialect)}" for i, c in enumerate(columns))
+        names = [_PK, *(quote.quote(c.name) for c in columns[1:])]
+        sets = ", ".join(f"{n} = v.{n}" for n in names[1:])
+        target = quote.format_table(table)
+        sql = (
+            f"UPDATE {target} SET {sets} FROM unnest({arrays}) AS v({', '.join(names)})"  # noqa: S608
+            f" WHERE {target}.{quote.quote(table.c.id.name)} = v.{_PK}"
+        )
+        plan = tuple(
+            (key, None, bind_processor(c.type, dialect))
+            for key, c in zip((_PK, *keys), columns, strict=True)
+        )
+        found = _UPDATES_FROM[(table.name, keys)] = (sql, plan)
+    return found
+
+
 def _compiled(statement: Any, dialect: Dialect) -> tuple[str, _Columns]:
+    """`statement`'s text and, per placeholder, (name, fallback, bind processor).
+
+    The fallback gives the value when the parameters lack it: the column's default
+    (`onupdate` for an UPDATE) for a column the execution would stamp, as
+    SQLAlchemy's prefetch does, else the bound value the statement carries.
+    """
     found = _COMPILED.get(statement)
     if found is None:
         compiled = statement.compile(dialect=dialect)
-        names = compiled.positiontup or []
-        found = _COMPILED[statement] = (
-            compiled.string,
-            tuple(
-                (name, compiled.binds[name], bind_processor(compiled.binds[name].type, dialect))
-                for name in names
-            ),
-        )
+        stamped = {c.key: c.onupdate for c in compiled.update_prefetch}
+        stamped |= {c.key: c.default for c in compiled.insert_prefetch}
+        plan = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            default = stamped.get(name)
+            fallback = (
+                functools.partial(_default, default)
+                if default is not None
+                else functools.partial(getattr, bind, "effective_value")
+            )
+            plan.append((name, fallback, bind_processor(bind.type, dialect)))
+        found = _COMPILED[statement] = (compiled.string, tuple(plan))
     return found
+
+
+def _default(default: Any) -> Any:
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def _arrays(
@@ -411,25 +460,34 @@ async def _insert_in_one_statement(
     connection: AsyncConnection,
     tables: list[tuple[Table, list[dict[str, Any]]]],
     also: list[tuple[Any, dict[str, Any]]],
+    updates: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]],
 ) -> None:
-    """PostgreSQL: insert the rows of every table, then `also`, as one statement.
+    """PostgreSQL: insert the rows of every table, then `updates` and `also`, as one statement.
 
     `WITH t0 AS (INSERT ..), t1 AS (..) <the last one>`: its foreign keys are checked at
     the statement's end, so a child may go in beside its parent; a unique or
     foreign-key violation fails the statement as a whole.
     """
     tables = [(table, rows) for table, rows in tables if rows]
-    if not tables and not also:
+    if not tables and not also and not updates:
         return
     dialect = connection.dialect
     text, plans = _inserts(tuple(table for table, _ in tables), dialect)
     parts = text.split("\x00") if tables else []
+    updated = [table.name for table, _, _ in updates] + [st.table.name for st, _ in also]
+    if len(set(updated)) < len(updated):
+        # One statement changes a row once: a second change of it would be lost.
+        raise RuntimeError(f"two held updates of one table in one statement: {updated}")
     args = _arrays(tables, plans)
+    for table, keys, rows in updates:
+        sql, plan = _update_from(table, keys, dialect)
+        parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, len(args)), sql))
+        args += _arrays([(table, rows)], (plan,))
     for statement, params in also:
         sql, binds = _compiled(statement, dialect)
         parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, len(args)), sql))
-        for name, bind, process in binds:
-            value = params.get(name, bind.effective_value)
+        for name, fallback, process in binds:
+            value = params[name] if name in params else fallback()
             args.append(value if process is None else process(value))
     ctes = [f"t{i} AS ({sql})" for i, sql in enumerate(parts[:-1])]
     sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
@@ -491,9 +549,10 @@ class Held:
         self._objects: dict[type[Any], list[Any]] = {}
         self._rows: dict[type[Any], list[dict[str, Any]]] = {}
         self._also: list[tuple[Any, dict[str, Any]]] = []
+        self._updates: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]] = []
 
     def __bool__(self) -> bool:
-        return bool(self._objects or self._rows or self._also)
+        return bool(self._objects or self._rows or self._also or self._updates)
 
     def add(self, obj: Any) -> Any:
         """Hold a new ORM object (not in the session); return it."""
@@ -509,17 +568,25 @@ class Held:
         """Run `statement` (no result read; no expanding parameters) with the insert, after it.
 
         On PostgreSQL it joins the insert's one statement (module docstring): it sees
-        the database as the statement began, not the rows inserted beside it.
+        the database as the statement began, not the rows inserted beside it, and no
+        other held update may touch its table (a row changes once per statement).
         """
         self._also.append((statement, params))
+
+    def update(self, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: set columns `keys` of existing rows (dicts of them and `_PK`, the id).
+
+        They join the insert's one statement (`write_changes` with a holder).
+        """
+        self._updates.append((table, keys, rows))
 
     async def insert(self, db: AsyncSession) -> None:
         """Insert every held row, parents first; attach the held objects to `db`."""
         if not self:
             return
         order = _table_order()
-        objects, rows, also = self._objects, self._rows, self._also
-        self._objects, self._rows, self._also = {}, {}, []
+        objects, rows, also, updates = self._objects, self._rows, self._also, self._updates
+        self._objects, self._rows, self._also, self._updates = {}, {}, [], []
         for client in objects.get(Client, ()):
             # What `zapd.db.search`'s after_insert listener adds when a flush inserts one.
             for term in sorted(terms_of(client.name, client.profile_name)):
@@ -536,8 +603,10 @@ class Held:
             tables.append((model.__table__, batch + rows.get(model, [])))
         connection = await db.connection()
         if connection.dialect.name == "postgresql":
-            await _insert_in_one_statement(connection, tables, also)
+            await _insert_in_one_statement(connection, tables, also, updates)
         else:
+            if updates:
+                raise RuntimeError("held updates are PostgreSQL's (write_changes)")
             for table, table_rows in tables:
                 await insert_rows(db, table, table_rows)
             for statement, params in also:

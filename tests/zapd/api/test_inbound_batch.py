@@ -43,6 +43,20 @@ def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
     return seen
 
 
+def _spy_careful(live: Live) -> list[bool]:
+    """Record, per batch transaction, whether it ran careful (a straight run failed)."""
+    inbound = live.daemon.inbound
+    real = inbound._batch_tx
+    careful: list[bool] = []
+
+    async def spy(company_id: uuid.UUID, items: Any, **kw: Any) -> Any:
+        careful.append(bool(kw.get("careful")))
+        return await real(company_id, items, **kw)
+
+    inbound._batch_tx = spy  # type: ignore[method-assign]
+    return careful
+
+
 async def test_a_poison_event_fails_alone_and_its_batch_commits(live: Live) -> None:
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
@@ -132,6 +146,7 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     batches = _spy_batches(live)
+    careful = _spy_careful(live)
     # The same Brazilian mobile with and without the 9th digit: two sender keys, so
     # the same batch, and the second must find what the first created in it.
     events = [
@@ -167,6 +182,7 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
     # The batch took a number for each of its six newcomers at once; the one it did not
     # use went back: numbers stay gapless.
     assert numbers == [1, 2, 3, 4, 5] and counter == 5
+    assert careful and not any(careful)  # straight runs (the give-back went with them)
 
 
 async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) -> None:
@@ -311,14 +327,7 @@ async def test_a_race_lost_at_the_batchs_insert_is_rerun_carefully(
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     batches = _spy_batches(live)
-    careful: list[bool] = []
-    real_tx = live.daemon.inbound._batch_tx
-
-    async def spy(company_id: uuid.UUID, items: Any, **kw: Any) -> Any:
-        careful.append(bool(kw.get("careful")))
-        return await real_tx(company_id, items, **kw)
-
-    live.daemon.inbound._batch_tx = spy  # type: ignore[method-assign]
+    careful = _spy_careful(live)
     phones = [f"+5511990003{i:03d}" for i in range(4)]
     racer = phones[2]
     real_insert = Held.insert

@@ -52,9 +52,8 @@ message from the phone, media, an ack or a contact, a sender the view does not c
 inserts the held rows first. Anything failing then fails the whole straight run (and
 the careful rerun writes each row in its event's savepoint, as before). On PostgreSQL
 that insert is one statement (`zapd.kernel.held`) which also carries the batch's event
-rows (numbered just before it with one counter UPDATE), the ticket numbers given back
-and the PROCESSED mark; the ORM's UPDATEs of loaded chats and tickets follow it, at
-the commit's flush. A straight run
+rows (numbered just before it with one counter UPDATE), the ticket numbers given back,
+the changes to the chats and tickets it loaded and the PROCESSED mark. A straight run
 takes the ticket numbers its newcomers will need with one counter UPDATE and gives the
 unused ones back before its commit (`_Numbers`: gapless, the company row stays locked
 from the first UPDATE to the commit); the careful rerun takes them one by one. On
@@ -1070,6 +1069,7 @@ class Inbound:
                     if processed:
                         held.also(_PROCESSED_ALL, {"ids": processed, "now": utcnow()})
                         marked = True
+                    await write_changes(db, (Chat, Ticket), held)  # the loaded ones' UPDATEs
                 await held.insert(db)
                 # The batch's counters and timestamps on chats and tickets it loaded.
                 await write_changes(db, (Chat, Ticket))
