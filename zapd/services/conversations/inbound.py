@@ -92,6 +92,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    exists,
     insert,
     select,
     tuple_,
@@ -203,6 +204,23 @@ _PROCESSED = (
         attempts=WebhookEvent.attempts + 1,
     )
     .execution_options(synchronize_session=False)
+)
+# PostgreSQL: `_PENDING` and `_LOCK_COMPANY` in one statement. The uncorrelated EXISTS
+# is a one-time filter run before any row is scanned: the company is held (KEY SHARE)
+# before any stored row is locked, as `_lock_company` first; when it is gone (deleted,
+# taking its stored rows with it) nothing is found.
+_PENDING_UNDER_COMPANY = (
+    select(WebhookEvent.id)
+    .where(
+        WebhookEvent.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
+        WebhookEvent.state == WebhookEventState.PENDING,
+        exists(
+            select(Company.id)
+            .where(Company.id == bindparam("company_id"))
+            .with_for_update(read=True, key_share=True)
+        ),
+    )
+    .with_for_update(of=WebhookEvent)
 )
 # PostgreSQL: `_PROCESSED` with the ids as one array, for `Held.also` (no expanding list).
 _PROCESSED_ALL = (
@@ -984,15 +1002,22 @@ class Inbound:
         poisoned: list[tuple[uuid.UUID, str]] = []
         last_seq: int | None = None  # SQLite's straight run: the event counter read
         async with self.kernel.tx() as db:
-            # PostgreSQL: hold the company first (see `_lock_company`). SQLite has one
-            # writer: a company deleted before this began took its stored rows with it
-            # (ON DELETE CASCADE), so the query below finds none pending.
+            # PostgreSQL: hold the company first (see `_lock_company`), with the
+            # pending rows' query (`_PENDING_UNDER_COMPANY`). SQLite has one writer: a
+            # company deleted before this began took its stored rows with it (ON DELETE
+            # CASCADE), so the query below finds none pending.
             sqlite = self.kernel.engine.dialect.name == "sqlite"
-            if not sqlite and not await _lock_company(db, company_id):
-                return again  # deleted with its company
+            ids = [row_id for row_id, _ in items]
+            if not sqlite:  # the company held first, in the same statement
+                pending = set(
+                    await db.scalars(_PENDING_UNDER_COMPANY, {"ids": ids, "company_id": company_id})
+                )
+                if not pending:
+                    return again  # done meanwhile, or deleted with its company
             if raw:  # stored in this transaction (`_store_and_process`)
                 await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
-            pending = set(await db.scalars(_PENDING, {"ids": [row_id for row_id, _ in items]}))
+            if sqlite:
+                pending = set(await db.scalars(_PENDING, {"ids": ids}))
             messages = {
                 (ev.session_id, ev.wa_message_id)
                 for row_id, ev in items
