@@ -474,10 +474,18 @@ async def _insert_in_one_statement(
     dialect = connection.dialect
     text, plans = _inserts(tuple(table for table, _ in tables), dialect)
     parts = text.split("\x00") if tables else []
-    updated = [table.name for table, _, _ in updates] + [st.table.name for st, _ in also]
-    if len(set(updated)) < len(updated):
-        # One statement changes a row once: a second change of it would be lost.
-        raise RuntimeError(f"two held updates of one table in one statement: {updated}")
+    # One statement changes a row once: a second change of it would be lost. Held
+    # updates name their rows (`write_changes` holds each object's changes once);
+    # an `also` statement may change any row of its table.
+    rows_updated = [(table.name, row[_PK]) for table, _, rows in updates for row in rows]
+    tables_updated = {table.name for table, _, _ in updates}
+    also_tables = [statement.table.name for statement, _ in also]
+    if (
+        len(set(rows_updated)) < len(rows_updated)
+        or len(set(also_tables)) < len(also_tables)
+        or tables_updated & set(also_tables)
+    ):
+        raise RuntimeError("a row could be changed twice in one statement")
     args = _arrays(tables, plans)
     for table, keys, rows in updates:
         sql, plan = _update_from(table, keys, dialect)

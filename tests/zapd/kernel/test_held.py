@@ -199,7 +199,14 @@ async def test_postgresql_held_updates_go_with_the_insert_in_one_statement(
     updated = await db.scalar(select(table.c.updated_at).where(table.c.id == chat.id))
     assert updated is not None and updated >= stamped
     assert (await _row(db, Client, family[0].id))["profile_name"] == "Zé"
-    # Two changes of one table in one statement: refused (one would be lost).
+    # Two shapes of change to one table (two UPDATE parts, each row once): fine.
+    chat.unread_count += 1
+    family[1].name = "other"
+    await write_changes(db, (Chat,), held)
+    await held.insert(db)
+    assert (await _row(db, Chat, chat.id))["unread_count"] == 4
+    assert (await _row(db, Chat, family[1].id))["name"] == "other"
+    # A row that could change twice in one statement: refused (one change would be lost).
     chat.unread_count += 1
     await write_changes(db, (Chat,), held)
     held.also(update(Chat).where(Chat.id == bindparam("x")).values(name="n"), {"x": chat.id})
