@@ -364,3 +364,30 @@ async def test_a_race_lost_at_the_batchs_insert_is_rerun_carefully(
     assert len(clients) == 1  # the winner's client took the racer's message
     assert sorted(w for w in stored if w and w.startswith("U-")) == [f"U-{i}" for i in range(4)]
     assert tickets == 4
+
+
+async def test_a_batch_whose_tickets_change_in_several_ways_runs_straight(live: Live) -> None:
+    """Menu answers beside plain messages: the batch's ticket changes differ in their
+    columns (several UPDATE parts of one table on PostgreSQL), and it still commits
+    in one straight run, each change written."""
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    phones = [f"+5511990004{i:03d}" for i in range(4)]
+    await live.daemon.inbound._company_of(sid)
+    first = [seed.says(sid, p, f"M-{i}", "oi") for i, p in enumerate(phones)]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in first))
+    batches = _spy_batches(live)
+    careful = _spy_careful(live)
+    second = [
+        *(seed.says(sid, p, f"M-A{i}", "1") for i, p in enumerate(phones[:2])),
+        *(seed.says(sid, p, f"M-B{i}", "hm?") for i, p in enumerate(phones[2:])),
+    ]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in second))
+    assert max(len(b) for b in batches) > 1, batches
+    assert careful and not any(careful)
+    async with live.kernel.read() as db:
+        tickets = list(await db.scalars(select(Ticket).where(Ticket.session_id == sid)))
+    assert len(tickets) == 4
+    assert sorted(t.unread_count for t in tickets) == [2, 2, 2, 2]
+    routed = [t for t in tickets if t.department_id is not None]
+    assert len(routed) == 2
