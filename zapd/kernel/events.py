@@ -158,7 +158,10 @@ async def assign_seqs(
             await db.execute(_COUNT_SEQS, params)
         last += len(deferred)
     else:
-        with db.no_autoflush:  # the counter depends on nothing pending (`held`: flush after)
+        if held is not None:
+            with db.no_autoflush:  # the flush must follow the held rows' insert
+                last = await db.scalar(_TAKE_SEQS, params)
+        else:
             last = await db.scalar(_TAKE_SEQS, params)
         if last is None:
             raise LookupError(f"company {company_id} does not exist")
