@@ -27,7 +27,7 @@ from zapd.db.models import Company, Event, Ticket
 from zapd.db.types import new_id, utcnow
 from zapd.kernel.audit import jsonable
 from zapd.kernel.context import after_commit, pending_hooks
-from zapd.kernel.held import insert_rows
+from zapd.kernel.held import Held, insert_rows
 from zapd.kernel.scoping import take_company_counter
 from zapd.kernel.txsql import TxStatement
 
@@ -133,7 +133,9 @@ def rewind(db: AsyncSession, at: tuple[int, int]) -> None:
     del pending_hooks(db)[at[1] :]
 
 
-async def assign_seqs(db: AsyncSession, company_id: uuid.UUID, *, last: int | None = None) -> int:
+async def assign_seqs(
+    db: AsyncSession, company_id: uuid.UUID, *, last: int | None = None, held: Held | None = None
+) -> int:
     """Number the held events of `company_id` with one UPDATE and add them; return how many.
 
     Call it last in the transaction: the company row stays locked until the commit.
@@ -141,24 +143,31 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID, *, last: int | No
     it before the commit (SQLite's BEGIN IMMEDIATE) and nothing else in the
     transaction did: the UPDATE then needs no answer and rides with the next trip
     (were `last` stale, the (company, seq) unique index would refuse the insert).
+    With `held` (a `zapd.kernel.held.Held`), the rows are held there for the caller's
+    insert instead (PostgreSQL: with the batch's other rows, in one statement); the
+    caller inserts it before the commit.
     """
-    held: list[Published] = db.info.pop(_DEFERRED, [])
-    if not held:
+    deferred: list[Published] = db.info.pop(_DEFERRED, [])
+    if not deferred:
         return 0
-    if any(e.company_id != company_id for e in held):
+    if any(e.company_id != company_id for e in deferred):
         raise ValueError("deferred events of another company")
-    params = {"company_id": company_id, "count": len(held)}
+    params = {"company_id": company_id, "count": len(deferred)}
     if last is not None:
         await _MOVE_SEQS.run(db, params, behind=True)
-        last += len(held)
+        last += len(deferred)
     else:
-        last = await db.scalar(_TAKE_SEQS, params)
+        if held is not None:
+            with db.no_autoflush:  # the flush must follow the held rows' insert
+                last = await db.scalar(_TAKE_SEQS, params)
+        else:
+            last = await db.scalar(_TAKE_SEQS, params)
         if last is None:
             raise LookupError(f"company {company_id} does not exist")
-    first = int(last) - len(held) + 1
+    first = int(last) - len(deferred) + 1
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    for offset, event in enumerate(held):
+    for offset, event in enumerate(deferred):
         event.seq = first + offset
         rows.append(
             {
@@ -173,10 +182,14 @@ async def assign_seqs(db: AsyncSession, company_id: uuid.UUID, *, last: int | No
                 "created_at": now,
             }
         )
+    if held is not None:
+        for row in rows:
+            held.add_row(Event, row)
+        return len(deferred)
     # One executemany on the table (on SQLite it rides with the commit's trip:
     # `zapd.kernel.held`); what the hub reads after the commit is on the records.
     await insert_rows(db, cast(Table, Event.__table__), rows)
-    return len(held)
+    return len(deferred)
 
 
 async def for_ticket(

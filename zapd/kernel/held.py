@@ -35,21 +35,33 @@ Invariants:
   the column type's own bind processor (what SQLAlchemy would send; for `UTCDateTime`
   and `IntEnumType` an equivalent one-step function, `bind_processor`), sparing its
   per-statement and per-row machinery; a table with a column only the server fills
-  in (no Python default) goes through SQLAlchemy instead. Elsewhere: one Core
-  executemany per table and set of columns.
+  in (no Python default) goes through SQLAlchemy instead.
+- On PostgreSQL `insert` is one statement, whatever the tables: `WITH t0 AS (INSERT
+  INTO parent .. SELECT * FROM unnest($1::uuid[], ..)), .. INSERT INTO child ..`, one
+  array parameter per column (the text depends on the set of tables only: one
+  prepared statement per set), each value converted by the column type's bind
+  processor as SQLAlchemy would (strings go as text[], so the column's length check
+  still refuses a value too long). Foreign keys are checked at the statement's end:
+  a child goes in beside its parent. Statements held with `also` (plain UPDATEs of
+  the same transaction) join it after the inserts; they see the database as it was
+  before the statement, not the rows inserted beside them. Any violation fails the
+  whole statement, as a failing executemany failed the transaction. Elsewhere (not
+  SQLite, not PostgreSQL): one Core executemany per table and set of columns, then
+  the `also` statements.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Table, bindparam, inspect
+from sqlalchemy import Enum, String, Table, bindparam, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstanceState, Session
 from sqlalchemy.orm.attributes import instance_state
 
@@ -220,11 +232,16 @@ def _update(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
     return found
 
 
-async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None:
-    """Queue the changes of the session's objects of `models` (module docstring)."""
+async def write_changes(
+    db: AsyncSession, models: tuple[type[Any], ...], held: Held | None = None
+) -> None:
+    """Queue the changes of the session's objects of `models` (module docstring).
+
+    With `held` (PostgreSQL), they join its insert's one statement instead.
+    """
     connection = await db.connection()
     driver = (await connection.get_raw_connection()).driver_connection
-    if not isinstance(driver, OneTripConnection):
+    if held is None and not isinstance(driver, OneTripConnection):
         return  # one executemany per shape from the flush costs the same
     groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
     identity_map = db.sync_session.identity_map
@@ -249,8 +266,11 @@ async def write_changes(db: AsyncSession, models: tuple[type[Any], ...]) -> None
     for (model, keys), members in groups.items():
         names = {attr: key for attr, key, _ in _columns(model)}
         rows = [{names[a]: v for a, v in values.items()} | {_PK: obj.id} for obj, values in members]
-        plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
-        driver.queue(plan[0], [_values(plan, row) for row in rows], True)
+        if held is not None:
+            held.update(model.__table__, tuple(names[a] for a in keys), rows)
+        elif isinstance(driver, OneTripConnection):
+            plan = _update(model.__table__, tuple(names[a] for a in keys), connection.dialect)
+            driver.queue(plan[0], [_values(plan, row) for row in rows], True)
         for obj, values in members:
             state = instance_state(obj)
             state.dict.update(values)  # the onupdate stamps too, as a flush sets them
@@ -348,6 +368,217 @@ def attach_clean(session: Session, obj: Any, key: Any = None) -> None:
     session._update_impl(state)
 
 
+# PostgreSQL: the one statement inserting rows into a set of tables, and per table its
+# columns (key, default, bind processor), in the order of the statement's arrays.
+_Columns = tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+_ONE_STATEMENT: dict[tuple[str, ...], tuple[str, tuple[_Columns, ...]]] = {}
+# PostgreSQL: a statement held with the rows (`Held.also`), compiled: its text and per
+# placeholder (parameter name, bind processor).
+_COMPILED: dict[Any, tuple[str, _Columns]] = {}
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _array_type(column: Any, dialect: Dialect) -> str:
+    """The SQL type of an array of `column`'s values (strings as text: the column's own
+    length check, on assignment, then refuses a value too long as a plain INSERT would;
+    an explicit cast to VARCHAR(n) would cut it instead)."""
+    if isinstance(column.type, String) and not isinstance(column.type, Enum):
+        return "TEXT[]"
+    return f"{column.type.compile(dialect=dialect)}[]"
+
+
+def _inserts(tables: tuple[Table, ...], dialect: Dialect) -> tuple[str, tuple[_Columns, ...]]:
+    """Per table `INSERT INTO t (..) SELECT * FROM unnest($1::..[], ..)`, joined by ", ".
+
+    One array parameter per column: the text depends on the set of tables only, so the
+    driver's prepared statement serves every batch with that set.
+    """
+    key = tuple(t.name for t in tables)
+    found = _ONE_STATEMENT.get(key)
+    if found is not None:
+        return found
+    quote = dialect.identifier_preparer
+    inserts: list[str] = []
+    plans = []
+    n = 0
+    for table in tables:
+        columns = list(table.columns)
+        arrays = ", ".join(
+            f"${n + i + 1}::{_array_type(c, dialect)}" for i, c in enumerate(columns)
+        )
+        n += len(columns)
+        names = ", ".join(quote.quote(c.name) for c in columns)
+        target = f"{quote.format_table(table)} ({names})"  # the metadata's names, quoted
+        inserts.append(f"INSERT INTO {target} SELECT * FROM unnest({arrays})")  # noqa: S608
+        plans.append(tuple((c.key, c.default, bind_processor(c.type, dialect)) for c in columns))
+    found = _ONE_STATEMENT[key] = ("\x00".join(inserts), tuple(plans))
+    return found
+
+
+_UPDATES_FROM: dict[tuple[str, tuple[str, ...]], tuple[str, _Columns]] = {}
+
+
+def _update_from(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, _Columns]:
+    """`UPDATE t SET k = v.k, .. FROM unnest($1::uuid[], ..) AS v(held_pk, k, ..) WHERE
+    t.id = v.held_pk`, numbered from $1, and its columns (`_PK` first)."""
+    found = _UPDATES_FROM.get((table.name, keys))
+    if found is None:
+        quote = dialect.identifier_preparer
+        columns = [table.c.id, *(table.c[k] for k in keys)]
+        arrays = ", ".join(f"${i + 1}::{_array_type(c, dialect)}" for i, c in enumerate(columns))
+        names = [_PK, *(quote.quote(c.name) for c in columns[1:])]
+        sets = ", ".join(f"{n} = v.{n}" for n in names[1:])
+        target = quote.format_table(table)
+        sql = (
+            f"UPDATE {target} SET {sets} FROM unnest({arrays}) AS v({', '.join(names)})"  # noqa: S608
+            f" WHERE {target}.{quote.quote(table.c.id.name)} = v.{_PK}"
+        )
+        plan = tuple(
+            (key, None, bind_processor(c.type, dialect))
+            for key, c in zip((_PK, *keys), columns, strict=True)
+        )
+        found = _UPDATES_FROM[(table.name, keys)] = (sql, plan)
+    return found
+
+
+def _compiled(statement: Any, dialect: Dialect) -> tuple[str, _Columns]:
+    """`statement`'s text and, per placeholder, (name, fallback, bind processor).
+
+    The fallback gives the value when the parameters lack it: the column's default
+    (`onupdate` for an UPDATE) for a column the execution would stamp, as
+    SQLAlchemy's prefetch does, else the bound value the statement carries.
+    """
+    found = _COMPILED.get(statement)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)
+        stamped = {c.key: c.onupdate for c in compiled.update_prefetch}
+        stamped |= {c.key: c.default for c in compiled.insert_prefetch}
+        plan = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            default = stamped.get(name)
+            fallback = (
+                functools.partial(_default, default)
+                if default is not None
+                else functools.partial(getattr, bind, "effective_value")
+            )
+            plan.append((name, fallback, bind_processor(bind.type, dialect)))
+        found = _COMPILED[statement] = (compiled.string, tuple(plan))
+    return found
+
+
+def _default(default: Any) -> Any:
+    return default.arg(None) if default.is_callable else default.arg
+
+
+def _arrays(
+    tables: list[tuple[Table, list[dict[str, Any]]]], plans: tuple[_Columns, ...]
+) -> list[Any]:
+    """Per table and column (`_inserts`'s order), the array of the rows' converted values."""
+    args: list[Any] = []
+    for (_, rows), plan in zip(tables, plans, strict=True):
+        for key, default, process in plan:
+            values = []
+            for row in rows:
+                if key in row:
+                    value = row[key]
+                elif default is None:
+                    value = None
+                else:
+                    value = default.arg(None) if default.is_callable else default.arg
+                values.append(value if process is None else process(value))
+            args.append(values)
+    return args
+
+
+def _renumber(offset: int, placeholder: re.Match[str]) -> str:
+    return f"${int(placeholder.group(1)) + offset}"
+
+
+async def _insert_in_one_statement(
+    connection: AsyncConnection,
+    tables: list[tuple[Table, list[dict[str, Any]]]],
+    also: list[tuple[Any, dict[str, Any]]],
+    updates: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]],
+) -> None:
+    """PostgreSQL: insert the rows of every table, then `updates` and `also`, as one statement.
+
+    `WITH t0 AS (INSERT ..), t1 AS (..) <the last one>`: its foreign keys are checked at
+    the statement's end, so a child may go in beside its parent; a unique or
+    foreign-key violation fails the statement as a whole.
+    """
+    tables = [(table, rows) for table, rows in tables if rows]
+    if not tables and not also and not updates:
+        return
+    dialect = connection.dialect
+    text, plans = _inserts(tuple(table for table, _ in tables), dialect)
+    parts = text.split("\x00") if tables else []
+    # One statement changes a row once: a second change of it would be lost. Held
+    # updates name their rows (`write_changes` holds each object's changes once);
+    # an `also` statement may change any row of its table.
+    rows_updated = [(table.name, row[_PK]) for table, _, rows in updates for row in rows]
+    tables_updated = {table.name for table, _, _ in updates}
+    also_tables = [statement.table.name for statement, _ in also]
+    if (
+        len(set(rows_updated)) < len(rows_updated)
+        or len(set(also_tables)) < len(also_tables)
+        or tables_updated & set(also_tables)
+    ):
+        raise RuntimeError("a row could be changed twice in one statement")
+    args = _arrays(tables, plans)
+    for table, keys, rows in updates:
+        sql, plan = _update_from(table, keys, dialect)
+        parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, len(args)), sql))
+        args += _arrays([(table, rows)], (plan,))
+    for statement, params in also:
+        sql, binds = _compiled(statement, dialect)
+        parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, len(args)), sql))
+        for name, fallback, process in binds:
+            value = params[name] if name in params else fallback()
+            args.append(value if process is None else process(value))
+    ctes = [f"t{i} AS ({sql})" for i, sql in enumerate(parts[:-1])]
+    sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
+    await connection.exec_driver_sql(sql, tuple(args))
+
+
+_UNDER: dict[tuple[str, str], str] = {}
+
+
+async def insert_under(
+    connection: AsyncConnection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    parent: Table,
+    parent_id: Any,
+) -> bool:
+    """PostgreSQL: insert `rows` with one statement only while `parent`'s row lives.
+
+    `INSERT INTO table .. SELECT * FROM unnest(..) WHERE EXISTS (SELECT FROM parent
+    WHERE id = $n FOR KEY SHARE)`: the parent row is held before any row goes in (a
+    delete of it, which locks it FOR UPDATE first, waits or is waited for), and when it
+    is gone nothing is inserted and False is returned. Values are converted as `insert`
+    converts them. Outside a transaction the statement commits by itself.
+    """
+    if not rows:
+        return True
+    dialect = connection.dialect
+    key = (table.name, parent.name)
+    sql = _UNDER.get(key)
+    text, (plan,) = _inserts((table,), dialect)
+    if sql is None:
+        quote = dialect.identifier_preparer
+        guard = (
+            f"SELECT FROM {quote.format_table(parent)} WHERE {quote.quote(parent.c.id.name)}"
+            f" = ${len(plan) + 1}::{parent.c.id.type.compile(dialect=dialect)} FOR KEY SHARE"
+        )
+        sql = _UNDER[key] = f"{text} WHERE EXISTS ({guard})"
+    args = _arrays([(table, rows)], (plan,))
+    id_process = bind_processor(parent.c.id.type, dialect)
+    args.append(parent_id if id_process is None else id_process(parent_id))
+    result = await connection.exec_driver_sql(sql, tuple(args))
+    return bool(result.rowcount)
+
+
 def fill_defaults(obj: Any) -> None:
     """Set every unset column of `obj` that has a Python-side default to that default."""
     values = obj.__dict__
@@ -364,9 +595,11 @@ class Held:
     def __init__(self) -> None:
         self._objects: dict[type[Any], list[Any]] = {}
         self._rows: dict[type[Any], list[dict[str, Any]]] = {}
+        self._also: list[tuple[Any, dict[str, Any]]] = []
+        self._updates: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]] = []
 
     def __bool__(self) -> bool:
-        return bool(self._objects or self._rows)
+        return bool(self._objects or self._rows or self._also or self._updates)
 
     def add(self, obj: Any) -> Any:
         """Hold a new ORM object (not in the session); return it."""
@@ -378,13 +611,29 @@ class Held:
         """Hold a raw row of `model`'s table (every column it needs, defaults included)."""
         self._rows.setdefault(model, []).append(row)
 
+    def also(self, statement: Any, params: dict[str, Any]) -> None:
+        """Run `statement` (no result read; no expanding parameters) with the insert, after it.
+
+        On PostgreSQL it joins the insert's one statement (module docstring): it sees
+        the database as the statement began, not the rows inserted beside it, and no
+        other held update may touch its table (a row changes once per statement).
+        """
+        self._also.append((statement, params))
+
+    def update(self, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: set columns `keys` of existing rows (dicts of them and `_PK`, the id).
+
+        They join the insert's one statement (`write_changes` with a holder).
+        """
+        self._updates.append((table, keys, rows))
+
     async def insert(self, db: AsyncSession) -> None:
         """Insert every held row, parents first; attach the held objects to `db`."""
         if not self:
             return
         order = _table_order()
-        objects, rows = self._objects, self._rows
-        self._objects, self._rows = {}, {}
+        objects, rows, also, updates = self._objects, self._rows, self._also, self._updates
+        self._objects, self._rows, self._also, self._updates = {}, {}, [], []
         for client in objects.get(Client, ()):
             # What `zapd.db.search`'s after_insert listener adds when a flush inserts one.
             for term in sorted(terms_of(client.name, client.profile_name)):
@@ -392,12 +641,23 @@ class Held:
                     {"client_id": client.id, "company_id": client.company_id, "term": term}
                 )
         models = sorted(set(objects) | set(rows), key=lambda m: order[m.__table__.name])
+        tables: list[tuple[Table, list[dict[str, Any]]]] = []
         for model in models:
             batch = [
                 {key: obj.__dict__.get(attr) for attr, key, _ in _columns(model)}
                 for obj in objects.get(model, ())
             ]
-            await insert_rows(db, model.__table__, batch + rows.get(model, []))
+            tables.append((model.__table__, batch + rows.get(model, [])))
+        connection = await db.connection()
+        if connection.dialect.name == "postgresql":
+            await _insert_in_one_statement(connection, tables, also, updates)
+        else:
+            if updates:
+                raise RuntimeError("held updates are PostgreSQL's (write_changes)")
+            for table, table_rows in tables:
+                await insert_rows(db, table, table_rows)
+            for statement, params in also:
+                await db.execute(statement, params)
         for model in models:
             for obj in objects.get(model, ()):
                 attach_clean(db.sync_session, obj)

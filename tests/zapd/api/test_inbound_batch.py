@@ -13,14 +13,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from shared.enums import Engine, FlowState, TicketStatus, WebhookEventState
 from tests.zapd.api import seed
 from tests.zapd.api.conftest import Live
 from zapd.connectors.events import AnyEngineEvent
-from zapd.db.models import Company, Event, Message, Ticket, WebhookEvent
+from zapd.db.models import Client, Company, Event, Message, Ticket, WebhookEvent
 from zapd.db.types import new_id, utcnow
+from zapd.kernel.held import Held
+from zapd.services.people import identity
+from zapd.services.people.identity import Identity
 
 
 def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
@@ -37,6 +41,20 @@ def _spy_batches(live: Live) -> list[list[uuid.UUID]]:
 
     inbound._batch_tx = spy  # type: ignore[method-assign]
     return seen
+
+
+def _spy_careful(live: Live) -> list[bool]:
+    """Record, per batch transaction, whether it ran careful (a straight run failed)."""
+    inbound = live.daemon.inbound
+    real = inbound._batch_tx
+    careful: list[bool] = []
+
+    async def spy(company_id: uuid.UUID, items: Any, **kw: Any) -> Any:
+        careful.append(bool(kw.get("careful")))
+        return await real(company_id, items, **kw)
+
+    inbound._batch_tx = spy  # type: ignore[method-assign]
+    return careful
 
 
 async def test_a_poison_event_fails_alone_and_its_batch_commits(live: Live) -> None:
@@ -128,6 +146,7 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     batches = _spy_batches(live)
+    careful = _spy_careful(live)
     # The same Brazilian mobile with and without the 9th digit: two sender keys, so
     # the same batch, and the second must find what the first created in it.
     events = [
@@ -163,6 +182,7 @@ async def test_two_spellings_of_one_phone_in_one_batch_make_one_client(live: Liv
     # The batch took a number for each of its six newcomers at once; the one it did not
     # use went back: numbers stay gapless.
     assert numbers == [1, 2, 3, 4, 5] and counter == 5
+    assert careful and not any(careful)  # straight runs (the give-back went with them)
 
 
 async def test_a_ticket_closed_between_batches_is_not_reused_open(live: Live) -> None:
@@ -295,3 +315,79 @@ async def test_a_stored_body_whose_events_fail_together_is_split_not_stuck(live:
         "SPLIT-BAD": WebhookEventState.FAILED,
     }
     assert "SPLIT-GOOD" in stored and "SPLIT-BAD" not in stored
+
+
+async def test_a_race_lost_at_the_batchs_insert_is_rerun_carefully(
+    live: Live, monkeypatch: Any
+) -> None:
+    """A unique violation in the straight run's insert (on PostgreSQL one statement for
+    every table) rolls the batch back; the careful rerun applies every event once."""
+    if live.backend == "sqlite":
+        pytest.skip("SQLite has one writer: no other transaction can win during a batch")
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    batches = _spy_batches(live)
+    careful = _spy_careful(live)
+    phones = [f"+5511990003{i:03d}" for i in range(4)]
+    racer = phones[2]
+    real_insert = Held.insert
+    raced: list[bool] = []
+
+    async def insert(self: Held, db: Any) -> None:
+        if not raced:
+            raced.append(True)
+            # Another transaction wins the newcomer's identity after the batch read it.
+            async with live.kernel.tx() as other:
+                await identity.find_or_create(other, t.company_id, Identity(phone=racer))
+        await real_insert(self, db)
+
+    monkeypatch.setattr(Held, "insert", insert)
+    await live.daemon.inbound._company_of(sid)
+    events = [seed.says(sid, p, f"U-{i}", "oi") for i, p in enumerate(phones)]
+    ids = await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in events))
+    assert raced and max(len(b) for b in batches) > 1, batches
+    assert True in careful  # the straight run failed at its insert and was redone
+    async with live.kernel.read() as db:
+        states = list(await db.scalars(select(WebhookEvent.state).where(WebhookEvent.id.in_(ids))))
+        clients = list(
+            await db.scalars(
+                select(Client.id).where(Client.company_id == t.company_id, Client.phone == racer)
+            )
+        )
+        stored = list(
+            await db.scalars(select(Message.wa_message_id).where(Message.session_id == sid))
+        )
+        tickets = await db.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.session_id == sid)
+        )
+    assert states == [WebhookEventState.PROCESSED] * 4
+    assert len(clients) == 1  # the winner's client took the racer's message
+    assert sorted(w for w in stored if w and w.startswith("U-")) == [f"U-{i}" for i in range(4)]
+    assert tickets == 4
+
+
+async def test_a_batch_whose_tickets_change_in_several_ways_runs_straight(live: Live) -> None:
+    """Menu answers beside plain messages: the batch's ticket changes differ in their
+    columns (several UPDATE parts of one table on PostgreSQL), and it still commits
+    in one straight run, each change written."""
+    t = await live.tenant()
+    sid = await seed.session(live, t.company_id)
+    phones = [f"+5511990004{i:03d}" for i in range(4)]
+    await live.daemon.inbound._company_of(sid)
+    first = [seed.says(sid, p, f"M-{i}", "oi") for i, p in enumerate(phones)]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in first))
+    batches = _spy_batches(live)
+    careful = _spy_careful(live)
+    second = [
+        *(seed.says(sid, p, f"M-A{i}", "1") for i, p in enumerate(phones[:2])),
+        *(seed.says(sid, p, f"M-B{i}", "hm?") for i, p in enumerate(phones[2:])),
+    ]
+    await asyncio.gather(*(live.daemon.inbound.receive(sid, e) for e in second))
+    assert max(len(b) for b in batches) > 1, batches
+    assert careful and not any(careful)
+    async with live.kernel.read() as db:
+        tickets = list(await db.scalars(select(Ticket).where(Ticket.session_id == sid)))
+    assert len(tickets) == 4
+    assert sorted(t.unread_count for t in tickets) == [2, 2, 2, 2]
+    routed = [t for t in tickets if t.department_id is not None]
+    assert len(routed) == 2

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.enums import ChatType, MessageDirection, MessageStatus, TicketStatus
@@ -148,6 +149,83 @@ async def test_a_held_client_gets_the_search_terms_a_flush_would_give_it(
 
     assert await terms(flushed.id) == {"lucia", "ferreira"}
     assert await terms(held_client.id) == {"lucia", "ferreira", "maria", "souza"}
+
+
+async def test_postgresql_held_updates_go_with_the_insert_in_one_statement(
+    db: AsyncSession,
+) -> None:
+    """On PostgreSQL, `write_changes` with a holder: the loaded rows' changes, the new
+    rows (a child beside its parent) and an `also` UPDATE go as one statement, and the
+    flush that follows has nothing left to write."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the one-statement insert is PostgreSQL's")
+    c, s = await f.tenant(db)
+    client, chat, ticket = _family(c, s, "+5511955550000")
+    ticket.number = 1
+    for obj in (client, chat, ticket):
+        db.add(obj)
+        await db.flush()
+    stamped = chat.updated_at
+    chat.unread_count += 3
+    ticket.flow_data = {"tries": 2}
+    held = Held()
+    family = _family(c, s, "+5511955550001")
+    family[2].number = 2
+    for obj in reversed(family):
+        held.add(obj)
+    held.also(
+        update(Client).where(Client.id == bindparam("cid")).values(notes="seen"),
+        {"cid": client.id},
+    )
+    await write_changes(db, (Chat, Ticket), held)
+    assert not db.is_modified(chat) and not db.is_modified(ticket)
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await held.insert(db)
+        await db.flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 1 and statements[0].startswith("WITH "), statements
+    stored_chat = await _row(db, Chat, chat.id)
+    assert stored_chat["unread_count"] == 3
+    stored_ticket = await _row(db, Ticket, ticket.id)
+    assert stored_ticket["flow_data"] == {"tries": 2}
+    stored_client = await _row(db, Client, client.id)
+    assert stored_client["notes"] == "seen"
+    table = Chat.__table__
+    updated = await db.scalar(select(table.c.updated_at).where(table.c.id == chat.id))
+    assert updated is not None and updated >= stamped
+    assert (await _row(db, Client, family[0].id))["profile_name"] == "Zé"
+    # Two shapes of change to one table (two UPDATE parts, each row once): fine.
+    chat.unread_count += 1
+    family[1].name = "other"
+    await write_changes(db, (Chat,), held)
+    await held.insert(db)
+    assert (await _row(db, Chat, chat.id))["unread_count"] == 4
+    assert (await _row(db, Chat, family[1].id))["name"] == "other"
+    # A row that could change twice in one statement: refused (one change would be lost).
+    chat.unread_count += 1
+    await write_changes(db, (Chat,), held)
+    held.also(update(Chat).where(Chat.id == bindparam("x")).values(name="n"), {"x": chat.id})
+    with pytest.raises(RuntimeError):
+        await held.insert(db)
+
+
+async def test_postgresql_held_insert_refuses_a_value_too_long(db: AsyncSession) -> None:
+    """Strings go as text arrays: the column's own length check still speaks."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the one-statement insert is PostgreSQL's")
+    c, _ = await f.tenant(db)
+    held = Held()
+    held.add(f.client(c, phone="+5511966660000", profile_name="x" * 201))
+    with pytest.raises(DBAPIError):
+        await held.insert(db)
 
 
 def test_our_sqlite_bind_processors_send_what_sqlalchemys_would() -> None:

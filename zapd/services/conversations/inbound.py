@@ -50,7 +50,10 @@ the same way: a redelivery or a quote of a message earlier in the batch is looke
 among the held rows first, and whatever must query or flush mid-batch (a reopen, a
 message from the phone, media, an ack or a contact, a sender the view does not cover)
 inserts the held rows first. Anything failing then fails the whole straight run (and
-the careful rerun writes each row in its event's savepoint, as before). A straight run
+the careful rerun writes each row in its event's savepoint, as before). On PostgreSQL
+that insert is one statement (`zapd.kernel.held`) which also carries the batch's event
+rows (numbered just before it with one counter UPDATE), the ticket numbers given back,
+the changes to the chats and tickets it loaded and the PROCESSED mark. A straight run
 takes the ticket numbers its newcomers will need with one counter UPDATE and gives the
 unused ones back before its commit (`_Numbers`: gapless, the company row stays locked
 from the first UPDATE to the commit); the careful rerun takes them one by one. On
@@ -85,7 +88,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, Update, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    Table,
+    Update,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,7 +139,7 @@ from zapd.domain.flow import Customer, DepartmentInfo, Flow, FlowConfig, Step
 from zapd.domain.texts import session_overrides
 from zapd.errors import NotFound
 from zapd.kernel import events
-from zapd.kernel.held import Held, insert_rows, write_changes
+from zapd.kernel.held import Held, insert_rows, insert_under, write_changes
 from zapd.kernel.scoping import next_ticket_number
 from zapd.kernel.transient import is_transient
 from zapd.kernel.txsql import TxStatement, rows_all
@@ -197,6 +213,33 @@ _PROCESSED = TxStatement(
         attempts=WebhookEvent.attempts + 1,
     )
     .execution_options(synchronize_session=False)
+)
+# PostgreSQL: `_PENDING` and `_LOCK_COMPANY` in one statement. The uncorrelated EXISTS
+# is a one-time filter run before any row is scanned: the company is held (KEY SHARE)
+# before any stored row is locked, as `_lock_company` first; when it is gone (deleted,
+# taking its stored rows with it) nothing is found.
+_PENDING_UNDER_COMPANY = (
+    select(WebhookEvent.id)
+    .where(
+        WebhookEvent.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
+        WebhookEvent.state == WebhookEventState.PENDING,
+        exists(
+            select(Company.id)
+            .where(Company.id == bindparam("company_id"))
+            .with_for_update(read=True, key_share=True)
+        ),
+    )
+    .with_for_update(of=WebhookEvent)
+)
+# PostgreSQL: `_PROCESSED` with the ids as one array, for `Held.also` (no expanding list).
+_PROCESSED_ALL = (
+    update(WebhookEvent)
+    .where(WebhookEvent.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+    .values(
+        state=WebhookEventState.PROCESSED,
+        processed_at=bindparam("now", type_=WebhookEvent.__table__.c.processed_at.type),
+        attempts=WebhookEvent.attempts + 1,
+    )
 )
 _WITH_DEPARTMENTS = TxStatement(  # the company, the batch's sessions, active departments
     select(Company, WaSession, Department)
@@ -337,10 +380,13 @@ class _Numbers:
         self.wanted = max(0, self.wanted - 1)
         return number
 
-    async def give_back(self, db: AsyncSession, company_id: uuid.UUID) -> None:
+    async def give_back(
+        self, db: AsyncSession, company_id: uuid.UUID, held: Held | None = None
+    ) -> None:
         """Return the numbers not used (they are the counter's last ones).
 
         SQLite: move the counter by the numbers used instead (behind: next trip).
+        With `held` (PostgreSQL), the UPDATE goes with its insert (`Held.also`).
         """
         if self.read is not None:
             if self.used:
@@ -352,9 +398,11 @@ class _Numbers:
         unused = self.last - self.first + 1
         if unused <= 0:
             return
-        await db.execute(
-            _GIVE_BACK, {"company_id": company_id, "last": self.last, "unused": unused}
-        )
+        params = {"company_id": company_id, "last": self.last, "unused": unused}
+        if held is not None:
+            held.also(_GIVE_BACK, params)
+        else:
+            await db.execute(_GIVE_BACK, params)
         self.last = self.first - 1
 
 
@@ -615,12 +663,28 @@ class Inbound:
         gone is retried one event at a time, so one bad row cannot refuse the others.
         """
         try:
-            async with self.kernel.tx() as db:
-                if not await _lock_company(db, company_id):
+            if self._one_writer:
+                async with self.kernel.tx() as db:
+                    if not await _lock_company(db, company_id):
+                        for row, _ in batch:
+                            self._company.pop(row["session_id"], None)
+                        raise NotFound("session not found")
+                    await db.execute(insert(WebhookEvent), [row for row, _ in batch])
+            else:
+                # PostgreSQL: one statement, outside any transaction (it commits by
+                # itself), holding the company first as `_lock_company` does.
+                async with self.kernel.statement() as conn:
+                    stored = await insert_under(
+                        conn,
+                        cast(Table, WebhookEvent.__table__),
+                        [row for row, _ in batch],
+                        cast(Table, Company.__table__),
+                        company_id,
+                    )
+                if not stored:
                     for row, _ in batch:
                         self._company.pop(row["session_id"], None)
                     raise NotFound("session not found")
-                await db.execute(insert(WebhookEvent), [row for row, _ in batch])
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, NotFound) and not is_transient(exc):
                 for one in batch:
@@ -974,18 +1038,24 @@ class Inbound:
         poisoned: list[tuple[uuid.UUID, str]] = []
         last_seq: int | None = None  # SQLite's straight run: the event counter read
         async with self.kernel.tx() as db:
-            # PostgreSQL: hold the company first (see `_lock_company`). SQLite has one
-            # writer: a company deleted before this began took its stored rows with it
-            # (ON DELETE CASCADE), so the query below finds none pending.
+            # PostgreSQL: hold the company first (see `_lock_company`), with the
+            # pending rows' query (`_PENDING_UNDER_COMPANY`). SQLite has one writer: a
+            # company deleted before this began took its stored rows with it (ON DELETE
+            # CASCADE), so the query below finds none pending.
             sqlite = self.kernel.engine.dialect.name == "sqlite"
-            if not sqlite and not await _lock_company(db, company_id):
-                return again  # deleted with its company
+            ids = [row_id for row_id, _ in items]
+            if not sqlite:  # the company held first, in the same statement
+                pending = set(
+                    await db.scalars(_PENDING_UNDER_COMPANY, {"ids": ids, "company_id": company_id})
+                )
+                if not pending:
+                    return again  # done meanwhile, or deleted with its company
             if raw:  # stored in this transaction (`_store_and_process`)
                 await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
-                # Inserted PENDING by this very transaction: no one else can have them.
+                # Inserted PENDING by this very transaction: no one else can have them
+                # (SQLite only: `_store_and_process` runs with one writer).
                 pending = {row["id"] for row in raw}
-            else:
-                ids = [row_id for row_id, _ in items]
+            elif sqlite:
                 pending = {r[0] for r in await _PENDING.rows(db, {"ids": ids})}
             messages = {
                 (ev.session_id, ev.wa_message_id)
@@ -1043,15 +1113,27 @@ class Inbound:
                 else:
                     processed.append(row_id)
             db.info.pop(_MESSAGES, None)
+            numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
+            marked = False
             if db.info.pop(_HELD, None) is not None and held is not None:
+                if not sqlite:
+                    # PostgreSQL: the batch's event rows, the numbers given back and the
+                    # PROCESSED mark go with the held rows, in one statement (the
+                    # event counter's UPDATE just before it: `zapd.kernel.held`).
+                    await events.assign_seqs(db, company_id, held=held)
+                    if numbers is not None:
+                        await numbers.give_back(db, company_id, held)
+                    if processed:
+                        held.also(_PROCESSED_ALL, {"ids": processed, "now": utcnow()})
+                        marked = True
+                    await write_changes(db, (Chat, Ticket), held)  # the loaded ones' UPDATEs
                 await held.insert(db)
                 # The batch's counters and timestamps on chats and tickets it loaded.
                 await write_changes(db, (Chat, Ticket))
-            numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
             if numbers is not None:
                 await numbers.give_back(db, company_id)
             now = utcnow()
-            if processed:
+            if processed and not marked:
                 await db.flush()  # nothing the ORM writes may go behind (it reads rowcounts)
                 # SQLite: rides with the next trip.
                 await _PROCESSED.run(db, {"ids": processed, "now": now}, behind=True)
