@@ -477,17 +477,9 @@ def _arrays(
     """Per table and column (`_inserts`'s order), the array of the rows' converted values."""
     args: list[Any] = []
     for (_, rows), plan in zip(tables, plans, strict=True):
-        for key, default, process in plan:
-            values = []
-            for row in rows:
-                if key in row:
-                    value = row[key]
-                elif default is None:
-                    value = None
-                else:
-                    value = default.arg(None) if default.is_callable else default.arg
-                values.append(value if process is None else process(value))
-            args.append(values)
+        converted = [_values(("", plan), row) for row in rows]  # row by row, as executemany
+        columns = list(zip(*converted, strict=True)) if converted else [() for _ in plan]
+        args.extend(list(column) for column in columns)
     return args
 
 
