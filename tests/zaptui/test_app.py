@@ -9,6 +9,7 @@ import uuid
 
 from shared import credentials
 from shared.enums import TicketStatus
+from shared.protocol.events import MESSAGE_NEW, EventEnvelope
 from tests.zapd.api import seed
 from tests.zaptui.conftest import PASSWORD, TuiZapd, wait_until
 from tests.zaptui.test_journey import log_in, routed_ticket, settings
@@ -135,6 +136,38 @@ async def test_history_pages_load_as_the_agent_scrolls_up(tui_zapd: TuiZapd) -> 
         assert len(bodies) == len(set(i.key for i in log.items))  # each message once
         seeded = [b for b in bodies if (b or "").startswith("mensagem ")]
         assert seeded == [f"mensagem {i}" for i in range(180)]  # in order, none missing
+
+
+async def test_an_event_during_teardown_is_ignored_not_raised(tui_zapd: TuiZapd) -> None:
+    """The stream can hand over an event while the screen's widgets are being removed
+    (quit, logout): applying it must not fail the stream worker (that took the app down)."""
+    z = tui_zapd
+    app = make_app(settings(z))
+    async with app.run_test(size=(100, 30)) as pilot:
+        main = await log_in(pilot, app, z.agent_email)
+        tid = await routed_ticket(z, app, name="Fim")
+        main.open_ticket(tid)
+        log = main.query_one(ChatLog)
+        await wait_until(lambda: log.items)
+        await log.remove()  # as the screen's teardown does, while the stream still runs
+        late = EventEnvelope(
+            seq=10_000,
+            type=MESSAGE_NEW,
+            company_id=uuid.uuid4(),
+            data={
+                "id": str(uuid.uuid4()),
+                "ticket_id": str(tid),
+                "direction": 0,
+                "type": 0,
+                "status": 6,
+                "body": "ainda aí?",
+                "is_note": False,
+            },
+        )
+        change = app.apply_event(late)  # raised NoMatches before
+        assert tid in change.chats
+        await pilot.pause()
+        assert not main.query(ChatLog)
 
 
 async def test_new_ticket_rings_and_toasts(tui_zapd: TuiZapd) -> None:

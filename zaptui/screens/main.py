@@ -141,8 +141,15 @@ class MainScreen(Screen[None]):
         if self.query("#topbar"):
             self._topbar()
 
+    def _chat_log(self) -> ChatLog | None:
+        """The chat log, or None while the screen is torn down (logout, quit)."""
+        found = self.query(ChatLog)
+        return found.first() if found else None
+
     def apply_change(self, change: Change) -> None:
         """The app applied an event: redraw what it touched."""
+        if self._chat_log() is None:  # an event that came in during teardown
+            return
         if change.tickets or change.fetch:
             self.schedule_redraw()
         if self.current is not None:
@@ -295,7 +302,9 @@ class MainScreen(Screen[None]):
         chat = inbox.chats.get(self.current)
         if chat is None:
             return
-        self.query_one(ChatLog).update_items(chat.items, chat.complete)
+        log = self._chat_log()
+        if log is not None:
+            log.update_items(chat.items, chat.complete)
 
     @on(TicketList.Opened)
     def _opened(self, event: TicketList.Opened) -> None:
@@ -342,8 +351,9 @@ class MainScreen(Screen[None]):
         chat.loaded = True
         if page.items:
             inbox.set_preview(ticket_id, page.items[0])
-        if self.current == ticket_id:
-            self.query_one(ChatLog).show(ticket_id, chat.items, chat.complete)
+        log = self._chat_log()
+        if self.current == ticket_id and log is not None:
+            log.show(ticket_id, chat.items, chat.complete)
 
     @on(ChatLog.NeedOlder)
     def _need_older(self, event: ChatLog.NeedOlder) -> None:
@@ -371,8 +381,9 @@ class MainScreen(Screen[None]):
         inbox.put_messages(ticket_id, page.items, older=True)
         chat.older_cursor = page.next_cursor
         chat.complete = page.next_cursor is None
-        if self.current == ticket_id:
-            self.query_one(ChatLog).update_items(chat.items, chat.complete)
+        log = self._chat_log()
+        if self.current == ticket_id and log is not None:
+            log.update_items(chat.items, chat.complete)
 
     @work(group="read")
     async def mark_read(self, ticket_id: uuid.UUID) -> None:
