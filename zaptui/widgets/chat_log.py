@@ -10,6 +10,9 @@ Invariants:
 - Loading an older page keeps the lines on screen where they were (the scroll offset
   moves by the height added above); new messages follow the bottom only when the view
   was already at the bottom.
+- The older page is asked for when the top line is drawn, and not while the view is
+  still on its way to the bottom (a chat just shown is drawn once at the top before
+  its height is known): opening a chat loads its newest page only.
 - A selected item (keyboard ↑/↓ when focused, or a click) shows its details inline: the
   failure reason of a ✗, or how to save an attachment.
 """
@@ -188,6 +191,7 @@ class ChatLog(ScrollView, can_focus=True):
         self._asked_older = False
         self._width = 0
         self._follow = True  # stay at the newest line as it grows
+        self._settling = False  # scrolling to the end: the top line shown is not a request
         self.typing: str | None = None
 
     # ------------------------------------------------------------------ feeding
@@ -206,8 +210,14 @@ class ChatLog(ScrollView, can_focus=True):
         self.refresh()
 
     def _to_end(self) -> None:
+        self._settling = True
         self.scroll_end(animate=False, immediate=True)
-        self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+        self.call_after_refresh(self._at_end)
+
+    def _at_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True)
+        self._settling = False
+        self.refresh()  # drawn again where it settled (the top, for a short chat)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -381,7 +391,13 @@ class ChatLog(ScrollView, can_focus=True):
         if width != self._width and width > 0:
             self._layouts.clear()
             self._relayout()
-        if line_no == 0 and not self.complete and not self._asked_older and self.ticket_id:
+        if (
+            line_no == 0
+            and not self.complete
+            and not self._asked_older
+            and not self._settling
+            and self.ticket_id
+        ):
             self._asked_older = True
             self.post_message(self.NeedOlder(self.ticket_id))
         if not self.items or line_no >= self._total:
