@@ -42,6 +42,7 @@ _COUNT_SEQS = (  # built once
     .execution_options(synchronize_session=False)
 )
 _TAKE_SEQS = _COUNT_SEQS.returning(Company.last_event_seq)
+_TAKE_SEQS_HELD = TxStatement(_TAKE_SEQS)  # PostgreSQL's batch (`held`): no flush before it
 _MOVE_SEQS = TxStatement(_COUNT_SEQS)  # SQLite: queued for the next trip
 
 
@@ -158,8 +159,9 @@ async def assign_seqs(
         last += len(deferred)
     else:
         if held is not None:
-            with db.no_autoflush:  # the flush must follow the held rows' insert
-                last = await db.scalar(_TAKE_SEQS, params)
+            # No flush first: it must follow the held rows' insert (TxStatement runs none).
+            found = await _TAKE_SEQS_HELD.rows(db, params)
+            last = found[0][0] if found else None
         else:
             last = await db.scalar(_TAKE_SEQS, params)
         if last is None:

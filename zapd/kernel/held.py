@@ -45,7 +45,8 @@ Invariants:
   a child goes in beside its parent. Statements held with `also` (plain UPDATEs of
   the same transaction) join it after the inserts; they see the database as it was
   before the statement, not the rows inserted beside them. Any violation fails the
-  whole statement, as a failing executemany failed the transaction. Elsewhere (not
+  whole statement, as a failing executemany failed the transaction. It runs on the
+  transaction's asyncpg connection (`zapd.kernel.pgtx`). Elsewhere (not
   SQLite, not PostgreSQL): one Core executemany per table and set of columns, then
   the `also` statements.
 """
@@ -69,6 +70,8 @@ from zapd.db.models import Base, Client, ClientTerm
 from zapd.db.search import terms_of
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 from zapd.db.types import IntEnumType, UTCDateTime
+from zapd.kernel.pgtx import PgTx
+from zapd.kernel.pgtx import connection as pg_connection
 
 
 @functools.cache
@@ -492,6 +495,7 @@ async def _insert_in_one_statement(
     tables: list[tuple[Table, list[dict[str, Any]]]],
     also: list[tuple[Any, dict[str, Any]]],
     updates: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]],
+    pg: PgTx | None = None,
 ) -> None:
     """PostgreSQL: insert the rows of every table, then `updates` and `also`, as one statement.
 
@@ -530,7 +534,10 @@ async def _insert_in_one_statement(
             args.append(value if process is None else process(value))
     ctes = [f"t{i} AS ({sql})" for i, sql in enumerate(parts[:-1])]
     sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
-    await connection.exec_driver_sql(sql, tuple(args))
+    if pg is not None:  # the transaction's asyncpg connection, past SQLAlchemy
+        await pg.execute(sql, args)
+    else:
+        await connection.exec_driver_sql(sql, tuple(args))
 
 
 _UNDER: dict[tuple[str, str], str] = {}
@@ -642,7 +649,8 @@ class Held:
             tables.append((model.__table__, batch + rows.get(model, [])))
         connection = await db.connection()
         if connection.dialect.name == "postgresql":
-            await _insert_in_one_statement(connection, tables, also, updates)
+            pg = await pg_connection(db)
+            await _insert_in_one_statement(connection, tables, also, updates, pg)
         else:
             if updates:
                 raise RuntimeError("held updates are PostgreSQL's (write_changes)")

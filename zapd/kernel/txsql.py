@@ -1,4 +1,4 @@
-"""Statements of a transaction run on its SQLite driver connection, past SQLAlchemy's layers.
+"""Statements of a transaction run on its driver connection, past SQLAlchemy's layers.
 
 The inbound batch runs a dozen fixed statements per transaction (what is pending, which
 messages exist, the senders' identities, clients, open tickets and chats, the company;
@@ -7,7 +7,7 @@ ORM's compile state, the execution context, the greenlet bridge and, for entitie
 loader: several times SQLite's own work, on the event loop's thread, which bounds the
 pipeline. `TxStatement` compiles a Core statement once per dialect and runs it on the
 session's own driver connection (`zapd.db.sqlite_driver.OneTripConnection`: one trip
-to its thread, in the session's transaction).
+to its thread, in the session's transaction; on PostgreSQL the asyncpg connection).
 
 Invariants:
 - What a caller gets is what SQLAlchemy would give for the same statement: SQL compiled
@@ -22,24 +22,36 @@ Invariants:
 - No autoflush runs first: call it only where the session has nothing pending that
   the statement should see (the batch's reads come before anything it writes, its
   writes after an explicit flush).
-- Any other driver (PostgreSQL's asyncpg) and an empty IN list go through
-  `AsyncSession.execute` unchanged.
+- On PostgreSQL (asyncpg) the same holds on the transaction's asyncpg connection
+  (`zapd.kernel.pgtx`: errors raised as SQLAlchemy raises them), with each expanding
+  IN list sent as one array (`= ANY($n::type[])`, `_with_arrays`): one statement text
+  whatever the lists' lengths, prepared once per connection, and an empty list
+  needs no detour. `rows_all` sends its reads as one statement (one round trip,
+  `_pg_rows_all`), each read's rows decoded exactly as its own statement's.
+- Any other driver, and on SQLite an empty IN list, go through `AsyncSession.execute`
+  unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Delete, Select, Update, inspect
+from sqlalchemy import Delete, Enum, Select, String, Update, all_, any_, bindparam, inspect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 from zapd.kernel.held import attach_clean, bind_processor
 from zapd.kernel.hot import PerDialect
+from zapd.kernel.pgtx import PgTx
+from zapd.kernel.pgtx import connection as pg_connection
 
 _DRIVER = "zap_txsql_driver"  # db.info: the transaction's driver connection (or None)
 _DIALECT = "zap_txsql_dialect"  # db.info: the session's dialect
@@ -114,7 +126,8 @@ class TxStatement(PerDialect[_Plan]):
                 self._entities = tuple(entities)
 
     def _compile(self, dialect: Dialect) -> _Plan:
-        compiled = self.stmt.compile(dialect=dialect)
+        stmt = _with_arrays(self.stmt) if dialect.name == "postgresql" else self.stmt
+        compiled = stmt.compile(dialect=dialect)
         # Columns SQLAlchemy stamps per execution (an UPDATE's onupdate, an INSERT's
         # default): their placeholders are named by the column's key.
         stamps = {c.key: c.onupdate for c in compiled.update_prefetch} | {
@@ -131,6 +144,14 @@ class TxStatement(PerDialect[_Plan]):
         parts, expanding = tuple(pieces[0::2]), tuple(pieces[1::2])
         processors: tuple[_Processor, ...] = ()
         entities: list[_Entity] = []
+        if not isinstance(self.stmt, Select):
+            # An UPDATE's or DELETE's RETURNING: its result columns' types, as the
+            # compiled statement gives them to SQLAlchemy's own result (what the
+            # statement object memoized may predate its `.returning()`).
+            processors = tuple(
+                entry[3].dialect_impl(dialect).result_processor(dialect, None)
+                for entry in compiled._result_columns
+            )
         if isinstance(self.stmt, Select):
             columns = list(self.stmt.selected_columns)
             processors = tuple(
@@ -159,8 +180,15 @@ class TxStatement(PerDialect[_Plan]):
         return _Plan(parts, expanding, tuple(params), processors, tuple(entities))
 
     async def rows(self, db: AsyncSession, values: Mapping[str, Any]) -> list[Any]:
-        """Run a SELECT: its rows as tuples, or (one entity) its objects, or tuples of them."""
+        """Run a SELECT: its rows as tuples, or (one entity) its objects, or tuples of them.
+
+        Also an UPDATE or DELETE with RETURNING: its rows as tuples.
+        """
         driver = await _driver(db)
+        if driver is None:
+            pg = await pg_connection(db)
+            if pg is not None:
+                return self._decode(db, await pg.fetch(*self._pg_bound(db, values)))
         bound = None if driver is None else self.plan(_dialect(db)).bind(values)
         if driver is None or bound is None:
             result = await db.execute(self.stmt, dict(values))
@@ -169,6 +197,13 @@ class TxStatement(PerDialect[_Plan]):
             return [tuple(r) for r in result.all()]
         cursor = await driver.execute(*bound)
         return self._decode(db, await cursor.fetchall())
+
+    def _pg_bound(self, db: AsyncSession, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """PostgreSQL: the SQL and its arguments (lists go as one array each: never None)."""
+        bound = self.plan(_dialect(db)).bind(values)
+        if bound is None:
+            raise RuntimeError("an expanding list left in a PostgreSQL plan")
+        return bound
 
     def _decode(self, db: AsyncSession, raw: list[Any]) -> list[Any]:
         """The driver's rows as `rows` returns them."""
@@ -186,6 +221,11 @@ class TxStatement(PerDialect[_Plan]):
     ) -> None:
         """Run an UPDATE or DELETE; `behind`: it may wait for the next trip (no answer read)."""
         driver = await _driver(db)
+        if driver is None:
+            pg = await pg_connection(db)
+            if pg is not None:
+                await pg.execute(*self._pg_bound(db, values))
+                return
         bound = None if driver is None else self.plan(_dialect(db)).bind(values)
         if driver is None or bound is None:
             if behind:
@@ -212,6 +252,9 @@ async def rows_all(
     """
     driver = await _driver(db)
     if driver is None:
+        pg = await pg_connection(db)
+        if pg is not None and len(queries) > 1:
+            return await _pg_rows_all(db, pg, queries)
         return [await q.rows(db, values) for q, values in queries]
     dialect = _dialect(db)
     bound = [q.plan(dialect).bind(values) for q, values in queries]
@@ -220,6 +263,68 @@ async def rows_all(
     for (q, values), b in zip(queries, bound, strict=True):
         out.append(await q.rows(db, values) if b is None else q._decode(db, next(raw)))
     return out
+
+
+# PostgreSQL: the one statement of each sequence of reads (`_pg_rows_all`).
+_TOGETHER: dict[tuple[TxStatement, ...], str] = {}
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+async def _pg_rows_all(
+    db: AsyncSession, pg: PgTx, queries: Sequence[tuple[TxStatement, Mapping[str, Any]]]
+) -> list[list[Any]]:
+    """PostgreSQL: `rows_all`'s reads as one statement, one round trip.
+
+    `SELECT ARRAY(SELECT q FROM (<read 1>) AS q), ARRAY(..)`: one row, one array of
+    row values per read (asyncpg decodes each field with its type's codec, as for a
+    plain row), numbered on from the previous read's parameters. One snapshot serves
+    them all (they only read). The text depends on which statements are read: one
+    prepared statement per sequence.
+    """
+    key = tuple(q for q, _ in queries)
+    bound = [q._pg_bound(db, values) for q, values in queries]
+    sql = _TOGETHER.get(key)
+    if sql is None:
+        parts = []
+        offset = 0
+        for text, args in bound:
+            renumbered = _PLACEHOLDER.sub(functools.partial(_renumber, offset), text)
+            parts.append(f"ARRAY(SELECT q FROM ({renumbered}) AS q)")  # noqa: S608
+            offset += len(args)
+        sql = _TOGETHER[key] = "SELECT " + ", ".join(parts)
+    args = [a for _, each in bound for a in each]
+    (row,) = await pg.fetch(sql, args)
+    return [q._decode(db, list(row[i])) for i, (q, _) in enumerate(queries)]
+
+
+def _renumber(offset: int, placeholder: re.Match[str]) -> str:
+    return f"${int(placeholder.group(1)) + offset}"
+
+
+def _with_arrays(stmt: Any) -> Any:
+    """PostgreSQL: `stmt` with each expanding IN list as `= ANY($n::type[])` (NOT IN:
+    `!= ALL(..)`), one array parameter of the same name: the text no longer depends on
+    the lists' lengths (one prepared statement), and an empty list matches nothing
+    (NOT IN: everything), as SQLAlchemy's empty IN does. Strings go as VARCHAR[] with
+    no length, as SQLAlchemy casts a string parameter (nothing is cut)."""
+
+    def replace(element: Any, **_: Any) -> Any:
+        if (
+            isinstance(element, BinaryExpression)
+            and element.operator in (operators.in_op, operators.not_in_op)
+            and isinstance(element.right, BindParameter)
+            and element.right.expanding
+        ):
+            item = element.left.type
+            if isinstance(item, String) and not isinstance(item, Enum):
+                item = String()
+            array = bindparam(element.right.key, type_=ARRAY(item))
+            if element.operator is operators.in_op:
+                return element.left == any_(array)
+            return element.left != all_(array)
+        return None
+
+    return visitors.replacement_traverse(cast(visitors.ExternallyTraversible, stmt), {}, replace)
 
 
 def _processed(processors: Sequence[_Processor], row: Sequence[Any], start: int, end: int) -> Any:

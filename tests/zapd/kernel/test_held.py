@@ -17,6 +17,7 @@ from tests.zapd.db import factories as f
 from zapd.db.models import Chat, Client, ClientTerm, Message, Ticket
 from zapd.db.types import IntEnumType, UTCDateTime, new_id, utcnow
 from zapd.kernel.held import Held, bind_processor, write_changes
+from zapd.kernel.pgtx import PgTx
 
 SKIP = {"id", "created_at", "updated_at", "client_id", "chat_id", "ticket_id", "number", "phone"}
 SKIP |= {"wa_chat_id"}  # what the two families differ in by construction
@@ -152,7 +153,7 @@ async def test_a_held_client_gets_the_search_terms_a_flush_would_give_it(
 
 
 async def test_postgresql_held_updates_go_with_the_insert_in_one_statement(
-    db: AsyncSession,
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On PostgreSQL, `write_changes` with a holder: the loaded rows' changes, the new
     rows (a child beside its parent) and an `also` UPDATE go as one statement, and the
@@ -184,6 +185,13 @@ async def test_postgresql_held_updates_go_with_the_insert_in_one_statement(
     def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
+    sent = PgTx.fetch  # the insert goes on the transaction's asyncpg connection
+
+    async def sent_past_the_session(self: PgTx, sql: str, args: Any) -> list[Any]:
+        statements.append(sql)
+        return await sent(self, sql, args)
+
+    monkeypatch.setattr(PgTx, "fetch", sent_past_the_session)
     engine = db.get_bind()
     event.listen(engine, "before_cursor_execute", seen)
     try:

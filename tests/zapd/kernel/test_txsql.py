@@ -1,7 +1,7 @@
 """`TxStatement`: what SQLAlchemy's session would give, past its layers on SQLite.
 
-Each test runs the statement both ways in one transaction and compares; on PostgreSQL
-the statement goes through the session (the same answers, by construction).
+Each test runs the statement both ways in one transaction and compares, on both
+backends (on PostgreSQL past the session too, on the asyncpg connection).
 """
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, inspect, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import pytest
+from sqlalchemy import Integer, and_, bindparam, func, inspect, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.enums import FlowState, TicketStatus
 from tests.zapd.db import factories as f
 from zapd.db.models import Chat, Client, Company, Department, Ticket, WaSession
 from zapd.db.sqlite_driver import OneTripConnection
+from zapd.kernel.pgtx import connection as pg_connection
+from zapd.kernel.transient import is_transient
 from zapd.kernel.txsql import TxStatement, _driver, rows_all
 
 _TICKETS = select(Ticket).where(
@@ -207,3 +211,124 @@ async def test_several_reads_in_one_round_answer_as_each_alone(db: AsyncSession)
     ]
     assert [len(rows) for rows in together] == [2, 2, 0, 1]
     assert set(together[1]) == set(alone[1])  # the same persistent objects
+
+
+def _postgresql(db: AsyncSession) -> None:
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("asyncpg's path")
+
+
+async def _no_session(*_: object, **__: object) -> None:
+    raise AssertionError("went through the session")
+
+
+async def test_postgresql_runs_on_the_asyncpg_connection_with_lists_as_arrays(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL: past the session, one text whatever the lists' lengths, and an empty
+    list (IN: nothing; NOT IN: everything) needs no detour."""
+    _postgresql(db)
+    company, _, _, tickets = await _seed(db)
+    not_in = TxStatement(
+        select(Ticket.number).where(
+            Ticket.company_id == bindparam("company_id"),
+            Ticket.number.not_in(bindparam("numbers", expanding=True)),
+        )
+    )
+    columns = TxStatement(_COLUMNS)
+    async with db.begin():
+        assert await pg_connection(db) is not None
+        theirs = {
+            n: sorted(
+                tuple(r)
+                for r in await db.execute(_COLUMNS, {"company_id": company.id, "numbers": ns})
+            )
+            for n, ns in (("two", [1, 2]), ("three", [1, 2, 3]))
+        }
+        monkeypatch.setattr(db, "execute", _no_session)
+        assert (
+            sorted(await columns.rows(db, {"company_id": company.id, "numbers": [1, 2]}))
+            == theirs["two"]
+        )
+        assert (
+            sorted(await columns.rows(db, {"company_id": company.id, "numbers": [1, 2, 3]}))
+            == theirs["three"]
+        )
+        assert await columns.rows(db, {"company_id": company.id, "numbers": []}) == []
+        assert sorted(await not_in.rows(db, {"company_id": company.id, "numbers": [2]})) == [
+            (1,),
+            (3,),
+        ]
+        assert sorted(await not_in.rows(db, {"company_id": company.id, "numbers": []})) == [
+            (1,),
+            (2,),
+            (3,),
+        ]
+        assert len(await TxStatement(_TICKETS).rows(db, {"clients": []})) == 0
+    plan = columns.plan(db.get_bind().dialect)
+    assert "ANY (" in plan.parts[0] and not plan.expanding
+    assert len(tickets) == 3
+
+
+async def test_postgresql_update_returning_gives_its_rows(db: AsyncSession) -> None:
+    _postgresql(db)
+    company, _, _, _ = await _seed(db)
+    take = TxStatement(_BUMP.returning(Company.last_ticket_number, Company.updated_at))
+    async with db.begin():
+        (first,) = await take.rows(db, {"company_id": company.id, "count": 2})
+        (second,) = await take.rows(db, {"company_id": company.id, "count": 3})
+        assert await take.rows(db, {"company_id": uuid.uuid4(), "count": 1}) == []
+    assert (first[0], second[0]) == (2, 5)
+    assert second[1].tzinfo is not None and second[1] >= first[1]
+
+
+async def test_postgresql_failures_raise_what_the_session_raises(
+    db: AsyncSession, engine: AsyncEngine
+) -> None:
+    """A statement's error is SQLAlchemy's; a connection that died is invalidated, and
+    the failure reads as transient."""
+    _postgresql(db)
+    await _seed(db)
+    broken = select(Ticket.id).where(Ticket.number == func.div(1, bindparam("zero", type_=Integer)))
+    async with db.begin():
+        with pytest.raises(DBAPIError) as ours:
+            await TxStatement(broken).rows(db, {"zero": 0})
+        await db.rollback()
+    async with db.begin():
+        with pytest.raises(DBAPIError) as theirs:
+            await db.execute(broken, {"zero": 0})
+        await db.rollback()
+    assert type(ours.value) is type(theirs.value)
+    assert type(ours.value.orig) is type(theirs.value.orig)
+    assert not is_transient(ours.value)
+    # The connection dies under a transaction: invalidated, transient, the next one works.
+    async with db.begin():
+        pid = (await db.execute(select(func.pg_backend_pid()))).scalar_one()
+        async with engine.connect() as other:
+            await other.execute(select(func.pg_terminate_backend(pid)))
+        with pytest.raises(DBAPIError) as dead:
+            await TxStatement(_TICKETS).rows(db, {"clients": [uuid.uuid4()]})
+        assert dead.value.connection_invalidated
+        assert is_transient(dead.value)
+        await db.rollback()
+    async with db.begin():
+        assert await TxStatement(_TICKETS).rows(db, {"clients": [uuid.uuid4()]}) == []
+
+
+async def test_postgresql_each_transaction_runs_on_its_own_connection(
+    db: AsyncSession, engine: AsyncEngine
+) -> None:
+    _postgresql(db)
+    _, _, clients, _ = await _seed(db)
+    async with db.begin():
+        first = await pg_connection(db)
+        await TxStatement(_TICKETS).rows(db, {"clients": [clients[0].id]})
+    # The first transaction's connection is busy elsewhere now: the next one is looked up.
+    async with engine.connect() as elsewhere:
+        await elsewhere.execute(select(1))
+        async with db.begin():
+            second = await pg_connection(db)
+            raw = await (await db.connection()).get_raw_connection()
+            assert second is not None and second is not first
+            assert second._adapter is raw.dbapi_connection
+            assert len(await TxStatement(_TICKETS).rows(db, {"clients": [clients[0].id]})) == 1

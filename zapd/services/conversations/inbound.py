@@ -218,7 +218,7 @@ _PROCESSED = TxStatement(
 # is a one-time filter run before any row is scanned: the company is held (KEY SHARE)
 # before any stored row is locked, as `_lock_company` first; when it is gone (deleted,
 # taking its stored rows with it) nothing is found.
-_PENDING_UNDER_COMPANY = (
+_PENDING_UNDER_COMPANY = TxStatement(
     select(WebhookEvent.id)
     .where(
         WebhookEvent.id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
@@ -264,7 +264,7 @@ _LOCK_COMPANY = (  # read+key_share is FOR KEY SHARE (key_share alone: NO KEY UP
     .where(Company.id == bindparam("company_id"))
     .with_for_update(read=True, key_share=True)
 )
-_TAKE_NUMBERS = _COUNT_NUMBERS.returning(Company.last_ticket_number)
+_TAKE_NUMBERS = TxStatement(_COUNT_NUMBERS.returning(Company.last_ticket_number))
 _MOVE_NUMBERS = TxStatement(_COUNT_NUMBERS)
 _GIVE_BACK = (
     update(Company)
@@ -370,10 +370,11 @@ class _Numbers:
             return self.read + self.used
         if self.first > self.last:
             count = max(1, self.wanted)
-            with db.no_autoflush:  # the counter depends on nothing the session holds
-                last = await db.scalar(_TAKE_NUMBERS, {"company_id": company_id, "count": count})
-            if last is None:
+            # No flush first (TxStatement runs none): the counter depends on nothing held.
+            found = await _TAKE_NUMBERS.rows(db, {"company_id": company_id, "count": count})
+            if not found:
                 raise NotFound("company not found")
+            last = found[0][0]
             self.first, self.last = int(last) - count + 1, int(last)
         number = self.first
         self.first += 1
@@ -1045,9 +1046,12 @@ class Inbound:
             sqlite = self.kernel.engine.dialect.name == "sqlite"
             ids = [row_id for row_id, _ in items]
             if not sqlite:  # the company held first, in the same statement
-                pending = set(
-                    await db.scalars(_PENDING_UNDER_COMPANY, {"ids": ids, "company_id": company_id})
-                )
+                pending = {
+                    r[0]
+                    for r in await _PENDING_UNDER_COMPANY.rows(
+                        db, {"ids": ids, "company_id": company_id}
+                    )
+                }
                 if not pending:
                     return again  # done meanwhile, or deleted with its company
             if raw:  # stored in this transaction (`_store_and_process`)
