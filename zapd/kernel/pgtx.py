@@ -24,6 +24,10 @@ Invariants:
   does. Nothing is retried.
 - No autoflush runs first: callers run it where the session has nothing pending that
   the statement should see.
+- It leans on the adapter's own internals (`_start_transaction`, `_execute_mutex`,
+  `_prepare`, `_handle_exception`) and the connection's `_handle_dbapi_exception`, as
+  the SQLAlchemy versions pyproject.toml allows have them;
+  `tests/zapd/kernel/test_txsql.py` holds the results and the errors to the session's.
 """
 
 from __future__ import annotations
