@@ -61,14 +61,18 @@ SQLite the batch does not lock the company row (one writer; a company deleted be
 the batch began took its stored rows with it), and its held rows and PROCESSED mark
 ride with the next statement's thread trip (`zapd.db.sqlite_driver.writes_behind`).
 The view reads the company row, the batch's sessions and the active departments in
-one statement, and its reads in two rounds (one SQLite thread trip each); on SQLite
+one statement, and its reads in two rounds (one SQLite thread trip each; on
+PostgreSQL one statement, one round trip, each: `zapd.kernel.txsql.rows_all`); on SQLite
 a straight run counts its ticket numbers and event seqs from the counters that row
 held (BEGIN IMMEDIATE: no other writer until the commit, and nothing else in the
 batch moves them) and moves each counter once, by what it used, behind; a stale
 read could only be refused by the (company, number) / (company, seq) unique indexes.
 The batch's statements are built once, with bound parameters; on SQLite its fixed
 reads and counter writes run on the transaction's driver connection, past the
-session's layers (`zapd.kernel.txsql`: rows and persistent entities as a query gives).
+session's layers (`zapd.kernel.txsql`: rows and persistent entities as a query gives);
+on PostgreSQL so do its fixed reads (the pending rows' one included), its counter
+UPDATEs and its one-statement insert, on the transaction's asyncpg connection
+(`zapd.kernel.pgtx`; lists as arrays: one prepared statement each).
 Messages sent from the phone stay ORM rows (their early acks apply to them).
 `process_events` (a Cloud webhook's events) and the retry of deferred events keep the
 per-row path.
@@ -468,11 +472,11 @@ class _View:
     ) -> tuple[_View, set[tuple[uuid.UUID, str]]]:
         """Read what the batch's messages will look up; also which of `messages` exist.
 
-        Two rounds of independent reads (on SQLite, one thread trip each:
-        `zapd.kernel.txsql.rows_all`): the stored messages among `messages`, the
-        senders' identities and clients by phone, the chats, the company with the
-        batch's sessions and the active departments; then the identity owners not yet
-        read and the open tickets of every client found.
+        Two rounds of independent reads (on SQLite one thread trip each, on
+        PostgreSQL one statement each: `zapd.kernel.txsql.rows_all`): the stored
+        messages among `messages`, the senders' identities and clients by phone, the
+        chats, the company with the batch's sessions and the active departments; then
+        the identity owners not yet read and the open tickets of every client found.
         """
         known, reads = Known.prepare(company_id, [sender_of(ev) for ev in batch])
         sessions = sorted({ev.session_id for ev in batch})
