@@ -45,7 +45,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import operators, visitors
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, Tuple
 
 from zapd.db.sqlite_driver import OneTripConnection, writes_behind
 from zapd.kernel.held import attach_clean, bind_processor
@@ -315,6 +315,8 @@ def _with_arrays(stmt: Any) -> Any:
             and isinstance(element.right, BindParameter)
             and element.right.expanding
         ):
+            if isinstance(element.left, Tuple):
+                raise ValueError("a tuple IN list has no PostgreSQL array form here")
             item = element.left.type
             if isinstance(item, String) and not isinstance(item, Enum):
                 item = String()

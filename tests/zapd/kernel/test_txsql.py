@@ -10,7 +10,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Integer, and_, bindparam, func, inspect, select, update
+from sqlalchemy import Integer, and_, bindparam, func, inspect, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -332,3 +333,11 @@ async def test_postgresql_each_transaction_runs_on_its_own_connection(
             assert second is not None and second is not first
             assert second._adapter is raw.dbapi_connection
             assert len(await TxStatement(_TICKETS).rows(db, {"clients": [clients[0].id]})) == 1
+
+
+def test_postgresql_refuses_a_tuple_in_list_it_cannot_send_as_an_array() -> None:
+    stmt = select(Ticket.id).where(
+        tuple_(Ticket.company_id, Ticket.number).in_(bindparam("keys", expanding=True))
+    )
+    with pytest.raises(ValueError):
+        TxStatement(stmt).plan(postgresql.asyncpg.dialect())
