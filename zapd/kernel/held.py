@@ -242,10 +242,12 @@ async def write_changes(
 
     With `held` (PostgreSQL), they join its insert's one statement instead.
     """
-    connection = await db.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    if held is None and not isinstance(driver, OneTripConnection):
-        return  # one executemany per shape from the flush costs the same
+    driver: Any = None
+    if held is None:  # with a holder, nothing here needs the connection
+        connection = await db.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if not isinstance(driver, OneTripConnection):
+            return  # one executemany per shape from the flush costs the same
     groups: dict[tuple[type[Any], tuple[str, ...]], list[tuple[Any, dict[str, Any]]]] = {}
     identity_map = db.sync_session.identity_map
     for obj in list(db.dirty):
@@ -491,7 +493,8 @@ def _renumber(offset: int, placeholder: re.Match[str]) -> str:
 
 
 async def _insert_in_one_statement(
-    connection: AsyncConnection,
+    db: AsyncSession,
+    connection: AsyncConnection | None,
     tables: list[tuple[Table, list[dict[str, Any]]]],
     also: list[tuple[Any, dict[str, Any]]],
     updates: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]],
@@ -506,7 +509,7 @@ async def _insert_in_one_statement(
     tables = [(table, rows) for table, rows in tables if rows]
     if not tables and not also and not updates:
         return
-    dialect = connection.dialect
+    dialect = db.sync_session.get_bind().dialect
     text, plans = _inserts(tuple(table for table, _ in tables), dialect)
     parts = text.split("\x00") if tables else []
     # One statement changes a row once: a second change of it would be lost. Held
@@ -536,7 +539,7 @@ async def _insert_in_one_statement(
     sql = (f"WITH {', '.join(ctes)} " if ctes else "") + parts[-1]
     if pg is not None:  # the transaction's asyncpg connection, past SQLAlchemy
         await pg.execute(sql, args)
-    else:
+    elif connection is not None:
         await connection.exec_driver_sql(sql, tuple(args))
 
 
@@ -647,10 +650,10 @@ class Held:
                 for obj in objects.get(model, ())
             ]
             tables.append((model.__table__, batch + rows.get(model, [])))
-        connection = await db.connection()
-        if connection.dialect.name == "postgresql":
-            pg = await pg_connection(db)
-            await _insert_in_one_statement(connection, tables, also, updates, pg)
+        if db.sync_session.get_bind().dialect.name == "postgresql":
+            pg = await pg_connection(db)  # the transaction's asyncpg connection (cached)
+            connection = None if pg is not None else await db.connection()
+            await _insert_in_one_statement(db, connection, tables, also, updates, pg)
         else:
             if updates:
                 raise RuntimeError("held updates are PostgreSQL's (write_changes)")

@@ -1136,8 +1136,9 @@ class Inbound:
                         marked = True
                     await write_changes(db, (Chat, Ticket), held)  # the loaded ones' UPDATEs
                 await held.insert(db)
-                # The batch's counters and timestamps on chats and tickets it loaded.
-                await write_changes(db, (Chat, Ticket))
+                if sqlite:  # PostgreSQL: done above (with `held`), or left to the flush
+                    # The batch's counters and timestamps on chats and tickets it loaded.
+                    await write_changes(db, (Chat, Ticket))
             if numbers is not None:
                 await numbers.give_back(db, company_id)
             now = utcnow()
