@@ -289,7 +289,7 @@ class Seeded:
 async def daemon_on(db: Database, workdir: Path, **settings: Any) -> AsyncIterator[Any]:
     """Open zapd (migrated, no background workers) on `db`; close it on exit."""
     from zapd.config import ZapdSettings
-    from zapd.daemon import open_daemon
+    from zapd.daemon import open_daemon, settle_heap
 
     values: dict[str, Any] = {
         "state_dir": workdir / "state",
@@ -302,9 +302,12 @@ async def daemon_on(db: Database, workdir: Path, **settings: Any) -> AsyncIterat
     }
     values.update(settings)
     daemon = await open_daemon(ZapdSettings(**values))
+    before = settle_heap()  # the process as zapd's is once started (its lifespan)
     try:
         yield daemon
     finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
         await daemon.stop_background()
         await daemon.close()
 

@@ -42,6 +42,7 @@ async def run(
         mix = Mix(customers, phones(2))
         async with Raw.connect(db) as raw:
             before = await rows.keys(raw)
+        reruns_before, alone_before = daemon.inbound.reruns, daemon.inbound.alone
         sent = await drive(
             daemon,
             seeded.session_id,
@@ -51,6 +52,8 @@ async def run(
             concurrency=concurrency,
         )
         poison = await failed(daemon)
+        reruns = daemon.inbound.reruns - reruns_before
+        alone = daemon.inbound.alone - alone_before
     async with Raw.connect(db) as raw:
         new = await rows.captured(raw, before)
         await rows.delete(raw, new)
@@ -69,6 +72,10 @@ async def run(
             "seconds": round(sent.seconds, 3),
             "events_per_s": pipeline,
             "failed_events": poison,
+            # A straight run that failed is run again (correct, slower): a rise here
+            # explains a drop in events/s.
+            "batches_rerun": reruns,
+            "events_alone": alone,
             "concurrency": None if rate else concurrency,
             "rate": rate,
         },

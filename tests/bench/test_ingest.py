@@ -24,6 +24,7 @@ async def test_ingest_reports_the_pipeline_beside_its_ceilings(
     events = pipe["events"]
     assert events >= 5 and pipe["events_per_s"] > 0 and pipe["seconds"] > 0
     assert pipe["failed_events"] == 0
+    assert pipe["batches_rerun"] == 0 and pipe["events_alone"] == 0  # all straight runs
     assert set(pipe["mix"]) == {"new", "menu", "assigned"}
     assert sum(pipe["mix"].values()) == events
     per_table = report["rows_per_table"]

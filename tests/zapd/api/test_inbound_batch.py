@@ -107,6 +107,8 @@ async def test_a_poison_event_fails_alone_and_its_batch_commits(live: Live) -> N
     # Gapless, each once: the poison's rolled-back events took no number.
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert live.daemon.inbound.failed == 1
+    # Counted as a rerun (bench ingest reports them); marked in the rerun, not alone.
+    assert live.daemon.inbound.reruns >= 1 and live.daemon.inbound.alone == 0
 
 
 async def test_a_redelivery_inside_a_batch_is_stored_once(live: Live) -> None:

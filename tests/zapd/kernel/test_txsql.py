@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Integer, and_, bindparam, func, inspect, select, tuple_, update
@@ -341,3 +342,48 @@ def test_postgresql_refuses_a_tuple_in_list_it_cannot_send_as_an_array() -> None
     )
     with pytest.raises(ValueError):
         TxStatement(stmt).plan(postgresql.asyncpg.dialect())
+
+
+def test_the_cheaper_result_processors_give_what_sqlalchemys_give() -> None:
+    """`result_processor`: memoised ids and states, `fromisoformat` datetimes on SQLite."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from zapd.kernel.txsql import MEMO_LIMIT, result_processor
+
+    d = sqlite.dialect()
+    cols = Ticket.__table__.c
+
+    def theirs(column: Any) -> Any:
+        return column.type.dialect_impl(d).result_processor(d, None)
+
+    stamp, uid = cols.created_at, cols.id
+    texts = [
+        "2026-12-07 05:11:28.192903",
+        "2026-12-07 05:11:28",  # stored before microseconds were kept
+        "2026-12-07 05:11:28.1929",  # not SQLAlchemy's text: its own parser answers
+        "2026-02-29 05:11:28.000000",  # no such day: both refuse
+        None,
+    ]
+    for text in texts:
+        try:
+            expected = theirs(stamp)(text)
+        except ValueError:
+            with pytest.raises(ValueError):
+                result_processor(stamp.type, d)(text)  # type: ignore[misc]
+            continue
+        got = result_processor(stamp.type, d)(text)  # type: ignore[misc]
+        assert got == expected and (got is None or got.tzinfo is UTC)
+    mine = result_processor(uid.type, d)
+    assert mine is not None
+    for _ in range(2):  # the second time from the memo
+        for value in [uuid.uuid4().hex for _ in range(3)] + [None]:
+            assert mine(value) == theirs(uid)(value)
+    many = [uuid.uuid4().hex for _ in range(MEMO_LIMIT + 10)]  # past the bound: still right
+    assert [mine(v) for v in many[-20:]] == [uuid.UUID(v) for v in many[-20:]]
+    state = result_processor(cols.status.type, d)
+    assert state is not None and state(1) is TicketStatus(1) and state(None) is None
+    with pytest.raises(ValueError):
+        state(99)
+    assert result_processor(cols.number.type, d) is None  # nothing to convert
+    pg = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    assert result_processor(stamp.type, pg) is not None

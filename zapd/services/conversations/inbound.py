@@ -37,7 +37,8 @@ A batch holds at most one event per sender (the caller keeps its sender's lock w
 it waits), so per-sender order is the order of the batches. A batch first runs
 straight through; if anything fails it is rolled back and run again with one savepoint
 per event, so a poison event is marked FAILED alone and a lost race is retried alone
-(with the per-event rules above). Event seqs are taken once per batch, at its end. A
+(with the per-event rules above; both counted, `reruns` and `alone`, for `bench
+ingest`). Event seqs are taken once per batch, at its end. A
 batch reads its senders' clients, open tickets and chats at once (`_View`): that
 snapshot lives in the batch's transaction only, follows the batch's own writes, and
 is dropped when a savepoint rolls back; nothing is cached across transactions, so a
@@ -567,6 +568,10 @@ class Inbound:
         self.raw_handlers: dict[str, RawHandler] = {}
         self.processed = 0
         self.failed = 0
+        # Batches whose straight run failed and was run again (careful, or stored first),
+        # and events then processed alone: each is correct, but slow (bench ingest).
+        self.reruns = 0
+        self.alone = 0
         self.deferred_total = 0  # events whose processing was put off by a transient failure
         # Per sender key, the events put off by a transient failure, oldest first.
         self._deferred: dict[str, list[uuid.UUID]] = {}
@@ -956,6 +961,7 @@ class Inbound:
                 if is_transient(exc):
                     raise
                 # Some event failed: redo the batch with one savepoint per event.
+                self.reruns += 1
                 again = await self._batch_tx(company_id, items, careful=True)
         except Exception as exc:
             if is_transient(exc):
@@ -973,6 +979,7 @@ class Inbound:
         again: set[uuid.UUID],
     ) -> None:
         """Settle a batch's callers (items: row id and event) True; those in `again` alone first."""
+        self.alone += len(again)
         for (row_id, event), fut in batch:
             if row_id not in again:
                 _settle(fut, True)
@@ -999,6 +1006,7 @@ class Inbound:
             again = await self._batch_tx(company_id, items, careful=False, raw=rows)
         except Exception:
             log.debug("inbound: a stored-and-processed batch failed; storing it first")
+            self.reruns += 1
             await self._store_then_process(company_id, batch)
             return
         await self._settle_batch(
