@@ -1,13 +1,17 @@
 """`growth`: ingest with no history vs with a large history, as a ratio.
 
-One fresh database, one company. First the ingest phase of bench.ingest (seeded
-assigned customers, the greeting-menu mix through `Inbound.receive` for `duration`
-seconds) on an empty history. Then a history is written into the same company, fast
-and not timed (the raw driver, 10,000 messages per transaction: executemany on
-SQLite, COPY on PostgreSQL): `clients` customers, each with
-its phone identity, chat and a closed ticket, and `messages` messages spread over
-them. Then the same ingest phase again, with customers never seen before. The ratio
-of the two rates says how the pipeline's cost grows with history (1.0: flat).
+Two fresh databases on the same backend (the one asked for, and a sibling: a second
+SQLite file beside it, or a second scratch database on the same server), each with one
+company. Into the second a history is written, fast and not timed (the raw driver,
+10,000 messages per transaction: executemany on SQLite, COPY on PostgreSQL):
+`clients` customers, each with its phone identity, chat and a closed ticket, and
+`messages` messages spread over them. Then the ingest phase of bench.ingest (seeded
+assigned customers, the greeting-menu mix through `Inbound.receive`, with customers
+never seen before each time) runs on each database in turn, `ROUNDS` times for
+`duration / ROUNDS` seconds, in the order empty, full / full, empty / ... (a drift of
+the host's speed, or a warm-up, favours neither side). Each round gives a ratio of the
+two rates; the figure is their median (one disturbed round does not make it), beside
+the totals. 1.0: flat.
 
 PostgreSQL gets `ANALYZE` after the bulk load, as autovacuum would do on its own soon
 after; SQLite gets zapd's own statistics refresher (`zapd.db.stats.refresh`), which the
@@ -19,6 +23,7 @@ would within minutes of such growth.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,12 +32,15 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from bench import rows
 from bench.common import (
     Database,
     Raw,
     Seeded,
     daemon_on,
+    fresh_database,
     per_second,
     ratio,
     seed_company,
@@ -57,6 +65,7 @@ TARGET_SIZE = (1_000_000, 100_000)
 SEED_BATCH = 10_000  # rows per executemany
 HISTORY_TABLES = ("clients", "client_identities", "chats", "tickets", "messages")
 HISTORY_PREFIX = 50  # phone prefix of the history's customers (bench.traffic.phones)
+ROUNDS = 3  # phases per side, alternating (see the module docstring)
 
 
 async def _phase(
@@ -282,6 +291,13 @@ async def _counts(daemon: Any, seeded: Seeded) -> tuple[int, int]:
     return int(clients or 0), int(messages or 0)
 
 
+def _sibling(db: Database, workdir: Path) -> str:
+    """The `--db` spec of a second fresh database on the same backend as `db`."""
+    if db.kind == "sqlite":
+        return f"sqlite:///{workdir / 'growth-empty.db'}"
+    return make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 async def run(
     db: Database,
     workdir: Path,
@@ -292,18 +308,42 @@ async def run(
     clients: int,
     messages: int,
     assigned: int = 20,
+    rounds: int = ROUNDS,
 ) -> dict[str, Any]:
-    """Ingest on an empty history, write the history, ingest again; compare."""
-    async with daemon_on(db, workdir) as daemon:
-        seeded = await seed_company(daemon.kernel)
-        empty = await _phase(
-            daemon, seeded, 1, duration=duration, rate=rate, conc=concurrency, assigned=assigned
-        )
-        seeding = await seed_history(daemon, db, seeded, clients, messages)
-        stored = await _counts(daemon, seeded)
-        full = await _phase(
-            daemon, seeded, 3, duration=duration, rate=rate, conc=concurrency, assigned=assigned
-        )
+    """Write the history into `db`, then ingest on an empty sibling and on `db` in turn."""
+    async with fresh_database(_sibling(db, workdir), workdir) as empty_db:
+        async with daemon_on(empty_db, workdir) as daemon:
+            empty_seeded = await seed_company(daemon.kernel)
+        async with daemon_on(db, workdir) as daemon:
+            seeded = await seed_company(daemon.kernel)
+            seeding = await seed_history(daemon, db, seeded, clients, messages)
+            stored = await _counts(daemon, seeded)
+        sides = {"empty": (empty_db, empty_seeded), "full": (db, seeded)}
+        phases: dict[str, list[dict[str, Any]]] = {"empty": [], "full": []}
+        for r in range(rounds):
+            for side in ("empty", "full") if r % 2 == 0 else ("full", "empty"):
+                where, company = sides[side]
+                # New customers each phase: prefixes 1, 3, 5... (empty), 11, 13... (full);
+                # the history's are HISTORY_PREFIX.
+                prefix = (1 if side == "empty" else 11) + 2 * r
+                async with daemon_on(where, workdir) as daemon:
+                    phases[side].append(
+                        await _phase(
+                            daemon,
+                            company,
+                            prefix,
+                            duration=duration / rounds,
+                            rate=rate,
+                            conc=concurrency,
+                            assigned=assigned,
+                        )
+                    )
+    empty, full = _total(phases["empty"]), _total(phases["full"])
+    per_round = [
+        ratio(f["events_per_s"], e["events_per_s"])
+        for e, f in zip(phases["empty"], phases["full"], strict=True)
+    ]
+    figure = round(statistics.median(per_round), 3)
     return {
         "bench": "growth",
         "database": db.kind,
@@ -314,12 +354,27 @@ async def run(
             "clients_in_database": stored[0],
             "messages_in_database": stored[1],
         },
+        "rounds": rounds,
         "empty_history": empty,
         "with_history": full,
-        "ratio": ratio(full["events_per_s"], empty["events_per_s"]),
+        "ratio_per_round": per_round,
+        "ratio": figure,
+        "ratio_of_totals": ratio(full["events_per_s"], empty["events_per_s"]),
         "target_ratio": (
-            target(ratio(full["events_per_s"], empty["events_per_s"]), at_least=TARGET_RATIO)
+            target(figure, at_least=TARGET_RATIO)
             if messages >= TARGET_SIZE[0] and clients >= TARGET_SIZE[1]
             else None
         ),
+    }
+
+
+def _total(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's rounds added up."""
+    events = sum(p["events"] for p in phases)
+    seconds = sum(p["seconds"] for p in phases)
+    return {
+        "events": events,
+        "seconds": round(seconds, 3),
+        "events_per_s": per_second(events, seconds),
+        "failed_events": max(p["failed_events"] for p in phases),
     }
