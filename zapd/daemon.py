@@ -98,9 +98,7 @@ class Daemon:
             self.scheduler,
             self.heartbeat,
             self.cloud,
-            StatsRefresher(
-                kernel.engine, kernel.tx
-            ),  # SQLite planner statistics (a no-op on PostgreSQL)
+            StatsRefresher(kernel.engine, kernel.tx),  # planner statistics (zapd.db.stats)
         ]
 
     @property

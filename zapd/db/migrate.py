@@ -71,8 +71,9 @@ def _current(conn: Connection) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations up to `revision`; then, on SQLite, refresh the planner statistics
-    of tables whose size moved (`zapd.db.stats`: new indexes have none)."""
+    """Apply migrations up to `revision`; then refresh the planner statistics of the
+    tables that need it (`zapd.db.stats`: on SQLite new indexes have none, and tables
+    whose size moved; on PostgreSQL tables with rows never analyzed)."""
 
     def run(conn: Connection) -> None:
         cfg = alembic_config()
