@@ -287,7 +287,7 @@ class Seeded:
 
 @contextlib.asynccontextmanager
 async def daemon_on(db: Database, workdir: Path, **settings: Any) -> AsyncIterator[Any]:
-    """Open zapd (migrated, no background workers) on `db`; close it on exit."""
+    """Open zapd (migrated; of its background workers only the WAL checkpointer) on `db`."""
     from zapd.config import ZapdSettings
     from zapd.daemon import open_daemon, settle_heap
 
@@ -303,13 +303,14 @@ async def daemon_on(db: Database, workdir: Path, **settings: Any) -> AsyncIterat
     values.update(settings)
     daemon = await open_daemon(ZapdSettings(**values))
     before = settle_heap()  # the process as zapd's is once started (its lifespan)
+    await daemon.checkpointer.start()  # the one worker storage itself relies on
     try:
         yield daemon
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
         await daemon.stop_background()
-        await daemon.close()
+        await daemon.close()  # stops the checkpointer too
 
 
 async def seed_company(kernel: Any, *, agents: int = 1, departments: int = 3) -> Seeded:

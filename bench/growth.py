@@ -16,7 +16,7 @@ the totals. 1.0: flat.
 After the bulk load the history gets zapd's own statistics refresher
 (`zapd.db.stats.refresh`: on SQLite the tables whose size moved, on PostgreSQL the
 tables with rows and no statistics), which the daemon runs after each migration and
-every 10 minutes — the benchmark's in-process daemon has no background workers, so it
+every 10 minutes — the benchmark's in-process daemon runs no such worker, so it
 is called once here, as the running daemon (or autovacuum) would within minutes of
 such growth.
 """

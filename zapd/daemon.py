@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapd.config import ZapdSettings
 from zapd.connectors.sandbox import SandboxNetwork
 from zapd.db import migrate
+from zapd.db.checkpoint import WalCheckpointer
 from zapd.db.engine import create_engine, session_factory
 from zapd.db.models import WaSession
 from zapd.db.stats import StatsRefresher
@@ -70,6 +71,8 @@ class Daemon:
         self.metrics = metrics or Metrics()  # this daemon's Prometheus registry
         # The bearer token GET /metrics wants (None: served to anyone, by configuration).
         self.metrics_token: str | None = None
+        # SQLite's WAL checkpoints, off the write path (zapd.db.checkpoint).
+        self.checkpointer = WalCheckpointer(kernel.engine)
         self._background = False
 
         self.sandbox = SandboxNetwork()
@@ -99,6 +102,7 @@ class Daemon:
             self.heartbeat,
             self.cloud,
             StatsRefresher(kernel.engine, kernel.tx),  # planner statistics (zapd.db.stats)
+            self.checkpointer,
         ]
 
     @property
@@ -202,6 +206,7 @@ class Daemon:
         """Release everything."""
         await self.hub.close_all()
         await self.kernel.hot.close()
+        await self.checkpointer.stop()  # if still running (a worker, normally stopped)
         await self.engine.dispose()
         self.kernel.passwords.close()
 

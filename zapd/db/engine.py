@@ -27,6 +27,9 @@ from zapd.db import search as _search  # noqa: F401  (registers the client_terms
 from zapd.db import sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Committers checkpoint the WAL only past this many pages (SQLite's default: 1,000);
+# `zapd.db.checkpoint` does it off the write path long before.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 POOL_SIZE = 10  # connections a queue pool keeps open
 POOL_OVERFLOW = 5  # opened past those when busy, and closed after use
 READ_ONLY_OPTION = "zap_read_only"
@@ -171,6 +174,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         if on_disk:
             cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
