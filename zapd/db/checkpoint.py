@@ -5,8 +5,8 @@ copies them back into the database file (with synchronous=NORMAL, syncing both).
 default the connection that commits runs it, inside its COMMIT, whenever the WAL holds
 1,000 pages (`wal_autocheckpoint`); zapd has one writer at a time, so every writer
 queued behind that COMMIT waited for the copy too. Measured on the ingest pipeline: a
-batch's COMMIT took 3.4 ms, 1.5 ms of it without the checkpoints (and ingest went
-×1.13-1.15 faster).
+batch's COMMIT took 3.2-3.7 ms with them, 1.5-1.6 ms without (ingest x1.08 in
+alternating runs).
 
 `WalCheckpointer`, one of the daemon's workers, runs `PRAGMA wal_checkpoint(PASSIVE)`
 on a connection of its own, from a thread of its own, every `INTERVAL` seconds: PASSIVE
