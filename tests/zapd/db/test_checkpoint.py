@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -16,9 +17,9 @@ from zapd.db.engine import SQLITE_WAL_AUTOCHECKPOINT_PAGES, create_engine
 ROWS = 1_000
 
 
-async def _until(check: object, what: str) -> None:
+async def _until(check: Callable[[], bool], what: str) -> None:
     for _ in range(1000):  # whatever the load
-        if callable(check) and check():
+        if check():
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"never happened: {what}")
