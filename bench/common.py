@@ -287,7 +287,8 @@ class Seeded:
 
 @contextlib.asynccontextmanager
 async def daemon_on(db: Database, workdir: Path, **settings: Any) -> AsyncIterator[Any]:
-    """Open zapd (migrated; of its background workers only the WAL checkpointer) on `db`."""
+    """Open zapd on `db`: migrated; of its background workers, those storage itself
+    relies on (the WAL checkpointer, the planner statistics' refresher)."""
     from zapd.config import ZapdSettings
     from zapd.daemon import open_daemon, settle_heap
 
@@ -303,7 +304,8 @@ async def daemon_on(db: Database, workdir: Path, **settings: Any) -> AsyncIterat
     values.update(settings)
     daemon = await open_daemon(ZapdSettings(**values))
     before = settle_heap()  # the process as zapd's is once started (its lifespan)
-    await daemon.checkpointer.start()  # the one worker storage itself relies on
+    await daemon.checkpointer.start()  # the workers storage itself relies on
+    await daemon.stats.start()
     try:
         yield daemon
     finally:

@@ -73,6 +73,7 @@ class Daemon:
         self.metrics_token: str | None = None
         # SQLite's WAL checkpoints, off the write path (zapd.db.checkpoint).
         self.checkpointer = WalCheckpointer(kernel.engine)
+        self.stats = StatsRefresher(kernel.engine, kernel.tx)  # planner statistics
         self._background = False
 
         self.sandbox = SandboxNetwork()
@@ -101,7 +102,7 @@ class Daemon:
             self.scheduler,
             self.heartbeat,
             self.cloud,
-            StatsRefresher(kernel.engine, kernel.tx),  # planner statistics (zapd.db.stats)
+            self.stats,
             self.checkpointer,
         ]
 
