@@ -207,7 +207,9 @@ class Daemon:
         """Release everything."""
         await self.hub.close_all()
         await self.kernel.hot.close()
-        await self.checkpointer.stop()  # if still running (a worker, normally stopped)
+        # If still running (workers, normally stopped; a bench starts just these two).
+        await self.stats.stop()
+        await self.checkpointer.stop()
         await self.engine.dispose()
         self.kernel.passwords.close()
 
