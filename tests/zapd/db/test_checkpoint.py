@@ -102,3 +102,54 @@ async def test_no_thread_on_postgresql(engine: AsyncEngine) -> None:
     checkpointer = WalCheckpointer(engine, interval=0.01)
     await checkpointer.start()
     assert checkpointer._thread is None
+
+
+async def test_a_quiet_wal_is_emptied_and_a_busy_one_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    wal = tmp_path / "q.db-wal"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    checkpointer = WalCheckpointer(engine, interval=0.01, quiet_seconds=1.0, truncate_pages=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        await checkpointer.start()
+        # Commits every tick or so: never still for 100 ticks, never emptied.
+        for _ in range(30):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": "x" * 2000})
+            await asyncio.sleep(0.005)
+        assert checkpointer.truncations == 0 and wal.stat().st_size > 0
+        # Then nothing: copied, still for quiet_seconds, emptied once.
+        await _until(lambda: checkpointer.truncations == 1, "the quiet WAL emptied")
+        assert wal.stat().st_size == 0
+        await asyncio.sleep(0.4)  # an empty WAL is not emptied again
+        assert checkpointer.truncations == 1
+        async with engine.connect() as conn:  # nothing lost
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 30
+        assert await asyncio.to_thread(_rows_in_database_file, path) == 30
+    finally:
+        await checkpointer.stop()
+        await engine.dispose()
+
+
+async def test_a_reader_on_an_older_snapshot_puts_the_truncation_off(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    checkpointer = WalCheckpointer(engine, interval=0.01, quiet_seconds=0.05, truncate_pages=1)
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()  # holds its snapshot
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t DEFAULT VALUES"))
+        await checkpointer.start()
+        await asyncio.sleep(0.3)  # quiet for many times quiet_seconds
+        assert checkpointer.truncations == 0  # it would have to wait for the reader
+        reader.execute("COMMIT")
+        await _until(lambda: checkpointer.truncations == 1, "the WAL emptied once free")
+    finally:
+        reader.close()
+        await checkpointer.stop()
+        await engine.dispose()
