@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -61,6 +62,24 @@ def _read_until(fd: int, wanted: list[str], within: float) -> str:
     raise AssertionError(f"never saw {wanted!r} in: {text[-2000:]!r}")
 
 
+def _drain_until_exit(fd: int, proc: subprocess.Popen[bytes], within: float) -> int:
+    """Keep reading the pty, as a terminal does, until `proc` exits; its exit code.
+
+    A terminal nobody reads fills up (a few KiB): zaptui's last frames and the demo's
+    closing lines would then block in write() and the process never exit.
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            return code
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            with contextlib.suppress(OSError):  # the other side closed: it is going
+                os.read(fd, 65536)
+    raise AssertionError(f"the demo did not exit within {within} s of quitting zaptui")
+
+
 def test_demo_on_a_terminal_opens_zaptui_logged_in(tmp_path: Path) -> None:
     """On a terminal the demo opens zaptui as an agent; quitting it stops the demo."""
     env = child_env(
@@ -81,7 +100,7 @@ def test_demo_on_a_terminal_opens_zaptui_logged_in(tmp_path: Path) -> None:
         _read_until(master, ["ana@demo.zap.br", "zapdemo123"], within=180)
         _read_until(master, ["Ana Atendente", "Laboratório"], within=180)
         os.write(master, b"\x11")  # Ctrl+Q quits zaptui, and with it the demo
-        assert proc.wait(120) == 0
+        assert _drain_until_exit(master, proc, within=120) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
