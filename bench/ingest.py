@@ -11,10 +11,17 @@ The ceilings (bench.rows) are measured right after, on the same database: the ve
 rows the phase inserted, deleted and written again with the raw driver, one
 transaction per event, then batched 100 events per transaction with executemany. The
 ratios say how far the pipeline is from bare durable storage of its own output.
+
+Beside events/s, the phase's CPU: this process's (every thread: the event loop, the
+SQLite thread, the driver of the mix) per event, and as a share of the phase's wall
+time (1.0: one core busy throughout). A share well under 1 means the pipeline waits
+(on the database server, or on the SQLite thread's commits) more than it computes;
+the figure that helps read where a change's gain or loss came from.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,7 @@ async def run(
         async with Raw.connect(db) as raw:
             before = await rows.keys(raw)
         reruns_before, alone_before = daemon.inbound.reruns, daemon.inbound.alone
+        cpu_before = time.process_time()
         sent = await drive(
             daemon,
             seeded.session_id,
@@ -51,6 +59,7 @@ async def run(
             rate=rate,
             concurrency=concurrency,
         )
+        cpu = time.process_time() - cpu_before
         poison = await failed(daemon)
         reruns = daemon.inbound.reruns - reruns_before
         alone = daemon.inbound.alone - alone_before
@@ -76,6 +85,8 @@ async def run(
             # explains a drop in events/s.
             "batches_rerun": reruns,
             "events_alone": alone,
+            "cpu_us_per_event": round(1e6 * cpu / sent.events, 1) if sent.events else None,
+            "cpu_share": ratio(cpu, sent.seconds),
             "concurrency": None if rate else concurrency,
             "rate": rate,
         },

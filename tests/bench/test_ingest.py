@@ -7,6 +7,7 @@ pipeline wrote (one raw event row per event, at least one message per event).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from bench import ingest
@@ -24,6 +25,9 @@ async def test_ingest_reports_the_pipeline_beside_its_ceilings(
     events = pipe["events"]
     assert events >= 5 and pipe["events_per_s"] > 0 and pipe["seconds"] > 0
     assert pipe["failed_events"] == 0
+    # The phase's CPU was measured: some per event, and a share of the wall time that
+    # one process can reach (every thread's: at most the machine's cores).
+    assert pipe["cpu_us_per_event"] > 0 and 0 < pipe["cpu_share"] <= (os.cpu_count() or 1)
     assert pipe["batches_rerun"] == 0 and pipe["events_alone"] == 0  # all straight runs
     assert set(pipe["mix"]) == {"new", "menu", "assigned"}
     assert sum(pipe["mix"].values()) == events
