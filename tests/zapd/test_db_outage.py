@@ -66,6 +66,9 @@ class Figures:
     other: list[tuple[int, str]] = field(default_factory=list)
     acked: set[str] = field(default_factory=set)
     accepted_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by an outage that must begin mid-burst: once `accepted_event` is set, the
+    # senders wait for it before their next request (see the SQLite lock test).
+    down: asyncio.Event | None = None
 
 
 async def _burst(base: str, token: str, sid: str, fig: Figures) -> None:
@@ -80,6 +83,8 @@ async def _burst(base: str, token: str, sid: str, fig: Figures) -> None:
             for i, text in enumerate(texts):
                 wa_id = f"OUT-{c}-{i}"
                 while True:  # at-least-once: repeat until acknowledged
+                    if fig.down is not None and fig.accepted_event.is_set():
+                        await fig.down.wait()
                     fig.requests += 1
                     try:
                         r = await http.post(
@@ -165,9 +170,18 @@ async def pg_database() -> AsyncIterator[tuple[str, str]]:
 
 
 async def _run(
-    url: str, backend: str, tmp_path: Path, outage: Callable[[], Awaitable[float]]
+    url: str,
+    backend: str,
+    tmp_path: Path,
+    outage: Callable[[], Awaitable[float]],
+    down: asyncio.Event | None = None,
 ) -> dict[str, object]:
-    """Serve a daemon on `url`, burst through `outage()` (returns when the db is back)."""
+    """Serve a daemon on `url`, burst through `outage()` (returns when the db is back).
+
+    With `down`, the burst holds its next requests from the moment the outage is due
+    until `outage()` sets it: requests then meet the outage, and the burst goes on
+    past its end, whatever time the outage took to begin.
+    """
     engine = create_engine(url, pool_pre_ping=True)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
@@ -177,7 +191,7 @@ async def _run(
         t = await live.tenant()
         sid = await connected_session(live, t)
         token = t.admin.headers["Authorization"].removeprefix("Bearer ")
-        fig = Figures()
+        fig = Figures(down=down)
         watcher = Watcher()
         watching = asyncio.create_task(watcher.run(live.ws_url, token))
         burst = asyncio.create_task(_burst(live.url, token, sid, fig))
@@ -324,20 +338,26 @@ async def test_sqlite_lock_held_mid_burst_heals_without_restart(
     caplog.set_level(logging.INFO)
     path = tmp_path / "outage.db"
 
+    down = asyncio.Event()
+
     async def outage() -> float:
         # Another process's writer holds the lock past zapd's busy timeout (10 s).
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             # Off the loop, as another process would: a blocking BEGIN here would
-            # freeze zapd mid-transaction while it waits for zapd's lock.
+            # freeze zapd mid-transaction while it waits for zapd's lock. zapd's
+            # back-to-back writers can keep it waiting (its busy handler polls) as long
+            # as the burst lasts: the burst holds its next requests until it has the
+            # lock (`down`), or the whole burst could end before the outage began.
             await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
+            down.set()
             await asyncio.sleep(13)
             other.execute("ROLLBACK")
         finally:
             other.close()
         return time.monotonic()
 
-    got = await _run(f"sqlite+aiosqlite:///{path}", "sqlite", tmp_path, outage)
+    got = await _run(f"sqlite+aiosqlite:///{path}", "sqlite", tmp_path, outage, down)
     _assert_healed(got, caplog, refused=False)
 
 
