@@ -1,13 +1,13 @@
 """How the inbound pipeline schedules its writes: latency, not only throughput.
 
-On SQLite one writer runs at a time: a company's leader commits each raw event with
-its processing, in one transaction per batch (`_store_and_process`), rather than a
-group commit and then a batch. If that transaction fails, the raw events are stored
-on their own first and processed as before, so nothing that could be stored is
-refused. Either way a caller is answered only once what it is answered for is
-committed: a crash between that commit and the answer leaves an event the engine
-delivers again, which must change nothing (exactly once). On PostgreSQL the group
-commits and the batches run side by side (no such turn).
+A company's leader commits each raw event with its processing, in one transaction
+per batch (`_store_and_process`), rather than a group commit and then a batch. If
+that transaction fails, the raw events are stored on their own first and processed
+as before, so nothing that could be stored is refused. Either way a caller is
+answered only once what it is answered for is committed: a crash between that commit
+and the answer leaves an event the engine delivers again, which must change nothing
+(exactly once). On SQLite (one writer at a time) the same leader runs the group
+commits of what is stored on its own; on PostgreSQL they have a leader of their own.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from zapd.services.conversations.inbound import Inbound
 
 def _sqlite_only(live: Live) -> None:
     if live.backend != "sqlite":
-        pytest.skip("one writer at a time is SQLite's: PostgreSQL runs both side by side")
+        pytest.skip("one leader for group commits and batches is SQLite's (one writer)")
 
 
 async def _received(live: Live, sid: uuid.UUID) -> tuple[int, int, list[WebhookEventState]]:
@@ -49,8 +49,7 @@ async def _received(live: Live, sid: uuid.UUID) -> tuple[int, int, list[WebhookE
     return int(messages or 0), int(tickets or 0), states
 
 
-async def test_sqlite_stores_and_processes_an_event_in_one_transaction(live: Live) -> None:
-    _sqlite_only(live)
+async def test_an_event_is_stored_and_processed_in_one_transaction(live: Live) -> None:
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     inbound = live.daemon.inbound
@@ -90,7 +89,6 @@ async def test_sqlite_stores_and_processes_an_event_in_one_transaction(live: Liv
 
 
 async def test_a_failed_combined_transaction_stores_then_processes(live: Live) -> None:
-    _sqlite_only(live)
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     inbound = live.daemon.inbound
@@ -122,7 +120,6 @@ async def test_a_failed_combined_transaction_stores_then_processes(live: Live) -
 async def test_a_crash_between_the_combined_commit_and_the_answer_loses_and_doubles_nothing(
     live: Live,
 ) -> None:
-    _sqlite_only(live)
     t = await live.tenant()
     sid = await seed.session(live, t.company_id)
     inbound = live.daemon.inbound

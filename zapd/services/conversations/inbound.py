@@ -20,18 +20,19 @@ although its request saw an error). Unprocessed events are also processed at sta
 Batching (per company): raw events arriving together are committed in one
 transaction (group commit; each caller still gets its row only once it is durable),
 and stored events are processed in batches of up to MAX_BATCH, one transaction each.
-No batch waits for a window: a leader runs one as soon as the previous is done. On
-PostgreSQL a leader for each runs side by side. On SQLite (one writer) one leader per
-company runs them all, and an event received is stored *with* its processing: its
-caller takes its sender's lock first, then waits for one transaction that inserts
-the batch's raw events and processes them (`_store_and_process`); it is answered
-once that commits, so an event waits for at most the batch running when it arrived
-and its own. If that transaction fails for any reason, nothing of it committed: the
-raw events are group-committed on their own, then processed as any batch below (a
-poison event never keeps its raw event, or its neighbours', from being stored). An
-event whose sender has events deferred (below), and `store` (parked events), take
-the two steps: a group commit, then the batch holding what it stored (its callers
-queue first). A crash after a commit and before its callers are answered leaves
+No batch waits for a window: a leader runs one as soon as the previous is done. An
+event received is stored *with* its processing: its caller takes its sender's lock
+first, then waits for one transaction that inserts the batch's raw events and
+processes them (`_store_and_process`); it is answered once that commits, so an event
+waits for at most the batch running when it arrived and its own. If that
+transaction fails for any reason, nothing of it committed: the raw events are
+group-committed on their own, then processed as any batch below (a poison event never
+keeps its raw event, or its neighbours', from being stored). An event whose sender
+has events deferred (below), and `store` (parked events), take the two steps: a
+group commit, then the batch holding what it stored (its callers queue first). On
+SQLite (one writer) one leader per company runs the group commits too, in turn with
+the batches; on PostgreSQL they have a leader of their own, beside the batches'. A
+crash after a commit and before its callers are answered leaves
 events the engine delivers again: stored again and deduplicated, as ever.
 A batch holds at most one event per sender (the caller keeps its sender's lock while
 it waits), so per-sender order is the order of the batches. A batch first runs
@@ -598,9 +599,10 @@ class Inbound:
 
         When the raw event cannot be committed the error propagates (the caller must not
         acknowledge); a transient one also schedules a sweep, since its commit may have
-        gone through although the answer was lost. On SQLite the event is committed
-        with its processing when it can be (`_store_and_process`): its sender's lock is
-        then taken first, and the return means both are durable.
+        gone through although the answer was lost. The event is committed with its
+        processing when it can be (`_store_and_process`): its sender's lock is taken
+        first, and the return means both are durable. An event whose sender has events
+        deferred is committed on its own, then queued behind those.
         """
         try:
             found = await self._raw_row(session_id, event)
@@ -608,13 +610,12 @@ class Inbound:
                 return None
             company_id, row = found
             row_id: uuid.UUID = row["id"]
-            if self._one_writer:
-                key = _sender_key(event)
-                async with self._lock(key):
-                    if not self._deferred.get(key):  # else: stored, then queued behind those
-                        if not await self._group(self._combined, company_id, (row, event)):
-                            self._defer(key, row_id)
-                        return row_id
+            key = _sender_key(event)
+            async with self._lock(key):
+                if not self._deferred.get(key):  # else: stored, then queued behind those
+                    if not await self._group(self._combined, company_id, (row, event)):
+                        self._defer(key, row_id)
+                    return row_id
             row_id = await self._group(self._storing, company_id, row)
         except NotFound:
             if isinstance(event, MessageEvent):
@@ -729,10 +730,11 @@ class Inbound:
     async def _lead(self, company_id: uuid.UUID, storing: bool | None) -> None:
         """Run a company's batches until its queues are empty.
 
-        `storing` True runs the raw group commits, False the processing batches; None
-        (SQLite, one writer at a time) runs those and the stored-and-processed batches
-        in turn: a group commit, a combined batch, then the batch that holds what the
-        group commit stored. Its callers are let queue their processing
+        `storing` True runs the raw group commits (PostgreSQL), False the
+        stored-and-processed batches and the batches of events stored before
+        (PostgreSQL); None (SQLite, one writer at a time) runs all three in turn: a
+        group commit, a combined batch, then the batch that holds what the group commit
+        stored. Its callers are let queue their processing
         before that batch is taken (their write would otherwise wait behind a batch of
         older events, then wait for its own: two batches instead of one). Nothing a
         batch runs may queue on its own leader (it would wait for itself): that raises.
@@ -740,9 +742,8 @@ class Inbound:
         runs: list[tuple[_Queues, Callable[[uuid.UUID, list[_Waiting]], Awaitable[None]]]] = []
         if storing is not False:
             runs.append((self._storing, self._store_rows))
-        if storing is None:
-            runs.append((self._combined, self._store_and_process))
         if storing is not True:
+            runs.append((self._combined, self._store_and_process))
             runs.append((self._processing, self._process_batch))
         batch: list[_Waiting] = []
         try:
@@ -992,10 +993,12 @@ class Inbound:
     async def _store_and_process(self, company_id: uuid.UUID, batch: list[_Waiting]) -> None:
         """Commit raw events with their processing, in one transaction; settle each with a bool.
 
-        SQLite: one writer transaction per batch instead of two (a group commit, then
-        the batch). Each caller holds its sender's lock, so a batch holds one event per
-        sender. If that transaction fails, for whatever reason, nothing of it was
-        committed: the raw events are then committed on their own (`_store_rows`, whose
+        One transaction per batch instead of two (a group commit, then the batch): one
+        commit, and on PostgreSQL one statement fewer (the raw rows' insert holds the
+        company, as the pending rows' query would). Each caller holds its sender's
+        lock, so a batch holds one event per sender. If that transaction fails, for
+        whatever reason, nothing of it was committed: the raw events are then
+        committed on their own (`_store_rows`, whose
         failure is the caller's error: not acknowledged) and the stored ones processed
         as any batch (`_process_batch`, its careful rerun and poison rule): an event
         that cannot be processed never keeps a raw event from being stored.
@@ -1052,12 +1055,25 @@ class Inbound:
         last_seq: int | None = None  # SQLite's straight run: the event counter read
         async with self.kernel.tx() as db:
             # PostgreSQL: hold the company first (see `_lock_company`), with the
-            # pending rows' query (`_PENDING_UNDER_COMPANY`). SQLite has one writer: a
-            # company deleted before this began took its stored rows with it (ON DELETE
-            # CASCADE), so the query below finds none pending.
+            # raw rows' insert (`insert_under`) or the pending rows' query
+            # (`_PENDING_UNDER_COMPANY`). SQLite has one writer: a company deleted
+            # before this began took its stored rows with it (ON DELETE CASCADE), so the
+            # query below finds none pending.
             sqlite = self.kernel.engine.dialect.name == "sqlite"
             ids = [row_id for row_id, _ in items]
-            if not sqlite:  # the company held first, in the same statement
+            if raw and not sqlite:  # stored in this transaction (`_store_and_process`)
+                stored = await insert_under(
+                    await db.connection(),
+                    cast(Table, WebhookEvent.__table__),
+                    raw,
+                    cast(Table, Company.__table__),
+                    company_id,
+                )
+                if not stored:  # the company is gone: `_store_rows` says so to the callers
+                    raise NotFound("session not found")
+                # Inserted PENDING by this very transaction: no one else can have them.
+                pending = {row["id"] for row in raw}
+            elif not sqlite:  # the company held first, in the same statement
                 pending = {
                     r[0]
                     for r in await _PENDING_UNDER_COMPANY.rows(
@@ -1066,11 +1082,9 @@ class Inbound:
                 }
                 if not pending:
                     return again  # done meanwhile, or deleted with its company
-            if raw:  # stored in this transaction (`_store_and_process`)
+            if raw and sqlite:  # stored in this transaction (`_store_and_process`)
                 await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
-                # Inserted PENDING by this very transaction: no one else can have them
-                # (SQLite only: `_store_and_process` runs with one writer).
-                pending = {row["id"] for row in raw}
+                pending = {row["id"] for row in raw}  # as above
             elif sqlite:
                 pending = {r[0] for r in await _PENDING.rows(db, {"ids": ids})}
             messages = {
