@@ -32,8 +32,8 @@ has events deferred (below), and `store` (parked events), take the two steps: a
 group commit, then the batch holding what it stored (its callers queue first). On
 SQLite (one writer) one leader per company runs the group commits too, in turn with
 the batches; on PostgreSQL they have a leader of their own, beside the batches'. A
-crash after a commit and before its callers are answered leaves
-events the engine delivers again: stored again and deduplicated, as ever.
+crash after a commit and before its callers are answered leaves events the engine
+delivers again: stored again and deduplicated, as ever.
 A batch holds at most one event per sender (the caller keeps its sender's lock while
 it waits), so per-sender order is the order of the batches. A batch first runs
 straight through; if anything fails it is rolled back and run again with one savepoint
@@ -998,10 +998,10 @@ class Inbound:
         company, as the pending rows' query would). Each caller holds its sender's
         lock, so a batch holds one event per sender. If that transaction fails, for
         whatever reason, nothing of it was committed: the raw events are then
-        committed on their own (`_store_rows`, whose
-        failure is the caller's error: not acknowledged) and the stored ones processed
-        as any batch (`_process_batch`, its careful rerun and poison rule): an event
-        that cannot be processed never keeps a raw event from being stored.
+        committed on their own (`_store_rows`, whose failure is the caller's error: not
+        acknowledged) and the stored ones processed as any batch (`_process_batch`, its
+        careful rerun and poison rule): an event that cannot be processed never keeps a
+        raw event from being stored.
         """
         rows: list[dict[str, Any]] = [row for (row, _), _ in batch]
         items: list[tuple[uuid.UUID, AnyEngineEvent]] = [(row["id"], ev) for (row, ev), _ in batch]
@@ -1061,19 +1061,22 @@ class Inbound:
             # query below finds none pending.
             sqlite = self.kernel.engine.dialect.name == "sqlite"
             ids = [row_id for row_id, _ in items]
-            if raw and not sqlite:  # stored in this transaction (`_store_and_process`)
-                stored = await insert_under(
+            if raw:  # stored in this transaction (`_store_and_process`)
+                if sqlite:
+                    await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
+                elif not await insert_under(  # the company held first, in the same statement
                     await db.connection(),
                     cast(Table, WebhookEvent.__table__),
                     raw,
                     cast(Table, Company.__table__),
                     company_id,
-                )
-                if not stored:  # the company is gone: `_store_rows` says so to the callers
-                    raise NotFound("session not found")
+                ):
+                    raise NotFound("session not found")  # `_store_rows` tells the callers
                 # Inserted PENDING by this very transaction: no one else can have them.
                 pending = {row["id"] for row in raw}
-            elif not sqlite:  # the company held first, in the same statement
+            elif sqlite:
+                pending = {r[0] for r in await _PENDING.rows(db, {"ids": ids})}
+            else:  # the company held first, in the same statement
                 pending = {
                     r[0]
                     for r in await _PENDING_UNDER_COMPANY.rows(
@@ -1082,11 +1085,6 @@ class Inbound:
                 }
                 if not pending:
                     return again  # done meanwhile, or deleted with its company
-            if raw and sqlite:  # stored in this transaction (`_store_and_process`)
-                await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
-                pending = {row["id"] for row in raw}  # as above
-            elif sqlite:
-                pending = {r[0] for r in await _PENDING.rows(db, {"ids": ids})}
             messages = {
                 (ev.session_id, ev.wa_message_id)
                 for row_id, ev in items
