@@ -86,6 +86,16 @@ async def test_an_event_is_stored_and_processed_in_one_transaction(live: Live) -
         assert row_id in stored  # stored by the transaction that processed it
     messages, _, states = await _received(live, sid)
     assert messages == len(ids) and states == [WebhookEventState.PROCESSED] * len(ids)
+    # Inserted PROCESSED (no UPDATE after): the row says what one processing would.
+    async with live.kernel.read() as db:
+        marks = (
+            await db.execute(
+                select(WebhookEvent.attempts, WebhookEvent.processed_at).where(
+                    WebhookEvent.session_id == sid
+                )
+            )
+        ).all()
+    assert all(attempts == 1 and at is not None for attempts, at in marks), marks
 
 
 async def test_a_failed_combined_transaction_stores_then_processes(live: Live) -> None:

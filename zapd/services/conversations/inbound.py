@@ -23,8 +23,10 @@ and stored events are processed in batches of up to MAX_BATCH, one transaction e
 No batch waits for a window: a leader runs one as soon as the previous is done. An
 event received is stored *with* its processing: its caller takes its sender's lock
 first, then waits for one transaction that inserts the batch's raw events and
-processes them (`_store_and_process`); it is answered once that commits, so an event
-waits for at most the batch running when it arrived and its own. If that
+processes them (`_store_and_process`; run straight, it commits all of them processed
+or nothing, so the raw rows go in PROCESSED and no UPDATE marks them after); it is
+answered once that commits, so an event waits for at most the batch running when it
+arrived and its own. If that
 transaction fails for any reason, nothing of it committed: the raw events are
 group-committed on their own, then processed as any batch below (a poison event never
 keeps its raw event, or its neighbours', from being stored). An event whose sender
@@ -1061,6 +1063,20 @@ class Inbound:
             # query below finds none pending.
             sqlite = self.kernel.engine.dialect.name == "sqlite"
             ids = [row_id for row_id, _ in items]
+            # Stored here and run straight: the batch commits every event processed, or
+            # nothing at all, so its raw rows go in PROCESSED already (no UPDATE after).
+            born_processed = bool(raw) and not careful
+            if raw and born_processed:
+                stamp = utcnow()
+                raw = [
+                    {
+                        **row,
+                        "state": WebhookEventState.PROCESSED,
+                        "processed_at": stamp,
+                        "attempts": row["attempts"] + 1,
+                    }
+                    for row in raw
+                ]
             if raw:  # stored in this transaction (`_store_and_process`)
                 if sqlite:
                     await insert_rows(db, cast(Table, WebhookEvent.__table__), raw)
@@ -1072,7 +1088,7 @@ class Inbound:
                     company_id,
                 ):
                     raise NotFound("session not found")  # `_store_rows` tells the callers
-                # Inserted PENDING by this very transaction: no one else can have them.
+                # Inserted by this very transaction: no one else can have them.
                 pending = {row["id"] for row in raw}
             elif sqlite:
                 pending = {r[0] for r in await _PENDING.rows(db, {"ids": ids})}
@@ -1142,7 +1158,7 @@ class Inbound:
                     processed.append(row_id)
             db.info.pop(_MESSAGES, None)
             numbers: _Numbers | None = db.info.pop(_NUMBERS, None)
-            marked = False
+            marked = born_processed
             if db.info.pop(_HELD, None) is not None and held is not None:
                 if not sqlite:
                     # PostgreSQL: the batch's event rows, the numbers given back and the
@@ -1151,7 +1167,7 @@ class Inbound:
                     await events.assign_seqs(db, company_id, held=held)
                     if numbers is not None:
                         await numbers.give_back(db, company_id, held)
-                    if processed:
+                    if processed and not marked:
                         held.also(_PROCESSED_ALL, {"ids": processed, "now": utcnow()})
                         marked = True
                     await write_changes(db, (Chat, Ticket), held)  # the loaded ones' UPDATEs
