@@ -6,13 +6,16 @@ network: no real message leaves the machine), then lets simulated customers writ
 now and then. On a terminal it opens zaptui (a separate process: zapctl never imports
 zaptui) logged in as the first demo agent, so the customers can be answered at once;
 with `--no-tui`, or without a terminal, it prints the traffic as it happens instead.
-Ctrl+C (or quitting zaptui) stops everything. Running it again reuses what is there.
+Ctrl+C (or quitting zaptui, or closing the terminal) stops everything, zapd included;
+zapd also goes when zapctl dies any other way (`_dies_with`). Running it again reuses
+what is there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 import random
@@ -21,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -240,8 +244,30 @@ async def _init(state_dir: Path) -> None:
     )
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _dies_with(parent: int) -> Callable[[], None]:
+    """A `preexec_fn`: the child gets SIGTERM when `parent` dies, however it dies.
+
+    The demo stops its zapd itself on Ctrl+C, SIGTERM, a closed terminal (SIGHUP) or
+    zaptui's quit; this covers the rest (SIGKILL, a crash), so no daemon is left holding
+    the port for the next `zapctl demo`. Linux only (prctl); elsewhere a no-op.
+    """
+
+    def arm() -> None:
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the prctl: go now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
 def _spawn(state_dir: Path, host: str, port: int) -> subprocess.Popen[bytes]:
-    """Start zapd on the demo state dir, its log in the state dir."""
+    """Start zapd on the demo state dir, its log in the state dir; it dies with us."""
     env = {**os.environ, "ZAP_LOG_FORMAT": "json"}
     with (state_dir / "zapd.log").open("ab") as log:
         return subprocess.Popen(  # noqa: S603 - our own interpreter's zapd, fixed arguments
@@ -250,6 +276,7 @@ def _spawn(state_dir: Path, host: str, port: int) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=_dies_with(os.getpid()),  # run before any thread is started here
         )
 
 
@@ -293,10 +320,10 @@ async def _run(
     async with ZapClient(url) as zap:
         await _wait_ready(zap, proc, 30, state_dir / "zapd.log")
         seeded = await _seed(zap)
-        _banner(url, state_dir, state_dir / "zapd.log", tui)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: terminal closed
             loop.add_signal_handler(sig, stop.set)
+        _banner(url, state_dir, state_dir / "zapd.log", tui)  # "Ctrl+C stops": it does now
         ready = asyncio.Event()
         # With the TUI on this terminal nothing else may print: zaptui shows the traffic.
         watcher = asyncio.create_task(_tui(url, stop) if tui else _watch(url, stop, ready))

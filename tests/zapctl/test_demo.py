@@ -8,12 +8,15 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
 import termios
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import ZAPCTL, child_env, free_port, one_line, run_cli
 
@@ -123,3 +126,55 @@ def test_demo_with_its_port_busy_says_so_and_how_to_pick_another(tmp_path: Path)
         f"(or `./dev demo --port {port + 1}`)"
     )
     assert not state.exists()  # refused before touching anything
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL], ids=["hangup", "killed"])
+def test_the_demo_takes_its_daemon_with_it_however_it_ends(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A closed terminal (SIGHUP) stops the demo cleanly; SIGKILL still takes zapd along.
+
+    Either way no daemon is left holding the port for the next `zapctl demo`.
+    """
+    env = child_env(tmp_path / "home")
+    port = free_port()
+    args = ["demo", "--state-dir", str(tmp_path / "demo"), "--port", str(port), "--no-tui"]
+    proc = subprocess.Popen(
+        [str(ZAPCTL), *args, "--interval", "0.5"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 120
+        while b"running on" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+        assert b"running on" in seen, seen.decode(errors="replace")[-2000:]
+        assert _port_open(port)  # zapd serves the demo
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=60)
+        if sig == signal.SIGHUP:
+            assert proc.returncode == 0 and b"zap demo stopped" in rest, rest[-2000:]
+            assert b"Traceback" not in seen + rest
+        deadline = time.monotonic() + 30
+        while _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _port_open(port), "zapd outlived the demo"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
