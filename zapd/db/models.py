@@ -412,6 +412,7 @@ class Ticket(Base):
         Index(None, "status", "timeout_at"),
         Index(None, "company_id", "id"),  # listings page by (time-ordered) id
         Index(None, "company_id", "created_at"),  # metrics range scans
+        Index(None, "chat_id"),  # a chat deleted (erasure, a company's removal) finds its tickets
         # Never two open tickets for one client on one session: the database says so.
         Index(
             "uq_tickets_one_open_per_client_session",
@@ -511,6 +512,15 @@ class Message(Base):
         Index(None, "ticket_id", "id"),  # a ticket's messages, paged by id
         Index(None, "media_id"),  # media visibility checks, ON DELETE SET NULL
         Index(None, "company_id", "created_at"),  # metrics range scans
+        # ON DELETE SET NULL finds the quotes of each message deleted (retention, an
+        # erasure, a company's removal): without it, one scan of messages per message.
+        # Partial: most messages quote nothing, and inserting those costs nothing here.
+        Index(
+            None,
+            "quoted_message_id",
+            sqlite_where=text("quoted_message_id IS NOT NULL"),
+            postgresql_where=text("quoted_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _pk()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import UniqueConstraint, inspect
+from sqlalchemy import PrimaryKeyConstraint, UniqueConstraint, inspect
 
 from zapd.db import migrate
 from zapd.db.models import Base
@@ -71,3 +71,26 @@ async def test_spec_indexes_exist() -> None:
     assert has_index("chats", ("session_id", "last_message_at"))
     assert has_index("tickets", ("company_id", "department_id", "status"))
     assert has_index("tickets", ("company_id", "assignee_id", "status"))
+
+
+# Parents deleted a handful at a time, by an admin: finding their children with one scan
+# of the child table each time is fine. Any other parent is deleted in bulk (retention,
+# an erasure, a company's removal cascading down), so its children need an index.
+_FEW_AT_A_TIME = frozenset(
+    {"companies", "users", "departments", "sessions", "api_tokens", "categories"}
+)
+
+
+async def test_bulk_deleted_parents_find_their_children_by_index() -> None:
+    missing = []
+    for name, table in Base.metadata.tables.items():
+        leading = {i.columns[0].name for i in table.indexes} | {
+            next(iter(c.columns)).name
+            for c in table.constraints
+            if isinstance(c, UniqueConstraint | PrimaryKeyConstraint) and c.columns
+        }
+        for fk in table.foreign_keys:
+            if fk.column.table.name in _FEW_AT_A_TIME or fk.parent.name in leading:
+                continue
+            missing.append(f"{name}.{fk.parent.name} -> {fk.column.table.name}")
+    assert missing == [], f"each row deleted would scan the child table: {missing}"
