@@ -614,6 +614,10 @@ class Outbox(Base):
         Index(None, "state", "next_attempt_at"),
         Index(None, "session_id", "state"),
         Index(None, "company_id", "state"),
+        # A row goes out after every older active row of its chat: one seek per row
+        # claimed (`outbox_worker`), whatever the chat's history; and a chat's deletion
+        # finds its rows.
+        Index(None, "chat_id", "state", "message_id"),
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -621,6 +625,9 @@ class Outbox(Base):
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     message_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    chat_id: Mapped[uuid.UUID] = mapped_column(  # the message's (it never moves)
+        ForeignKey("chats.id", ondelete="CASCADE")
     )
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
     state: Mapped[OutboxState] = mapped_column(

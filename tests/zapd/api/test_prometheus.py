@@ -126,6 +126,7 @@ async def test_scrape_time_state_ws_events_sessions_outbox(live: Live) -> None:
                     company_id=company.id,
                     session_id=connected.id,
                     message_id=msg.id,
+                    chat_id=chat.id,
                     idempotency_key=f"k-{uuid.uuid4()}",
                     state=state,
                 )

@@ -3,7 +3,9 @@
 Two companies; the first holds `clients` customers, each with a chat, PHONE and
 PHONE_ALT identities, one closed ticket (half of them a second one; one in five of
 those still open: pending in a department queue, or being served by the agent), ten
-messages per client spread over their tickets, and two realtime events per client.
+messages per client spread over their tickets (the outbound ones with their SENT outbox
+rows), two realtime events per client, and a reply still queued (a PENDING outbox row)
+to each of a sample of fifty of them.
 The second company holds a tenth of that, so every query also has to filter by company.
 """
 
@@ -26,6 +28,7 @@ from shared.enums import (
     MessageDirection,
     MessageStatus,
     MessageType,
+    OutboxState,
     Priority,
     Role,
     SessionStatus,
@@ -39,6 +42,7 @@ from zapd.db.models import (
     Department,
     Event,
     Message,
+    Outbox,
     Ticket,
     User,
     UserDepartment,
@@ -167,6 +171,7 @@ async def _seed_company(engine: AsyncEngine, company_no: int, n: int) -> Seeded:
         tickets: list[dict[str, Any]] = []
         messages: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
+        boxes: list[dict[str, Any]] = []
         number = seq = 0
         for i in range(n):
             at = start + step * i
@@ -240,12 +245,33 @@ async def _seed_company(engine: AsyncEngine, company_no: int, n: int) -> Seeded:
                         "updated_at": at,
                     }
                 )
-            for m in range(MESSAGES_PER_CLIENT):
+            sampled = i % max(1, n // 50) == 0
+            for m in range(MESSAGES_PER_CLIENT + (1 if sampled else 0)):
                 inbound = m % 2 == 0
+                queued = m == MESSAGES_PER_CLIENT  # the sample's reply, still to go out
+                message_id = new_id()
+                if not inbound:
+                    boxes.append(
+                        {
+                            **common,
+                            "id": new_id(),
+                            "session_id": session_id,
+                            "message_id": message_id,
+                            "chat_id": chat_id,
+                            "idempotency_key": f"msg:{message_id}",
+                            "state": OutboxState.PENDING if queued else OutboxState.SENT,
+                            "attempts": 0 if queued else 1,
+                            "max_attempts": 8,
+                            "next_attempt_at": at,
+                            "sent_at": None if queued else at + timedelta(seconds=m),
+                            "created_at": at + timedelta(seconds=m),
+                            "updated_at": at + timedelta(seconds=m),
+                        }
+                    )
                 messages.append(
                     {
                         **common,
-                        "id": new_id(),
+                        "id": message_id,
                         "session_id": session_id,
                         "chat_id": chat_id,
                         "ticket_id": own[m % len(own)],
@@ -253,9 +279,13 @@ async def _seed_company(engine: AsyncEngine, company_no: int, n: int) -> Seeded:
                         if inbound
                         else MessageDirection.OUTBOUND,
                         "type": MessageType.TEXT,
-                        "status": MessageStatus.RECEIVED if inbound else MessageStatus.READ,
+                        "status": MessageStatus.RECEIVED
+                        if inbound
+                        else MessageStatus.QUEUED
+                        if queued
+                        else MessageStatus.READ,
                         "body": f"mensagem {m} do cliente {i}",
-                        "wa_message_id": f"W{company_no}.{i}.{m}",
+                        "wa_message_id": None if queued else f"W{company_no}.{i}.{m}",
                         "extra": {},
                         "created_at": at + timedelta(seconds=m),
                         "updated_at": at + timedelta(seconds=m),
@@ -275,19 +305,19 @@ async def _seed_company(engine: AsyncEngine, company_no: int, n: int) -> Seeded:
                         "created_at": at,
                     }
                 )
-            if i % max(1, n // 50) == 0:
+            if sampled:
                 seeded.phones.append(phone)
                 seeded.client_ids.append(client_id)
                 seeded.ticket_ids.append(own[0])
             if len(messages) >= BATCH * 4:
-                await _flush(conn, clients, identities, chats, tickets, messages, events)
-        await _flush(conn, clients, identities, chats, tickets, messages, events)
+                await _flush(conn, clients, identities, chats, tickets, messages, events, boxes)
+        await _flush(conn, clients, identities, chats, tickets, messages, events, boxes)
         seeded.last_seq = seq
     return seeded
 
 
 async def _flush(conn: AsyncConnection, *batches: list[dict[str, Any]]) -> None:
-    tables = (Client, ClientIdentity, Chat, Ticket, Message, Event)
+    tables = (Client, ClientIdentity, Chat, Ticket, Message, Event, Outbox)
     for model, rows in zip(tables, batches, strict=True):
         await _insert(conn, model.__table__, rows)  # type: ignore[arg-type]
         rows.clear()

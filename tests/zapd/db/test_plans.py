@@ -39,8 +39,10 @@ from shared.enums import Role, TicketStatus
 from zapd.db import migrate, stats
 from zapd.db.engine import read_only, session_factory
 from zapd.db.models import Chat, Client, Event, Message, Ticket
+from zapd.db.types import utcnow
 from zapd.kernel.pagination import PageParams
 from zapd.kernel.principal import Principal
+from zapd.services.delivery.outbox_worker import CLAIM_BATCH, due_rows
 from zapd.services.people import clients, identity
 from zapd.services.people.identity import Identity
 from zapd.services.tickets import queries
@@ -50,7 +52,7 @@ from .history import MESSAGES_PER_CLIENT, Seeded, seed
 
 CLIENTS = int(os.environ.get("ZAP_TEST_PLAN_CLIENTS", "2000"))
 REPORT = os.environ.get("ZAP_TEST_PLAN_REPORT")
-HISTORY = {"clients", "client_identities", "chats", "tickets", "messages", "events"}
+HISTORY = {"clients", "client_identities", "chats", "tickets", "messages", "events", "outbox"}
 
 Captured = list[tuple[str, Any]]
 
@@ -296,6 +298,13 @@ def _hot_paths(s: Seeded) -> dict[str, tuple[bool, tuple[str, ...], Call]]:
                     Message.wa_message_id == f"W0.{mid}.{MESSAGES_PER_CLIENT - 1}",
                 )
             ),
+        ),
+        # The outbox worker's claim: the due rows only (not every row ever queued), each
+        # checked for an older active row of its chat without its history of messages.
+        "outbox claim": (
+            False,
+            (),
+            run(due_rows(utcnow(), skip_sessions=[], skip_rows=[]).limit(CLAIM_BATCH)),
         ),
         "chat of a sender": (
             False,

@@ -179,6 +179,7 @@ def _rows(
             "company_id": chat.company_id,
             "session_id": chat.session_id,
             "message_id": message_id,
+            "chat_id": chat.id,
             "idempotency_key": idempotency_key or f"msg:{message_id}",
             "state": OutboxState.PENDING,
             "next_attempt_at": now,

@@ -16,7 +16,8 @@ How it holds together:
   re-sent with the same key, and the engine answers the first send's id without
   delivering twice (the Cloud API has no such key: see zapd.connectors.cloud.connector).
 - Messages of one chat go out in creation order: a row waits while an older row of its
-  chat is PENDING or SENDING.
+  chat is PENDING or SENDING (the row carries its message's chat: one index seek per
+  candidate, however long the chat's history or the queue).
 - Each session has its own lane (an asyncio task) with a token bucket and a random
   pause before every send (ban-risk control), so a busy session never slows another.
 - The worker is built from the kernel and a `connector_of(session_id)` callable (the
@@ -211,15 +212,14 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 def _no_older_in_chat() -> ColumnElement[bool]:
+    """No active row of an older message of the same chat: one index seek per row."""
     older = aliased(Outbox)
-    older_msg = aliased(Message)
     return ~(
         select(older.id)
-        .join(older_msg, older_msg.id == older.message_id)
         .where(
+            older.chat_id == Outbox.chat_id,
             older.state.in_(ACTIVE_STATES),
-            older_msg.chat_id == Message.chat_id,
-            older_msg.id < Message.id,
+            older.message_id < Outbox.message_id,
         )
         .exists()
     )
@@ -228,13 +228,15 @@ def _no_older_in_chat() -> ColumnElement[bool]:
 def due_rows(
     now: datetime, *, skip_sessions: list[uuid.UUID], skip_rows: list[uuid.UUID]
 ) -> Select[uuid.UUID, uuid.UUID]:
-    """Return the query of claimable rows: due, first of their chat, oldest first."""
-    stmt = (
-        select(Outbox.id, Outbox.session_id)
-        .join(Message, Message.id == Outbox.message_id)
-        .where(_due(now), _no_older_in_chat())
-        .order_by(Outbox.id)
-    )
+    """Return the query of claimable rows: due, first of their chat, longest due first.
+
+    Ordered by when they fell due, not by id: an order the id index could give lets
+    the planner walk every row ever queued (SQLite does, with statistics that cannot
+    tell how few rows are still active), where the due rows come from the state index
+    and only they are sorted.
+    """
+    stmt = select(Outbox.id, Outbox.session_id).where(_due(now), _no_older_in_chat())
+    stmt = stmt.order_by(Outbox.next_attempt_at, Outbox.id)
     if skip_sessions:
         stmt = stmt.where(Outbox.session_id.not_in(skip_sessions))
     if skip_rows:
