@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -56,6 +57,9 @@ from zapd.connectors.cloud.graph import BAD_TOKEN, CloudSettings, GraphClient, G
 from zapd.connectors.events import StatusEvent
 
 log = logging.getLogger("zapd.cloud")
+
+ROUND_TRIP_S = 0.4  # a slow Graph API send, for how many to keep in flight at the tier
+MAX_SENDS_IN_FLIGHT = 64
 
 RECHECK_SECONDS = 30.0
 _REMEMBERED_SENDS = 10_000
@@ -121,6 +125,11 @@ class CloudConnector:
         self.rate_per_second = settings.throughput_per_second
         self.burst = max(1, int(settings.throughput_per_second))
         self.jitter_ms = 0
+        # Sends in flight at once: the tier over a slow Graph round trip (ROUND_TRIP_S),
+        # so a number is not held to one send per round trip (a lane waits for each).
+        self.sends_in_flight = max(
+            1, min(MAX_SENDS_IN_FLIGHT, math.ceil(settings.throughput_per_second * ROUND_TRIP_S))
+        )
         self.pacer = _Pacer(settings.pair_burst, settings.pair_interval)
         self._accepted: OrderedDict[str, str] = OrderedDict()
         self._uploads: OrderedDict[str, str] = OrderedDict()

@@ -20,6 +20,8 @@ How it holds together:
   candidate, however long the chat's history or the queue).
 - Each session has its own lane (an asyncio task) with a token bucket and a random
   pause before every send (ban-risk control), so a busy session never slows another.
+  A lane sends one message at a time, or as many at once as its engine states
+  (`sends_in_flight`: the Cloud API, whose round trips would otherwise cap it).
 - The worker is built from the kernel and a `connector_of(session_id)` callable (the
   daemon passes its session manager's lookup), and waits on the kernel's outbox wake-up
   signal, which `outbox.enqueue` sets after its commit: no daemon object is reached.
@@ -255,7 +257,15 @@ def lane_capacity(s: ZapdSettings, rate: float | None = None, burst: int | None 
 
 
 class _Lane:
-    """One session's sender: claims queue here and go out one at a time, rate-limited."""
+    """One session's sender: claims queue here and go out rate-limited, `parallel` at once.
+
+    An engine that sends one message at a time (WhatsApp Web: one browser, ban-risk
+    pauses) has `parallel` 1. One that answers over the network (the Cloud API) states
+    how many sends it takes in flight (`sends_in_flight`), so its throughput tier is
+    not capped at one send per round trip. Order per chat holds either way: a claim
+    never holds two rows of one chat (`_no_older_in_chat`), so sends in flight together
+    are to different chats.
+    """
 
     def __init__(self, worker: OutboxWorker, session_id: uuid.UUID) -> None:
         s = worker.settings
@@ -268,17 +278,20 @@ class _Lane:
         burst = int(getattr(connector, "burst", None) or s.outbox_burst)
         jitter = getattr(connector, "jitter_ms", None)
         self.jitter_ms: int = s.outbox_jitter_ms if jitter is None else int(jitter)
+        self.parallel = max(1, int(getattr(connector, "sends_in_flight", None) or 1))
         self.bucket = TokenBucket(rate, burst)
-        self.capacity = lane_capacity(s, rate, burst)
+        self.capacity = max(lane_capacity(s, rate, burst), self.parallel)
         self.queue: asyncio.Queue[Claim] = asyncio.Queue()
-        self.busy = False
+        self.in_flight = 0
+        self._done = asyncio.Event()  # a send finished: a slot is free
+        self._sending: set[asyncio.Task[None]] = set()
         # Idle long enough for the bucket to refill, so a new lane starting full is fair.
         self.idle = max(LANE_IDLE_SECONDS, burst / rate)
         self.task = asyncio.create_task(self._run(), name=f"outbox-lane-{session_id}")
 
     def room(self) -> int:
         """Return how many more claims this lane takes now."""
-        return self.capacity - self.queue.qsize() - (1 if self.busy else 0)
+        return self.capacity - self.queue.qsize() - self.in_flight
 
     def drain(self) -> list[Claim]:
         """Take back the claims not yet started."""
@@ -291,26 +304,48 @@ class _Lane:
         worker = self.worker
         try:
             while not worker.stopping:
+                if self.in_flight >= self.parallel:
+                    self._done.clear()
+                    await self._done.wait()
+                    continue
                 try:
                     claim = await asyncio.wait_for(self.queue.get(), self.idle)
                 except TimeoutError:
-                    if self.queue.empty():
+                    if self.queue.empty() and not self.in_flight:
                         return
                     continue
-                self.busy = True
-                try:
-                    await worker.deliver(self, claim)
-                except Exception as exc:  # the row keeps its lock and is taken again after it
-                    worker.kernel.db_health.report(
-                        exc, log, "outbox %s: delivery crashed", claim.outbox_id
-                    )
-                finally:
-                    self.busy = False
-                    worker.held.discard(claim.outbox_id)
-                    worker.wake()  # room here, and maybe the next message of that chat
+                self.in_flight += 1
+                if self.parallel == 1:
+                    await self._send(claim)
+                else:
+                    task = asyncio.create_task(self._send(claim))
+                    self._sending.add(task)
+                    task.add_done_callback(self._sending.discard)
+        except asyncio.CancelledError:  # stop()'s grace ran out: so did the sends'
+            for task in self._sending:
+                task.cancel()
+            raise
         finally:
-            if worker.lanes.get(self.session_id) is self:
-                del worker.lanes[self.session_id]
+            try:
+                if self._sending:  # stopping: the sends in flight finish first
+                    await asyncio.gather(*self._sending, return_exceptions=True)
+            finally:
+                if worker.lanes.get(self.session_id) is self:
+                    del worker.lanes[self.session_id]
+
+    async def _send(self, claim: Claim) -> None:
+        worker = self.worker
+        try:
+            await worker.deliver(self, claim)
+        except Exception as exc:  # the row keeps its lock and is taken again after it
+            worker.kernel.db_health.report(exc, log, "outbox %s: delivery crashed", claim.outbox_id)
+        finally:
+            self.in_flight -= 1
+            self._done.set()
+            worker.held.discard(claim.outbox_id)
+            worker.wake()  # room here, and maybe the next message of that chat
+            if worker.stopping and not self.in_flight and self.parallel > 1:
+                self.task.cancel()  # the last send is done: no need to wait for stop()'s grace
 
 
 # --------------------------------------------------------------------------- worker
@@ -366,7 +401,7 @@ class OutboxWorker:
         lanes = list(self.lanes.values())
         unsent = [c for lane in lanes for c in lane.drain()]
         for lane in lanes:
-            if not lane.busy:  # idle, waiting for work that will not come
+            if not lane.in_flight:  # idle, waiting for work that will not come
                 lane.task.cancel()
         tasks = [lane.task for lane in lanes]
         if tasks:

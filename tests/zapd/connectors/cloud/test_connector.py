@@ -74,6 +74,16 @@ async def test_start_checks_the_token_and_learns_the_number(fake: FakeGraph) -> 
     assert rec.statuses()[-1] == (SessionStatus.DISCONNECTED, "stopped")
 
 
+@pytest.mark.parametrize(("tier", "in_flight"), [(80, 32), (1000, 64), (1, 1)])
+def test_the_outbox_lane_is_told_the_numbers_pace(
+    fake: FakeGraph, tier: float, in_flight: int
+) -> None:
+    conn = CloudConnector(uuid.uuid4(), settings(fake, throughput_per_second=tier), Recorder())
+    assert (conn.rate_per_second, conn.jitter_ms) == (tier, 0)
+    # Enough sends in flight to reach the tier over a slow round trip (capped).
+    assert conn.sends_in_flight == in_flight
+
+
 async def test_bad_token_is_an_error_status_naming_190(fake: FakeGraph) -> None:
     conn, rec = await started(fake, access_token="EAAG-revoked")
     assert not conn.connected

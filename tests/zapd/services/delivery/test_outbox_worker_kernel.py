@@ -261,3 +261,104 @@ async def test_wakeups_for_a_full_lane_never_put_the_poll_off(kernel: Kernel) ->
     finally:
         busy.gate.set()
         await worker.stop()
+
+
+@dataclasses.dataclass
+class SlowEngine(RecordingEngine):
+    """An engine over a network: each send takes `delay`; in-flight sends are counted."""
+
+    sends_in_flight: int | None = None  # None: the attribute a one-at-a-time engine lacks
+    delay: float = 0.05
+    gate: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    flying: dict[str, int] = dataclasses.field(default_factory=dict)  # to_jid -> in flight
+    most: int = 0  # most sends in flight at once
+    most_per_chat: int = 0
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def send(self, message: OutboundMessage) -> str:
+        jid = message.to_jid
+        self.flying[jid] = self.flying.get(jid, 0) + 1
+        self.most = max(self.most, sum(self.flying.values()))
+        self.most_per_chat = max(self.most_per_chat, self.flying[jid])
+        try:
+            await asyncio.sleep(self.delay)
+            await self.gate.wait()
+            return await super().send(message)
+        finally:
+            self.flying[jid] -= 1
+
+
+async def _chats(kernel: Kernel, n: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """Seed a company, one session and `n` clients' chats; return (session id, chat ids)."""
+    async with kernel.tx() as db:
+        company = f.company()
+        db.add(company)
+        await db.flush()
+        session = f.session(company, engine=Engine.SANDBOX)
+        db.add(session)
+        chats = []
+        for i in range(n):
+            client = f.client(company, phone=f"+55119123400{i:02d}")
+            db.add(client)
+            await db.flush()
+            chat = Chat(
+                company_id=company.id,
+                session_id=session.id,
+                client_id=client.id,
+                wa_chat_id=f"55119123400{i:02d}@s.whatsapp.net",
+            )
+            db.add(chat)
+            chats.append(chat)
+        await db.flush()
+        return session.id, [c.id for c in chats]
+
+
+@pytest.mark.parametrize(("in_flight", "most"), [(None, 1), (4, 4)], ids=["one", "four"])
+async def test_a_lane_sends_as_many_at_once_as_its_engine_takes_in_chat_order(
+    kernel: Kernel, in_flight: int | None, most: int
+) -> None:
+    session_id, chats = await _chats(kernel, 6)
+    engine = SlowEngine(session_id, sends_in_flight=in_flight)
+    worker = OutboxWorker(kernel, connector_of=lambda _sid: engine)
+    sent: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for chat in chats:
+        sent[chat] = await _enqueue(kernel, chat, "um", "dois", "três")
+    await worker.start()
+    try:
+        await _until(kernel, [m for ids in sent.values() for m in ids], OutboxState.SENT)
+    finally:
+        await worker.stop()
+    assert engine.most == most  # WhatsApp Web's one at a time; the Cloud API's several
+    assert engine.most_per_chat == 1  # never two of one chat at once
+    by_chat: dict[str, list[str | None]] = {}
+    for m in engine.sent:
+        by_chat.setdefault(m.to_jid, []).append(m.body)
+    assert len(by_chat) == 6
+    assert all(bodies == ["um", "dois", "três"] for bodies in by_chat.values())
+
+
+async def test_stopping_lets_the_sends_in_flight_finish_and_hands_the_rest_back(
+    kernel: Kernel,
+) -> None:
+    session_id, chats = await _chats(kernel, 6)
+    engine = SlowEngine(session_id, sends_in_flight=3, delay=0)
+    engine.gate.clear()
+    worker = OutboxWorker(kernel, connector_of=lambda _sid: engine)
+    ids = [(await _enqueue(kernel, chat, "olá"))[0] for chat in chats]
+    await worker.start()
+    try:
+        for _ in range(200):
+            if engine.most == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.most == 3  # three in flight, three claimed and waiting in the lane
+    finally:
+        stopping = asyncio.create_task(worker.stop())
+        await asyncio.sleep(0.05)
+        engine.gate.set()  # the network answers within stop()'s grace
+        await stopping
+    states = await _states(kernel, ids)
+    assert sorted(states) == [OutboxState.PENDING] * 3 + [OutboxState.SENT] * 3, states
+    assert len(engine.sent) == 3
