@@ -227,6 +227,10 @@ def _no_older_in_chat() -> ColumnElement[bool]:
     )
 
 
+# Built once: a fresh alias per claim cost more Python than the claim's own query.
+_NO_OLDER_IN_CHAT = _no_older_in_chat()
+
+
 def due_rows(
     now: datetime, *, skip_sessions: list[uuid.UUID], skip_rows: list[uuid.UUID]
 ) -> Select[uuid.UUID, uuid.UUID]:
@@ -237,7 +241,7 @@ def due_rows(
     tell how few rows are still active), where the due rows come from the state index
     and only they are sorted.
     """
-    stmt = select(Outbox.id, Outbox.session_id).where(_due(now), _no_older_in_chat())
+    stmt = select(Outbox.id, Outbox.session_id).where(_due(now), _NO_OLDER_IN_CHAT)
     stmt = stmt.order_by(Outbox.next_attempt_at, Outbox.id)
     if skip_sessions:
         stmt = stmt.where(Outbox.session_id.not_in(skip_sessions))
