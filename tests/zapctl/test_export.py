@@ -366,6 +366,7 @@ async def _seed(world: World) -> None:
                     company_id=a.id,
                     session_id=sa.id,
                     message_id=rows["msg_queued"].id,
+                    chat_id=rows["msg_queued"].chat_id,
                     idempotency_key="k-queued",
                     state=OutboxState.PENDING,
                 )
