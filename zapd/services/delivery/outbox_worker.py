@@ -202,14 +202,11 @@ class Claim:
         )
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        and_(Outbox.state == OutboxState.PENDING, Outbox.next_attempt_at <= now),
-        # A claim whose worker died (or never recorded the outcome): take it again.
-        and_(
-            Outbox.state == OutboxState.SENDING,
-            or_(Outbox.locked_until.is_(None), Outbox.locked_until < now),
-        ),
+def _stale(now: datetime) -> ColumnElement[bool]:
+    """A claim whose worker died (or never recorded the outcome): take it again."""
+    return and_(
+        Outbox.state == OutboxState.SENDING,
+        or_(Outbox.locked_until.is_(None), Outbox.locked_until < now),
     )
 
 
@@ -233,21 +230,26 @@ _NO_OLDER_IN_CHAT = _no_older_in_chat()
 
 def due_rows(
     now: datetime, *, skip_sessions: list[uuid.UUID], skip_rows: list[uuid.UUID]
-) -> Select[uuid.UUID, uuid.UUID]:
-    """Return the query of claimable rows: due, first of their chat, longest due first.
+) -> tuple[Select[uuid.UUID, uuid.UUID], Select[uuid.UUID, uuid.UUID]]:
+    """Return the queries of claimable rows (due, first of their chat), to run in turn.
 
-    Ordered by when they fell due, not by id: an order the id index could give lets
-    the planner walk every row ever queued (SQLite does, with statistics that cannot
-    tell how few rows are still active), where the due rows come from the state index
-    and only they are sorted.
+    Stale claims first (few: a worker died), then PENDING rows longest due first,
+    straight from the `(state, next_attempt_at)` index: a claim reads rows until its
+    LIMIT is met, not the whole queue (a backlog of thousands costs a claim what a
+    short queue does), and never the rows already sent (an order the id index could
+    give let SQLite walk every row ever queued).
     """
-    stmt = select(Outbox.id, Outbox.session_id).where(_due(now), _NO_OLDER_IN_CHAT)
-    stmt = stmt.order_by(Outbox.next_attempt_at, Outbox.id)
-    if skip_sessions:
-        stmt = stmt.where(Outbox.session_id.not_in(skip_sessions))
-    if skip_rows:
-        stmt = stmt.where(Outbox.id.not_in(skip_rows))
-    return stmt
+    pending = and_(Outbox.state == OutboxState.PENDING, Outbox.next_attempt_at <= now)
+    # `skip_rows` (this worker's claims in flight) are SENDING: only a stale claim's
+    # query could meet them (a send outlasting its lock).
+    stale = and_(_stale(now), Outbox.id.not_in(skip_rows)) if skip_rows else _stale(now)
+    out = []
+    for due in (stale, pending):
+        stmt = select(Outbox.id, Outbox.session_id).where(due, _NO_OLDER_IN_CHAT)
+        if skip_sessions:
+            stmt = stmt.where(Outbox.session_id.not_in(skip_sessions))
+        out.append(stmt.order_by(Outbox.next_attempt_at))
+    return out[0], out[1]
 
 
 # --------------------------------------------------------------------------- lanes
@@ -499,19 +501,24 @@ class OutboxWorker:
         """Mark due rows SENDING in one short transaction and return them."""
         now = utcnow()
         full = sorted(sid for sid, lane in self.lanes.items() if lane.room() <= 0)
-        held = sorted(self.held)
+        held = list(self.held)
         # A read first: an idle daemon must not take SQLite's write lock every poll.
+        queries = due_rows(now, skip_sessions=full, skip_rows=held)
         async with self.kernel.read() as db:
-            probe = due_rows(now, skip_sessions=full, skip_rows=held).limit(1)
-            if (await db.execute(probe)).first() is None:
+            for query in queries:
+                if (await db.execute(query.limit(1))).first() is not None:
+                    break
+            else:
                 return []
         async with self.kernel.tx() as db:
-            stmt = (
-                due_rows(now, skip_sessions=full, skip_rows=held)
-                .limit(CLAIM_BATCH)
-                .with_for_update(skip_locked=True, of=Outbox)
-            )
-            rows = (await db.execute(stmt)).all()
+            rows: list[Any] = []
+            for query in queries:
+                stmt = query.limit(CLAIM_BATCH - len(rows)).with_for_update(
+                    skip_locked=True, of=Outbox
+                )
+                rows += (await db.execute(stmt)).all()
+                if len(rows) >= CLAIM_BATCH:
+                    break
             chosen: list[uuid.UUID] = []
             taken: Counter[uuid.UUID] = Counter()
             for outbox_id, session_id in rows:
