@@ -210,22 +210,18 @@ def _stale(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def _no_older_in_chat() -> ColumnElement[bool]:
-    """No active row of an older message of the same chat: one index seek per row."""
-    older = aliased(Outbox)
-    return ~(
-        select(older.id)
-        .where(
-            older.chat_id == Outbox.chat_id,
-            older.state.in_(ACTIVE_STATES),
-            older.message_id < Outbox.message_id,
-        )
-        .exists()
+_OLDER = aliased(Outbox)
+# No active row of an older message of the same chat: one index seek per row. Built
+# once: a fresh alias per claim cost more Python than the claim's own query.
+_NO_OLDER_IN_CHAT = ~(
+    select(_OLDER.id)
+    .where(
+        _OLDER.chat_id == Outbox.chat_id,
+        _OLDER.state.in_(ACTIVE_STATES),
+        _OLDER.message_id < Outbox.message_id,
     )
-
-
-# Built once: a fresh alias per claim cost more Python than the claim's own query.
-_NO_OLDER_IN_CHAT = _no_older_in_chat()
+    .exists()
+)
 
 
 def due_rows(
@@ -243,13 +239,14 @@ def due_rows(
     # `skip_rows` (this worker's claims in flight) are SENDING: only a stale claim's
     # query could meet them (a send outlasting its lock).
     stale = and_(_stale(now), Outbox.id.not_in(skip_rows)) if skip_rows else _stale(now)
-    out = []
-    for due in (stale, pending):
+
+    def claimable(due: ColumnElement[bool]) -> Select[uuid.UUID, uuid.UUID]:
         stmt = select(Outbox.id, Outbox.session_id).where(due, _NO_OLDER_IN_CHAT)
         if skip_sessions:
             stmt = stmt.where(Outbox.session_id.not_in(skip_sessions))
-        out.append(stmt.order_by(Outbox.next_attempt_at))
-    return out[0], out[1]
+        return stmt.order_by(Outbox.next_attempt_at)
+
+    return claimable(stale), claimable(pending)
 
 
 # --------------------------------------------------------------------------- lanes
@@ -269,7 +266,7 @@ class _Lane:
     pauses) has `parallel` 1. One that answers over the network (the Cloud API) states
     how many sends it takes in flight (`sends_in_flight`), so its throughput tier is
     not capped at one send per round trip. Order per chat holds either way: a claim
-    never holds two rows of one chat (`_no_older_in_chat`), so sends in flight together
+    never holds two rows of one chat (`_NO_OLDER_IN_CHAT`), so sends in flight together
     are to different chats.
     """
 
